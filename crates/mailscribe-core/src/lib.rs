@@ -1,0 +1,22 @@
+//! The pure domain of Mailscribe: addresses, message ids, the directory of
+//! salespeople and contacts, message parsing and the decision table.
+//!
+//! Invariant: nothing in this crate does I/O. No sockets, no files, no clock,
+//! no database. Every function here is a function of its arguments, which is
+//! what makes the decision table testable from a table of cases.
+
+pub mod address;
+pub mod decision;
+pub mod directory;
+pub mod message_id;
+pub mod money;
+pub mod parse;
+
+pub use address::{AddressError, EmailAddress};
+pub use decision::{ErrorClass, 
+    Decision, DecisionInput, Direction, InitiatedBy, Outcome, PlannedEntry, Reason, decide,
+};
+pub use directory::{AddressOwners, CodeError, ContactNo, ContactRef, DirectoryView, SalespersonCode};
+pub use message_id::{MessageId, MessageKey};
+pub use money::{Amount, AmountError};
+pub use parse::{ParseProblem, ParsedMessage, parse_message};

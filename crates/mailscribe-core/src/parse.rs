@@ -1,0 +1,179 @@
+//! Parsing the headers of one raw message into what the decision needs.
+//!
+//! The parser is total: any byte string gives a `ParsedMessage`, with what
+//! could not be understood listed in `problems`. Only the header section is
+//! parsed, because the decision needs nothing else and a 30 MB attachment
+//! should not be decoded just to be ignored.
+
+use chrono::{DateTime, Utc};
+use mail_parser::{Address, HeaderName, HeaderValue, MessageParser};
+use sha2::{Digest, Sha256};
+
+use crate::address::EmailAddress;
+use crate::message_id::{MessageId, MessageKey};
+
+/// What could not be understood in a message. Malformed mail is data: a
+/// problem is noted and parsing carries on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseProblem {
+    /// No header section at all (empty or binary input).
+    NoHeaders,
+    /// A `Date:` header is present but not a valid RFC 5322 date.
+    UnparseableDate,
+    /// No `Date:` header.
+    MissingDate,
+    /// An address in From, Sender, To or Cc that is not `local@domain`.
+    UnusableAddress { field: &'static str, value: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ParsedMessage {
+    /// First valid mailbox of the first `From` header.
+    pub from: Option<EmailAddress>,
+    /// First valid mailbox of the first `Sender` header.
+    pub sender_header: Option<EmailAddress>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub message_id: Option<MessageId>,
+    /// The full decoded subject; empty when there is none.
+    pub subject: String,
+    /// The `Date:` header as a UTC instant, when it parses.
+    pub date: Option<DateTime<Utc>>,
+    /// The raw `Sensitivity:` header value, trimmed.
+    pub sensitivity: Option<String>,
+    /// SHA-256 of the raw bytes, lowercase hex.
+    pub sha256: String,
+    pub problems: Vec<ParseProblem>,
+}
+
+impl ParsedMessage {
+    /// The sender as PRODUCT.md section 2 defines it: `From`, else `Sender`.
+    pub fn sender(&self) -> Option<&EmailAddress> {
+        self.from.as_ref().or(self.sender_header.as_ref())
+    }
+
+    /// The key duplicates are detected on.
+    pub fn key(&self) -> MessageKey {
+        match &self.message_id {
+            Some(id) => MessageKey::MessageId(id.normalised().to_owned()),
+            None => MessageKey::Sha256(self.sha256.clone()),
+        }
+    }
+
+    pub fn has_headers(&self) -> bool {
+        !self.problems.contains(&ParseProblem::NoHeaders)
+    }
+
+    /// Whether `Sensitivity:` marks the message as private (RFC 2156 values).
+    pub fn is_sensitive(&self) -> bool {
+        self.sensitivity.as_deref().is_some_and(|value| {
+            ["private", "personal", "company-confidential"]
+                .iter()
+                .any(|marked| value.eq_ignore_ascii_case(marked))
+        })
+    }
+}
+
+pub fn sha256_hex(raw: &[u8]) -> String {
+    let digest = Sha256::digest(raw);
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+    }
+    hex
+}
+
+pub fn parse_message(raw: &[u8]) -> ParsedMessage {
+    let mut parsed = ParsedMessage {
+        from: None,
+        sender_header: None,
+        to: Vec::new(),
+        cc: Vec::new(),
+        message_id: None,
+        subject: String::new(),
+        date: None,
+        sensitivity: None,
+        sha256: sha256_hex(raw),
+        problems: Vec::new(),
+    };
+    let message = match MessageParser::new().parse_headers(raw) {
+        Some(message) if !message.headers().is_empty() => message,
+        _ => {
+            parsed.problems.push(ParseProblem::NoHeaders);
+            return parsed;
+        }
+    };
+    let problems = &mut parsed.problems;
+
+    let first_header = |name: HeaderName<'static>| {
+        message.headers().iter().find(|h| h.name == name).map(|h| &h.value)
+    };
+    parsed.from = first_header(HeaderName::From).and_then(|v| first_mailbox(v, "From", problems));
+    parsed.sender_header =
+        first_header(HeaderName::Sender).and_then(|v| first_mailbox(v, "Sender", problems));
+
+    for header in message.headers() {
+        let (field, target) = match header.name {
+            HeaderName::To => ("To", &mut parsed.to),
+            HeaderName::Cc => ("Cc", &mut parsed.cc),
+            _ => continue,
+        };
+        if let HeaderValue::Address(address) = &header.value {
+            collect_mailboxes(address, field, target, problems);
+        }
+    }
+
+    parsed.message_id = message.header_raw("Message-ID").and_then(MessageId::parse);
+    parsed.subject = message.subject().unwrap_or_default().to_owned();
+    parsed.sensitivity = message
+        .header_raw("Sensitivity")
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty());
+
+    match (message.header_raw("Date"), message.date()) {
+        (None, _) => problems.push(ParseProblem::MissingDate),
+        (Some(_), Some(date)) if date.is_valid() => {
+            parsed.date = DateTime::from_timestamp(date.to_timestamp(), 0);
+            if parsed.date.is_none() {
+                problems.push(ParseProblem::UnparseableDate);
+            }
+        }
+        (Some(_), _) => problems.push(ParseProblem::UnparseableDate),
+    }
+    parsed
+}
+
+fn first_mailbox(
+    value: &HeaderValue<'_>,
+    field: &'static str,
+    problems: &mut Vec<ParseProblem>,
+) -> Option<EmailAddress> {
+    let mut found = Vec::new();
+    if let HeaderValue::Address(address) = value {
+        collect_mailboxes(address, field, &mut found, problems);
+    }
+    found.into_iter().next()
+}
+
+fn collect_mailboxes(
+    address: &Address<'_>,
+    field: &'static str,
+    target: &mut Vec<EmailAddress>,
+    problems: &mut Vec<ParseProblem>,
+) {
+    for addr in address.iter() {
+        let Some(text) = addr.address() else { continue };
+        match EmailAddress::parse(text) {
+            Ok(parsed) => {
+                if !target.contains(&parsed) {
+                    target.push(parsed);
+                }
+            }
+            Err(_) => problems.push(ParseProblem::UnusableAddress { field, value: text.to_owned() }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
