@@ -183,3 +183,46 @@ mod tests {
         assert!(matches!(ContactNo::parse("a\u{7}b"), Err(CodeError::ControlCharacter(_))));
     }
 }
+
+/// Whether a contact is a person or a company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactKind {
+    Person,
+    Company,
+}
+
+impl ContactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactKind::Person => "person",
+            ContactKind::Company => "company",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ContactKind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "person" => Some(ContactKind::Person),
+            "company" => Some(ContactKind::Company),
+            _ => None,
+        }
+    }
+}
+
+/// A salesperson as imported: code, name and one or more addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Salesperson {
+    pub code: SalespersonCode,
+    pub name: String,
+    pub addresses: Vec<EmailAddress>,
+}
+
+/// A contact as imported. `company_name` links a person to the company
+/// contact of that name, which the store creates when it is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub no: ContactNo,
+    pub name: String,
+    pub kind: ContactKind,
+    pub company_name: Option<String>,
+    pub addresses: Vec<EmailAddress>,
+}

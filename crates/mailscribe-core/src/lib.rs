@@ -11,12 +11,20 @@ pub mod directory;
 pub mod message_id;
 pub mod money;
 pub mod parse;
+pub mod setup;
 
 pub use address::{AddressError, EmailAddress};
 pub use decision::{ErrorClass, 
     Decision, DecisionInput, Direction, InitiatedBy, Outcome, PlannedEntry, Reason, decide,
 };
-pub use directory::{AddressOwners, CodeError, ContactNo, ContactRef, DirectoryView, SalespersonCode};
+pub use directory::{
+    AddressOwners, CodeError, Contact, ContactKind, ContactNo, ContactRef, DirectoryView, Salesperson,
+    SalespersonCode,
+};
+pub use setup::{
+    AuthKind, Enablement, InteractionTemplate, MailboxSetup, SealedSecret, Security, SettingError, Settings,
+    StorageMode,
+};
 pub use message_id::{MessageId, MessageKey};
 pub use money::{Amount, AmountError};
 pub use parse::{ParseProblem, ParsedMessage, parse_message};

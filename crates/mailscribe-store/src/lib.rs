@@ -1,1 +1,239 @@
-//! placeholder
+//! All SQL of Mailscribe. SQLite (the embedded default) and PostgreSQL sit
+//! behind one `Store`; callers speak domain types and never see SQL.
+//!
+//! Both backends run the same statements where the dialects agree (`$1`
+//! placeholders, `ON CONFLICT`, `RETURNING`); the `with_pool!` macro expands
+//! each body once per backend so that sqlx's types line up. Each dialect has
+//! its own migrations. One conformance suite (`tests/it`) runs against both.
+
+mod directory;
+mod export;
+mod ledger;
+mod lease;
+mod runs;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use directory::{ContactRow, ImportSummary};
+pub use export::{DecisionRow, EntryRow};
+pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
+pub use lease::LeaseHolder;
+pub use runs::{RunCounts, RunRecord};
+
+/// Where the data lives, as given to `--db`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("'{0}' is not a database URL: use sqlite://PATH, a file path, or postgres://USER@HOST/DB")]
+    BadUrl(String),
+    #[error("cannot open the database: {0}")]
+    Open(#[source] sqlx::Error),
+    #[error("cannot apply the database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot be reached or failed as a whole. Runs stop
+    /// without counting attempts against any message.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database refused a statement (a constraint, a bad value).
+    #[error("the database refused the data: {0}")]
+    Refused(#[source] sqlx::Error),
+    /// A business rule stops the change; the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        match err {
+            sqlx::Error::Database(_)
+            | sqlx::Error::RowNotFound
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::Encode(_)
+            | sqlx::Error::TypeNotFound { .. } => StoreError::Refused(err),
+            other => StoreError::Unavailable(other),
+        }
+    }
+}
+
+impl StoreError {
+    /// Infrastructure errors end a run; they are never a message's fault.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Open(_))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl FromStr for DatabaseUrl {
+    type Err = StoreError;
+
+    /// Accepts `sqlite://PATH` (everything after the prefix is the path, so
+    /// `sqlite:///srv/x.db` is `/srv/x.db`), `sqlite:PATH`, a bare path, and
+    /// `postgres://` or `postgresql://` URLs.
+    fn from_str(input: &str) -> Result<DatabaseUrl> {
+        let input = input.trim();
+        if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(input.to_owned()));
+        }
+        let path = input
+            .strip_prefix("sqlite://")
+            .or_else(|| input.strip_prefix("sqlite:"))
+            .unwrap_or(input);
+        if path.is_empty() || path.contains("://") {
+            return Err(StoreError::BadUrl(input.to_owned()));
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    /// Never prints a PostgreSQL password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => write!(f, "{}", redact_url_password(url)),
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl DatabaseUrl {
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            DatabaseUrl::Sqlite(path) => Some(path),
+            DatabaseUrl::Postgres(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database, whichever it is. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool. The body is
+/// expanded once per backend, so the same sqlx calls type-check against
+/// each database.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite($pool) => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Opens (creating a missing SQLite file) and applies pending migrations.
+    pub async fn open(url: &DatabaseUrl) -> Result<Store> {
+        let backend = match url {
+            DatabaseUrl::Sqlite(path) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // WAL with NORMAL survives a killed process; only power
+                    // loss can drop the last commits.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await
+                    .map_err(StoreError::Open)?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                Backend::Sqlite(pool)
+            }
+            DatabaseUrl::Postgres(url) => {
+                let options: PgConnectOptions = url.parse().map_err(StoreError::Open)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(StoreError::Open)?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Backend::Postgres(pool)
+            }
+        };
+        Ok(Store { backend })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        let sqlite = |s: &str| DatabaseUrl::Sqlite(PathBuf::from(s));
+        let cases: &[(&str, Option<DatabaseUrl>)] = &[
+            ("sqlite:///srv/x.db", Some(sqlite("/srv/x.db"))),
+            ("sqlite://rel/x.db", Some(sqlite("rel/x.db"))),
+            ("sqlite:x.db", Some(sqlite("x.db"))),
+            ("./mailscribe.db", Some(sqlite("./mailscribe.db"))),
+            ("postgres://u@h/db", Some(DatabaseUrl::Postgres("postgres://u@h/db".into()))),
+            ("postgresql://u@h/db", Some(DatabaseUrl::Postgres("postgresql://u@h/db".into()))),
+            ("mysql://h/db", None),
+            ("", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(input.parse::<DatabaseUrl>().ok(), *expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn postgres_password_is_redacted() {
+        let url: DatabaseUrl = "postgres://app:hunter2@db.example/mail".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://app:***@db.example/mail");
+    }
+}

@@ -1,1 +1,30 @@
-//! placeholder
+//! Fixtures at the boundaries we do not own: a throwaway Dovecot and
+//! throwaway databases. Only tests and benchmarks use this crate.
+//!
+//! Everything here waits for readiness by polling with a deadline, and
+//! cleans up in `Drop`.
+
+mod database;
+mod dovecot;
+
+pub use database::{TestDatabase, postgres_admin_url};
+pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE};
+
+use std::time::{Duration, Instant};
+
+/// Polls `ready` until it returns true, or panics with `what` after
+/// `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The shared real-world corpus, when present (it lives outside the
+/// repository and is never copied into it).
+pub fn corpus_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    dir.is_dir().then(|| dir.canonicalize().unwrap_or(dir))
+}

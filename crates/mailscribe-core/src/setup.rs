@@ -1,0 +1,307 @@
+//! The setup record, the settings and the interaction template: what an
+//! admin configures, as typed values that parse.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+
+use crate::money::Amount;
+
+/// How the connection to the IMAP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS from the first byte (port 993).
+    Tls,
+    /// Plain connection upgraded with STARTTLS (port 143).
+    StartTls,
+    /// No TLS: refused unless the host is a loopback address or the admin
+    /// allowed it explicitly.
+    None,
+}
+
+impl Security {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Security::Tls => "tls",
+            Security::StartTls => "starttls",
+            Security::None => "none",
+        }
+    }
+}
+
+impl FromStr for Security {
+    type Err = SettingError;
+    fn from_str(s: &str) -> Result<Security, SettingError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tls" => Ok(Security::Tls),
+            "starttls" => Ok(Security::StartTls),
+            "none" | "plain" => Ok(Security::None),
+            other => Err(SettingError::Invalid {
+                key: "security",
+                value: other.to_owned(),
+                expected: "tls, starttls or none",
+            }),
+        }
+    }
+}
+
+/// How Mailscribe logs in. OAuth2 joins this enum in a later issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// LOGIN, or AUTHENTICATE PLAIN where LOGIN is disabled.
+    Basic,
+}
+
+impl AuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Basic => "basic",
+        }
+    }
+}
+
+impl FromStr for AuthKind {
+    type Err = SettingError;
+    fn from_str(s: &str) -> Result<AuthKind, SettingError> {
+        match s {
+            "basic" => Ok(AuthKind::Basic),
+            other => Err(SettingError::Invalid { key: "auth", value: other.to_owned(), expected: "basic" }),
+        }
+    }
+}
+
+/// A secret as stored: `v1:<key id>:<nonce>:<ciphertext>`, never the plain
+/// value. Encryption lives outside the core; the core only carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret(pub String);
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedSecret(..)")
+    }
+}
+
+/// The one setup record of PRODUCT.md section 6 (connection and folders).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxSetup {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub auth: AuthKind,
+    pub username: String,
+    pub password: Option<SealedSecret>,
+    pub queue_folder: String,
+    pub storage_folder: String,
+    pub not_logged_folder: Option<String>,
+    pub quarantine_folder: Option<String>,
+    pub batch_size: u32,
+    pub allow_plaintext: bool,
+    pub ca_file: Option<String>,
+}
+
+impl MailboxSetup {
+    pub const DEFAULT_BATCH_SIZE: u32 = 100;
+
+    /// The identity of the queue for the ledger and the lease: one worker per
+    /// mailbox, and (mailbox, UIDVALIDITY, UID) names one copy.
+    pub fn mailbox_key(&self) -> String {
+        format!("{}@{}:{}/{}", self.username, self.host, self.port, self.queue_folder)
+    }
+}
+
+/// Whether logging is on, and who accepted the data statement when.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Enablement {
+    pub enabled: bool,
+    pub accepted_by: Option<String>,
+    pub accepted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageMode {
+    /// Keep ids, dates, subject, matched people and where the message lies.
+    Reference,
+    /// Also keep the raw message, compressed.
+    Full,
+}
+
+impl StorageMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageMode::Reference => "reference",
+            StorageMode::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    #[error("unknown setting '{0}'; known settings: {known}", known = Settings::KEYS.join(", "))]
+    UnknownKey(String),
+    #[error("'{value}' is not a valid value for {key}: expected {expected}")]
+    Invalid { key: &'static str, value: String, expected: &'static str },
+}
+
+/// Operational settings, kept as key/value rows so that new ones need no
+/// migration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub interval_seconds: u32,
+    pub time_zone: Tz,
+    pub storage_mode: StorageMode,
+    /// Skip messages marked Private, Personal or Company-Confidential.
+    pub skip_sensitive: bool,
+    pub max_attempts: u32,
+    /// Days before ledger rows of not-logged messages are purged.
+    pub not_logged_retention_days: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            interval_seconds: 60,
+            time_zone: Tz::UTC,
+            storage_mode: StorageMode::Reference,
+            skip_sensitive: true,
+            max_attempts: 3,
+            not_logged_retention_days: 90,
+        }
+    }
+}
+
+impl Settings {
+    pub const KEYS: [&'static str; 6] = [
+        "interval",
+        "time_zone",
+        "storage_mode",
+        "sensitivity_rule",
+        "max_attempts",
+        "not_logged_retention_days",
+    ];
+
+    /// Applies one `key = value` pair, validating the value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), SettingError> {
+        let value = value.trim();
+        let invalid = |key: &'static str, expected: &'static str| SettingError::Invalid {
+            key,
+            value: value.to_owned(),
+            expected,
+        };
+        match key {
+            "interval" => {
+                self.interval_seconds = parse_duration_seconds(value)
+                    .ok_or_else(|| invalid("interval", "a number of seconds from 5 to 86400, like 60 or 5m"))?;
+            }
+            "time_zone" => {
+                self.time_zone = value
+                    .parse::<Tz>()
+                    .map_err(|_| invalid("time_zone", "an IANA time zone name such as Europe/Helsinki or UTC"))?;
+            }
+            "storage_mode" => {
+                self.storage_mode = match value {
+                    "reference" => StorageMode::Reference,
+                    "full" => StorageMode::Full,
+                    _ => return Err(invalid("storage_mode", "reference or full")),
+                };
+            }
+            "sensitivity_rule" => {
+                self.skip_sensitive = match value {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    _ => return Err(invalid("sensitivity_rule", "on or off")),
+                };
+            }
+            "max_attempts" => {
+                self.max_attempts = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| invalid("max_attempts", "a whole number from 1 to 100"))?;
+            }
+            "not_logged_retention_days" => {
+                self.not_logged_retention_days = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=3650).contains(n))
+                    .ok_or_else(|| invalid("not_logged_retention_days", "a whole number of days from 1 to 3650"))?;
+            }
+            other => return Err(SettingError::UnknownKey(other.to_owned())),
+        }
+        Ok(())
+    }
+
+    /// The settings as `key = value` pairs, in `KEYS` order.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("interval", self.interval_seconds.to_string()),
+            ("time_zone", self.time_zone.name().to_owned()),
+            ("storage_mode", self.storage_mode.as_str().to_owned()),
+            ("sensitivity_rule", if self.skip_sensitive { "on" } else { "off" }.to_owned()),
+            ("max_attempts", self.max_attempts.to_string()),
+            ("not_logged_retention_days", self.not_logged_retention_days.to_string()),
+        ]
+    }
+}
+
+fn parse_duration_seconds(value: &str) -> Option<u32> {
+    let (digits, unit) = match value.strip_suffix('m') {
+        Some(minutes) => (minutes, 60),
+        None => (value.strip_suffix('s').unwrap_or(value), 1),
+    };
+    let seconds = digits.parse::<u32>().ok()?.checked_mul(unit)?;
+    (5..=86_400).contains(&seconds).then_some(seconds)
+}
+
+/// An interaction template: what each entry it makes costs and lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractionTemplate {
+    pub code: String,
+    pub description: String,
+    pub cost: Amount,
+    pub duration_minutes: u32,
+}
+
+impl InteractionTemplate {
+    /// The code migrations create and entries use unless configured.
+    pub const EMAIL: &'static str = "EMAIL";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_reject() {
+        let mut settings = Settings::default();
+        for (key, value) in [
+            ("interval", "5m"),
+            ("time_zone", "Europe/Helsinki"),
+            ("storage_mode", "full"),
+            ("sensitivity_rule", "off"),
+            ("max_attempts", "5"),
+        ] {
+            settings.set(key, value).unwrap();
+        }
+        let pairs = settings.pairs();
+        assert_eq!(pairs[0], ("interval", "300".to_owned()));
+        assert_eq!(pairs[1], ("time_zone", "Europe/Helsinki".to_owned()));
+        assert_eq!(pairs[3], ("sensitivity_rule", "off".to_owned()));
+
+        let mut reloaded = Settings::default();
+        for (key, value) in &pairs {
+            reloaded.set(key, value).unwrap();
+        }
+        assert_eq!(reloaded, settings);
+
+        for (key, value) in [
+            ("interval", "1"),
+            ("time_zone", "Mars/Olympus"),
+            ("storage_mode", "everything"),
+            ("max_attempts", "0"),
+        ] {
+            assert!(matches!(settings.set(key, value), Err(SettingError::Invalid { .. })), "{key}={value}");
+        }
+        assert!(matches!(settings.set("colour", "blue"), Err(SettingError::UnknownKey(_))));
+    }
+}

@@ -1,0 +1,327 @@
+//! Salespeople, contacts and their addresses.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mailscribe_core::{
+    Contact, ContactKind, ContactNo, ContactRef, DirectoryView, EmailAddress, Salesperson,
+    SalespersonCode,
+};
+use sqlx::{QueryBuilder, Row};
+
+use crate::{Result, Store, StoreError, with_pool};
+
+/// Rows per multi-row INSERT: well under SQLite's variable limit.
+const INSERT_CHUNK: usize = 500;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub created: usize,
+    pub updated: usize,
+    /// Companies created because a `company` column named one that did not
+    /// exist yet.
+    pub companies_created: Vec<String>,
+}
+
+/// A contact as stored, with its resolved company number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRow {
+    pub no: ContactNo,
+    pub name: String,
+    pub kind: ContactKind,
+    pub company_no: Option<ContactNo>,
+    pub addresses: Vec<EmailAddress>,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+impl Store {
+    /// Upserts salespeople by code and replaces their address lists, all in
+    /// one transaction: on any error nothing is imported.
+    pub async fn import_salespeople(&self, people: &[Salesperson]) -> Result<ImportSummary> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut summary = ImportSummary::default();
+            for person in people {
+                let existed = sqlx::query("SELECT 1 FROM salespeople WHERE code = $1")
+                    .bind(person.code.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                sqlx::query(
+                    "INSERT INTO salespeople (code, name) VALUES ($1, $2) \
+                     ON CONFLICT (code) DO UPDATE SET name = excluded.name",
+                )
+                .bind(person.code.as_str())
+                .bind(&person.name)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM salesperson_addresses WHERE salesperson_code = $1")
+                    .bind(person.code.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if existed { summary.updated += 1 } else { summary.created += 1 }
+            }
+            // Addresses go in after every imported person's old list is gone,
+            // so an address moving between two people of this file is fine;
+            // one still held by someone outside the file is a conflict.
+            let rows: Vec<(&str, &str, i64)> = people
+                .iter()
+                .flat_map(|p| {
+                    p.addresses.iter().enumerate().map(|(i, a)| (a.as_str(), p.code.as_str(), i as i64))
+                })
+                .collect();
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let addresses: Vec<&str> = chunk.iter().map(|r| r.0).collect();
+                let mut check = QueryBuilder::new(
+                    "SELECT address, salesperson_code FROM salesperson_addresses WHERE address IN (",
+                );
+                let mut separated = check.separated(", ");
+                for address in &addresses {
+                    separated.push_bind(*address);
+                }
+                check.push(") LIMIT 1");
+                if let Some(row) = check.build().fetch_optional(&mut *tx).await? {
+                    let address: String = row.try_get("address")?;
+                    let holder: String = row.try_get("salesperson_code")?;
+                    return Err(StoreError::Conflict(format!(
+                        "the address {address} already belongs to salesperson {holder}"
+                    )));
+                }
+                let mut insert =
+                    QueryBuilder::new("INSERT INTO salesperson_addresses (address, salesperson_code, position) ");
+                insert.push_values(chunk, |mut b, (address, code, position)| {
+                    b.push_bind(*address).push_bind(*code).push_bind(*position);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(summary)
+        })
+    }
+
+    /// Upserts contacts by number, links each person to its company by
+    /// name (creating `CO-<n>` companies that are missing), and replaces
+    /// address lists. One transaction.
+    pub async fn import_contacts(&self, contacts: &[Contact]) -> Result<ImportSummary> {
+        // Companies first, so that people in the same file can name them.
+        let mut ordered: Vec<&Contact> = contacts.iter().collect();
+        ordered.sort_by_key(|c| c.kind != ContactKind::Company);
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut summary = ImportSummary::default();
+            for contact in &ordered {
+                let existed = sqlx::query("SELECT 1 FROM contacts WHERE no = $1")
+                    .bind(contact.no.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                let company_no: Option<String> = match (contact.kind, &contact.company_name) {
+                    // A company is its own company, as in BC.
+                    (ContactKind::Company, _) => Some(contact.no.as_str().to_owned()),
+                    (ContactKind::Person, None) => None,
+                    (ContactKind::Person, Some(name)) => {
+                        let found = sqlx::query(
+                            "SELECT no FROM contacts WHERE kind = 'company' AND name = $1 ORDER BY no LIMIT 1",
+                        )
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        match found {
+                            Some(row) => Some(row.try_get::<String, _>("no")?),
+                            None => {
+                                let no = loop {
+                                    let next: i64 = sqlx::query(
+                                        "UPDATE sequences SET value = value + 1 WHERE name = 'company_no' RETURNING value",
+                                    )
+                                    .fetch_one(&mut *tx)
+                                    .await?
+                                    .try_get("value")?;
+                                    let candidate = format!("CO-{next}");
+                                    let taken = sqlx::query("SELECT 1 FROM contacts WHERE no = $1")
+                                        .bind(&candidate)
+                                        .fetch_optional(&mut *tx)
+                                        .await?
+                                        .is_some();
+                                    if !taken {
+                                        break candidate;
+                                    }
+                                };
+                                sqlx::query(
+                                    "INSERT INTO contacts (no, name, kind, company_no) VALUES ($1, $2, 'company', $1)",
+                                )
+                                .bind(&no)
+                                .bind(name)
+                                .execute(&mut *tx)
+                                .await?;
+                                summary.companies_created.push(no.clone());
+                                Some(no)
+                            }
+                        }
+                    }
+                };
+                sqlx::query(
+                    "INSERT INTO contacts (no, name, kind, company_no) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (no) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
+                     company_no = excluded.company_no",
+                )
+                .bind(contact.no.as_str())
+                .bind(&contact.name)
+                .bind(contact.kind.as_str())
+                .bind(company_no)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM contact_addresses WHERE contact_no = $1")
+                    .bind(contact.no.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if existed { summary.updated += 1 } else { summary.created += 1 }
+            }
+            let rows: Vec<(&str, &str, i64)> = contacts
+                .iter()
+                .flat_map(|c| c.addresses.iter().enumerate().map(|(i, a)| (a.as_str(), c.no.as_str(), i as i64)))
+                .collect();
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let mut insert =
+                    QueryBuilder::new("INSERT INTO contact_addresses (address, contact_no, position) ");
+                insert.push_values(chunk, |mut b, (address, no, position)| {
+                    b.push_bind(*address).push_bind(*no).push_bind(*position);
+                });
+                insert.push(" ON CONFLICT (address, contact_no) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(summary)
+        })
+    }
+
+    /// Who holds each of `addresses`: two indexed lookups, whatever the
+    /// size of the directory.
+    pub async fn lookup_addresses(&self, addresses: &[EmailAddress]) -> Result<DirectoryView> {
+        let mut view = DirectoryView::default();
+        let unique: BTreeSet<&EmailAddress> = addresses.iter().collect();
+        let unique: Vec<&EmailAddress> = unique.into_iter().collect();
+        for chunk in unique.chunks(INSERT_CHUNK) {
+            let (salespeople, contacts) = with_pool!(self, |pool| {
+                let mut conn = pool.acquire().await?;
+                let mut query = QueryBuilder::new(
+                    "SELECT address, salesperson_code FROM salesperson_addresses WHERE address IN (",
+                );
+                let mut separated = query.separated(", ");
+                for address in chunk {
+                    separated.push_bind(address.as_str());
+                }
+                query.push(")");
+                let salespeople = query.build().fetch_all(&mut *conn).await?
+                    .iter()
+                    .map(|row| Ok((row.try_get::<String, _>("address")?, row.try_get::<String, _>("salesperson_code")?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut query = QueryBuilder::new(
+                    "SELECT a.address, a.contact_no, c.company_no FROM contact_addresses a \
+                     JOIN contacts c ON c.no = a.contact_no WHERE a.address IN (",
+                );
+                let mut separated = query.separated(", ");
+                for address in chunk {
+                    separated.push_bind(address.as_str());
+                }
+                query.push(")");
+                let contacts = query.build().fetch_all(&mut *conn).await?
+                    .iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get::<String, _>("address")?,
+                            row.try_get::<String, _>("contact_no")?,
+                            row.try_get::<Option<String>, _>("company_no")?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (salespeople, contacts)
+            });
+            for (address, code) in salespeople {
+                let address = EmailAddress::parse(&address).map_err(corrupt)?;
+                view.add_salesperson(address, SalespersonCode::parse(&code).map_err(corrupt)?);
+            }
+            for (address, no, company_no) in contacts {
+                let address = EmailAddress::parse(&address).map_err(corrupt)?;
+                let contact = ContactRef {
+                    no: ContactNo::parse(&no).map_err(corrupt)?,
+                    company_no: company_no.as_deref().map(ContactNo::parse).transpose().map_err(corrupt)?,
+                };
+                view.add_contact(address, contact);
+            }
+        }
+        Ok(view)
+    }
+
+    /// How many salespeople have at least one address (a setup check).
+    pub async fn count_salespeople_with_address(&self) -> Result<i64> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query("SELECT COUNT(DISTINCT salesperson_code) AS n FROM salesperson_addresses")
+                .fetch_one(pool)
+                .await?;
+            Ok(row.try_get::<i64, _>("n")?)
+        })
+    }
+
+    pub async fn list_salespeople(&self) -> Result<Vec<Salesperson>> {
+        let rows: Vec<(String, String, Option<String>)> = with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT s.code, s.name, a.address FROM salespeople s \
+                 LEFT JOIN salesperson_addresses a ON a.salesperson_code = s.code ORDER BY s.code, a.position",
+            )
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("code")?, r.try_get("name")?, r.try_get("address")?)))
+            .collect::<Result<Vec<_>>>()?
+        });
+        let mut people: BTreeMap<String, Salesperson> = BTreeMap::new();
+        for (code, name, address) in rows {
+            let person = match people.get_mut(&code) {
+                Some(person) => person,
+                None => people.entry(code.clone()).or_insert(Salesperson {
+                    code: SalespersonCode::parse(&code).map_err(corrupt)?,
+                    name,
+                    addresses: Vec::new(),
+                }),
+            };
+            if let Some(address) = address {
+                person.addresses.push(EmailAddress::parse(&address).map_err(corrupt)?);
+            }
+        }
+        Ok(people.into_values().collect())
+    }
+
+    pub async fn list_contacts(&self) -> Result<Vec<ContactRow>> {
+        let rows: Vec<(String, String, String, Option<String>, Option<String>)> = with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT c.no, c.name, c.kind, c.company_no, a.address FROM contacts c \
+                 LEFT JOIN contact_addresses a ON a.contact_no = c.no ORDER BY c.no, a.position",
+            )
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((r.try_get("no")?, r.try_get("name")?, r.try_get("kind")?, r.try_get("company_no")?, r.try_get("address")?))
+            })
+            .collect::<Result<Vec<_>>>()?
+        });
+        let mut contacts: Vec<ContactRow> = Vec::new();
+        for (no, name, kind, company_no, address) in rows {
+            if contacts.last().is_none_or(|c| c.no.as_str() != no) {
+                contacts.push(ContactRow {
+                    no: ContactNo::parse(&no).map_err(corrupt)?,
+                    name,
+                    kind: ContactKind::parse(&kind).ok_or_else(|| corrupt(format!("contact kind '{kind}'")))?,
+                    company_no: company_no.as_deref().map(ContactNo::parse).transpose().map_err(corrupt)?,
+                    addresses: Vec::new(),
+                });
+            }
+            if let (Some(address), Some(contact)) = (address, contacts.last_mut()) {
+                contact.addresses.push(EmailAddress::parse(&address).map_err(corrupt)?);
+            }
+        }
+        Ok(contacts)
+    }
+}

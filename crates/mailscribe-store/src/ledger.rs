@@ -1,0 +1,457 @@
+//! The decision ledger, message records and interaction log entries.
+//!
+//! Exactly-once rests on three things here: a batch's decisions and entries
+//! commit in one transaction before the worker touches the mailbox; a copy
+//! whose ledger row is final is never decided again; and the database
+//! refuses a second entry for the same (message, salesperson, contact,
+//! direction).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use mailscribe_core::{InteractionTemplate, Outcome, PlannedEntry, Reason};
+use mailscribe_core::decision::ErrorClass;
+use sqlx::{Acquire, QueryBuilder, Row};
+
+use crate::{Result, Store, StoreError, with_pool};
+
+/// What the ledger knows about one copy already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerState {
+    pub id: i64,
+    pub reason: Reason,
+    pub attempts: u32,
+    pub disposition: Option<String>,
+}
+
+impl LedgerState {
+    /// A final row is never decided again; only its disposition may be
+    /// redone after a crash.
+    pub fn is_final(&self) -> bool {
+        self.reason.outcome() != Outcome::Failed
+    }
+}
+
+/// One copy, decided, ready to commit.
+#[derive(Debug, Clone)]
+pub struct DecidedCopy {
+    pub mailbox: String,
+    pub uid_validity: u32,
+    pub uid: u32,
+    pub run_id: i64,
+    /// The Message-ID header as written, angle brackets included.
+    pub message_id: Option<String>,
+    pub message_key: String,
+    pub sha256: String,
+    pub sender: Option<String>,
+    pub subject: String,
+    pub reason: Reason,
+    pub ambiguous: bool,
+    pub error: Option<String>,
+    pub entries: Vec<PlannedEntry>,
+    /// When the interaction happened (sent for outbound, received for inbound).
+    pub occurred_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    /// `Date:` was missing or unparseable and INTERNALDATE was used.
+    pub date_fallback: bool,
+    pub size: u64,
+    /// The raw message, kept (compressed) in `full` storage mode only.
+    pub raw: Option<Vec<u8>>,
+}
+
+/// What the commit did with one copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedCopy {
+    pub uid: u32,
+    pub ledger_id: i64,
+    /// The reason as committed: `error:store` when the database refused the
+    /// copy's data, or the earlier final reason when the row was final.
+    pub reason: Reason,
+    pub attempts: u32,
+    pub entries: u64,
+}
+
+/// Where a copy went in the mailbox, recorded after the move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispositionUpdate {
+    pub ledger_id: i64,
+    /// `stored`, `deleted`, `moved`, `quarantined` or `kept`.
+    pub disposition: String,
+    /// Folder, UIDVALIDITY and UID in the storage folder, when known.
+    pub storage: Option<(String, u32, u32)>,
+}
+
+fn compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = DeflateEncoder::new(Vec::with_capacity(raw.len() / 3), Compression::fast());
+    encoder.write_all(raw)?;
+    encoder.finish()
+}
+
+fn decompress(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(compressed.len() * 3);
+    DeflateDecoder::new(compressed).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn bad_reason(text: &str) -> StoreError {
+    StoreError::Corrupt(format!("unknown reason code '{text}' in the ledger"))
+}
+
+impl Store {
+    /// Ledger rows of the given copies, by UID.
+    pub async fn ledger_states(
+        &self,
+        mailbox: &str,
+        uid_validity: u32,
+        uids: &[u32],
+    ) -> Result<HashMap<u32, LedgerState>> {
+        let mut states = HashMap::new();
+        for chunk in uids.chunks(500) {
+            let rows: Vec<(i64, i64, String, i64, Option<String>)> = with_pool!(self, |pool| {
+                let mut query = QueryBuilder::new(
+                    "SELECT id, uid, reason, attempts, disposition FROM decisions WHERE mailbox = ",
+                );
+                query.push_bind(mailbox).push(" AND uid_validity = ").push_bind(i64::from(uid_validity));
+                query.push(" AND uid IN (");
+                let mut separated = query.separated(", ");
+                for uid in chunk {
+                    separated.push_bind(i64::from(*uid));
+                }
+                query.push(")");
+                query
+                    .build()
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok((r.try_get("id")?, r.try_get("uid")?, r.try_get("reason")?, r.try_get("attempts")?, r.try_get("disposition")?))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            });
+            for (id, uid, reason, attempts, disposition) in rows {
+                let uid = u32::try_from(uid).map_err(|_| StoreError::Corrupt(format!("uid {uid}")))?;
+                states.insert(
+                    uid,
+                    LedgerState {
+                        id,
+                        reason: reason.parse().map_err(|_| bad_reason(&reason))?,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        disposition,
+                    },
+                );
+            }
+        }
+        Ok(states)
+    }
+
+    /// Which of `keys` an earlier copy was logged under.
+    pub async fn logged_keys(&self, keys: &[String]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in keys.chunks(500) {
+            let rows: Vec<String> = with_pool!(self, |pool| {
+                let mut query = QueryBuilder::new(
+                    "SELECT DISTINCT message_key FROM decisions WHERE outcome = 'logged' AND message_key IN (",
+                );
+                let mut separated = query.separated(", ");
+                for key in chunk {
+                    separated.push_bind(key.as_str());
+                }
+                query.push(")");
+                query
+                    .build()
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| Ok(r.try_get("message_key")?))
+                    .collect::<Result<Vec<_>>>()?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// Commits the decisions and entries of one batch in one transaction.
+    ///
+    /// Each copy is written under a savepoint: when the database refuses
+    /// one copy's data, that copy alone is recorded as `error:store` and the
+    /// rest of the batch commits. When the database is unavailable the whole
+    /// batch is rolled back and nothing counts as an attempt.
+    pub async fn commit_batch(
+        &self,
+        copies: &[DecidedCopy],
+        template: &InteractionTemplate,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CommittedCopy>> {
+        // Compression is CPU work: keep it off the async executor.
+        let raws: Vec<Option<Vec<u8>>> = {
+            let to_compress: Vec<Option<Vec<u8>>> = copies.iter().map(|c| c.raw.clone()).collect();
+            tokio::task::spawn_blocking(move || {
+                to_compress
+                    .into_iter()
+                    .map(|raw| raw.map(|r| compress(&r)).transpose())
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|err| StoreError::Corrupt(format!("compression task failed: {err}")))?
+            .map_err(|err| StoreError::Corrupt(format!("compression failed: {err}")))?
+        };
+
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut committed = Vec::with_capacity(copies.len());
+            for (copy, raw) in copies.iter().zip(&raws) {
+                let mut savepoint = Acquire::begin(&mut *tx).await?;
+                let written: Result<CommittedCopy> = async {
+                    let outcome = copy.reason.outcome();
+                    let keeps_subject = outcome.goes_to_storage();
+                    let row = sqlx::query(
+                        "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, sender, \
+                         subject, outcome, reason, entries, ambiguous, date_fallback, attempts, error, first_seen_at, \
+                         decided_at, run_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $15, $15, $16) \
+                         ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET message_id = excluded.message_id, \
+                         message_key = excluded.message_key, sha256 = excluded.sha256, sender = excluded.sender, \
+                         subject = excluded.subject, outcome = excluded.outcome, reason = excluded.reason, \
+                         entries = excluded.entries, ambiguous = excluded.ambiguous, \
+                         date_fallback = excluded.date_fallback, attempts = decisions.attempts + 1, \
+                         error = excluded.error, decided_at = excluded.decided_at, run_id = excluded.run_id \
+                         WHERE decisions.outcome = 'failed' \
+                         RETURNING id, attempts",
+                    )
+                    .bind(&copy.mailbox)
+                    .bind(i64::from(copy.uid_validity))
+                    .bind(i64::from(copy.uid))
+                    .bind(&copy.message_id)
+                    .bind(&copy.message_key)
+                    .bind(&copy.sha256)
+                    .bind(&copy.sender)
+                    .bind(keeps_subject.then_some(copy.subject.as_str()))
+                    .bind(outcome.as_str())
+                    .bind(copy.reason.as_str())
+                    .bind(copy.entries.len() as i64)
+                    .bind(copy.ambiguous)
+                    .bind(copy.date_fallback)
+                    .bind(&copy.error)
+                    .bind(now)
+                    .bind(copy.run_id)
+                    .fetch_optional(&mut *savepoint)
+                    .await?;
+                    let Some(row) = row else {
+                        // The row is already final: an earlier run decided
+                        // this copy. Report what it decided.
+                        let row = sqlx::query(
+                            "SELECT id, reason, attempts, entries FROM decisions \
+                             WHERE mailbox = $1 AND uid_validity = $2 AND uid = $3",
+                        )
+                        .bind(&copy.mailbox)
+                        .bind(i64::from(copy.uid_validity))
+                        .bind(i64::from(copy.uid))
+                        .fetch_one(&mut *savepoint)
+                        .await?;
+                        let reason: String = row.try_get("reason")?;
+                        return Ok(CommittedCopy {
+                            uid: copy.uid,
+                            ledger_id: row.try_get("id")?,
+                            reason: reason.parse().map_err(|_| bad_reason(&reason))?,
+                            attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                            entries: u64::try_from(row.try_get::<i64, _>("entries")?).unwrap_or(0),
+                        });
+                    };
+                    let ledger_id: i64 = row.try_get("id")?;
+                    let attempts: i64 = row.try_get("attempts")?;
+
+                    let message_record_id: Option<i64> = match outcome {
+                        Outcome::Logged => {
+                            let row = sqlx::query(
+                                "INSERT INTO messages (message_id, message_key, subject, sender, sent_at, received_at, \
+                                 date_fallback, size, raw_compressed, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                            )
+                            .bind(&copy.message_id)
+                            .bind(&copy.message_key)
+                            .bind(&copy.subject)
+                            .bind(&copy.sender)
+                            .bind(copy.sent_at)
+                            .bind(copy.received_at)
+                            .bind(copy.date_fallback)
+                            .bind(i64::try_from(copy.size).unwrap_or(i64::MAX))
+                            .bind(raw.as_deref())
+                            .bind(now)
+                            .fetch_one(&mut *savepoint)
+                            .await?;
+                            let message_record_id: i64 = row.try_get("id")?;
+                            if !copy.entries.is_empty() {
+                                let mut insert = QueryBuilder::new(
+                                    "INSERT INTO interaction_entries (message_record_id, contact_no, contact_company_no, \
+                                     salesperson_code, occurred_at, description, subject, direction, initiated_by, \
+                                     correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
+                                     attempt_failed, canceled, opportunity_no, date_fallback) ",
+                                );
+                                insert.push_values(&copy.entries, |mut b, entry| {
+                                    b.push_bind(message_record_id)
+                                        .push_bind(entry.contact.no.as_str())
+                                        .push_bind(entry.contact.company_no.as_ref().map(|c| c.as_str()))
+                                        .push_bind(entry.salesperson.as_str())
+                                        .push_bind(copy.occurred_at)
+                                        .push_bind(copy.subject.as_str())
+                                        .push_bind(copy.subject.as_str())
+                                        .push_bind(entry.direction.as_str())
+                                        .push_bind(entry.direction.initiated_by().as_str())
+                                        .push_bind("email")
+                                        .push_bind(template.code.as_str())
+                                        .push_bind(template.cost.hundredths())
+                                        .push_bind(i64::from(template.duration_minutes))
+                                        .push_bind(true)
+                                        .push_bind(false)
+                                        .push_bind(false)
+                                        .push_bind(None::<String>)
+                                        .push_bind(copy.date_fallback);
+                                });
+                                insert.build().execute(&mut *savepoint).await?;
+                            }
+                            Some(message_record_id)
+                        }
+                        // A duplicate points at the message record of the
+                        // copy that was logged, so "why no entries?" leads
+                        // to the entries that exist.
+                        Outcome::Duplicate => sqlx::query(
+                            "SELECT message_record_id FROM decisions WHERE message_key = $1 AND outcome = 'logged' \
+                             ORDER BY id LIMIT 1",
+                        )
+                        .bind(&copy.message_key)
+                        .fetch_optional(&mut *savepoint)
+                        .await?
+                        .map(|r| r.try_get::<Option<i64>, _>("message_record_id"))
+                        .transpose()?
+                        .flatten(),
+                        Outcome::NotLogged | Outcome::Failed => None,
+                    };
+                    if let Some(message_record_id) = message_record_id {
+                        sqlx::query("UPDATE decisions SET message_record_id = $1 WHERE id = $2")
+                            .bind(message_record_id)
+                            .bind(ledger_id)
+                            .execute(&mut *savepoint)
+                            .await?;
+                    }
+                    Ok(CommittedCopy {
+                        uid: copy.uid,
+                        ledger_id,
+                        reason: copy.reason,
+                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        entries: copy.entries.len() as u64,
+                    })
+                }
+                .await;
+
+                match written {
+                    Ok(result) => {
+                        savepoint.commit().await?;
+                        committed.push(result);
+                    }
+                    Err(StoreError::Refused(err)) => {
+                        savepoint.rollback().await?;
+                        tracing::warn!(uid = copy.uid, error = %err, "the database refused a message; recorded as failed");
+                        let row = sqlx::query(
+                            "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, \
+                             sender, outcome, reason, entries, ambiguous, date_fallback, attempts, error, \
+                             first_seen_at, decided_at, run_id) \
+                             VALUES ($1, $2, $3, NULL, $4, $5, NULL, 'failed', $6, 0, FALSE, FALSE, 1, $7, $8, $8, $9) \
+                             ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET attempts = decisions.attempts + 1, \
+                             outcome = 'failed', reason = excluded.reason, error = excluded.error, \
+                             decided_at = excluded.decided_at, run_id = excluded.run_id \
+                             WHERE decisions.outcome = 'failed' \
+                             RETURNING id, attempts",
+                        )
+                        .bind(&copy.mailbox)
+                        .bind(i64::from(copy.uid_validity))
+                        .bind(i64::from(copy.uid))
+                        .bind(&copy.message_key)
+                        .bind(&copy.sha256)
+                        .bind(Reason::Error(ErrorClass::Store).as_str())
+                        .bind(format!("the database refused the message: {err}"))
+                        .bind(now)
+                        .bind(copy.run_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        committed.push(CommittedCopy {
+                            uid: copy.uid,
+                            ledger_id: row.try_get("id")?,
+                            reason: Reason::Error(ErrorClass::Store),
+                            attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                            entries: 0,
+                        });
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            tx.commit().await?;
+            Ok(committed)
+        })
+    }
+
+    /// Records where copies went, after the mailbox change. A second,
+    /// separate transaction: losing it only loses the storage UID, and the
+    /// message is then found again by Message-ID.
+    pub async fn record_dispositions(&self, updates: &[DispositionUpdate]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for update in updates {
+                sqlx::query("UPDATE decisions SET disposition = $1 WHERE id = $2")
+                    .bind(&update.disposition)
+                    .bind(update.ledger_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some((folder, uid_validity, uid)) = &update.storage {
+                    sqlx::query(
+                        "UPDATE messages SET storage_folder = $1, storage_uid_validity = $2, storage_uid = $3 \
+                         WHERE id = (SELECT message_record_id FROM decisions WHERE id = $4 AND outcome = 'logged')",
+                    )
+                    .bind(folder)
+                    .bind(i64::from(*uid_validity))
+                    .bind(i64::from(*uid))
+                    .bind(update.ledger_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Deletes ledger rows of not-logged messages decided before `before`.
+    pub async fn purge_not_logged(&self, before: DateTime<Utc>) -> Result<u64> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query("DELETE FROM decisions WHERE outcome = 'not_logged' AND decided_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    /// The raw bytes of a logged message kept in `full` storage mode.
+    pub async fn stored_raw_message(&self, message_record_id: i64) -> Result<Option<Vec<u8>>> {
+        let compressed: Option<Vec<u8>> = with_pool!(self, |pool| {
+            sqlx::query("SELECT raw_compressed FROM messages WHERE id = $1")
+                .bind(message_record_id)
+                .fetch_optional(pool)
+                .await?
+                .map(|r| r.try_get::<Option<Vec<u8>>, _>("raw_compressed"))
+                .transpose()?
+                .flatten()
+        });
+        compressed
+            .map(|c| decompress(&c))
+            .transpose()
+            .map_err(|err| StoreError::Corrupt(format!("stored message {message_record_id}: {err}")))
+    }
+}

@@ -1,0 +1,427 @@
+//! The store conformance suite: every case runs against SQLite and against
+//! PostgreSQL, on a fresh database each.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use mailscribe_core::{
+    Amount, AuthKind, Contact, ContactKind, ContactNo, ContactRef, Direction, EmailAddress, Enablement,
+    InteractionTemplate, MailboxSetup, PlannedEntry, Reason, Salesperson, SalespersonCode, SealedSecret,
+    Security, StorageMode,
+};
+use mailscribe_core::decision::ErrorClass;
+use mailscribe_store::{DecidedCopy, DispositionUpdate, RunCounts, Store, StoreError};
+use mailscribe_testkit::TestDatabase;
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = mailscribe_testkit::TestDatabase::sqlite();
+                    let store = super::open(&db).await;
+                    super::$case(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = mailscribe_testkit::TestDatabase::postgres().await;
+                    let store = super::open(&db).await;
+                    super::$case(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    salespeople_upsert_replaces_addresses,
+    an_address_on_two_salespeople_is_refused_and_nothing_is_imported,
+    contacts_link_to_companies_by_name,
+    lookups_resolve_addresses_lowest_contact_first,
+    setup_settings_and_templates_round_trip,
+    one_lease_holder_at_a_time,
+    a_batch_commits_decisions_and_entries,
+    final_decisions_are_never_overwritten,
+    failed_copies_count_attempts_then_succeed,
+    a_refused_copy_fails_alone,
+    not_logged_rows_are_purged,
+    runs_are_recorded,
+    full_mode_keeps_the_raw_bytes,
+);
+
+async fn open(db: &TestDatabase) -> Store {
+    Store::open(&db.url().parse().unwrap()).await.expect("open store")
+}
+
+fn addr(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+fn salesperson(code: &str, addresses: &[&str]) -> Salesperson {
+    Salesperson {
+        code: SalespersonCode::parse(code).unwrap(),
+        name: format!("Salesperson {code}"),
+        addresses: addresses.iter().map(|a| addr(a)).collect(),
+    }
+}
+
+fn contact(no: &str, kind: ContactKind, company: Option<&str>, addresses: &[&str]) -> Contact {
+    Contact {
+        no: ContactNo::parse(no).unwrap(),
+        name: format!("Contact {no}"),
+        kind,
+        company_name: company.map(str::to_owned),
+        addresses: addresses.iter().map(|a| addr(a)).collect(),
+    }
+}
+
+fn at(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 3, hour, 0, 0).unwrap()
+}
+
+fn copy(uid: u32, key: &str, reason: Reason, entries: Vec<PlannedEntry>) -> DecidedCopy {
+    DecidedCopy {
+        mailbox: "queue@localhost:993/Queue".into(),
+        uid_validity: 7,
+        uid,
+        run_id: 1,
+        message_id: Some(format!("<{key}>")),
+        message_key: format!("mid:{key}"),
+        sha256: "ab".repeat(32),
+        sender: Some("sp1@ourco.example".into()),
+        subject: format!("subject of {key}"),
+        reason,
+        ambiguous: false,
+        error: None,
+        entries,
+        occurred_at: at(10),
+        sent_at: Some(at(10)),
+        received_at: at(11),
+        date_fallback: false,
+        size: 123,
+        raw: None,
+    }
+}
+
+fn entry(direction: Direction, sp: &str, contact: &str, company: Option<&str>) -> PlannedEntry {
+    PlannedEntry {
+        direction,
+        salesperson: SalespersonCode::parse(sp).unwrap(),
+        contact: ContactRef {
+            no: ContactNo::parse(contact).unwrap(),
+            company_no: company.map(|c| ContactNo::parse(c).unwrap()),
+        },
+    }
+}
+
+fn email_template() -> InteractionTemplate {
+    InteractionTemplate {
+        code: "EMAIL".into(),
+        description: "Email".into(),
+        cost: "2.50".parse().unwrap(),
+        duration_minutes: 5,
+    }
+}
+
+async fn salespeople_upsert_replaces_addresses(store: &Store) {
+    let summary = store
+        .import_salespeople(&[salesperson("SP1", &["a@x.example", "b@x.example"]), salesperson("SP2", &["c@x.example"])])
+        .await
+        .unwrap();
+    assert_eq!((summary.created, summary.updated), (2, 0));
+    // b moves from SP1 to SP2 in one file: allowed.
+    let summary = store
+        .import_salespeople(&[salesperson("SP1", &["a@x.example"]), salesperson("SP2", &["b@x.example", "c@x.example"])])
+        .await
+        .unwrap();
+    assert_eq!((summary.created, summary.updated), (0, 2));
+    let people = store.list_salespeople().await.unwrap();
+    let listed: Vec<(String, Vec<String>)> = people
+        .iter()
+        .map(|p| (p.code.to_string(), p.addresses.iter().map(|a| a.to_string()).collect()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("SP1".to_owned(), vec!["a@x.example".to_owned()]),
+            ("SP2".to_owned(), vec!["b@x.example".to_owned(), "c@x.example".to_owned()]),
+        ]
+    );
+    assert_eq!(store.count_salespeople_with_address().await.unwrap(), 2);
+}
+
+async fn an_address_on_two_salespeople_is_refused_and_nothing_is_imported(store: &Store) {
+    store.import_salespeople(&[salesperson("SP1", &["a@x.example"])]).await.unwrap();
+    let err = store
+        .import_salespeople(&[salesperson("SP2", &["new@x.example"]), salesperson("SP3", &["a@x.example"])])
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("a@x.example") && m.contains("SP1")), "{err}");
+    let codes: Vec<String> = store.list_salespeople().await.unwrap().iter().map(|p| p.code.to_string()).collect();
+    assert_eq!(codes, ["SP1"], "nothing of the failed file may remain");
+}
+
+async fn contacts_link_to_companies_by_name(store: &Store) {
+    let summary = store
+        .import_contacts(&[
+            contact("1", ContactKind::Person, Some("Acme"), &["p1@acme.example"]),
+            contact("2", ContactKind::Person, Some("Globex"), &["p2@globex.example"]),
+            Contact { name: "Acme".into(), ..contact("ACME", ContactKind::Company, None, &["info@acme.example"]) },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(summary.created, 3);
+    assert_eq!(summary.companies_created, ["CO-1"]);
+    let contacts = store.list_contacts().await.unwrap();
+    let company_of = |no: &str| {
+        contacts.iter().find(|c| c.no.as_str() == no).unwrap().company_no.as_ref().map(|c| c.to_string())
+    };
+    // The company in the file is used, not created again; the missing one is.
+    assert_eq!(company_of("1").as_deref(), Some("ACME"));
+    assert_eq!(company_of("2").as_deref(), Some("CO-1"));
+    assert_eq!(company_of("ACME").as_deref(), Some("ACME"));
+    let co1 = contacts.iter().find(|c| c.no.as_str() == "CO-1").unwrap();
+    assert_eq!((co1.name.as_str(), co1.kind, co1.addresses.len()), ("Globex", ContactKind::Company, 0));
+    // A second import naming Globex reuses CO-1.
+    let summary = store
+        .import_contacts(&[contact("3", ContactKind::Person, Some("Globex"), &[])])
+        .await
+        .unwrap();
+    assert!(summary.companies_created.is_empty());
+}
+
+async fn lookups_resolve_addresses_lowest_contact_first(store: &Store) {
+    store.import_salespeople(&[salesperson("SP1", &["sp1@ourco.example"])]).await.unwrap();
+    store
+        .import_contacts(&[
+            contact("10", ContactKind::Person, None, &["shared@x.example", "ten@x.example"]),
+            contact("9", ContactKind::Person, Some("Nine Inc"), &["shared@x.example"]),
+        ])
+        .await
+        .unwrap();
+    let view = store
+        .lookup_addresses(&[addr("sp1@ourco.example"), addr("shared@x.example"), addr("nobody@x.example")])
+        .await
+        .unwrap();
+    assert_eq!(view.salesperson(&addr("sp1@ourco.example")).map(|s| s.to_string()).as_deref(), Some("SP1"));
+    let (contact, ambiguous) = view.contact(&addr("shared@x.example")).unwrap();
+    assert_eq!((contact.no.as_str(), ambiguous), ("9", true));
+    assert_eq!(contact.company_no.as_ref().map(|c| c.to_string()).as_deref(), Some("CO-1"));
+    assert!(view.contact(&addr("nobody@x.example")).is_none());
+    assert!(view.contact(&addr("ten@x.example")).is_none(), "only asked-for addresses are looked up");
+}
+
+async fn setup_settings_and_templates_round_trip(store: &Store) {
+    assert_eq!(store.mailbox_setup().await.unwrap(), None);
+    assert!(store.set_enablement(&Enablement { enabled: true, ..Default::default() }).await.is_err());
+    let setup = MailboxSetup {
+        host: "imap.example".into(),
+        port: 993,
+        security: Security::Tls,
+        auth: AuthKind::Basic,
+        username: "queue".into(),
+        password: Some(SealedSecret("v1:k:n:c".into())),
+        queue_folder: "Public Folders/Email Logging/Queue".into(),
+        storage_folder: "Public Folders/Email Logging/Storage".into(),
+        not_logged_folder: None,
+        quarantine_folder: Some("Quarantine".into()),
+        batch_size: 100,
+        allow_plaintext: false,
+        ca_file: None,
+    };
+    store.save_mailbox_setup(&setup).await.unwrap();
+    assert_eq!(store.mailbox_setup().await.unwrap().as_ref(), Some(&setup));
+    let accepted = Enablement { enabled: true, accepted_by: Some("root".into()), accepted_at: Some(at(9)) };
+    store.set_enablement(&accepted).await.unwrap();
+    assert_eq!(store.enablement().await.unwrap(), accepted);
+    // Saving the setup again keeps enablement.
+    store.save_mailbox_setup(&setup).await.unwrap();
+    assert!(store.enablement().await.unwrap().enabled);
+
+    let defaults = store.settings().await.unwrap();
+    assert_eq!(defaults.storage_mode, StorageMode::Reference);
+    store.save_setting("storage_mode", "full").await.unwrap();
+    store.save_setting("time_zone", "Europe/Helsinki").await.unwrap();
+    let settings = store.settings().await.unwrap();
+    assert_eq!(settings.storage_mode, StorageMode::Full);
+    assert_eq!(settings.time_zone.name(), "Europe/Helsinki");
+
+    let email = store.template("EMAIL").await.unwrap().expect("migrations create EMAIL");
+    assert_eq!(email.cost, Amount::default());
+    store.save_template(&email_template()).await.unwrap();
+    assert_eq!(store.template("EMAIL").await.unwrap(), Some(email_template()));
+}
+
+async fn one_lease_holder_at_a_time(store: &Store) {
+    let mailbox = "m";
+    let now = at(10);
+    assert_eq!(store.try_acquire_lease(mailbox, "a", now, now + Duration::minutes(1)).await.unwrap(), None);
+    let held = store.try_acquire_lease(mailbox, "b", now, now + Duration::minutes(1)).await.unwrap();
+    assert_eq!(held.map(|h| h.holder).as_deref(), Some("a"));
+    // Our own lease is renewed by acquiring again.
+    assert_eq!(store.try_acquire_lease(mailbox, "a", now, now + Duration::minutes(2)).await.unwrap(), None);
+    store.renew_lease(mailbox, "a", now + Duration::minutes(3)).await.unwrap();
+    assert!(store.renew_lease(mailbox, "b", now).await.is_err());
+    // An expired lease is free.
+    let later = now + Duration::minutes(10);
+    assert_eq!(store.try_acquire_lease(mailbox, "b", later, later + Duration::minutes(1)).await.unwrap(), None);
+    // A dead holder's lease can be taken over, once.
+    assert!(store.take_over_lease(mailbox, "b", "c", later + Duration::minutes(1)).await.unwrap());
+    assert!(!store.take_over_lease(mailbox, "b", "d", later + Duration::minutes(1)).await.unwrap());
+    store.release_lease(mailbox, "c").await.unwrap();
+    assert_eq!(store.try_acquire_lease(mailbox, "e", now, now + Duration::minutes(1)).await.unwrap(), None);
+}
+
+async fn a_batch_commits_decisions_and_entries(store: &Store) {
+    let copies = vec![
+        copy(
+            1,
+            "m1@x",
+            Reason::Logged,
+            vec![entry(Direction::Outbound, "SP1", "C1", Some("CO1")), entry(Direction::Outbound, "SP1", "C2", None)],
+        ),
+        copy(2, "m1@x", Reason::Duplicate, vec![]),
+        copy(3, "m3@x", Reason::UnknownSender, vec![]),
+    ];
+    let committed = store.commit_batch(&copies, &email_template(), at(12)).await.unwrap();
+    let reasons: Vec<Reason> = committed.iter().map(|c| c.reason).collect();
+    assert_eq!(reasons, [Reason::Logged, Reason::Duplicate, Reason::UnknownSender]);
+    assert_eq!(committed[0].entries, 2);
+
+    let keys = store.logged_keys(&["mid:m1@x".into(), "mid:m3@x".into()]).await.unwrap();
+    assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["mid:m1@x"]);
+
+    let states = store.ledger_states("queue@localhost:993/Queue", 7, &[1, 2, 3, 4]).await.unwrap();
+    assert_eq!(states.len(), 3);
+    assert!(states.values().all(|s| s.is_final()));
+
+    store
+        .record_dispositions(&[DispositionUpdate {
+            ledger_id: committed[0].ledger_id,
+            disposition: "stored".into(),
+            storage: Some(("Storage".into(), 99, 5)),
+        }])
+        .await
+        .unwrap();
+
+    let entries = store.entries_after(0, 100).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    let first = &entries[0];
+    assert_eq!(
+        (first.direction.as_str(), first.initiated_by.as_str(), first.salesperson_code.as_str(), first.contact_no.as_str()),
+        ("outbound", "us", "SP1", "C1")
+    );
+    assert_eq!(first.contact_company_no.as_deref(), Some("CO1"));
+    assert_eq!(first.message_id.as_deref(), Some("<m1@x>"));
+    assert_eq!(first.occurred_at, at(10));
+    assert_eq!(first.cost.to_string(), "2.50");
+    assert_eq!(first.duration_minutes, 5);
+    assert!(entries[0].entry_no < entries[1].entry_no);
+    assert_eq!(store.entries_after(entries[0].entry_no, 100).await.unwrap().len(), 1);
+
+    let decisions = store.decisions_after(0, 100).await.unwrap();
+    let summary: Vec<(&str, &str, i64, Option<&str>)> = decisions
+        .iter()
+        .map(|d| (d.outcome.as_str(), d.reason.as_str(), d.entries, d.subject.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("logged", "logged", 2, Some("subject of m1@x")),
+            ("duplicate", "duplicate", 0, Some("subject of m1@x")),
+            // The subject of a not-logged message is not kept.
+            ("not_logged", "unknown_sender", 0, None),
+        ]
+    );
+    assert_eq!(decisions[0].disposition.as_deref(), Some("stored"));
+}
+
+async fn final_decisions_are_never_overwritten(store: &Store) {
+    let logged = copy(1, "m1@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)]);
+    store.commit_batch(&[logged.clone()], &email_template(), at(12)).await.unwrap();
+    // The same copy again (a run that crashed before the move, then a
+    // worker that decided anyway) changes nothing and adds no entry.
+    let again = store.commit_batch(&[copy(1, "m1@x", Reason::NoCounterpart, vec![])], &email_template(), at(13)).await.unwrap();
+    assert_eq!((again[0].reason, again[0].entries), (Reason::Logged, 1));
+    assert_eq!(store.entries_after(0, 100).await.unwrap().len(), 1);
+    assert_eq!(store.decisions_after(0, 100).await.unwrap().len(), 1);
+}
+
+async fn failed_copies_count_attempts_then_succeed(store: &Store) {
+    let failed = DecidedCopy { error: Some("no body".into()), ..copy(5, "m5@x", Reason::Error(ErrorClass::Fetch), vec![]) };
+    let first = store.commit_batch(&[failed.clone()], &email_template(), at(12)).await.unwrap();
+    let second = store.commit_batch(&[failed], &email_template(), at(13)).await.unwrap();
+    assert_eq!((first[0].attempts, second[0].attempts), (1, 2));
+    let states = store.ledger_states("queue@localhost:993/Queue", 7, &[5]).await.unwrap();
+    assert!(!states[&5].is_final());
+    let ok = store
+        .commit_batch(&[copy(5, "m5@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)])], &email_template(), at(14))
+        .await
+        .unwrap();
+    assert_eq!((ok[0].reason, ok[0].attempts), (Reason::Logged, 3));
+    let decisions = store.decisions_after(0, 100).await.unwrap();
+    assert_eq!(decisions.len(), 1, "a copy keeps one ledger row, updated in place");
+    assert_eq!((decisions[0].outcome.as_str(), decisions[0].error.as_deref()), ("logged", None));
+}
+
+async fn a_refused_copy_fails_alone(store: &Store) {
+    // Two identical entries for one message break the uniqueness rule; the
+    // decision table never plans that, but the store must cope.
+    let doubled = vec![entry(Direction::Outbound, "SP1", "C1", None), entry(Direction::Outbound, "SP1", "C1", None)];
+    let committed = store
+        .commit_batch(
+            &[copy(1, "bad@x", Reason::Logged, doubled), copy(2, "good@x", Reason::Logged, vec![entry(Direction::Outbound, "SP1", "C2", None)])],
+            &email_template(),
+            at(12),
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed[0].reason, Reason::Error(ErrorClass::Store));
+    assert_eq!(committed[1].reason, Reason::Logged);
+    let entries = store.entries_after(0, 100).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.contact_no.as_str()).collect::<Vec<_>>(), ["C2"]);
+    assert!(store.logged_keys(&["mid:bad@x".into()]).await.unwrap().is_empty());
+    let decisions = store.decisions_after(0, 100).await.unwrap();
+    assert_eq!(decisions[0].outcome, "failed");
+    assert!(decisions[0].error.as_deref().unwrap_or("").contains("refused"));
+}
+
+async fn not_logged_rows_are_purged(store: &Store) {
+    store
+        .commit_batch(
+            &[copy(1, "a@x", Reason::UnknownSender, vec![]), copy(2, "b@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)])],
+            &email_template(),
+            at(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.purge_not_logged(at(9)).await.unwrap(), 0);
+    assert_eq!(store.purge_not_logged(at(11)).await.unwrap(), 1);
+    let left: Vec<String> = store.decisions_after(0, 10).await.unwrap().into_iter().map(|d| d.outcome).collect();
+    assert_eq!(left, ["logged"]);
+}
+
+async fn runs_are_recorded(store: &Store) {
+    let id = store.start_run("m", at(10)).await.unwrap();
+    let mut counts = RunCounts { seen: 3, logged: 1, not_logged: 2, entries: 2, ..Default::default() };
+    counts.by_reason.insert("logged".into(), 1);
+    counts.by_reason.insert("unknown_sender".into(), 2);
+    store.finish_run(id, at(11), "completed", &counts, None).await.unwrap();
+    let runs = store.recent_runs(10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].status.as_str(), &runs[0].counts, runs[0].finished_at), ("completed", &counts, Some(at(11))));
+}
+
+async fn full_mode_keeps_the_raw_bytes(store: &Store) {
+    let raw: Vec<u8> = b"From: a@b.c\r\nTo: d@e.f\r\n\r\n\xff\x00binary body\r\n".repeat(1000);
+    let with_raw = DecidedCopy { raw: Some(raw.clone()), ..copy(1, "m@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)]) };
+    store.commit_batch(&[with_raw], &email_template(), at(10)).await.unwrap();
+    let entries = store.entries_after(0, 1).await.unwrap();
+    let stored = store.stored_raw_message(entries[0].message_record_id).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(raw.as_slice()));
+}

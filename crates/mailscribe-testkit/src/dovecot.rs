@@ -1,0 +1,332 @@
+//! A throwaway Dovecot 2.3 on free loopback ports, with a public namespace
+//! `Public Folders/` holding `Email Logging/Queue` and `Email Logging/Storage`
+//! (the recipe in `shared/notes/rust-stack-and-dovecot.md`).
+//!
+//! The harness owns the master process (`dovecot -F`) and stops it on drop.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::wait_until;
+
+pub const QUEUE: &str = "Public Folders/Email Logging/Queue";
+pub const STORAGE: &str = "Public Folders/Email Logging/Storage";
+
+pub(crate) const USER: &str = "queue";
+pub(crate) const PASSWORD: &str = "queuepass";
+
+#[derive(Debug, Clone)]
+pub struct DovecotOptions {
+    /// Mail storage of the public namespace: `maildir` (the common format)
+    /// or `sdbox`.
+    pub public_format: &'static str,
+    /// The public namespace's hierarchy separator.
+    pub separator: char,
+}
+
+impl Default for DovecotOptions {
+    fn default() -> DovecotOptions {
+        DovecotOptions { public_format: "maildir", separator: '/' }
+    }
+}
+
+pub struct Dovecot {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub imap_port: u16,
+    pub imaps_port: u16,
+    pub options: DovecotOptions,
+    mail_owner: Option<(u32, u32)>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+}
+
+fn id_of(flag: &str, user: &str) -> u32 {
+    let output = Command::new("id").args([flag, user]).output().expect("id");
+    String::from_utf8_lossy(&output.stdout).trim().parse().expect("numeric id")
+}
+
+impl Dovecot {
+    /// Starts a Dovecot with the default options. Panics with a hint when
+    /// Dovecot is not installed (the README's test command installs it).
+    pub fn start() -> Dovecot {
+        Dovecot::start_with(DovecotOptions::default())
+    }
+
+    pub fn start_with(options: DovecotOptions) -> Dovecot {
+        assert!(
+            Path::new("/usr/sbin/dovecot").exists(),
+            "Dovecot is not installed: run the README's test command, or \
+             apt-get install dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve"
+        );
+        let dir = tempfile::Builder::new().prefix("mailscribe-dovecot-").tempdir().expect("tempdir");
+        let root = dir.path();
+        let imap_port = free_port();
+        let imaps_port = free_port();
+        for sub in ["run", "state", "tls", "mail", "public"] {
+            std::fs::create_dir_all(root.join(sub)).expect("fixture dirs");
+        }
+        run(Command::new("chmod").args(["0755"]).arg(root).arg(root.join("run")));
+        write_certificates(&root.join("tls"));
+        std::fs::write(root.join("users"), format!("test:{{PLAIN}}testpass::::::\n{USER}:{{PLAIN}}{PASSWORD}::::::\n"))
+            .expect("users");
+
+        let root_mode = is_root();
+        let (mail_user, mail_group) = if root_mode {
+            ("nobody".to_owned(), "nogroup".to_owned())
+        } else {
+            let name = |flag| String::from_utf8_lossy(&Command::new("id").arg(flag).output().expect("id").stdout).trim().to_owned();
+            (name("-un"), name("-gn"))
+        };
+        let sep = options.separator;
+        let public_location = format!("{}:{}/public:LAYOUT=fs", options.public_format, root.display());
+        let mut conf = format!(
+            r#"base_dir = {root}/run
+state_dir = {root}/state
+instance_name = mailscribe-fixture-{imap_port}
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{root}/tls/cert.pem
+ssl_key = <{root}/tls/key.pem
+disable_plaintext_auth = no
+auth_failure_delay = 0
+auth_mechanisms = plain login
+mail_fsync = never
+first_valid_uid = 1
+mail_location = maildir:{root}/mail/%n:LAYOUT=fs
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_group} home={root}/mail/%n allow_all_users=yes
+}}
+namespace inbox {{
+  inbox = yes
+  separator = {sep}
+  prefix =
+}}
+namespace public {{
+  type = public
+  separator = {sep}
+  prefix = Public Folders{sep}
+  location = {public_location}
+  subscriptions = no
+  list = children
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"#,
+            root = root.display(),
+        );
+        if !root_mode {
+            conf.push_str(&format!(
+                "default_internal_user = {mail_user}\ndefault_internal_group = {mail_group}\n\
+                 default_login_user = {mail_user}\nservice imap-login {{\n  chroot =\n}}\nservice anvil {{\n  chroot =\n}}\n"
+            ));
+        }
+        std::fs::write(root.join("dovecot.conf"), conf).expect("dovecot.conf");
+        let mail_owner = root_mode.then(|| (id_of("-u", "nobody"), id_of("-g", "nobody")));
+        if root_mode {
+            run(Command::new("chown").args(["-R", "nobody:nogroup"]).arg(root.join("mail")).arg(root.join("public")));
+        }
+
+        let child = Command::new("/usr/sbin/dovecot")
+            .arg("-F")
+            .arg("-c")
+            .arg(root.join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start dovecot");
+        let dovecot = Dovecot { dir, child: Some(child), imap_port, imaps_port, options, mail_owner };
+        let auth_socket = dovecot.dir.path().join("run/auth-userdb");
+        wait_until("Dovecot to listen", Duration::from_secs(20), || {
+            auth_socket.exists()
+                && TcpStream::connect(("127.0.0.1", imap_port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", imaps_port)).is_ok()
+        });
+        dovecot.create_folder(QUEUE);
+        dovecot.create_folder(STORAGE);
+        dovecot
+    }
+
+    /// A folder path written with `/`, in this server's separator.
+    pub fn server_name(&self, folder: &str) -> String {
+        folder.replace('/', &self.options.separator.to_string())
+    }
+
+    pub fn conf(&self) -> PathBuf {
+        self.dir.path().join("dovecot.conf")
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.pem")
+    }
+
+    pub fn user(&self) -> &'static str {
+        USER
+    }
+
+    pub fn password(&self) -> &'static str {
+        PASSWORD
+    }
+
+    fn doveadm(&self) -> Command {
+        let mut command = Command::new("/usr/bin/doveadm");
+        command.arg("-c").arg(self.conf());
+        command
+    }
+
+    /// Creates a folder (path written with `/`).
+    pub fn create_folder(&self, folder: &str) {
+        run(self.doveadm().args(["mailbox", "create", "-u", USER]).arg(self.server_name(folder)));
+    }
+
+    /// Number of messages in a folder.
+    pub fn count(&self, folder: &str) -> usize {
+        let output = self
+            .doveadm()
+            .args(["-f", "flow", "mailbox", "status", "-u", USER, "messages"])
+            .arg(self.server_name(folder))
+            .output()
+            .expect("doveadm mailbox status");
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.trim().strip_prefix("messages=").and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+            panic!("unexpected doveadm output {text:?} {}", String::from_utf8_lossy(&output.stderr))
+        })
+    }
+
+    /// The Message-ID headers of a folder's messages, in UID order.
+    pub fn message_ids(&self, folder: &str) -> Vec<String> {
+        let output = self
+            .doveadm()
+            .args(["-f", "tab", "fetch", "-u", USER, "hdr.message-id", "mailbox"])
+            .arg(self.server_name(folder))
+            .arg("all")
+            .output()
+            .expect("doveadm fetch");
+        String::from_utf8_lossy(&output.stdout).lines().skip(1).map(|l| l.trim().to_owned()).collect()
+    }
+
+    /// Puts a message straight into a public folder's maildir, as a mail
+    /// server's delivery would: fast, no IMAP involved. `received` becomes
+    /// the INTERNALDATE; `draft` sets the `\Draft` flag.
+    pub fn deliver(&self, folder: &str, raw: &[u8], received: Option<SystemTime>, draft: bool) {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        assert_eq!(self.options.public_format, "maildir", "deliver() writes maildir files");
+        let relative = folder.strip_prefix("Public Folders/").expect("a public folder");
+        let mailbox_dir = self.dir.path().join("public").join(relative);
+        let unique = format!(
+            "{}.M{}P{}.fixture",
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            std::process::id()
+        );
+        let tmp = mailbox_dir.join("tmp").join(&unique);
+        std::fs::write(&tmp, raw).expect("write message");
+        let file = std::fs::File::options().write(true).open(&tmp).expect("open message");
+        if let Some(received) = received {
+            file.set_modified(received).expect("set mtime");
+        }
+        drop(file);
+        if let Some((uid, gid)) = self.mail_owner {
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).expect("chown message");
+        }
+        let target = if draft {
+            mailbox_dir.join("cur").join(format!("{unique}:2,D"))
+        } else {
+            mailbox_dir.join("new").join(&unique)
+        };
+        std::fs::rename(&tmp, target).expect("deliver message");
+    }
+
+    /// The log, for assertions and for debugging a failed test.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// Stops the server (for tests of a server that goes away).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A throwaway CA and a leaf for `localhost` and 127.0.0.1 (rustls refuses
+/// a CA certificate as the server's, and needs the SAN).
+fn write_certificates(tls: &Path) {
+    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(tls).args(args));
+    openssl(&[
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "3650",
+        "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Mailscribe Fixture CA",
+    ]);
+    openssl(&[
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem",
+        "-out", "leaf.csr", "-subj", "/CN=localhost",
+    ]);
+    std::fs::write(
+        tls.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("leaf.ext");
+    openssl(&[
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3650",
+        "-extfile", "leaf.ext", "-out", "cert.pem",
+    ]);
+}
