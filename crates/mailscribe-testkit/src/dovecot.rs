@@ -228,7 +228,7 @@ service anvil {{
             .output()
             .expect("doveadm mailbox status");
         let text = String::from_utf8_lossy(&output.stdout);
-        text.trim().strip_prefix("messages=").and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+        text.trim().rsplit_once("messages=").and_then(|(_, n)| n.parse().ok()).unwrap_or_else(|| {
             panic!("unexpected doveadm output {text:?} {}", String::from_utf8_lossy(&output.stderr))
         })
     }

@@ -6,9 +6,11 @@
 
 mod database;
 mod dovecot;
+mod proxy;
 
 pub use database::{TestDatabase, postgres_admin_url};
 pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE};
+pub use proxy::TcpProxy;
 
 use std::time::{Duration, Instant};
 

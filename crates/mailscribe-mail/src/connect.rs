@@ -1,0 +1,233 @@
+//! Opening a session: TCP, TLS or STARTTLS, the greeting, and login.
+
+use std::fmt::Debug;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_imap::imap_proto::{Capability, Response, ResponseCode, Status};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
+use secrecy::ExposeSecret;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::{ConnectionConfig, Credentials, MailError, Result, Security, TlsProblem};
+
+/// One stream type for plain, STARTTLS and implicit TLS connections.
+pub(crate) trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
+pub(crate) type BoxIo = Box<dyn ImapIo>;
+
+pub(crate) fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn tls_config(config: &ConnectionConfig) -> Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &config.ca_file {
+        let ca_error = |reason: String| MailError::CaFile { path: path.clone(), reason };
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|err| ca_error(err.to_string()))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|err| ca_error(err.to_string()))?;
+        if certificates.is_empty() {
+            return Err(ca_error("no PEM certificate in the file".into()));
+        }
+        for certificate in certificates {
+            roots.add(certificate).map_err(|err| ca_error(err.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| MailError::Tls { host: config.host.clone(), problem: TlsProblem::Other(err.to_string()) })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(tls))
+}
+
+fn classify_tls_error(err: &std::io::Error) -> TlsProblem {
+    let Some(rustls_error) = err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
+        return TlsProblem::Other(err.to_string());
+    };
+    match rustls_error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => TlsProblem::UnknownIssuer,
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsProblem::NameMismatch
+            }
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => TlsProblem::Expired,
+            other => TlsProblem::Other(format!("invalid certificate: {other:?}")),
+        },
+        other => TlsProblem::Other(other.to_string()),
+    }
+}
+
+async fn start_tls(config: &ConnectionConfig, stream: BoxIo) -> Result<BoxIo> {
+    let connector = tokio_rustls::TlsConnector::from(tls_config(config)?);
+    let server_name = ServerName::try_from(config.host.trim_matches(|c| c == '[' || c == ']').to_owned())
+        .map_err(|err| MailError::Tls { host: config.host.clone(), problem: TlsProblem::Other(err.to_string()) })?;
+    let tls = timeout(config.timeout, connector.connect(server_name, stream))
+        .await
+        .map_err(|_| MailError::Timeout("the TLS handshake".into()))?
+        .map_err(|err| MailError::Tls { host: config.host.clone(), problem: classify_tls_error(&err) })?;
+    Ok(Box::new(tls))
+}
+
+/// Capabilities announced in a greeting or CAPABILITY response, upper-cased.
+pub(crate) fn capability_names(capabilities: &[Capability<'_>]) -> Vec<String> {
+    capabilities
+        .iter()
+        .map(|c| match c {
+            Capability::Imap4rev1 => "IMAP4REV1".to_owned(),
+            Capability::Auth(mechanism) => format!("AUTH={}", mechanism.to_ascii_uppercase()),
+            Capability::Atom(atom) => atom.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+struct PlainAuthenticator {
+    username: String,
+    password: String,
+    rounds: u32,
+}
+
+impl async_imap::Authenticator for PlainAuthenticator {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        // RFC 4616: authzid NUL authcid NUL passwd. A second challenge means
+        // the server rejected us; an empty answer lets it say NO.
+        self.rounds += 1;
+        if self.rounds > 1 {
+            return Vec::new();
+        }
+        format!("\0{}\0{}", self.username, self.password).into_bytes()
+    }
+}
+
+/// The text of a NO from async-imap's error, which keeps it only in a
+/// formatted string.
+fn server_text(error: &async_imap::error::Error) -> String {
+    let text = error.to_string();
+    match text.rfind("Some(\"") {
+        Some(i) => {
+            let tail = &text[i + 6..];
+            tail[..tail.rfind("\")").unwrap_or(tail.len())].replace("\\\"", "\"")
+        }
+        None => text,
+    }
+}
+
+pub(crate) async fn open(config: &ConnectionConfig) -> Result<async_imap::Session<BoxIo>> {
+    if config.security == Security::None && !config.allow_plaintext && !is_loopback(&config.host) {
+        return Err(MailError::PlaintextRefused { host: config.host.clone() });
+    }
+    let connect_error = |source| MailError::Connect { host: config.host.clone(), port: config.port, source };
+    let host = config.host.trim_matches(|c| c == '[' || c == ']');
+    let tcp = timeout(config.timeout, TcpStream::connect((host, config.port)))
+        .await
+        .map_err(|_| connect_error(std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out")))?
+        .map_err(connect_error)?;
+    tcp.set_nodelay(true).ok();
+    let mut stream: BoxIo = Box::new(tcp);
+    if config.security == Security::Tls {
+        stream = start_tls(config, stream).await?;
+    }
+
+    let mut client = async_imap::Client::new(stream);
+    let greeting = timeout(config.timeout, client.read_response())
+        .await
+        .map_err(|_| MailError::Timeout("the greeting".into()))?
+        .map_err(|err| MailError::Protocol { command: "the greeting".into(), detail: err.to_string() })?
+        .ok_or_else(|| MailError::ConnectionLost("the greeting".into()))?;
+    let mut capabilities: Option<Vec<String>> = match greeting.parsed() {
+        Response::Data { status: Status::Ok, outcome } => match &outcome.code {
+            Some(ResponseCode::Capabilities(caps)) => Some(capability_names(caps)),
+            _ => None,
+        },
+        Response::Data { status: Status::Bye, outcome } => {
+            return Err(MailError::Refused {
+                command: "the connection".into(),
+                text: outcome.information.as_deref().unwrap_or("BYE").to_owned(),
+            });
+        }
+        Response::Data { status: Status::PreAuth, .. } => {
+            return Err(MailError::Protocol {
+                command: "the greeting".into(),
+                detail: "the server pre-authenticated the connection, which Mailscribe does not support".into(),
+            });
+        }
+        other => {
+            return Err(MailError::Protocol { command: "the greeting".into(), detail: format!("{other:?}") });
+        }
+    };
+
+    if config.security == Security::StartTls {
+        if capabilities.as_ref().is_some_and(|caps| !caps.iter().any(|c| c == "STARTTLS")) {
+            return Err(MailError::NoStartTls);
+        }
+        timeout(config.timeout, client.run_command_and_check_ok("STARTTLS", None))
+            .await
+            .map_err(|_| MailError::Timeout("STARTTLS".into()))?
+            .map_err(|_| MailError::NoStartTls)?;
+        let upgraded = start_tls(config, client.into_inner()).await?;
+        client = async_imap::Client::new(upgraded);
+        // Capabilities from before TLS are not to be trusted (RFC 3501 6.2.1).
+        capabilities = None;
+    }
+
+    let Credentials::Basic { username, password } = &config.credentials;
+    let offers_plain = capabilities.as_ref().map(|caps| caps.iter().any(|c| c == "AUTH=PLAIN"));
+    if offers_plain != Some(false) {
+        let authenticator =
+            PlainAuthenticator { username: username.clone(), password: password.expose_secret().to_owned(), rounds: 0 };
+        match timeout(config.timeout, client.authenticate("PLAIN", authenticator)).await {
+            Err(_) => return Err(MailError::Timeout("AUTHENTICATE".into())),
+            Ok(Ok(session)) => return Ok(session),
+            // The server said it offers PLAIN and refused: wrong credentials.
+            Ok(Err((error, _))) if offers_plain == Some(true) => {
+                return Err(auth_error(&error));
+            }
+            Ok(Err((async_imap::error::Error::No(_), returned))) => client = returned,
+            Ok(Err((async_imap::error::Error::Bad(_), returned))) => client = returned,
+            Ok(Err((error, _))) => return Err(auth_error(&error)),
+        }
+    }
+    match timeout(config.timeout, client.login(username, password.expose_secret())).await {
+        Err(_) => Err(MailError::Timeout("LOGIN".into())),
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((error, _))) => Err(auth_error(&error)),
+    }
+}
+
+fn auth_error(error: &async_imap::error::Error) -> MailError {
+    match error {
+        async_imap::error::Error::ConnectionLost | async_imap::error::Error::Io(_) => {
+            MailError::ConnectionLost("login".into())
+        }
+        other => MailError::AuthFailed(server_text(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "127.0.0.1", "127.8.9.10", "::1", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["imap.example.com", "10.0.0.1", "localhost.example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}

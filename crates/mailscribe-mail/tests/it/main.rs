@@ -1,0 +1,160 @@
+//! The connector against a real Dovecot (started per test by the testkit).
+
+use std::time::Duration;
+
+use mailscribe_mail::{ConnectionConfig, Credentials, MailError, Security, Session, TlsProblem};
+use mailscribe_testkit::{Dovecot, DovecotOptions, QUEUE, STORAGE, TcpProxy};
+use secrecy::SecretString;
+
+fn config(dovecot: &Dovecot, security: Security) -> ConnectionConfig {
+    ConnectionConfig {
+        host: "127.0.0.1".into(),
+        port: if security == Security::Tls { dovecot.imaps_port } else { dovecot.imap_port },
+        security,
+        allow_plaintext: false,
+        ca_file: Some(dovecot.ca_file()),
+        credentials: Credentials::Basic {
+            username: dovecot.user().into(),
+            password: SecretString::from(dovecot.password()),
+        },
+        timeout: Duration::from_secs(20),
+        disable_move: false,
+    }
+}
+
+fn message(n: u32) -> Vec<u8> {
+    format!(
+        "From: c{n}@customer.example\r\nTo: sp@ourco.example\r\nSubject: message {n}\r\n\
+         Message-ID: <m{n}@customer.example>\r\nDate: Tue, 3 Mar 2026 10:00:00 +0000\r\n\r\nbody {n}\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn every_security_mode_logs_in() {
+    let dovecot = Dovecot::start();
+    for security in [Security::Tls, Security::StartTls, Security::None] {
+        let session = Session::connect(&config(&dovecot, security)).await;
+        let session = session.unwrap_or_else(|err| panic!("{security:?}: {err}"));
+        assert!(session.has_capability("UIDPLUS"), "{security:?}");
+        session.logout().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_credentials_certificates_and_plaintext_are_refused_clearly() {
+    let dovecot = Dovecot::start();
+    let mut wrong_password = config(&dovecot, Security::Tls);
+    wrong_password.credentials =
+        Credentials::Basic { username: dovecot.user().into(), password: SecretString::from("wrong") };
+    let err = Session::connect(&wrong_password).await.unwrap_err();
+    assert!(matches!(err, MailError::AuthFailed(_)), "{err}");
+    assert!(err.is_connection());
+
+    let mut unknown_ca = config(&dovecot, Security::Tls);
+    unknown_ca.ca_file = None;
+    let err = Session::connect(&unknown_ca).await.unwrap_err();
+    assert!(matches!(&err, MailError::Tls { problem: TlsProblem::UnknownIssuer, .. }), "{err}");
+    assert!(err.to_string().contains("--ca-file"), "{err}");
+
+    let mut remote_plain = config(&dovecot, Security::None);
+    remote_plain.host = "imap.example.com".into();
+    let err = Session::connect(&remote_plain).await.unwrap_err();
+    assert!(matches!(err, MailError::PlaintextRefused { .. }), "{err}");
+
+    let mut nobody_listens = config(&dovecot, Security::Tls);
+    nobody_listens.port = 1;
+    let err = Session::connect(&nobody_listens).await.unwrap_err();
+    assert!(matches!(err, MailError::Connect { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn folders_resolve_by_path_whatever_the_separator() {
+    for separator in ['/', '.'] {
+        let dovecot = Dovecot::start_with(DovecotOptions { separator, ..Default::default() });
+        dovecot.create_folder("Public Folders/Öffentliche Ordner");
+        let mut session = Session::connect(&config(&dovecot, Security::Tls)).await.unwrap();
+        let queue = session.resolve_folder(QUEUE).await.unwrap();
+        assert_eq!(queue.raw_name, dovecot.server_name(QUEUE));
+        let german = session.resolve_folder("Public Folders/Öffentliche Ordner").await.unwrap();
+        assert_eq!(german.raw_name, dovecot.server_name("Public Folders/&ANY-ffentliche Ordner"));
+        session.select(&german).await.unwrap();
+        let err = session.resolve_folder("Public Folders/Email Logging/Nope").await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("does not exist") && text.contains("Email Logging/Storage"), "{text}");
+        // A \Noselect parent is not a folder one can use.
+        assert!(session.resolve_folder("Public Folders/Email Logging").await.is_err());
+    }
+}
+
+async fn fetch_and_move(disable_move: bool) {
+    let dovecot = Dovecot::start();
+    let mut config = config(&dovecot, Security::Tls);
+    config.disable_move = disable_move;
+    let mut session = Session::connect(&config).await.unwrap();
+    let queue = session.resolve_folder(QUEUE).await.unwrap();
+    let storage = session.resolve_folder(STORAGE).await.unwrap();
+    for n in 1..=5 {
+        session.append(&queue, &message(n), if n == 5 { Some("(\\Draft)") } else { None }).await.unwrap();
+    }
+    let selected = session.select(&queue).await.unwrap();
+    let listed = session.list_messages(selected).await.unwrap();
+    let uids: Vec<u32> = listed.iter().map(|m| m.uid).collect();
+    assert_eq!(uids.len(), 5);
+    assert!(listed.iter().all(|m| m.size > 0));
+
+    let fetched = session.fetch(&uids).await.unwrap();
+    assert_eq!(fetched.len(), 5);
+    assert_eq!(fetched[0].raw.as_deref(), Some(message(1).as_slice()), "bytes as appended");
+    assert!(fetched[0].internal_date.is_some());
+    assert_eq!(fetched.iter().map(|m| m.draft).collect::<Vec<_>>(), [false, false, false, false, true]);
+
+    let moved = session.move_messages(&uids[..3], &storage).await.unwrap();
+    assert_eq!(moved.mapping.len(), 3, "COPYUID maps every moved UID");
+    assert_eq!(moved.mapping.iter().map(|m| m.0).collect::<Vec<_>>(), uids[..3]);
+    session.delete_messages(&uids[3..4]).await.unwrap();
+    let selected = session.select(&queue).await.unwrap();
+    assert_eq!(session.list_messages(selected).await.unwrap().iter().map(|m| m.uid).collect::<Vec<_>>(), [uids[4]]);
+    assert_eq!(dovecot.count(STORAGE), 3);
+    // A vanished UID is simply not returned.
+    assert!(session.fetch(&[uids[0]]).await.unwrap().is_empty());
+    session.logout().await;
+}
+
+#[tokio::test]
+async fn fetch_then_move_and_delete_in_batches() {
+    fetch_and_move(false).await;
+}
+
+#[tokio::test]
+async fn copy_expunge_fallback_where_move_is_missing() {
+    fetch_and_move(true).await;
+}
+
+#[tokio::test]
+async fn writability_probe_leaves_nothing_behind() {
+    let dovecot = Dovecot::start();
+    let mut session = Session::connect(&config(&dovecot, Security::Tls)).await.unwrap();
+    let storage = session.resolve_folder(STORAGE).await.unwrap();
+    session.probe_writable(&storage, "probe-token-1").await.unwrap();
+    assert_eq!(dovecot.count(STORAGE), 0);
+    assert_eq!(dovecot.count(QUEUE), 0);
+    // Dovecot here has no ACL plugin, so rights are unknown, not empty.
+    assert_eq!(session.my_rights(&storage).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_connection_that_drops_is_a_lost_connection() {
+    let dovecot = Dovecot::start();
+    let proxy = TcpProxy::start(dovecot.imaps_port);
+    let mut config = config(&dovecot, Security::Tls);
+    config.port = proxy.port;
+    let mut session = Session::connect(&config).await.unwrap();
+    let queue = session.resolve_folder(QUEUE).await.unwrap();
+    proxy.cut();
+    let err = session.select(&queue).await.unwrap_err();
+    assert!(matches!(err, MailError::ConnectionLost(_)), "{err}");
+    assert!(err.is_connection());
+    let err = Session::connect(&config).await.unwrap_err();
+    assert!(err.is_connection(), "{err}");
+}
