@@ -1,1 +1,265 @@
-fn main() {}
+//! The `mailscribe` binary: argument parsing, wiring and exit codes.
+//!
+//! The command names, flags, output columns and exit codes are a contract
+//! that scripts rely on (README.md lists them).
+
+mod commands;
+mod export;
+mod import;
+mod secrets;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes of the contract.
+pub(crate) mod exit {
+    pub(crate) const OTHER: u8 = 1;
+    pub(crate) const USAGE: u8 = 2;
+    pub(crate) const DISABLED_OR_INCOMPLETE: u8 = 3;
+    pub(crate) const LEASE_HELD: u8 = 4;
+    pub(crate) const CONNECTION: u8 = 5;
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) error: anyhow::Error,
+}
+
+impl Failure {
+    pub(crate) fn new(code: u8, error: impl Into<anyhow::Error>) -> Failure {
+        Failure { code, error: error.into() }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure { code: exit::OTHER, error: error.into() }
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "mailscribe", version, about = "Logs the mail between salespeople and contacts from an IMAP queue folder")]
+pub(crate) struct Cli {
+    /// Database: sqlite://PATH, a file path, or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "MAILSCRIBE_DB", default_value = "./mailscribe.db")]
+    pub(crate) db: String,
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Salespeople: import from CSV (code,name,email), list.
+    Salespeople {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+    /// Contacts: import from CSV (no,name,email,company[,type]), list.
+    Contacts {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+    /// The IMAP mailbox to read.
+    Mailbox {
+        #[command(subcommand)]
+        command: MailboxCommand,
+    },
+    /// Check the setup: one line per check, PASS, FAIL or SKIP with a hint.
+    Check,
+    /// Operational settings.
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+    /// Interaction templates.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+    /// Turn logging on (after a passing check and accepting the data statement).
+    Enable(EnableArgs),
+    /// Turn logging off; scheduled runs idle.
+    Disable,
+    /// Process the queue.
+    Run(RunArgs),
+    /// Run the queue every interval until stopped (Ctrl-C or SIGTERM).
+    Serve(ServeArgs),
+    /// Export the interaction log.
+    Interactions {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+    /// Export the decision ledger: one row per message seen.
+    Decisions {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DirectoryCommand {
+    /// Upsert from a CSV file; nothing is imported when a row is bad.
+    Import { file: PathBuf },
+    /// Print everyone, one per line.
+    List,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum MailboxCommand {
+    /// Store the connection and folders (the password is stored encrypted).
+    Configure(ConfigureArgs),
+    /// Show the stored setup (the password is never shown).
+    Show,
+}
+
+#[derive(Args)]
+pub(crate) struct ConfigureArgs {
+    #[arg(long)]
+    pub(crate) host: String,
+    /// Default: 993 with tls, 143 otherwise.
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+    /// tls, starttls or none.
+    #[arg(long, default_value = "tls")]
+    pub(crate) security: String,
+    #[arg(long)]
+    pub(crate) user: String,
+    /// The name of an environment variable holding the password; it is read once.
+    #[arg(long, value_name = "VAR")]
+    pub(crate) password_env: String,
+    /// The queue folder as you see it, e.g. "Public Folders/Email Logging/Queue".
+    #[arg(long)]
+    pub(crate) queue: String,
+    /// Where logged messages are moved.
+    #[arg(long)]
+    pub(crate) storage: String,
+    /// Move not-logged messages here instead of deleting them from the queue.
+    #[arg(long)]
+    pub(crate) not_logged_folder: Option<String>,
+    /// Move messages that keep failing here after the maximum attempts.
+    #[arg(long)]
+    pub(crate) quarantine_folder: Option<String>,
+    /// UIDs per FETCH and MOVE command.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) batch_size: u32,
+    /// Allow an unencrypted connection to a host that is not a loopback address.
+    #[arg(long)]
+    pub(crate) allow_plaintext: bool,
+    /// PEM file with the CA certificate(s) of a private CA.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// Print every setting.
+    Show,
+    /// Change one setting: interval, time_zone, storage_mode, sensitivity_rule, max_attempts,
+    /// not_logged_retention_days.
+    Set { key: String, value: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TemplateCommand {
+    /// Create or change a template.
+    Set {
+        code: String,
+        /// Cost per interaction, e.g. 2.50.
+        #[arg(long)]
+        cost: String,
+        /// Duration per interaction in minutes.
+        #[arg(long)]
+        minutes: u32,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct EnableArgs {
+    /// Accept the data statement without being asked (for scripts).
+    #[arg(long)]
+    pub(crate) accept_data_statement: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// Perform one run and exit (the only mode; `serve` runs on a schedule).
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// Handle at most this many messages in this run.
+    #[arg(long)]
+    pub(crate) max_per_run: Option<usize>,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: SummaryFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SummaryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Handle at most this many messages per run.
+    #[arg(long)]
+    pub(crate) max_per_run: Option<usize>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ExportCommand {
+    /// Write every row as CSV or JSON.
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: export::Format,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn init_logging(verbose: u8, default: &str) {
+    let level = match verbose {
+        0 => default,
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_logging(cli.verbose, if serving { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(exit::OTHER);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}

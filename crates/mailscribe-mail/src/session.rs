@@ -17,6 +17,8 @@ use crate::{ConnectionConfig, MailError, Result};
 pub struct SelectedFolder {
     pub uid_validity: u32,
     pub exists: u32,
+    /// The server opened the folder read-only (`[READ-ONLY]`).
+    pub read_only: bool,
 }
 
 /// One message as fetched.
@@ -223,10 +225,13 @@ impl Session {
     async fn open_folder(&mut self, verb: &str, folder: &FolderInfo) -> Result<SelectedFolder> {
         let mut uid_validity = None;
         let mut exists = 0;
+        let mut read_only = verb == "EXAMINE";
         self.command(verb, &format!("{verb} {}", quote(&folder.raw_name)), |response| match response {
-            Response::Data { status: Status::Ok, outcome } => {
-                if let Some(ResponseCode::UidValidity(v)) = outcome.code {
-                    uid_validity = Some(v);
+            Response::Data { status: Status::Ok, outcome } | Response::Done { status: Status::Ok, outcome, .. } => {
+                match outcome.code {
+                    Some(ResponseCode::UidValidity(v)) => uid_validity = Some(v),
+                    Some(ResponseCode::ReadOnly) => read_only = true,
+                    _ => {}
                 }
             }
             Response::MailboxData(MailboxDatum::Exists(n)) => exists = *n,
@@ -237,7 +242,7 @@ impl Session {
             command: verb.to_owned(),
             detail: "no UIDVALIDITY in the answer".into(),
         })?;
-        Ok(SelectedFolder { uid_validity, exists })
+        Ok(SelectedFolder { uid_validity, exists, read_only })
     }
 
     pub async fn select(&mut self, folder: &FolderInfo) -> Result<SelectedFolder> {

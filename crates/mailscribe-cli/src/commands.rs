@@ -1,0 +1,504 @@
+//! One function per command.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use chrono::Utc;
+use mailscribe_core::{
+    AuthKind, Enablement, InteractionTemplate, MailboxSetup, Security, Settings, StorageMode,
+};
+use mailscribe_mail::{ConnectionConfig, Credentials};
+use mailscribe_store::{DatabaseUrl, Store, StoreError};
+use mailscribe_worker::{CheckLine, CheckStatus, RunOptions, RunSummary, WorkerError};
+use secrecy::SecretString;
+use tokio::sync::watch;
+
+use crate::secrets::{SecretError, SecretKey};
+use crate::{
+    Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, MailboxCommand, RunArgs,
+    ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, exit, export, import,
+};
+
+/// The purpose bound into the sealed IMAP password.
+const PASSWORD_PURPOSE: &str = "imap-password";
+
+pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let url: DatabaseUrl = cli.db.parse().map_err(|err| Failure::new(exit::USAGE, err))?;
+    let store = Store::open(&url).await.with_context(|| format!("cannot open the database {url}"))?;
+    let result = match cli.command {
+        Command::Salespeople { command } => salespeople(&store, command).await,
+        Command::Contacts { command } => contacts(&store, command).await,
+        Command::Mailbox { command: MailboxCommand::Configure(args) } => configure(&store, &url, args).await,
+        Command::Mailbox { command: MailboxCommand::Show } => show_mailbox(&store).await,
+        Command::Check => check(&store, &url).await,
+        Command::Settings { command } => settings(&store, command).await,
+        Command::Template { command } => template(&store, command).await,
+        Command::Enable(args) => enable(&store, &url, args).await,
+        Command::Disable => disable(&store).await,
+        Command::Run(args) => run(&store, &url, args).await,
+        Command::Serve(args) => serve(&store, &url, args).await,
+        Command::Interactions { command: ExportCommand::Export { format, output } } => {
+            export::interactions(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
+        }
+        Command::Decisions { command: ExportCommand::Export { format, output } } => {
+            export::decisions(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
+        }
+    };
+    store.close().await;
+    result
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|err| Failure::new(exit::USAGE, anyhow!("cannot read {}: {err}", path.display())))
+}
+
+fn report_rows(file: &std::path::Path, errors: Vec<import::RowError>) -> Failure {
+    let mut text = format!("{} was not imported ({} problems; nothing was changed):", file.display(), errors.len());
+    for error in &errors {
+        text.push_str(&format!("\n  {error}"));
+    }
+    Failure::new(exit::OTHER, anyhow!(text))
+}
+
+async fn salespeople(store: &Store, command: DirectoryCommand) -> Result<(), Failure> {
+    match command {
+        DirectoryCommand::Import { file } => {
+            let rows = import::read_salespeople(&read_file(&file)?).map_err(|errors| report_rows(&file, errors))?;
+            let people: Vec<_> = rows.iter().map(|(_, p)| p.clone()).collect();
+            let summary = match store.import_salespeople(&people).await {
+                Ok(summary) => summary,
+                Err(StoreError::Conflict(message)) => {
+                    // Point at the line that holds the conflicting address.
+                    let line = rows
+                        .iter()
+                        .find(|(_, p)| p.addresses.iter().any(|a| message.contains(a.as_str())))
+                        .map(|(line, _)| *line)
+                        .unwrap_or(0);
+                    return Err(report_rows(&file, vec![import::RowError { line, message }]));
+                }
+                Err(err) => return Err(err.into()),
+            };
+            println!("imported {} salespeople ({} new, {} updated)", people.len(), summary.created, summary.updated);
+        }
+        DirectoryCommand::List => {
+            for person in store.list_salespeople().await? {
+                let addresses: Vec<String> = person.addresses.iter().map(ToString::to_string).collect();
+                println!("{}\t{}\t{}", person.code, person.name, addresses.join(";"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn contacts(store: &Store, command: DirectoryCommand) -> Result<(), Failure> {
+    match command {
+        DirectoryCommand::Import { file } => {
+            let rows = import::read_contacts(&read_file(&file)?).map_err(|errors| report_rows(&file, errors))?;
+            let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
+            let summary = store.import_contacts(&contacts).await?;
+            println!("imported {} contacts ({} new, {} updated)", contacts.len(), summary.created, summary.updated);
+            if !summary.companies_created.is_empty() {
+                println!("created companies: {}", summary.companies_created.join(", "));
+            }
+        }
+        DirectoryCommand::List => {
+            for contact in store.list_contacts().await? {
+                let addresses: Vec<String> = contact.addresses.iter().map(ToString::to_string).collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    contact.no,
+                    contact.name,
+                    contact.kind.as_str(),
+                    contact.company_no.map(|c| c.to_string()).unwrap_or_default(),
+                    addresses.join(";")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Result<(), Failure> {
+    let usage = |error: anyhow::Error| Failure::new(exit::USAGE, error);
+    if store.enablement().await?.enabled {
+        return Err(Failure::new(
+            exit::OTHER,
+            anyhow!("logging is enabled, so the connection is locked: run `mailscribe disable` first"),
+        ));
+    }
+    let security: Security = args.security.parse().map_err(|err| usage(anyhow!("--security: {err}")))?;
+    let password = std::env::var(&args.password_env)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| usage(anyhow!("the environment variable {} (from --password-env) is not set or empty", args.password_env)))?;
+    if args.batch_size == 0 {
+        return Err(usage(anyhow!("--batch-size must be at least 1")));
+    }
+    if let Some(ca_file) = &args.ca_file {
+        if !ca_file.is_file() {
+            return Err(usage(anyhow!("--ca-file {} does not exist", ca_file.display())));
+        }
+    }
+    let key = SecretKey::load_or_create(url)?;
+    let setup = MailboxSetup {
+        host: args.host.trim().to_owned(),
+        port: args.port.unwrap_or(if security == Security::Tls { 993 } else { 143 }),
+        security,
+        auth: AuthKind::Basic,
+        username: args.user,
+        password: Some(key.seal(PASSWORD_PURPOSE, &SecretString::from(password))),
+        queue_folder: args.queue,
+        storage_folder: args.storage,
+        not_logged_folder: args.not_logged_folder,
+        quarantine_folder: args.quarantine_folder,
+        batch_size: args.batch_size,
+        allow_plaintext: args.allow_plaintext,
+        ca_file: args.ca_file.map(|p| p.canonicalize().unwrap_or(p).display().to_string()),
+    };
+    store.save_mailbox_setup(&setup).await?;
+    println!("mailbox saved: {}@{}:{} ({}); run `mailscribe check` to test it", setup.username, setup.host, setup.port, setup.security.as_str());
+    Ok(())
+}
+
+async fn show_mailbox(store: &Store) -> Result<(), Failure> {
+    let Some(setup) = store.mailbox_setup().await? else {
+        return Err(Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("no mailbox is configured: run `mailscribe mailbox configure`")));
+    };
+    let enablement = store.enablement().await?;
+    let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    println!("host = {}", setup.host);
+    println!("port = {}", setup.port);
+    println!("security = {}", setup.security.as_str());
+    println!("user = {}", setup.username);
+    println!("password = {}", if setup.password.is_some() { "******** (stored encrypted)" } else { "-" });
+    println!("queue = {}", setup.queue_folder);
+    println!("storage = {}", setup.storage_folder);
+    println!("not_logged_folder = {}", optional(&setup.not_logged_folder));
+    println!("quarantine_folder = {}", optional(&setup.quarantine_folder));
+    println!("batch_size = {}", setup.batch_size);
+    println!("allow_plaintext = {}", setup.allow_plaintext);
+    println!("ca_file = {}", optional(&setup.ca_file));
+    println!("enabled = {}", enablement.enabled);
+    if let (Some(by), Some(at)) = (&enablement.accepted_by, enablement.accepted_at) {
+        println!("data statement accepted by {by} at {}", at.to_rfc3339());
+    }
+    Ok(())
+}
+
+/// The connection settings, with the password decrypted.
+fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Result<ConnectionConfig, SecretError> {
+    let key = SecretKey::load(url)?;
+    let password = match &setup.password {
+        Some(sealed) => key.open(PASSWORD_PURPOSE, sealed)?,
+        None => SecretString::from(""),
+    };
+    Ok(ConnectionConfig {
+        host: setup.host.clone(),
+        port: setup.port,
+        security: setup.security,
+        allow_plaintext: setup.allow_plaintext,
+        ca_file: setup.ca_file.as_ref().map(Into::into),
+        credentials: Credentials::Basic { username: setup.username.clone(), password },
+        timeout: ConnectionConfig::DEFAULT_TIMEOUT,
+        disable_move: std::env::var_os("MAILSCRIBE_DISABLE_MOVE").is_some(),
+    })
+}
+
+async fn setup_or_incomplete(store: &Store) -> Result<MailboxSetup, Failure> {
+    store.mailbox_setup().await?.ok_or_else(|| {
+        Failure::new(
+            exit::DISABLED_OR_INCOMPLETE,
+            anyhow!("no mailbox is configured: run `mailscribe mailbox configure --host ... --user ... --password-env VAR --queue ... --storage ...`"),
+        )
+    })
+}
+
+async fn check_lines(store: &Store, url: &DatabaseUrl, setup: &MailboxSetup) -> Vec<CheckLine> {
+    let connection = connection_config(url, setup);
+    let mut lines = vec![match &connection {
+        Ok(_) => CheckLine::pass("credentials", "the stored password can be decrypted"),
+        Err(err) => CheckLine::fail("credentials", format!("the stored secrets cannot be read: {err}")),
+    }];
+    lines.extend(mailscribe_worker::run_checks(store, setup, connection.as_ref().ok()).await);
+    lines
+}
+
+async fn check(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
+    let setup = setup_or_incomplete(store).await?;
+    let lines = check_lines(store, url, &setup).await;
+    for line in &lines {
+        println!("{line}");
+    }
+    let failed = lines.iter().filter(|l| l.status == CheckStatus::Fail).count();
+    if failed > 0 {
+        return Err(Failure::new(exit::OTHER, anyhow!("{failed} checks failed")));
+    }
+    Ok(())
+}
+
+async fn settings(store: &Store, command: SettingsCommand) -> Result<(), Failure> {
+    match command {
+        SettingsCommand::Show => {
+            for (key, value) in store.settings().await?.pairs() {
+                println!("{key} = {value}");
+            }
+        }
+        SettingsCommand::Set { key, value } => {
+            let mut settings = store.settings().await?;
+            settings.set(&key, &value).map_err(|err| Failure::new(exit::USAGE, err))?;
+            let normalised = settings.pairs().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or(value);
+            store.save_setting(&key, &normalised).await?;
+            println!("{key} = {normalised}");
+        }
+    }
+    Ok(())
+}
+
+async fn template(store: &Store, command: TemplateCommand) -> Result<(), Failure> {
+    let TemplateCommand::Set { code, cost, minutes, description } = command;
+    let code = code.trim().to_uppercase();
+    if code.is_empty() || code.len() > 20 {
+        return Err(Failure::new(exit::USAGE, anyhow!("a template code has 1 to 20 characters")));
+    }
+    let cost = cost.parse().map_err(|err| Failure::new(exit::USAGE, anyhow!("--cost: {err}")))?;
+    let existing = store.template(&code).await?;
+    let template = InteractionTemplate {
+        description: description.or(existing.map(|t| t.description)).unwrap_or_else(|| code.clone()),
+        code,
+        cost,
+        duration_minutes: minutes,
+    };
+    store.save_template(&template).await?;
+    println!("template {}: cost {}, {} minutes", template.code, template.cost, template.duration_minutes);
+    Ok(())
+}
+
+/// What is read and what is kept; it differs between storage modes.
+fn data_statement(mode: StorageMode) -> String {
+    let kept = match mode {
+        StorageMode::Reference => {
+            "Mailscribe keeps only: the Message-ID, the dates, the subject, the matched salesperson and contact \
+             numbers, and where the message lies in the storage folder. Message bodies and attachments stay on \
+             the mail server; opening a logged message fetches it from there."
+        }
+        StorageMode::Full => {
+            "Mailscribe keeps: the Message-ID, the dates, the subject, the matched salesperson and contact \
+             numbers, where the message lies in the storage folder, AND A COMPRESSED COPY OF EVERY LOGGED \
+             MESSAGE, bodies and attachments included (storage mode 'full')."
+        }
+    };
+    format!(
+        "Data statement\n\
+         Mailscribe will read every message in the queue folder of the configured mailbox: its headers (sender, \
+         To and Cc addresses, subject, dates, Message-ID, Sensitivity) and flags. It decides for each message \
+         whether it is an exchange between a salesperson and a contact. Logged messages are moved to the \
+         storage folder; other messages are removed from the queue (or moved to the configured folder).\n\
+         {kept}\n\
+         For every message seen, the decision ledger keeps when it was seen, the sender address, the outcome \
+         and the reason, and the subject only for logged messages; rows of messages that were not logged are \
+         purged after the retention period."
+    )
+}
+
+fn who_am_i() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_owned())
+}
+
+async fn enable(store: &Store, url: &DatabaseUrl, args: EnableArgs) -> Result<(), Failure> {
+    let setup = setup_or_incomplete(store).await?;
+    let lines = check_lines(store, url, &setup).await;
+    let failed: Vec<&CheckLine> = lines.iter().filter(|l| l.status == CheckStatus::Fail).collect();
+    if !failed.is_empty() {
+        for line in &lines {
+            eprintln!("{line}");
+        }
+        return Err(Failure::new(
+            exit::DISABLED_OR_INCOMPLETE,
+            anyhow!("logging stays disabled because {} checks failed; fix them and run `mailscribe enable` again", failed.len()),
+        ));
+    }
+    let statement = data_statement(store.settings().await?.storage_mode);
+    if !args.accept_data_statement {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow!("enabling needs the data statement accepted: run in a terminal, or pass --accept-data-statement"),
+            ));
+        }
+        println!("{statement}\n");
+        print!("Type yes to accept and enable logging: ");
+        std::io::stdout().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
+        if !answer.trim().eq_ignore_ascii_case("yes") {
+            return Err(Failure::new(exit::OTHER, anyhow!("not accepted; logging stays disabled")));
+        }
+    } else {
+        println!("{statement}\n");
+    }
+    let accepted = Enablement { enabled: true, accepted_by: Some(who_am_i()), accepted_at: Some(Utc::now()) };
+    store.set_enablement(&accepted).await?;
+    println!("logging enabled; data statement accepted by {}", accepted.accepted_by.unwrap_or_default());
+    Ok(())
+}
+
+async fn disable(store: &Store) -> Result<(), Failure> {
+    let mut enablement = store.enablement().await?;
+    enablement.enabled = false;
+    store.set_enablement(&enablement).await.map_err(|err| Failure::new(exit::DISABLED_OR_INCOMPLETE, err))?;
+    println!("logging disabled");
+    Ok(())
+}
+
+/// Everything a run needs, or exit code 3 saying what is missing.
+async fn run_options(store: &Store, url: &DatabaseUrl, max_per_run: Option<usize>) -> Result<RunOptions, Failure> {
+    let setup = setup_or_incomplete(store).await?;
+    if !store.enablement().await?.enabled {
+        return Err(Failure::new(
+            exit::DISABLED_OR_INCOMPLETE,
+            anyhow!("logging is disabled: run `mailscribe enable` first"),
+        ));
+    }
+    let connection = connection_config(url, &setup).map_err(|err| Failure::new(exit::DISABLED_OR_INCOMPLETE, err))?;
+    let settings: Settings = store.settings().await?;
+    let template = store.template(InteractionTemplate::EMAIL).await?.ok_or_else(|| {
+        Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("the EMAIL interaction template is missing"))
+    })?;
+    Ok(RunOptions {
+        connection,
+        setup,
+        settings,
+        template,
+        max_per_run,
+        holder: mailscribe_worker::lease_holder_id(),
+        max_batch_bytes: RunOptions::DEFAULT_MAX_BATCH_BYTES,
+    })
+}
+
+fn worker_failure(err: WorkerError) -> Failure {
+    let code = match &err {
+        WorkerError::LeaseHeld { .. } => exit::LEASE_HELD,
+        WorkerError::Mail(mail) if mail.is_connection() => exit::CONNECTION,
+        _ => exit::OTHER,
+    };
+    Failure::new(code, err)
+}
+
+fn print_summary(summary: &RunSummary, max_attempts: u32, format: SummaryFormat) -> anyhow::Result<()> {
+    let counts = &summary.counts;
+    let not_logged: Vec<(&String, &u64)> = counts
+        .by_reason
+        .iter()
+        .filter(|(reason, _)| reason.parse::<mailscribe_core::Reason>().is_ok_and(|r| r.outcome() == mailscribe_core::Outcome::NotLogged))
+        .collect();
+    match format {
+        SummaryFormat::Json => {
+            let value = serde_json::json!({
+                "run_id": summary.run_id,
+                "seen": counts.seen,
+                "logged": counts.logged,
+                "duplicate": counts.duplicate,
+                "entries": counts.entries,
+                "not_logged": counts.not_logged,
+                "not_logged_by_reason": not_logged.iter().map(|(r, n)| ((*r).clone(), **n)).collect::<std::collections::BTreeMap<_, _>>(),
+                "failed": counts.failed,
+                "failures": summary.failed.iter().map(|f| serde_json::json!({
+                    "uid": f.uid, "reason": f.reason.as_str(), "error": f.error,
+                    "attempts": f.attempts, "quarantined": f.quarantined,
+                })).collect::<Vec<_>>(),
+                "resumed": summary.resumed,
+                "vanished": summary.vanished,
+                "stopped_early": summary.stopped_early,
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        SummaryFormat::Text => {
+            println!(
+                "run {}: seen {}, logged {} ({} entries), duplicate {}, not logged {}, failed {}",
+                summary.run_id, counts.seen, counts.logged, counts.entries, counts.duplicate, counts.not_logged, counts.failed
+            );
+            if !not_logged.is_empty() {
+                let parts: Vec<String> = not_logged.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                println!("not logged by reason: {}", parts.join(", "));
+            }
+            for failure in &summary.failed {
+                let fate = if failure.quarantined { "quarantined".to_owned() } else { format!("attempt {} of {max_attempts}, left in the queue", failure.attempts) };
+                println!("failed: uid {} {} ({fate}): {}", failure.uid, failure.reason, failure.error);
+            }
+            if summary.resumed > 0 {
+                println!("finished moving {} messages decided by an interrupted run", summary.resumed);
+            }
+            if summary.stopped_early {
+                println!("stopped early on request; the rest waits for the next run");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A watch that turns true on Ctrl-C or SIGTERM.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate.recv() => {},
+        }
+        tracing::info!("stop requested: finishing the current batch");
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+async fn run(store: &Store, url: &DatabaseUrl, args: RunArgs) -> Result<(), Failure> {
+    if !args.once {
+        return Err(Failure::new(exit::USAGE, anyhow!("use `mailscribe run --once`, or `mailscribe serve` for scheduled runs")));
+    }
+    let options = run_options(store, url, args.max_per_run).await?;
+    let stop = stop_signal();
+    let summary = mailscribe_worker::run_once(store, &options, &stop).await.map_err(worker_failure)?;
+    print_summary(&summary, options.settings.max_attempts, args.format)?;
+    Ok(())
+}
+
+async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), Failure> {
+    let mut stop = stop_signal();
+    tracing::info!("serving: the queue is processed every interval while logging is enabled");
+    loop {
+        let interval = store.settings().await.map(|s| s.interval_seconds).unwrap_or(60);
+        match run_options(store, url, args.max_per_run).await {
+            Ok(options) => match mailscribe_worker::run_once(store, &options, &stop).await {
+                Ok(summary) => tracing::info!(
+                    run = summary.run_id,
+                    seen = summary.counts.seen,
+                    logged = summary.counts.logged,
+                    entries = summary.counts.entries,
+                    failed = summary.counts.failed,
+                    "run completed"
+                ),
+                Err(err) => tracing::error!(error = %err, "run failed; retrying at the next interval"),
+            },
+            Err(failure) if failure.code == exit::DISABLED_OR_INCOMPLETE => {
+                tracing::debug!(reason = %failure.error, "idle");
+            }
+            Err(failure) => tracing::error!(error = %failure.error, "cannot start a run"),
+        }
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(u64::from(interval))) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

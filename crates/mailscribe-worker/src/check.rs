@@ -1,0 +1,215 @@
+//! Check setup (PRODUCT.md section 6): one line per check, each with a
+//! hint that says what to fix. The CLI prints these lines; the web page of
+//! a later issue shows the same ones.
+
+use std::fmt;
+
+use mailscribe_core::{MailboxSetup, Security};
+use mailscribe_mail::{ConnectionConfig, MailError, Session};
+use mailscribe_store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLine {
+    pub status: CheckStatus,
+    /// A stable name, e.g. `server_reachable`.
+    pub check: &'static str,
+    pub hint: String,
+}
+
+impl CheckLine {
+    pub fn pass(check: &'static str, hint: impl Into<String>) -> CheckLine {
+        CheckLine { status: CheckStatus::Pass, check, hint: hint.into() }
+    }
+    pub fn fail(check: &'static str, hint: impl Into<String>) -> CheckLine {
+        CheckLine { status: CheckStatus::Fail, check, hint: hint.into() }
+    }
+    pub fn skip(check: &'static str, hint: impl Into<String>) -> CheckLine {
+        CheckLine { status: CheckStatus::Skip, check, hint: hint.into() }
+    }
+}
+
+impl fmt::Display for CheckLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match self.status {
+            CheckStatus::Pass => "PASS",
+            CheckStatus::Fail => "FAIL",
+            CheckStatus::Skip => "SKIP",
+        };
+        write!(f, "{status} {} {}", self.check, self.hint)
+    }
+}
+
+/// The mailbox checks in order. `connection` is `None` when the stored
+/// credentials cannot be read (the caller reports why); the checks that
+/// need the server are then skipped.
+pub async fn run_checks(
+    store: &Store,
+    setup: &MailboxSetup,
+    connection: Option<&ConnectionConfig>,
+) -> Vec<CheckLine> {
+    let mut lines = Vec::new();
+    match connection {
+        Some(connection) => server_checks(setup, connection, &mut lines).await,
+        None => {
+            for check in ["server_reachable", "tls", "login", "queue_folder", "storage_folder", "storage_writable"] {
+                lines.push(CheckLine::skip(check, "skipped: the credentials could not be read"));
+            }
+        }
+    }
+    let distinct = [Some(&setup.queue_folder), Some(&setup.storage_folder), setup.not_logged_folder.as_ref(), setup.quarantine_folder.as_ref()];
+    let folders: Vec<String> =
+        distinct.iter().flatten().map(|f| f.trim_matches('/').to_lowercase()).collect();
+    let unique: std::collections::HashSet<&String> = folders.iter().collect();
+    lines.push(if unique.len() == folders.len() {
+        CheckLine::pass("folders_differ", "the queue, storage and other folders are all different")
+    } else {
+        CheckLine::fail("folders_differ", "the queue and storage folders (and any not-logged or quarantine folder) must be different folders")
+    });
+    lines.push(match store.template(mailscribe_core::InteractionTemplate::EMAIL).await {
+        Ok(Some(template)) => CheckLine::pass(
+            "interaction_template",
+            format!("{} exists (cost {}, {} minutes)", template.code, template.cost, template.duration_minutes),
+        ),
+        Ok(None) => CheckLine::fail("interaction_template", "the EMAIL template is missing: run `mailscribe template set EMAIL --cost 0 --minutes 0`"),
+        Err(err) => CheckLine::fail("interaction_template", format!("cannot read templates: {err}")),
+    });
+    lines.push(match store.count_salespeople_with_address().await {
+        Ok(0) => CheckLine::fail(
+            "salesperson_address",
+            "no salesperson has an email address: import them with `mailscribe salespeople import FILE.csv`",
+        ),
+        Ok(n) => CheckLine::pass("salesperson_address", format!("{n} salespeople have an address")),
+        Err(err) => CheckLine::fail("salesperson_address", format!("cannot read salespeople: {err}")),
+    });
+    lines
+}
+
+async fn server_checks(setup: &MailboxSetup, connection: &ConnectionConfig, lines: &mut Vec<CheckLine>) {
+    let target = format!("{}:{}", connection.host, connection.port);
+    let reachable = tokio::time::timeout(
+        connection.timeout,
+        tokio::net::TcpStream::connect((connection.host.trim_matches(|c| c == '[' || c == ']'), connection.port)),
+    )
+    .await;
+    match reachable {
+        Ok(Ok(_)) => lines.push(CheckLine::pass("server_reachable", format!("{target} accepts connections"))),
+        Ok(Err(err)) => {
+            lines.push(CheckLine::fail(
+                "server_reachable",
+                format!("cannot connect to {target}: {err}; check the host, the port and any firewall"),
+            ));
+            skip_rest(lines, &["tls", "login", "queue_folder", "storage_folder", "storage_writable"]);
+            return;
+        }
+        Err(_) => {
+            lines.push(CheckLine::fail("server_reachable", format!("{target} did not answer in time")));
+            skip_rest(lines, &["tls", "login", "queue_folder", "storage_folder", "storage_writable"]);
+            return;
+        }
+    }
+
+    let session = Session::connect(connection).await;
+    let tls_line = match (&session, connection.security) {
+        (Err(err @ (MailError::Tls { .. } | MailError::CaFile { .. } | MailError::NoStartTls)), _) => {
+            CheckLine::fail("tls", err.to_string())
+        }
+        (Err(err @ MailError::PlaintextRefused { .. }), _) => CheckLine::fail("tls", err.to_string()),
+        (_, Security::None) => CheckLine::skip("tls", "plain connection (allowed: loopback address or --allow-plaintext)"),
+        (Err(MailError::Connect { .. } | MailError::Timeout(_)), _) => {
+            CheckLine::fail("tls", "the TLS handshake did not complete")
+        }
+        (_, security) => CheckLine::pass("tls", format!("{} certificate verified for {}", security.as_str(), connection.host)),
+    };
+    let tls_failed = tls_line.status == CheckStatus::Fail;
+    lines.push(tls_line);
+    let mut session = match session {
+        Ok(session) => {
+            lines.push(CheckLine::pass("login", format!("logged in as {}", setup.username)));
+            session
+        }
+        Err(err) => {
+            if tls_failed {
+                lines.push(CheckLine::skip("login", "skipped: no secure connection"));
+            } else {
+                let hint = match &err {
+                    MailError::AuthFailed(text) => {
+                        format!("the server refused the user name or password ({text}); set them again with `mailscribe mailbox configure`")
+                    }
+                    other => other.to_string(),
+                };
+                lines.push(CheckLine::fail("login", hint));
+            }
+            skip_rest(lines, &["queue_folder", "storage_folder", "storage_writable"]);
+            return;
+        }
+    };
+
+    let queue = session.resolve_folder(&setup.queue_folder).await;
+    match &queue {
+        Ok(folder) => match session.select(folder).await {
+            Ok(selected) if selected.read_only => lines.push(CheckLine::fail(
+                "queue_folder",
+                format!("{} opens read-only: the mailbox user needs the right to delete messages there", setup.queue_folder),
+            )),
+            Ok(selected) => lines.push(CheckLine::pass(
+                "queue_folder",
+                format!("{} exists, {} messages waiting", setup.queue_folder, selected.exists),
+            )),
+            Err(err) => lines.push(CheckLine::fail("queue_folder", err.to_string())),
+        },
+        Err(err) => lines.push(CheckLine::fail("queue_folder", err.to_string())),
+    }
+    let storage = session.resolve_folder(&setup.storage_folder).await;
+    match &storage {
+        Ok(_) => lines.push(CheckLine::pass("storage_folder", format!("{} exists", setup.storage_folder))),
+        Err(err) => lines.push(CheckLine::fail("storage_folder", err.to_string())),
+    }
+    for (check, path) in [("not_logged_folder", &setup.not_logged_folder), ("quarantine_folder", &setup.quarantine_folder)] {
+        if let Some(path) = path {
+            lines.push(match session.resolve_folder(path).await {
+                Ok(_) => CheckLine::pass(check, format!("{path} exists")),
+                Err(err) => CheckLine::fail(check, err.to_string()),
+            });
+        }
+    }
+    let Ok(storage) = storage else {
+        lines.push(CheckLine::skip("storage_writable", "skipped: no storage folder"));
+        session.logout().await;
+        return;
+    };
+    let writable = match session.my_rights(&storage).await {
+        Ok(Some(rights)) if rights.contains('i') => {
+            CheckLine::pass("storage_writable", format!("MYRIGHTS {rights} includes insert"))
+        }
+        Ok(Some(rights)) => CheckLine::fail(
+            "storage_writable",
+            format!("the mailbox user may not add messages to {} (rights: {rights}); grant the insert right", setup.storage_folder),
+        ),
+        Ok(None) => {
+            let token = format!("mailscribe-check-{}", std::process::id());
+            match session.probe_writable(&storage, &token).await {
+                Ok(()) => CheckLine::pass("storage_writable", "a probe message was written and removed"),
+                Err(err) => CheckLine::fail(
+                    "storage_writable",
+                    format!("cannot write to {}: {err}; give the mailbox user write access", setup.storage_folder),
+                ),
+            }
+        }
+        Err(err) => CheckLine::fail("storage_writable", err.to_string()),
+    };
+    lines.push(writable);
+    session.logout().await;
+}
+
+fn skip_rest(lines: &mut Vec<CheckLine>, checks: &[&'static str]) {
+    for check in checks {
+        lines.push(CheckLine::skip(check, "skipped: an earlier check failed"));
+    }
+}

@@ -1,0 +1,29 @@
+//! Crash points for the crash-safety tests.
+//!
+//! `MAILSCRIBE_FAILPOINT=<name>[:<n>]` aborts the process (no unwinding,
+//! no cleanup: as close to `kill -9` as a process can do to itself) the
+//! n-th time (default: first) the named point is passed. Unset, this costs
+//! one environment lookup per run.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+static TARGET: OnceLock<Option<(String, u32)>> = OnceLock::new();
+static HITS: AtomicU32 = AtomicU32::new(0);
+
+pub(crate) fn hit(name: &str) {
+    let target = TARGET.get_or_init(|| {
+        let value = std::env::var("MAILSCRIBE_FAILPOINT").ok()?;
+        let (point, count) = match value.split_once(':') {
+            Some((point, count)) => (point.to_owned(), count.parse().unwrap_or(1)),
+            None => (value, 1),
+        };
+        Some((point, count))
+    });
+    if let Some((point, count)) = target {
+        if point == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *count {
+            eprintln!("failpoint {name} reached: aborting");
+            std::process::abort();
+        }
+    }
+}

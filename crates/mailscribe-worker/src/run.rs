@@ -1,0 +1,400 @@
+//! `run_once`: every message that was in the queue when the run started,
+//! batch by batch: fetch, parse, decide, commit, and only then move.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use mailscribe_core::decision::ErrorClass;
+use mailscribe_core::parse::sha256_hex;
+use mailscribe_core::{
+    DecisionInput, Direction, EmailAddress, InteractionTemplate, MailboxSetup, Outcome, ParsedMessage, Reason,
+    Settings, StorageMode, decide, parse_message,
+};
+use mailscribe_mail::{ConnectionConfig, FetchedMessage, FolderInfo, MessageSummary, Session, plan_batches};
+use mailscribe_store::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState, RunCounts, Store};
+use tokio::sync::watch;
+
+use crate::{WorkerError, failpoint, lease};
+
+/// Everything one run needs, read from the store and the environment by
+/// the caller.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub connection: ConnectionConfig,
+    pub setup: MailboxSetup,
+    pub settings: Settings,
+    pub template: InteractionTemplate,
+    /// Handle at most this many messages; the rest wait for the next run.
+    pub max_per_run: Option<usize>,
+    /// Who holds the lease (see `lease_holder_id`).
+    pub holder: String,
+    /// A batch is cut when its messages (by RFC822.SIZE) exceed this.
+    pub max_batch_bytes: u64,
+}
+
+impl RunOptions {
+    pub const DEFAULT_MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
+}
+
+/// A message that failed in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedMessage {
+    pub uid: u32,
+    pub reason: Reason,
+    pub error: String,
+    pub attempts: u32,
+    pub quarantined: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub run_id: i64,
+    /// Copies decided in this run, by outcome and reason.
+    pub counts: RunCounts,
+    /// Copies an interrupted run had decided; this run only finished
+    /// moving them.
+    pub resumed: u64,
+    /// Listed at the start but gone when fetched (someone else took them).
+    pub vanished: u64,
+    pub failed: Vec<FailedMessage>,
+    /// A stop was requested; the remaining batches wait for the next run.
+    pub stopped_early: bool,
+}
+
+/// Performs one run. Takes the mailbox lease first and gives it back at
+/// the end; a run that cannot get it fails with `LeaseHeld`.
+pub async fn run_once(
+    store: &Store,
+    options: &RunOptions,
+    stop: &watch::Receiver<bool>,
+) -> Result<RunSummary, WorkerError> {
+    let mailbox = options.setup.mailbox_key();
+    lease::acquire(store, &mailbox, &options.holder).await?;
+    let result = run_with_lease(store, options, stop, &mailbox).await;
+    if let Err(err) = store.release_lease(&mailbox, &options.holder).await {
+        tracing::warn!(error = %err, "could not release the mailbox lease; it expires by itself");
+    }
+    result
+}
+
+async fn run_with_lease(
+    store: &Store,
+    options: &RunOptions,
+    stop: &watch::Receiver<bool>,
+    mailbox: &str,
+) -> Result<RunSummary, WorkerError> {
+    let run_id = store.start_run(mailbox, Utc::now()).await?;
+    let mut summary = RunSummary { run_id, ..RunSummary::default() };
+    let result = process_queue(store, options, stop, mailbox, &mut summary).await;
+    let (status, error) = match &result {
+        Ok(()) => ("completed", None),
+        Err(err) => ("aborted", Some(err.to_string())),
+    };
+    if let Err(err) = store.finish_run(run_id, Utc::now(), status, &summary.counts, error.as_deref()).await {
+        tracing::warn!(error = %err, "could not record the end of the run");
+    }
+    result.map(|()| summary)
+}
+
+/// Folders the run works with, resolved once.
+struct Folders {
+    queue: FolderInfo,
+    storage: FolderInfo,
+    not_logged: Option<FolderInfo>,
+    quarantine: Option<FolderInfo>,
+}
+
+async fn process_queue(
+    store: &Store,
+    options: &RunOptions,
+    stop: &watch::Receiver<bool>,
+    mailbox: &str,
+    summary: &mut RunSummary,
+) -> Result<(), WorkerError> {
+    let retention = Duration::days(i64::from(options.settings.not_logged_retention_days));
+    let purged = store.purge_not_logged(Utc::now() - retention).await?;
+    if purged > 0 {
+        tracing::info!(purged, "purged ledger rows of old not-logged messages");
+    }
+
+    let setup = &options.setup;
+    let mut session = Session::connect(&options.connection).await?;
+    let folders = Folders {
+        queue: session.resolve_folder(&setup.queue_folder).await?,
+        storage: session.resolve_folder(&setup.storage_folder).await?,
+        not_logged: match &setup.not_logged_folder {
+            Some(path) => Some(session.resolve_folder(path).await?),
+            None => None,
+        },
+        quarantine: match &setup.quarantine_folder {
+            Some(path) => Some(session.resolve_folder(path).await?),
+            None => None,
+        },
+    };
+    let selected = session.select(&folders.queue).await?;
+    let uid_validity = selected.uid_validity;
+    let mut listing = session.list_messages(selected).await?;
+    if let Some(cap) = options.max_per_run {
+        listing.truncate(cap);
+    }
+    tracing::info!(messages = listing.len(), uid_validity, "queue listed");
+
+    let batch_size = usize::try_from(setup.batch_size).unwrap_or(usize::MAX).max(1);
+    for batch in plan_batches(&listing, batch_size, options.max_batch_bytes) {
+        if *stop.borrow() {
+            summary.stopped_early = true;
+            break;
+        }
+        process_batch(store, options, &mut session, &folders, mailbox, uid_validity, &batch, summary).await?;
+        lease::renew(store, mailbox, &options.holder).await?;
+    }
+    session.logout().await;
+    Ok(())
+}
+
+/// Where a copy goes in the mailbox once its decision is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Storage,
+    NotLoggedFolder,
+    Delete,
+    Quarantine,
+    Keep,
+}
+
+fn target_for(reason: Reason, attempts: u32, options: &RunOptions) -> Target {
+    match reason.outcome() {
+        Outcome::Logged | Outcome::Duplicate => Target::Storage,
+        Outcome::NotLogged if options.setup.not_logged_folder.is_some() => Target::NotLoggedFolder,
+        Outcome::NotLogged => Target::Delete,
+        Outcome::Failed
+            if attempts >= options.settings.max_attempts && options.setup.quarantine_folder.is_some() =>
+        {
+            Target::Quarantine
+        }
+        Outcome::Failed => Target::Keep,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn process_batch(
+    store: &Store,
+    options: &RunOptions,
+    session: &mut Session,
+    folders: &Folders,
+    mailbox: &str,
+    uid_validity: u32,
+    batch: &[MessageSummary],
+    summary: &mut RunSummary,
+) -> Result<(), WorkerError> {
+    let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+    let known: HashMap<u32, LedgerState> = store.ledger_states(mailbox, uid_validity, &uids).await?;
+    // Final rows were decided by an interrupted run: only their move is
+    // left to do. Everything else (new, or failed before) is decided now.
+    let (resumed, to_decide): (Vec<u32>, Vec<u32>) =
+        uids.iter().partition(|uid| known.get(uid).is_some_and(LedgerState::is_final));
+
+    let fetched = session.fetch(&to_decide).await?;
+    summary.vanished += (to_decide.len() - fetched.len()) as u64;
+    let parsed = tokio::task::spawn_blocking(move || {
+        fetched
+            .into_iter()
+            .map(|message| {
+                let parsed = message.raw.as_deref().map(parse_message);
+                (message, parsed)
+            })
+            .collect::<Vec<(FetchedMessage, Option<ParsedMessage>)>>()
+    })
+    .await
+    .map_err(|err| WorkerError::Store(mailscribe_store::StoreError::Corrupt(format!("parse task: {err}"))))?;
+
+    let now = Utc::now();
+    let copies = decide_batch(store, options, mailbox, uid_validity, summary.run_id, &parsed, now).await?;
+    drop(parsed);
+    failpoint::hit("before_commit");
+    let committed = store.commit_batch(&copies, &options.template, now).await?;
+    failpoint::hit("after_commit");
+
+    let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(uids.len());
+    for uid in &resumed {
+        let state = &known[uid];
+        plan.push((*uid, state.id, target_for(state.reason, state.attempts, options)));
+    }
+    for (copy, result) in copies.iter().zip(&committed) {
+        let target = target_for(result.reason, result.attempts, options);
+        plan.push((result.uid, result.ledger_id, target));
+        count(summary, copy, result, target == Target::Quarantine);
+    }
+    summary.resumed += resumed.len() as u64;
+
+    let updates = apply_dispositions(session, folders, &plan).await?;
+    store.record_dispositions(&updates).await?;
+    failpoint::hit("after_dispositions");
+    Ok(())
+}
+
+async fn decide_batch(
+    store: &Store,
+    options: &RunOptions,
+    mailbox: &str,
+    uid_validity: u32,
+    run_id: i64,
+    parsed: &[(FetchedMessage, Option<ParsedMessage>)],
+    now: DateTime<Utc>,
+) -> Result<Vec<DecidedCopy>, WorkerError> {
+    let addresses: Vec<EmailAddress> = parsed
+        .iter()
+        .filter_map(|(_, p)| p.as_ref())
+        .flat_map(|p| p.sender().into_iter().chain(&p.to).chain(&p.cc))
+        .cloned()
+        .collect();
+    let directory = store.lookup_addresses(&addresses).await?;
+    let keys: Vec<String> =
+        parsed.iter().filter_map(|(_, p)| p.as_ref()).map(|p| p.key().to_storage()).collect();
+    let logged_before = store.logged_keys(&keys).await?;
+    let mut logged_in_batch: HashSet<String> = HashSet::new();
+
+    let mut copies = Vec::with_capacity(parsed.len());
+    // `fetch` returns UID order, so copies of one message in one batch are
+    // decided oldest first.
+    for (message, parsed) in parsed {
+        let received_at = message.internal_date.unwrap_or(now);
+        let Some(parsed) = parsed else {
+            copies.push(DecidedCopy {
+                mailbox: mailbox.to_owned(),
+                uid_validity,
+                uid: message.uid,
+                run_id,
+                message_id: None,
+                message_key: format!("uid:{uid_validity}:{}", message.uid),
+                sha256: sha256_hex(b""),
+                sender: None,
+                subject: String::new(),
+                reason: Reason::Error(ErrorClass::Fetch),
+                ambiguous: false,
+                error: Some("the server listed the message but returned no content".into()),
+                entries: Vec::new(),
+                occurred_at: received_at,
+                sent_at: None,
+                received_at,
+                date_fallback: false,
+                size: message.size.unwrap_or(0),
+                raw: None,
+            });
+            continue;
+        };
+        let key = parsed.key().to_storage();
+        let already_logged = logged_before.contains(&key) || logged_in_batch.contains(&key);
+        let decision = decide(&DecisionInput {
+            message: parsed,
+            is_draft: message.draft,
+            skip_sensitive: options.settings.skip_sensitive,
+            already_logged,
+            directory: &directory,
+        });
+        let outcome = decision.outcome();
+        if outcome == Outcome::Logged {
+            logged_in_batch.insert(key.clone());
+        }
+        // Outbound: when it was sent (Date:); inbound: when it was
+        // received (INTERNALDATE). A bad Date: falls back, flagged.
+        let outbound = decision.entries.first().is_some_and(|e| e.direction == Direction::Outbound);
+        let (occurred_at, date_fallback) = match (outbound, parsed.date) {
+            (true, Some(sent)) => (sent, false),
+            (true, None) => (received_at, true),
+            (false, _) => (received_at, false),
+        };
+        let keep_raw = outcome == Outcome::Logged && options.settings.storage_mode == StorageMode::Full;
+        copies.push(DecidedCopy {
+            mailbox: mailbox.to_owned(),
+            uid_validity,
+            uid: message.uid,
+            run_id,
+            message_id: parsed.message_id.as_ref().map(|m| m.as_written().to_owned()),
+            message_key: key,
+            sha256: parsed.sha256.clone(),
+            sender: parsed.sender().map(EmailAddress::to_string),
+            subject: parsed.subject.clone(),
+            reason: decision.reason,
+            ambiguous: decision.ambiguous,
+            error: (outcome == Outcome::Failed).then(|| "the message has no header section".to_owned()),
+            entries: decision.entries,
+            occurred_at,
+            sent_at: parsed.date,
+            received_at,
+            date_fallback,
+            size: message.size.unwrap_or_else(|| message.raw.as_ref().map_or(0, |r| r.len() as u64)),
+            raw: if keep_raw { message.raw.clone() } else { None },
+        });
+    }
+    Ok(copies)
+}
+
+fn count(summary: &mut RunSummary, copy: &DecidedCopy, result: &CommittedCopy, quarantined: bool) {
+    let counts = &mut summary.counts;
+    counts.seen += 1;
+    counts.entries += result.entries;
+    *counts.by_reason.entry(result.reason.as_str().to_owned()).or_default() += 1;
+    match result.reason.outcome() {
+        Outcome::Logged => counts.logged += 1,
+        Outcome::Duplicate => counts.duplicate += 1,
+        Outcome::NotLogged => counts.not_logged += 1,
+        Outcome::Failed => {
+            counts.failed += 1;
+            summary.failed.push(FailedMessage {
+                uid: result.uid,
+                reason: result.reason,
+                error: match result.reason {
+                    Reason::Error(ErrorClass::Store) => "the database refused the message's data".to_owned(),
+                    _ => copy.error.clone().unwrap_or_default(),
+                },
+                attempts: result.attempts,
+                quarantined,
+            });
+        }
+    }
+}
+
+/// Moves and deletes in the mailbox, one command per target folder.
+async fn apply_dispositions(
+    session: &mut Session,
+    folders: &Folders,
+    plan: &[(u32, i64, Target)],
+) -> Result<Vec<DispositionUpdate>, WorkerError> {
+    let uids_for = |target: Target| -> Vec<u32> {
+        plan.iter().filter(|(_, _, t)| *t == target).map(|(uid, _, _)| *uid).collect()
+    };
+    let mut storage_locations: HashMap<u32, (String, u32, u32)> = HashMap::new();
+    let to_storage = uids_for(Target::Storage);
+    if !to_storage.is_empty() {
+        let moved = session.move_messages(&to_storage, &folders.storage).await?;
+        failpoint::hit("after_move");
+        if let Some(validity) = moved.dest_uid_validity {
+            for (source, dest) in moved.mapping {
+                storage_locations.insert(source, (folders.storage.display_name.clone(), validity, dest));
+            }
+        }
+    }
+    if let Some(folder) = &folders.not_logged {
+        session.move_messages(&uids_for(Target::NotLoggedFolder), folder).await?;
+    }
+    session.delete_messages(&uids_for(Target::Delete)).await?;
+    if let Some(folder) = &folders.quarantine {
+        session.move_messages(&uids_for(Target::Quarantine), folder).await?;
+    }
+    Ok(plan
+        .iter()
+        .map(|(uid, ledger_id, target)| DispositionUpdate {
+            ledger_id: *ledger_id,
+            disposition: match target {
+                Target::Storage => "stored",
+                Target::NotLoggedFolder => "moved",
+                Target::Delete => "deleted",
+                Target::Quarantine => "quarantined",
+                Target::Keep => "kept",
+            }
+            .to_owned(),
+            storage: storage_locations.get(uid).cloned(),
+        })
+        .collect())
+}
