@@ -26,6 +26,17 @@ fn error(line: u64, message: impl Into<String>) -> RowError {
     RowError { line, message: message.into() }
 }
 
+/// The line a record starts on. The csv crate's own line count lags behind
+/// on CRLF files, so count the newlines before the record's first byte.
+fn line_at(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
+    let Some(position) = position else { return 0 };
+    let mut start = usize::try_from(position.byte()).unwrap_or(usize::MAX).min(bytes.len());
+    while start < bytes.len() && (bytes[start] == b'\r' || bytes[start] == b'\n') {
+        start += 1;
+    }
+    1 + bytes[..start].iter().filter(|b| **b == b'\n').count() as u64
+}
+
 /// Rows of a CSV file as column name → value, with line numbers.
 struct Table {
     rows: Vec<(u64, HashMap<String, String>)>,
@@ -73,12 +84,12 @@ fn read_table(bytes: &[u8], required: &[&str], optional: &[&str]) -> Result<Tabl
         let record = match record {
             Ok(record) => record,
             Err(err) => {
-                let line = err.position().map_or(0, |p| p.line());
+                let line = line_at(bytes, err.position());
                 problems.push(error(line, format!("cannot be read: {err}")));
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = line_at(bytes, record.position());
         if record.iter().all(|field| field.trim().is_empty()) {
             continue;
         }
@@ -249,6 +260,7 @@ mod tests {
                 "no,name,email,company,type\n1,A,,,robot\n1,B,,,\n2,C,,Other,company\n",
                 &[
                     "line 2: type 'robot' must be person or company",
+                    "line 3: the number 1 is also on line 2",
                     "line 4: a company cannot belong to another company; leave 'company' empty",
                 ],
             ),

@@ -1,0 +1,244 @@
+//! Functional scenarios of the CLI contract, on SQLite and PostgreSQL.
+
+use mailscribe_testkit::{QUEUE, STORAGE};
+
+use crate::harness::{Backend, Env, decisions, entry_keys, message};
+
+fn bc_scenario_messages() -> Vec<(Vec<u8>, bool)> {
+    let m = |headers: &[&str]| message(headers, "hello");
+    vec![
+        // BC TestMessageLogged: contact 1 to SP1 with SP2 in Cc...
+        (m(&["From: Carl <c1@customer.example>", "To: sp1@ourco.example", "Cc: sp2@ourco.example", "Subject: inbound", "Message-ID: <msg1@customer.example>", "Date: Tue, 3 Mar 2026 10:00:00 +0000"]), false),
+        // ...and SP1 to contact 1 with contact 2 in Cc.
+        (m(&["From: sally@ourco.example", "To: c1@customer.example", "Cc: c2@customer.example", "Subject: outbound", "Message-ID: <msg2@ourco.example>", "Date: Tue, 3 Mar 2026 11:30:00 +0200"]), false),
+        // BC TestMessageNotLogged: unknown sender, unknown recipients, internal only.
+        (m(&["From: stranger@elsewhere.example", "To: sp1@ourco.example", "Subject: spam", "Message-ID: <spam@elsewhere.example>"]), false),
+        (m(&["From: sp1@ourco.example", "To: stranger@elsewhere.example", "Subject: to a stranger", "Message-ID: <stranger@ourco.example>"]), false),
+        (m(&["From: sp1@ourco.example", "To: sp2@ourco.example", "Subject: internal", "Message-ID: <internal@ourco.example>"]), false),
+        // BC TestDraftMessageNotLogged.
+        (m(&["From: sp1@ourco.example", "To: c1@customer.example", "Subject: draft", "Message-ID: <draft@ourco.example>"]), true),
+        // BC TestDuplicatedMessageNotLogged: a second copy of message 1.
+        (m(&["From: Carl <c1@customer.example>", "To: sp1@ourco.example", "Cc: sp2@ourco.example", "Subject: inbound", "Message-ID: <msg1@customer.example>", "Date: Tue, 3 Mar 2026 10:00:00 +0000"]), false),
+        // An address shared by contacts 3 and 10 goes to 3.
+        (m(&["From: shared@other.example", "To: sp2@ourco.example", "Subject: shared", "Message-ID: <shared@other.example>"]), false),
+        // Sensitive mail is skipped.
+        (m(&["From: c1@customer.example", "To: sp1@ourco.example", "Subject: private", "Sensitivity: Private", "Message-ID: <private@customer.example>"]), false),
+        // Outbound without a Date: falls back to INTERNALDATE, flagged.
+        (m(&["From: sp2@ourco.example", "To: info@customer.example", "Subject: no date", "Message-ID: <nodate@ourco.example>"]), false),
+    ]
+}
+
+async fn the_original_scenarios_log_exactly_what_the_table_says(backend: Backend) {
+    let env = Env::new(backend).await;
+    env.set_up(3);
+    for (raw, draft) in bc_scenario_messages() {
+        env.dovecot.deliver(QUEUE, &raw, None, draft);
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&env.ok(&["run", "--once", "--format", "json"])).expect("json summary");
+    assert_eq!(summary["seen"], 10, "{summary}");
+    assert_eq!(summary["logged"], 4, "{summary}");
+    assert_eq!(summary["duplicate"], 1, "{summary}");
+    assert_eq!(summary["entries"], 6, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["not_logged"], 5, "{summary}");
+    let by_reason = &summary["not_logged_by_reason"];
+    assert_eq!((by_reason["unknown_sender"].as_u64(), by_reason["no_counterpart"].as_u64()), (Some(1), Some(2)));
+    assert_eq!((by_reason["draft"].as_u64(), by_reason["sensitive"].as_u64()), (Some(1), Some(1)));
+
+    let entries = entry_keys(&env);
+    let expected: Vec<(String, String, String, String)> = [
+        ("<msg1@customer.example>", "SP1", "1", "inbound"),
+        ("<msg1@customer.example>", "SP2", "1", "inbound"),
+        ("<msg2@ourco.example>", "SP1", "1", "outbound"),
+        ("<msg2@ourco.example>", "SP1", "2", "outbound"),
+        ("<nodate@ourco.example>", "SP2", "CUST", "outbound"),
+        ("<shared@other.example>", "SP2", "3", "inbound"),
+    ]
+    .iter()
+    .map(|(a, b, c, d)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned(), (*d).to_owned()))
+    .collect();
+    assert_eq!(entries, expected);
+
+    // The mailbox: logged and duplicate copies in storage, the rest gone.
+    assert_eq!(env.dovecot.count(QUEUE), 0);
+    assert_eq!(env.dovecot.count(STORAGE), 5);
+
+    // The CSV contract: header, RFC 4180, date and time in the configured zone.
+    env.ok(&["settings", "set", "time_zone", "Europe/Helsinki"]);
+    let csv = env.ok(&["interactions", "export", "--format", "csv"]);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with(
+        "entry_no,date,time,direction,initiated_by,salesperson_code,contact_no,contact_company_no,subject,message_id"
+    ));
+    let msg2 = csv.lines().find(|l| l.contains("msg2@") && l.contains(",1,")).expect("msg2 row");
+    // Sent 11:30 +02:00 = 09:30 UTC = 11:30 in Helsinki (EET, winter).
+    assert!(msg2.contains(",2026-03-03,11:30:00,outbound,us,SP1,1,CUST,outbound,<msg2@ourco.example>"), "{msg2}");
+
+    let ledger = decisions(&env);
+    assert_eq!(ledger.len(), 10, "one ledger row per copy");
+    let reasons: Vec<&str> = ledger.iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    assert_eq!(
+        reasons,
+        ["logged", "logged", "unknown_sender", "no_counterpart", "no_counterpart", "draft", "duplicate", "logged", "sensitive", "logged"]
+    );
+    let shared = ledger.iter().find(|d| d["message_id"] == "<shared@other.example>").unwrap();
+    assert_eq!(shared["ambiguous"], true);
+    let nodate = ledger.iter().find(|d| d["message_id"] == "<nodate@ourco.example>").unwrap();
+    assert_eq!(nodate["date_fallback"], true);
+    let spam = ledger.iter().find(|d| d["reason"] == "unknown_sender").unwrap();
+    assert_eq!(spam["subject"], serde_json::Value::Null, "subjects of not-logged mail are not kept");
+    let decisions_csv = env.ok(&["decisions", "export"]);
+    assert!(decisions_csv.starts_with("message_id,sha256,outcome,reason,entries,error"));
+
+    // A second run finds nothing and adds nothing.
+    let again: serde_json::Value = serde_json::from_str(&env.ok(&["run", "--once", "--format", "json"])).unwrap();
+    assert_eq!(again["seen"], 0);
+    assert_eq!(entry_keys(&env).len(), 6);
+}
+
+#[tokio::test]
+async fn the_original_scenarios_on_sqlite() {
+    the_original_scenarios_log_exactly_what_the_table_says(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_original_scenarios_on_postgres() {
+    the_original_scenarios_log_exactly_what_the_table_says(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn disabled_missing_setup_and_consent_have_their_exit_codes() {
+    let env = Env::new(Backend::Sqlite).await;
+    let code = |args: &[&str]| env.run(args).status.code();
+    assert_eq!(code(&["run", "--once"]), Some(3), "no setup yet");
+    assert_eq!(code(&["check"]), Some(3));
+    env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
+    env.ok(&["salespeople", "import", "salespeople.csv"]);
+    env.configure(&[]);
+    assert_eq!(code(&["run", "--once"]), Some(3), "configured but disabled");
+    // Without a terminal and without the flag, enable names the flag.
+    let output = env.run(&["enable"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--accept-data-statement"));
+    env.ok(&["enable", "--accept-data-statement"]);
+    let shown = env.ok(&["mailbox", "show"]);
+    assert!(shown.contains("enabled = true") && shown.contains("data statement accepted by"), "{shown}");
+    assert_eq!(code(&["run", "--once"]), Some(0));
+    // The connection is locked while enabled.
+    assert_eq!(env.run(&["mailbox", "configure", "--host", "x", "--user", "u", "--password-env", "IMAP_PASSWORD", "--queue", "a", "--storage", "b"]).status.code(), Some(1));
+    env.ok(&["disable"]);
+    assert_eq!(code(&["run", "--once"]), Some(3));
+    assert_eq!(code(&["run", "--bogus"]), Some(2), "usage");
+}
+
+#[tokio::test]
+async fn check_says_what_to_fix() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.configure(&[]);
+    // No salesperson yet: that line fails, the rest passes.
+    let output = env.run(&["check"]);
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    for line in ["PASS credentials", "PASS server_reachable", "PASS tls", "PASS login", "PASS queue_folder", "PASS storage_folder", "PASS storage_writable", "PASS folders_differ", "PASS interaction_template", "FAIL salesperson_address"] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert_eq!(env.dovecot.count(STORAGE), 0, "the probe is removed");
+
+    env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
+    env.ok(&["salespeople", "import", "salespeople.csv"]);
+    assert!(!env.ok(&["check"]).contains("FAIL"));
+
+    // A wrong password and a missing folder each get their line.
+    let text = {
+        let output = env.command().env("IMAP_PASSWORD", "wrong").args(["mailbox", "configure", "--host", "127.0.0.1", "--port", &env.dovecot.imaps_port.to_string(), "--user", env.dovecot.user(), "--password-env", "IMAP_PASSWORD", "--queue", "Public Folders/Email Logging/Nope", "--storage", STORAGE, "--ca-file", &env.dovecot.ca_file().display().to_string()]).output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&env.run(&["check"]).stdout).to_string()
+    };
+    assert!(text.contains("FAIL login the server refused the user name or password"), "{text}");
+    env.configure(&["--queue", "Public Folders/Email Logging/Nope"]);
+    let text = String::from_utf8_lossy(&env.run(&["check"]).stdout).to_string();
+    assert!(text.contains("FAIL queue_folder the folder 'Public Folders/Email Logging/Nope' does not exist"), "{text}");
+
+    // Plain loopback: TLS does not apply.
+    env.configure(&["--security", "none", "--port", &env.dovecot.imap_port.to_string()]);
+    let text = env.ok(&["check"]);
+    assert!(text.contains("SKIP tls"), "{text}");
+
+    // Without the key, the stored password cannot be read.
+    std::fs::remove_file(env.dir.path().join("test.key")).unwrap();
+    let text = String::from_utf8_lossy(&env.run(&["check"]).stdout).to_string();
+    assert!(text.contains("FAIL credentials the stored secrets cannot be read: the secret key is missing"), "{text}");
+}
+
+#[tokio::test]
+async fn the_password_never_appears_in_plain_text() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.configure(&[]);
+    let password = env.dovecot.password();
+    let db_path = env.db.sqlite_dir().unwrap().join("mailscribe.db");
+    for file in [db_path.clone(), db_path.with_extension("db-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            assert!(!bytes.windows(password.len()).any(|w| w == password.as_bytes()), "{file:?}");
+        }
+    }
+    let shown = env.ok(&["mailbox", "show"]);
+    assert!(!shown.contains(password) && shown.contains("********"));
+    let key = std::fs::metadata(env.dir.path().join("test.key")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn bad_csv_files_are_refused_whole_with_line_numbers() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.write("bad.csv", "code,name,email\nSP1,A,a@x.example\nSP2,B,a@x.example\n");
+    let output = env.run(&["salespeople", "import", "bad.csv"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 3: the address a@x.example is also given to salesperson SP1 on line 2"), "{stderr}");
+    assert!(env.ok(&["salespeople", "list"]).is_empty(), "nothing is half-imported");
+    // An address held in the database by someone outside the file.
+    env.write("one.csv", "code,name,email\nSP1,A,a@x.example\n");
+    env.ok(&["salespeople", "import", "one.csv"]);
+    env.write("two.csv", "code,name,email\nSP7,Z,z@x.example\nSP9,B,a@x.example\n");
+    let stderr = String::from_utf8_lossy(&env.run(&["salespeople", "import", "two.csv"]).stderr).to_string();
+    assert!(stderr.contains("line 3: the address a@x.example already belongs to salesperson SP1"), "{stderr}");
+    assert_eq!(env.ok(&["salespeople", "list"]).lines().count(), 1);
+    assert_eq!(env.run(&["contacts", "import", "missing.csv"]).status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_exits_5_and_a_held_lease_exits_4() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    env.deliver(&crate::harness::numbered_message(1));
+    // Someone alive holds the lease: this very test process.
+    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
+    let holder = format!("{host}:{}:1", std::process::id());
+    let mailbox = format!("{}@127.0.0.1:{}/{QUEUE}", env.dovecot.user(), env.dovecot.imaps_port);
+    let now = chrono::Utc::now();
+    assert!(store.try_acquire_lease(&mailbox, &holder, now, now + chrono::Duration::minutes(5)).await.unwrap().is_none());
+    let output = env.run(&["run", "--once"]);
+    assert_eq!(output.status.code(), Some(4), "{}", String::from_utf8_lossy(&output.stderr));
+    store.release_lease(&mailbox, &holder).await.unwrap();
+    // A holder that died on this host is taken over.
+    let dead = format!("{host}:{}:1", u32::MAX - 7);
+    assert!(store.try_acquire_lease(&mailbox, &dead, now, now + chrono::Duration::minutes(5)).await.unwrap().is_none());
+    env.ok(&["run", "--once"]);
+    store.close().await;
+
+    // The server goes away: exit 5, and nothing is lost.
+    env.ok(&["disable"]);
+    let proxy = mailscribe_testkit::TcpProxy::start(env.dovecot.imaps_port);
+    env.configure(&["--port", &proxy.port.to_string()]);
+    env.ok(&["enable", "--accept-data-statement"]);
+    env.deliver(&crate::harness::numbered_message(2));
+    proxy.cut();
+    let output = env.run(&["run", "--once"]);
+    assert_eq!(output.status.code(), Some(5), "{}", String::from_utf8_lossy(&output.stderr));
+    proxy.restore();
+    env.ok(&["run", "--once"]);
+    assert_eq!(entry_keys(&env).len(), 2);
+}
