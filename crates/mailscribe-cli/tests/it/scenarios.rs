@@ -242,3 +242,88 @@ async fn an_unreachable_server_exits_5_and_a_held_lease_exits_4() {
     env.ok(&["run", "--once"]);
     assert_eq!(entry_keys(&env).len(), 2);
 }
+
+#[tokio::test]
+async fn a_broken_message_is_retried_then_quarantined_and_never_blocks_the_others() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.dovecot.create_folder("Public Folders/Email Logging/Quarantine");
+    env.set_up(100);
+    env.ok(&["disable"]);
+    env.configure(&["--quarantine-folder", "Public Folders/Email Logging/Quarantine"]);
+    env.ok(&["enable", "--accept-data-statement"]);
+    env.ok(&["settings", "set", "max_attempts", "2"]);
+    env.deliver(b"");
+    env.deliver(&crate::harness::numbered_message(1));
+
+    let first: serde_json::Value = serde_json::from_str(&env.ok(&["run", "--once", "--format", "json"])).unwrap();
+    assert_eq!((first["logged"].as_u64(), first["failed"].as_u64()), (Some(1), Some(1)), "{first}");
+    assert_eq!(first["failures"][0]["reason"], "error:parse");
+    assert_eq!(first["failures"][0]["quarantined"], false);
+    assert_eq!(env.dovecot.count(QUEUE), 1, "the failed message stays in the queue");
+
+    let second: serde_json::Value = serde_json::from_str(&env.ok(&["run", "--once", "--format", "json"])).unwrap();
+    assert_eq!(second["failures"][0]["attempts"], 2, "{second}");
+    assert_eq!(second["failures"][0]["quarantined"], true, "{second}");
+    assert_eq!(env.dovecot.count(QUEUE), 0);
+    assert_eq!(env.dovecot.count("Public Folders/Email Logging/Quarantine"), 1);
+    let ledger = decisions(&env);
+    assert_eq!(ledger.len(), 2, "the failed copy's row was updated in place");
+    let failed = ledger.iter().find(|d| d["outcome"] == "failed").unwrap();
+    assert_eq!((failed["attempts"].as_i64(), failed["disposition"].as_str()), (Some(2), Some("quarantined")));
+    let text = env.ok(&["run", "--once"]);
+    assert!(text.starts_with("run 3: seen 0"), "{text}");
+}
+
+#[tokio::test]
+async fn max_per_run_leaves_the_rest_for_the_next_run() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(2);
+    for n in 1..=7 {
+        env.deliver(&crate::harness::numbered_message(n));
+    }
+    let first: serde_json::Value =
+        serde_json::from_str(&env.ok(&["run", "--once", "--max-per-run", "5", "--format", "json"])).unwrap();
+    assert_eq!(first["seen"], 5);
+    assert_eq!(env.dovecot.count(QUEUE), 2);
+    let second: serde_json::Value = serde_json::from_str(&env.ok(&["run", "--once", "--format", "json"])).unwrap();
+    assert_eq!(second["seen"], 2);
+}
+
+#[tokio::test]
+async fn a_new_uidvalidity_adds_no_entries_for_mail_already_logged() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    env.dovecot.create_folder("Public Folders/Email Logging/Queue2");
+    env.deliver(&crate::harness::numbered_message(1));
+    env.ok(&["run", "--once"]);
+    // The same message arrives again in a queue with another UIDVALIDITY
+    // (as after a folder is recreated on the server).
+    env.ok(&["disable"]);
+    env.configure(&["--queue", "Public Folders/Email Logging/Queue2"]);
+    env.ok(&["enable", "--accept-data-statement"]);
+    env.dovecot.deliver("Public Folders/Email Logging/Queue2", &crate::harness::numbered_message(1), None, false);
+    let summary: serde_json::Value = serde_json::from_str(&env.ok(&["run", "--once", "--format", "json"])).unwrap();
+    assert_eq!((summary["duplicate"].as_u64(), summary["entries"].as_u64()), (Some(1), Some(0)), "{summary}");
+    assert_eq!(entry_keys(&env).len(), 1);
+}
+
+#[tokio::test]
+async fn serve_runs_on_schedule_and_stops_cleanly_on_sigterm() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    env.ok(&["settings", "set", "interval", "5"]);
+    env.deliver(&crate::harness::numbered_message(1));
+    let mut child = env.command().arg("serve").stderr(std::process::Stdio::null()).spawn().unwrap();
+    mailscribe_testkit::wait_until("serve to log the queue", std::time::Duration::from_secs(30), || {
+        env.dovecot.count(QUEUE) == 0
+    });
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut status = None;
+    mailscribe_testkit::wait_until("serve to exit", std::time::Duration::from_secs(20), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert_eq!(entry_keys(&env).len(), 1);
+}
