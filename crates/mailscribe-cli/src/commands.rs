@@ -201,7 +201,11 @@ fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Result<Connecti
         ca_file: setup.ca_file.as_ref().map(Into::into),
         credentials: Credentials::Basic { username: setup.username.clone(), password },
         timeout: ConnectionConfig::DEFAULT_TIMEOUT,
-        disable_move: std::env::var_os("MAILSCRIBE_DISABLE_MOVE").is_some(),
+        // Pretend the server lacks these (comma-separated, e.g. MOVE,UIDPLUS):
+        // a workaround for servers with a broken extension.
+        ignore_capabilities: std::env::var("MAILSCRIBE_IGNORE_CAPABILITIES")
+            .map(|list| list.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -472,6 +476,7 @@ async fn run(store: &Store, url: &DatabaseUrl, args: RunArgs) -> Result<(), Fail
 async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), Failure> {
     let mut stop = stop_signal();
     tracing::info!("serving: the queue is processed every interval while logging is enabled");
+    let mut last_idle_reason = String::new();
     loop {
         let interval = store.settings().await.map(|s| s.interval_seconds).unwrap_or(60);
         match run_options(store, url, args.max_per_run).await {
@@ -487,7 +492,11 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
                 Err(err) => tracing::error!(error = %err, "run failed; retrying at the next interval"),
             },
             Err(failure) if failure.code == exit::DISABLED_OR_INCOMPLETE => {
-                tracing::debug!(reason = %failure.error, "idle");
+                let reason = format!("{:#}", failure.error);
+                if reason != last_idle_reason {
+                    tracing::info!("idle: {reason}");
+                    last_idle_reason = reason;
+                }
             }
             Err(failure) => tracing::error!(error = %failure.error, "cannot start a run"),
         }

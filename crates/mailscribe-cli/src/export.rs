@@ -123,7 +123,13 @@ struct RecordWriter<W: Write> {
 impl<W: Write> RecordWriter<W> {
     fn new(format: Format, out: W) -> RecordWriter<W> {
         match format {
-            Format::Csv => RecordWriter { format, csv: Some(csv::Writer::from_writer(out)), json: None, first: true },
+            Format::Csv => RecordWriter {
+                format,
+                // RFC 4180 ends records with CRLF.
+                csv: Some(csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out)),
+                json: None,
+                first: true,
+            },
             Format::Json => RecordWriter { format, csv: None, json: Some(out), first: true },
         }
     }

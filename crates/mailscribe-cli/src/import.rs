@@ -106,7 +106,7 @@ fn read_table(bytes: &[u8], required: &[&str], optional: &[&str]) -> Result<Tabl
 fn parse_addresses(line: u64, field: &str, problems: &mut Vec<RowError>) -> Vec<EmailAddress> {
     let mut addresses: Vec<EmailAddress> = Vec::new();
     for part in field.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        match EmailAddress::parse(part) {
+        match EmailAddress::parse_matchable(part) {
             Ok(address) if !addresses.contains(&address) => addresses.push(address),
             Ok(_) => {}
             Err(err) => problems.push(error(line, format!("'{part}' is not a usable email address: {err}"))),

@@ -233,8 +233,15 @@ fn init_logging(verbose: u8, default: &str) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")));
+    // async-imap traces every command line, LOGIN and AUTHENTICATE included:
+    // never let those through, whatever RUST_LOG says.
+    for quiet in ["async_imap=off", "imap_proto=off"] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

@@ -6,6 +6,9 @@ use std::fmt;
 /// angle brackets, so an address is at most 254. Longer ones never match.
 pub const MAX_ADDRESS_LEN: usize = 254;
 
+/// Longer header values are not taken for addresses at all.
+const MAX_PARSED_LEN: usize = 1024;
+
 /// A mailbox address as used for matching: trimmed and lower-cased as a
 /// whole. The original casing is not kept because matching ignores case on
 /// the whole address (PRODUCT.md section 2), and the directory stores the
@@ -29,7 +32,7 @@ impl EmailAddress {
         if trimmed.is_empty() {
             return Err(AddressError::Empty);
         }
-        if trimmed.len() > MAX_ADDRESS_LEN {
+        if trimmed.len() > MAX_PARSED_LEN {
             return Err(AddressError::TooLong);
         }
         let Some((local, domain)) = trimmed.rsplit_once('@') else {
@@ -46,6 +49,21 @@ impl EmailAddress {
             return Err(AddressError::NotAMailbox(trimmed.to_owned()));
         }
         Ok(EmailAddress(trimmed.to_lowercase()))
+    }
+
+    /// A directory entry: like `parse`, but refuses what could never match.
+    pub fn parse_matchable(input: &str) -> Result<EmailAddress, AddressError> {
+        let address = EmailAddress::parse(input)?;
+        if !address.can_match() {
+            return Err(AddressError::TooLong);
+        }
+        Ok(address)
+    }
+
+    /// Addresses longer than RFC 5321 allows are kept (a sender with one is
+    /// still a sender) but never match anyone.
+    pub fn can_match(&self) -> bool {
+        self.0.len() <= MAX_ADDRESS_LEN
     }
 
     pub fn as_str(&self) -> &str {
@@ -95,9 +113,10 @@ mod tests {
         let local_254 = "a".repeat(MAX_ADDRESS_LEN - domain.len() - 1);
         assert!(EmailAddress::parse(&format!("{local_254}@{domain}")).is_ok());
         let local_255 = "a".repeat(MAX_ADDRESS_LEN - domain.len());
-        assert_eq!(
-            EmailAddress::parse(&format!("{local_255}@{domain}")),
-            Err(AddressError::TooLong)
-        );
+        let long = EmailAddress::parse(&format!("{local_255}@{domain}")).unwrap();
+        assert!(!long.can_match());
+        assert_eq!(EmailAddress::parse_matchable(long.as_str()), Err(AddressError::TooLong));
+        assert!(EmailAddress::parse_matchable(&format!("{local_254}@{domain}")).is_ok());
+        assert_eq!(EmailAddress::parse(&"a".repeat(2000)), Err(AddressError::TooLong));
     }
 }

@@ -142,12 +142,18 @@ impl DirectoryView {
     /// salespeople; should the data hold it anyway, the lowest code wins so
     /// that the answer is at least stable.
     pub fn salesperson(&self, address: &EmailAddress) -> Option<&SalespersonCode> {
+        if !address.can_match() {
+            return None;
+        }
         self.owners.get(address)?.salespeople.iter().min()
     }
 
     /// The contact holding `address`, lowest number first, and whether more
     /// than one contact holds it.
     pub fn contact(&self, address: &EmailAddress) -> Option<(&ContactRef, bool)> {
+        if !address.can_match() {
+            return None;
+        }
         let contacts = &self.owners.get(address)?.contacts;
         let lowest = contacts.iter().min_by(|a, b| a.no.cmp(&b.no))?;
         let distinct = contacts.iter().filter(|c| c.no != lowest.no).count();

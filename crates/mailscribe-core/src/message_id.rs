@@ -30,7 +30,7 @@ impl MessageId {
             return None;
         }
         Some(MessageId {
-            as_written: as_written.to_owned(),
+            as_written: crate::parse::printable(as_written),
             normalised: normalised.to_owned(),
         })
     }

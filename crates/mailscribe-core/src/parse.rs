@@ -106,12 +106,17 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
     };
     let problems = &mut parsed.problems;
 
-    let first_header = |name: HeaderName<'static>| {
-        message.headers().iter().find(|h| h.name == name).map(|h| &h.value)
+    // PRODUCT.md section 2 reads the first `From`; the same goes for every
+    // single-valued header here (mail-parser's own accessors take the last).
+    let first_header = |name: HeaderName<'static>| message.headers().iter().find(|h| h.name == name);
+    let first_raw = |name: HeaderName<'static>| {
+        first_header(name).and_then(|h| {
+            raw.get(h.offset_start as usize..h.offset_end as usize).map(String::from_utf8_lossy)
+        })
     };
-    parsed.from = first_header(HeaderName::From).and_then(|v| first_mailbox(v, "From", problems));
+    parsed.from = first_header(HeaderName::From).and_then(|h| first_mailbox(&h.value, "From", problems));
     parsed.sender_header =
-        first_header(HeaderName::Sender).and_then(|v| first_mailbox(v, "Sender", problems));
+        first_header(HeaderName::Sender).and_then(|h| first_mailbox(&h.value, "Sender", problems));
 
     for header in message.headers() {
         let (field, target) = match header.name {
@@ -124,24 +129,34 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
         }
     }
 
-    parsed.message_id = message.header_raw("Message-ID").and_then(MessageId::parse);
-    parsed.subject = message.subject().unwrap_or_default().to_owned();
-    parsed.sensitivity = message
-        .header_raw("Sensitivity")
+    parsed.message_id = first_raw(HeaderName::MessageId).and_then(|value| MessageId::parse(&value));
+    parsed.subject = first_header(HeaderName::Subject)
+        .and_then(|h| h.value.as_text())
+        .map(printable)
+        .unwrap_or_default();
+    parsed.sensitivity = first_raw(HeaderName::Sensitivity)
         .map(|value| value.trim().to_owned())
         .filter(|value| !value.is_empty());
 
-    match (message.header_raw("Date"), message.date()) {
-        (None, _) => problems.push(ParseProblem::MissingDate),
-        (Some(_), Some(date)) if date.is_valid() => {
-            parsed.date = DateTime::from_timestamp(date.to_timestamp(), 0);
-            if parsed.date.is_none() {
-                problems.push(ParseProblem::UnparseableDate);
+    match first_header(HeaderName::Date) {
+        None => problems.push(ParseProblem::MissingDate),
+        Some(header) => match header.value.as_datetime() {
+            Some(date) if date.is_valid() => {
+                parsed.date = DateTime::from_timestamp(date.to_timestamp(), 0);
+                if parsed.date.is_none() {
+                    problems.push(ParseProblem::UnparseableDate);
+                }
             }
-        }
-        (Some(_), _) => problems.push(ParseProblem::UnparseableDate),
+            _ => problems.push(ParseProblem::UnparseableDate),
+        },
     }
     parsed
+}
+
+/// Control characters (NUL above all, which PostgreSQL text refuses) become
+/// spaces: a subject is for people to read.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 fn first_mailbox(

@@ -43,9 +43,10 @@ pub struct ConnectionConfig {
     pub credentials: Credentials,
     /// Longest wait for any one server response.
     pub timeout: Duration,
-    /// Act as if the server lacked MOVE, using COPY + `\Deleted` + UID
-    /// EXPUNGE. For servers with a broken MOVE, and to test the fallback.
-    pub disable_move: bool,
+    /// Capabilities to act as if the server lacked (upper case), e.g. `MOVE`
+    /// or `UIDPLUS`: for servers with a broken extension, and to test the
+    /// fallbacks against a server that has them.
+    pub ignore_capabilities: Vec<String>,
 }
 
 impl ConnectionConfig {

@@ -118,10 +118,11 @@ impl Session {
 
     pub fn has_capability(&self, name: &str) -> bool {
         self.capabilities.iter().any(|c| c.eq_ignore_ascii_case(name))
+            && !self.config.ignore_capabilities.iter().any(|c| c.eq_ignore_ascii_case(name))
     }
 
     fn supports_move(&self) -> bool {
-        !self.config.disable_move && self.has_capability("MOVE")
+        self.has_capability("MOVE")
     }
 
     /// Sends one command and reads responses until its tagged answer,
@@ -287,13 +288,29 @@ impl Session {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        // A message may arrive in several FETCH responses; merge by sequence.
-        let mut by_sequence: HashMap<u32, FetchedMessage> = HashMap::new();
+        // A message may arrive in several FETCH responses; merge them by
+        // UID (servers send it in every response to UID FETCH; the sequence
+        // number is the fallback, and it shifts when an EXPUNGE arrives).
+        let mut by_uid: HashMap<u32, FetchedMessage> = HashMap::new();
+        let mut uid_of_sequence: HashMap<u32, u32> = HashMap::new();
         let command = format!("UID FETCH {} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])", uid_set(uids));
         self.command("UID FETCH", &command, |response| {
-            let Response::Fetch(sequence, attributes) = response else { return };
-            let message = by_sequence.entry(*sequence).or_insert(FetchedMessage {
-                uid: 0,
+            let (sequence, attributes) = match response {
+                Response::Fetch(sequence, attributes) => (sequence, attributes),
+                Response::Expunge(_) => {
+                    uid_of_sequence.clear();
+                    return;
+                }
+                _ => return,
+            };
+            let uid = attributes
+                .iter()
+                .find_map(|a| if let AttributeValue::Uid(uid) = a { Some(*uid) } else { None })
+                .or_else(|| uid_of_sequence.get(sequence).copied());
+            let Some(uid) = uid else { return };
+            uid_of_sequence.insert(*sequence, uid);
+            let message = by_uid.entry(uid).or_insert(FetchedMessage {
+                uid,
                 raw: None,
                 internal_date: None,
                 draft: false,
@@ -301,7 +318,6 @@ impl Session {
             });
             for attribute in attributes {
                 match attribute {
-                    AttributeValue::Uid(uid) => message.uid = *uid,
                     AttributeValue::Flags(flags) => {
                         message.draft = flags.iter().any(|f| f.eq_ignore_ascii_case("\\Draft"));
                     }
@@ -315,8 +331,7 @@ impl Session {
             }
         })
         .await?;
-        let mut messages: Vec<FetchedMessage> =
-            by_sequence.into_values().filter(|m| m.uid != 0 && uids.contains(&m.uid)).collect();
+        let mut messages: Vec<FetchedMessage> = by_uid.into_values().filter(|m| uids.contains(&m.uid)).collect();
         messages.sort_by_key(|m| m.uid);
         Ok(messages)
     }
@@ -358,10 +373,28 @@ impl Session {
         let set = uid_set(uids);
         self.command("UID STORE", &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"), |_| {}).await?;
         if self.has_capability("UIDPLUS") {
-            self.command("UID EXPUNGE", &format!("UID EXPUNGE {set}"), |_| {}).await
-        } else {
-            self.command("EXPUNGE", "EXPUNGE", |_| {}).await
+            return self.command("UID EXPUNGE", &format!("UID EXPUNGE {set}"), |_| {}).await;
         }
+        // A plain EXPUNGE removes every message marked deleted, including
+        // ones someone else marked and Mailscribe has not decided: unmark
+        // those for the moment, and mark them again afterwards.
+        let mut marked = Vec::new();
+        self.command("UID SEARCH", "UID SEARCH DELETED", |response| {
+            if let Response::MailboxData(MailboxDatum::Search(found)) = response {
+                marked.extend_from_slice(found);
+            }
+        })
+        .await?;
+        let others: Vec<u32> = marked.into_iter().filter(|uid| !uids.contains(uid)).collect();
+        let others_set = uid_set(&others);
+        if !others.is_empty() {
+            self.command("UID STORE", &format!("UID STORE {others_set} -FLAGS.SILENT (\\Deleted)"), |_| {}).await?;
+        }
+        self.command("EXPUNGE", "EXPUNGE", |_| {}).await?;
+        if !others.is_empty() {
+            self.command("UID STORE", &format!("UID STORE {others_set} +FLAGS.SILENT (\\Deleted)"), |_| {}).await?;
+        }
+        Ok(())
     }
 
     /// Appends a message (used by tests and the writability probe).

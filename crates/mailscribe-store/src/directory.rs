@@ -103,80 +103,126 @@ impl Store {
 
     /// Upserts contacts by number, links each person to its company by
     /// name (creating `CO-<n>` companies that are missing), and replaces
-    /// address lists. One transaction.
+    /// address lists. One transaction, a few statements per 500 rows, so
+    /// that a directory of a million contacts imports in seconds.
     pub async fn import_contacts(&self, contacts: &[Contact]) -> Result<ImportSummary> {
+        let mut numbers = BTreeSet::new();
+        for contact in contacts {
+            if !numbers.insert(contact.no.as_str()) {
+                return Err(StoreError::Conflict(format!("the contact number {} is given twice", contact.no)));
+            }
+        }
         // Companies first, so that people in the same file can name them.
-        let mut ordered: Vec<&Contact> = contacts.iter().collect();
-        ordered.sort_by_key(|c| c.kind != ContactKind::Company);
+        let (companies, people): (Vec<&Contact>, Vec<&Contact>) =
+            contacts.iter().partition(|c| c.kind == ContactKind::Company);
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut summary = ImportSummary::default();
-            for contact in &ordered {
-                let existed = sqlx::query("SELECT 1 FROM contacts WHERE no = $1")
-                    .bind(contact.no.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                let company_no: Option<String> = match (contact.kind, &contact.company_name) {
-                    // A company is its own company, as in BC.
-                    (ContactKind::Company, _) => Some(contact.no.as_str().to_owned()),
-                    (ContactKind::Person, None) => None,
-                    (ContactKind::Person, Some(name)) => {
-                        let found = sqlx::query(
-                            "SELECT no FROM contacts WHERE kind = 'company' AND name = $1 ORDER BY no LIMIT 1",
-                        )
-                        .bind(name)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        match found {
-                            Some(row) => Some(row.try_get::<String, _>("no")?),
-                            None => {
-                                let no = loop {
-                                    let next: i64 = sqlx::query(
-                                        "UPDATE sequences SET value = value + 1 WHERE name = 'company_no' RETURNING value",
-                                    )
-                                    .fetch_one(&mut *tx)
+
+            let mut existing: BTreeSet<String> = BTreeSet::new();
+            for chunk in contacts.chunks(INSERT_CHUNK) {
+                let mut query = QueryBuilder::new("SELECT no FROM contacts WHERE no IN (");
+                let mut separated = query.separated(", ");
+                for contact in chunk {
+                    separated.push_bind(contact.no.as_str());
+                }
+                query.push(")");
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    existing.insert(row.try_get("no")?);
+                }
+            }
+            summary.updated = existing.len();
+            summary.created = contacts.len() - existing.len();
+
+            // A company is its own company, as in BC.
+            let company_rows: Vec<(&Contact, Option<String>)> =
+                companies.iter().map(|c| (*c, Some(c.no.as_str().to_owned()))).collect();
+            for chunk in company_rows.chunks(INSERT_CHUNK) {
+                let mut upsert = QueryBuilder::new("INSERT INTO contacts (no, name, kind, company_no) ");
+                upsert.push_values(chunk, |mut b, (contact, company_no)| {
+                    b.push_bind(contact.no.as_str())
+                        .push_bind(contact.name.as_str())
+                        .push_bind(contact.kind.as_str())
+                        .push_bind(company_no.clone());
+                });
+                upsert.push(
+                    " ON CONFLICT (no) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
+                     company_no = excluded.company_no",
+                );
+                upsert.build().execute(&mut *tx).await?;
+            }
+
+            let names: BTreeSet<&str> = people.iter().filter_map(|p| p.company_name.as_deref()).collect();
+            let mut company_numbers: BTreeMap<&str, String> = BTreeMap::new();
+            for name in names {
+                let found = sqlx::query(
+                    "SELECT no FROM contacts WHERE kind = 'company' AND name = $1 ORDER BY no LIMIT 1",
+                )
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let no = match found {
+                    Some(row) => row.try_get::<String, _>("no")?,
+                    None => {
+                        let no = loop {
+                            let next: i64 = sqlx::query(
+                                "UPDATE sequences SET value = value + 1 WHERE name = 'company_no' RETURNING value",
+                            )
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get("value")?;
+                            let candidate = format!("CO-{next}");
+                            let taken = numbers.contains(candidate.as_str())
+                                || sqlx::query("SELECT 1 FROM contacts WHERE no = $1")
+                                    .bind(&candidate)
+                                    .fetch_optional(&mut *tx)
                                     .await?
-                                    .try_get("value")?;
-                                    let candidate = format!("CO-{next}");
-                                    let taken = sqlx::query("SELECT 1 FROM contacts WHERE no = $1")
-                                        .bind(&candidate)
-                                        .fetch_optional(&mut *tx)
-                                        .await?
-                                        .is_some();
-                                    if !taken {
-                                        break candidate;
-                                    }
-                                };
-                                sqlx::query(
-                                    "INSERT INTO contacts (no, name, kind, company_no) VALUES ($1, $2, 'company', $1)",
-                                )
-                                .bind(&no)
-                                .bind(name)
-                                .execute(&mut *tx)
-                                .await?;
-                                summary.companies_created.push(no.clone());
-                                Some(no)
+                                    .is_some();
+                            if !taken {
+                                break candidate;
                             }
-                        }
+                        };
+                        sqlx::query(
+                            "INSERT INTO contacts (no, name, kind, company_no) VALUES ($1, $2, 'company', $1)",
+                        )
+                        .bind(&no)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                        summary.companies_created.push(no.clone());
+                        no
                     }
                 };
-                sqlx::query(
-                    "INSERT INTO contacts (no, name, kind, company_no) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (no) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
+                company_numbers.insert(name, no);
+            }
+
+            let person_rows: Vec<(&Contact, Option<String>)> = people
+                .iter()
+                .map(|p| (*p, p.company_name.as_deref().and_then(|n| company_numbers.get(n).cloned())))
+                .collect();
+            for chunk in person_rows.chunks(INSERT_CHUNK) {
+                let mut upsert = QueryBuilder::new("INSERT INTO contacts (no, name, kind, company_no) ");
+                upsert.push_values(chunk, |mut b, (contact, company_no)| {
+                    b.push_bind(contact.no.as_str())
+                        .push_bind(contact.name.as_str())
+                        .push_bind(contact.kind.as_str())
+                        .push_bind(company_no.clone());
+                });
+                upsert.push(
+                    " ON CONFLICT (no) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
                      company_no = excluded.company_no",
-                )
-                .bind(contact.no.as_str())
-                .bind(&contact.name)
-                .bind(contact.kind.as_str())
-                .bind(company_no)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM contact_addresses WHERE contact_no = $1")
-                    .bind(contact.no.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                if existed { summary.updated += 1 } else { summary.created += 1 }
+                );
+                upsert.build().execute(&mut *tx).await?;
+            }
+
+            for chunk in contacts.chunks(INSERT_CHUNK) {
+                let mut delete = QueryBuilder::new("DELETE FROM contact_addresses WHERE contact_no IN (");
+                let mut separated = delete.separated(", ");
+                for contact in chunk {
+                    separated.push_bind(contact.no.as_str());
+                }
+                delete.push(")");
+                delete.build().execute(&mut *tx).await?;
             }
             let rows: Vec<(&str, &str, i64)> = contacts
                 .iter()
@@ -200,7 +246,7 @@ impl Store {
     /// size of the directory.
     pub async fn lookup_addresses(&self, addresses: &[EmailAddress]) -> Result<DirectoryView> {
         let mut view = DirectoryView::default();
-        let unique: BTreeSet<&EmailAddress> = addresses.iter().collect();
+        let unique: BTreeSet<&EmailAddress> = addresses.iter().filter(|a| a.can_match()).collect();
         let unique: Vec<&EmailAddress> = unique.into_iter().collect();
         for chunk in unique.chunks(INSERT_CHUNK) {
             let (salespeople, contacts) = with_pool!(self, |pool| {

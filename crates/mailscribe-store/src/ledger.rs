@@ -318,17 +318,27 @@ impl Store {
                         }
                         // A duplicate points at the message record of the
                         // copy that was logged, so "why no entries?" leads
-                        // to the entries that exist.
-                        Outcome::Duplicate => sqlx::query(
-                            "SELECT message_record_id FROM decisions WHERE message_key = $1 AND outcome = 'logged' \
-                             ORDER BY id LIMIT 1",
-                        )
-                        .bind(&copy.message_key)
-                        .fetch_optional(&mut *savepoint)
-                        .await?
-                        .map(|r| r.try_get::<Option<i64>, _>("message_record_id"))
-                        .transpose()?
-                        .flatten(),
+                        // to the entries that exist. Without one (the logged
+                        // copy was refused in this very batch) the copy must
+                        // be decided again.
+                        Outcome::Duplicate => {
+                            let original = sqlx::query(
+                                "SELECT message_record_id FROM decisions WHERE message_key = $1 AND outcome = 'logged' \
+                                 ORDER BY id LIMIT 1",
+                            )
+                            .bind(&copy.message_key)
+                            .fetch_optional(&mut *savepoint)
+                            .await?;
+                            match original {
+                                Some(row) => row.try_get::<Option<i64>, _>("message_record_id")?,
+                                None => {
+                                    return Err(StoreError::Conflict(
+                                        "judged a duplicate of a copy whose logging failed; it is decided again next run"
+                                            .into(),
+                                    ));
+                                }
+                            }
+                        }
                         Outcome::NotLogged | Outcome::Failed => None,
                     };
                     if let Some(message_record_id) = message_record_id {
@@ -353,7 +363,7 @@ impl Store {
                         savepoint.commit().await?;
                         committed.push(result);
                     }
-                    Err(StoreError::Refused(err)) => {
+                    Err(err @ (StoreError::Refused(_) | StoreError::Conflict(_))) => {
                         savepoint.rollback().await?;
                         tracing::warn!(uid = copy.uid, error = %err, "the database refused a message; recorded as failed");
                         let row = sqlx::query(
@@ -373,7 +383,7 @@ impl Store {
                         .bind(&copy.message_key)
                         .bind(&copy.sha256)
                         .bind(Reason::Error(ErrorClass::Store).as_str())
-                        .bind(format!("the database refused the message: {err}"))
+                        .bind(err.to_string())
                         .bind(now)
                         .bind(copy.run_id)
                         .fetch_one(&mut *tx)

@@ -55,11 +55,29 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Whether the database refused this data (a constraint, a bad value), as
+/// opposed to failing as a whole (a deadlock, a timeout, a full disk), which
+/// must never count against a message.
+fn is_refusal(err: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
+    if err.kind() != sqlx::error::ErrorKind::Other {
+        return true;
+    }
+    let Some(code) = err.code() else { return false };
+    match code.parse::<i64>() {
+        // SQLite: TOOBIG, CONSTRAINT, MISMATCH (extended codes keep the
+        // primary code in the low byte).
+        Ok(sqlite) => matches!(sqlite & 0xff, 18..=20),
+        // PostgreSQL SQLSTATE: class 22 data exception, 23 integrity.
+        Err(_) => code.starts_with("22") || code.starts_with("23"),
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> StoreError {
         match err {
-            sqlx::Error::Database(_)
-            | sqlx::Error::RowNotFound
+            sqlx::Error::Database(db) if is_refusal(db.as_ref()) => StoreError::Refused(sqlx::Error::Database(db)),
+            sqlx::Error::Database(db) => StoreError::Unavailable(sqlx::Error::Database(db)),
+            sqlx::Error::RowNotFound
             | sqlx::Error::ColumnDecode { .. }
             | sqlx::Error::ColumnNotFound(_)
             | sqlx::Error::Decode(_)
@@ -118,11 +136,33 @@ impl std::fmt::Display for DatabaseUrl {
 }
 
 fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            // A password may itself contain '@': the host follows the last.
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => base.to_owned(),
+            },
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    match query {
+        None => base,
+        Some(query) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", pairs.join("&"))
+        }
     }
 }
 
@@ -233,7 +273,15 @@ mod tests {
 
     #[test]
     fn postgres_password_is_redacted() {
-        let url: DatabaseUrl = "postgres://app:hunter2@db.example/mail".parse().unwrap();
-        assert_eq!(url.to_string(), "postgres://app:***@db.example/mail");
+        let cases = [
+            ("postgres://app:hunter2@db.example/mail", "postgres://app:***@db.example/mail"),
+            ("postgres://app:p@ss@db.example/mail", "postgres://app:***@db.example/mail"),
+            ("postgres://app@db.example/mail?password=hunter2&sslmode=require", "postgres://app@db.example/mail?password=***&sslmode=require"),
+            ("postgres://db.example/mail", "postgres://db.example/mail"),
+        ];
+        for (input, expected) in cases {
+            let url: DatabaseUrl = input.parse().unwrap();
+            assert_eq!(url.to_string(), expected);
+        }
     }
 }

@@ -46,6 +46,9 @@ impl fmt::Display for CheckLine {
     }
 }
 
+const FOLDERS_DIFFER_HINT: &str =
+    "the queue and storage folders (and any not-logged or quarantine folder) must be different folders";
+
 /// The mailbox checks in order. `connection` is `None` when the stored
 /// credentials cannot be read (the caller reports why); the checks that
 /// need the server are then skipped.
@@ -63,15 +66,18 @@ pub async fn run_checks(
             }
         }
     }
-    let distinct = [Some(&setup.queue_folder), Some(&setup.storage_folder), setup.not_logged_folder.as_ref(), setup.quarantine_folder.as_ref()];
-    let folders: Vec<String> =
-        distinct.iter().flatten().map(|f| f.trim_matches('/').to_lowercase()).collect();
-    let unique: std::collections::HashSet<&String> = folders.iter().collect();
-    lines.push(if unique.len() == folders.len() {
-        CheckLine::pass("folders_differ", "the queue, storage and other folders are all different")
-    } else {
-        CheckLine::fail("folders_differ", "the queue and storage folders (and any not-logged or quarantine folder) must be different folders")
-    });
+    // Server checks compare the folders as the server resolved them; this
+    // line only covers the case where the server could not be asked.
+    if connection.is_none() {
+        let named = [Some(&setup.queue_folder), Some(&setup.storage_folder), setup.not_logged_folder.as_ref(), setup.quarantine_folder.as_ref()];
+        let folders: Vec<&String> = named.iter().flatten().copied().collect();
+        let unique: std::collections::HashSet<&&String> = folders.iter().collect();
+        lines.push(if unique.len() == folders.len() {
+            CheckLine::pass("folders_differ", "the folders are named differently (not verified on the server)")
+        } else {
+            CheckLine::fail("folders_differ", FOLDERS_DIFFER_HINT)
+        });
+    }
     lines.push(match store.template(mailscribe_core::InteractionTemplate::EMAIL).await {
         Ok(Some(template)) => CheckLine::pass(
             "interaction_template",
@@ -171,14 +177,24 @@ async fn server_checks(setup: &MailboxSetup, connection: &ConnectionConfig, line
         Ok(_) => lines.push(CheckLine::pass("storage_folder", format!("{} exists", setup.storage_folder))),
         Err(err) => lines.push(CheckLine::fail("storage_folder", err.to_string())),
     }
+    let mut resolved: Vec<String> = [&queue, &storage].iter().filter_map(|r| r.as_ref().ok()).map(|f| f.raw_name.clone()).collect();
     for (check, path) in [("not_logged_folder", &setup.not_logged_folder), ("quarantine_folder", &setup.quarantine_folder)] {
         if let Some(path) = path {
             lines.push(match session.resolve_folder(path).await {
-                Ok(_) => CheckLine::pass(check, format!("{path} exists")),
+                Ok(folder) => {
+                    resolved.push(folder.raw_name);
+                    CheckLine::pass(check, format!("{path} exists"))
+                }
                 Err(err) => CheckLine::fail(check, err.to_string()),
             });
         }
     }
+    let distinct: std::collections::HashSet<&String> = resolved.iter().collect();
+    lines.push(if distinct.len() == resolved.len() {
+        CheckLine::pass("folders_differ", "the queue, storage and other folders are different folders on the server")
+    } else {
+        CheckLine::fail("folders_differ", FOLDERS_DIFFER_HINT)
+    });
     let Ok(storage) = storage else {
         lines.push(CheckLine::skip("storage_writable", "skipped: no storage folder"));
         session.logout().await;

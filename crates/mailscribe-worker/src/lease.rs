@@ -53,3 +53,17 @@ pub(crate) async fn renew(store: &Store, mailbox: &str, holder: &str) -> Result<
     store.renew_lease(mailbox, holder, Utc::now() + LEASE_TTL).await?;
     Ok(())
 }
+
+/// Renews the lease every minute until aborted. The caller owns the handle.
+pub(crate) fn heartbeat(store: Store, mailbox: String, holder: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if let Err(err) = renew(&store, &mailbox, &holder).await {
+                tracing::warn!(error = %err, "could not renew the mailbox lease");
+            }
+        }
+    })
+}

@@ -10,7 +10,7 @@ use mailscribe_core::{
     DecisionInput, Direction, EmailAddress, InteractionTemplate, MailboxSetup, Outcome, ParsedMessage, Reason,
     Settings, StorageMode, decide, parse_message,
 };
-use mailscribe_mail::{ConnectionConfig, FetchedMessage, FolderInfo, MessageSummary, Session, plan_batches};
+use mailscribe_mail::{ConnectionConfig, FetchedMessage, FolderInfo, MailError, MessageSummary, Session, plan_batches};
 use mailscribe_store::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState, RunCounts, Store};
 use tokio::sync::watch;
 
@@ -70,7 +70,12 @@ pub async fn run_once(
 ) -> Result<RunSummary, WorkerError> {
     let mailbox = options.setup.mailbox_key();
     lease::acquire(store, &mailbox, &options.holder).await?;
+    // Renewed in the background too, so that one slow batch (a large
+    // message on a slow server) never lets the lease lapse mid-run.
+    let heartbeat = lease::heartbeat(store.clone(), mailbox.clone(), options.holder.clone());
     let result = run_with_lease(store, options, stop, &mailbox).await;
+    heartbeat.abort();
+    let _ = heartbeat.await;
     if let Err(err) = store.release_lease(&mailbox, &options.holder).await {
         tracing::warn!(error = %err, "could not release the mailbox lease; it expires by itself");
     }
@@ -194,8 +199,8 @@ async fn process_batch(
     let (resumed, to_decide): (Vec<u32>, Vec<u32>) =
         uids.iter().partition(|uid| known.get(uid).is_some_and(LedgerState::is_final));
 
-    let fetched = session.fetch(&to_decide).await?;
-    summary.vanished += (to_decide.len() - fetched.len()) as u64;
+    let fetched = fetch_tolerating_refusals(session, &to_decide).await?;
+    summary.vanished += to_decide.len().saturating_sub(fetched.len()) as u64;
     let parsed = tokio::task::spawn_blocking(move || {
         fetched
             .into_iter()
@@ -231,6 +236,32 @@ async fn process_batch(
     store.record_dispositions(&updates).await?;
     failpoint::hit("after_dispositions");
     Ok(())
+}
+
+/// Fetches a batch. When the server refuses the batch (one message it
+/// cannot deliver makes some servers answer NO for the whole command), the
+/// UIDs are fetched one by one, and a refused one comes back without
+/// content, to be recorded as `error:fetch`: one bad message never blocks
+/// the others.
+async fn fetch_tolerating_refusals(session: &mut Session, uids: &[u32]) -> Result<Vec<FetchedMessage>, WorkerError> {
+    match session.fetch(uids).await {
+        Err(MailError::Refused { text, .. }) => {
+            tracing::warn!(reason = %text, "the server refused a batch FETCH; fetching one message at a time");
+            let mut fetched = Vec::with_capacity(uids.len());
+            for uid in uids {
+                match session.fetch(&[*uid]).await {
+                    Ok(mut one) => fetched.append(&mut one),
+                    Err(MailError::Refused { text, .. }) => {
+                        tracing::warn!(uid, reason = %text, "the server refused to return a message");
+                        fetched.push(FetchedMessage { uid: *uid, raw: None, internal_date: None, draft: false, size: None });
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            }
+            Ok(fetched)
+        }
+        other => Ok(other?),
+    }
 }
 
 async fn decide_batch(

@@ -32,7 +32,7 @@ async fn crash_then_recover(failpoint: &str, disable_move: bool) {
     let mut crashing = env.command();
     crashing.env("MAILSCRIBE_FAILPOINT", failpoint).args(["run", "--once"]);
     if disable_move {
-        crashing.env("MAILSCRIBE_DISABLE_MOVE", "1");
+        crashing.env("MAILSCRIBE_IGNORE_CAPABILITIES", "MOVE");
     }
     let output = crashing.output().unwrap();
     assert_eq!(output.status.signal(), Some(6), "{failpoint}: the run should abort: {output:?}");
@@ -40,7 +40,7 @@ async fn crash_then_recover(failpoint: &str, disable_move: bool) {
     let mut recovering = env.command();
     recovering.args(["run", "--once"]);
     if disable_move {
-        recovering.env("MAILSCRIBE_DISABLE_MOVE", "1");
+        recovering.env("MAILSCRIBE_IGNORE_CAPABILITIES", "MOVE");
     }
     let output = recovering.output().unwrap();
     assert!(output.status.success(), "{failpoint}: {}", String::from_utf8_lossy(&output.stderr));

@@ -46,7 +46,7 @@ impl Env {
             .env("IMAP_PASSWORD", self.dovecot.password())
             .env_remove("MAILSCRIBE_SECRET_KEY")
             .env_remove("MAILSCRIBE_FAILPOINT")
-            .env_remove("MAILSCRIBE_DISABLE_MOVE")
+            .env_remove("MAILSCRIBE_IGNORE_CAPABILITIES")
             .env_remove("RUST_LOG");
         command
     }

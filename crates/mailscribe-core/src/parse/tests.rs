@@ -93,3 +93,23 @@ fn sensitivity_values() {
         assert_eq!(msg.is_sensitive(), expected, "{value:?}");
     }
 }
+
+#[test]
+fn the_first_of_repeated_headers_wins_and_control_characters_go() {
+    let msg = parse(
+        "From: a@b.c\nTo: x@y.z\nMessage-ID: <first@x>\nMessage-ID: <second@x>\n\
+         Subject: =?utf-8?q?one=00two?=\nSubject: later\nDate: Tue, 3 Mar 2026 10:00:00 +0000\n\
+         Date: Wed, 4 Mar 2026 10:00:00 +0000\n\n",
+    );
+    assert_eq!(msg.message_id.as_ref().map(MessageId::normalised), Some("first@x"));
+    assert_eq!(msg.subject, "one two");
+    assert_eq!(msg.date.map(|d| d.to_rfc3339()).as_deref(), Some("2026-03-03T10:00:00+00:00"));
+}
+
+#[test]
+fn an_over_long_sender_is_kept_but_never_matches() {
+    let local = "a".repeat(300);
+    let msg = parse(&format!("From: {local}@example.com\nTo: x@y.z\n\n"));
+    let sender = msg.sender().expect("still a sender");
+    assert!(!sender.can_match());
+}

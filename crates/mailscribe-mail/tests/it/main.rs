@@ -18,7 +18,7 @@ fn config(dovecot: &Dovecot, security: Security) -> ConnectionConfig {
             password: SecretString::from(dovecot.password()),
         },
         timeout: Duration::from_secs(20),
-        disable_move: false,
+        ignore_capabilities: Vec::new(),
     }
 }
 
@@ -87,10 +87,10 @@ async fn folders_resolve_by_path_whatever_the_separator() {
     }
 }
 
-async fn fetch_and_move(disable_move: bool) {
+async fn fetch_and_move(ignore_capabilities: &[&str]) {
     let dovecot = Dovecot::start();
     let mut config = config(&dovecot, Security::Tls);
-    config.disable_move = disable_move;
+    config.ignore_capabilities = ignore_capabilities.iter().map(|c| (*c).to_owned()).collect();
     let mut session = Session::connect(&config).await.unwrap();
     let queue = session.resolve_folder(QUEUE).await.unwrap();
     let storage = session.resolve_folder(STORAGE).await.unwrap();
@@ -123,12 +123,31 @@ async fn fetch_and_move(disable_move: bool) {
 
 #[tokio::test]
 async fn fetch_then_move_and_delete_in_batches() {
-    fetch_and_move(false).await;
+    fetch_and_move(&[]).await;
 }
 
 #[tokio::test]
 async fn copy_expunge_fallback_where_move_is_missing() {
-    fetch_and_move(true).await;
+    fetch_and_move(&["MOVE"]).await;
+}
+
+#[tokio::test]
+async fn without_uidplus_only_our_messages_are_expunged() {
+    fetch_and_move(&["MOVE", "UIDPLUS"]).await;
+    let dovecot = Dovecot::start();
+    let mut config = config(&dovecot, Security::Tls);
+    config.ignore_capabilities = vec!["UIDPLUS".into()];
+    let mut session = Session::connect(&config).await.unwrap();
+    let queue = session.resolve_folder(QUEUE).await.unwrap();
+    session.append(&queue, &message(1), None).await.unwrap();
+    // Someone else has marked this one deleted; it is not ours to expunge.
+    session.append(&queue, &message(2), Some("(\\Deleted)")).await.unwrap();
+    let selected = session.select(&queue).await.unwrap();
+    let uids: Vec<u32> = session.list_messages(selected).await.unwrap().iter().map(|m| m.uid).collect();
+    session.delete_messages(&uids[..1]).await.unwrap();
+    let selected = session.select(&queue).await.unwrap();
+    let left: Vec<u32> = session.list_messages(selected).await.unwrap().iter().map(|m| m.uid).collect();
+    assert_eq!(left, [uids[1]]);
 }
 
 #[tokio::test]

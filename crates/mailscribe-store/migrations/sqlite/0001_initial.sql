@@ -139,7 +139,8 @@ CREATE TABLE decisions (
     disposition TEXT,
     UNIQUE (mailbox, uid_validity, uid)
 );
-CREATE INDEX decisions_logged_key ON decisions (message_key) WHERE outcome = 'logged';
+-- At most one logged copy per message, whatever happens to the worker.
+CREATE UNIQUE INDEX decisions_logged_key ON decisions (message_key) WHERE outcome = 'logged';
 CREATE INDEX decisions_outcome_time ON decisions (outcome, decided_at);
 
 CREATE TABLE interaction_entries (

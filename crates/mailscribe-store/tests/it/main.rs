@@ -375,7 +375,12 @@ async fn a_refused_copy_fails_alone(store: &Store) {
     let doubled = vec![entry(Direction::Outbound, "SP1", "C1", None), entry(Direction::Outbound, "SP1", "C1", None)];
     let committed = store
         .commit_batch(
-            &[copy(1, "bad@x", Reason::Logged, doubled), copy(2, "good@x", Reason::Logged, vec![entry(Direction::Outbound, "SP1", "C2", None)])],
+            &[
+                copy(1, "bad@x", Reason::Logged, doubled),
+                copy(2, "good@x", Reason::Logged, vec![entry(Direction::Outbound, "SP1", "C2", None)]),
+                // Judged a duplicate of copy 1, whose logging just failed.
+                copy(3, "bad@x", Reason::Duplicate, vec![]),
+            ],
             &email_template(),
             at(12),
         )
@@ -383,6 +388,7 @@ async fn a_refused_copy_fails_alone(store: &Store) {
         .unwrap();
     assert_eq!(committed[0].reason, Reason::Error(ErrorClass::Store));
     assert_eq!(committed[1].reason, Reason::Logged);
+    assert_eq!(committed[2].reason, Reason::Error(ErrorClass::Store), "no duplicate of a copy that was not logged");
     let entries = store.entries_after(0, 100).await.unwrap();
     assert_eq!(entries.iter().map(|e| e.contact_no.as_str()).collect::<Vec<_>>(), ["C2"]);
     assert!(store.logged_keys(&["mid:bad@x".into()]).await.unwrap().is_empty());

@@ -1,0 +1,49 @@
+//! `mailscribe-bench`: benchmarks that print numbers. Never part of the
+//! test command.
+//!
+//! - `queue`: 10,000 messages in a Dovecot queue; `mailscribe run --once`
+//!   on SQLite against a bare-protocol baseline (UID FETCH, parse, UID MOVE,
+//!   same batch size, no database); median of three; peak memory.
+//! - `large-message`: the peak memory one 30 MB message adds to a run.
+//! - `lookups`: address lookups in a directory of 1,000,000 addresses.
+//!
+//! Build with `cargo build --release -p mailscribe-cli -p mailscribe-bench`;
+//! the benchmark runs `target/release/mailscribe` from beside itself.
+
+mod lookups;
+mod measure;
+mod messages;
+mod queue;
+
+use anyhow::bail;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        bail!("usage: mailscribe-bench all|queue|large-message|lookups [--messages N]");
+    };
+    if command == "measure" {
+        return measure::measure_child(&args[1..]);
+    }
+    let messages = args
+        .iter()
+        .position(|a| a == "--messages")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        match command.as_str() {
+            "queue" => queue::queue(messages).await,
+            "large-message" => queue::large_message().await,
+            "lookups" => lookups::lookups().await,
+            "all" => {
+                queue::queue(messages).await?;
+                queue::large_message().await?;
+                lookups::lookups().await
+            }
+            other => bail!("unknown benchmark {other}"),
+        }
+    })
+}

@@ -1,0 +1,88 @@
+//! A deterministic mix of messages and the directory they match.
+
+/// Salespeople `SP1..=SP50`, contacts `1..=1000`.
+pub(crate) const SALESPEOPLE: u32 = 50;
+pub(crate) const CONTACTS: u32 = 1000;
+
+pub(crate) fn salespeople_csv() -> String {
+    let mut csv = String::from("code,name,email\n");
+    for i in 1..=SALESPEOPLE {
+        csv.push_str(&format!("SP{i},Seller {i},sp{i}@ourco.example\n"));
+    }
+    csv
+}
+
+pub(crate) fn contacts_csv() -> String {
+    let mut csv = String::from("no,name,email,company\n");
+    for i in 1..=CONTACTS {
+        csv.push_str(&format!("{i},Contact {i},c{i}@customer{}.example,Customer {}\n", i % 100, i % 100));
+    }
+    csv
+}
+
+/// A small linear congruential generator: the same mix every run.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    pub(crate) fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
+
+/// What the mix holds, for the report.
+pub(crate) const MIX: &str = "45% inbound contact->salesperson (some with a second salesperson in Cc), \
+30% outbound salesperson->contacts, 20% unknown sender, 5% second copies of earlier messages; \
+bodies 0.5-8 KB of text, every 20th with a 100 KB attachment";
+
+pub(crate) fn message(n: u32, rng: &mut Lcg) -> Vec<u8> {
+    let kind = rng.next(100);
+    // Second copies repeat an earlier message exactly.
+    let id = if kind >= 95 && n > 50 { n - 37 } else { n };
+    let mut rng_for_id = Lcg(u64::from(id) * 7919);
+    let kind = if kind >= 95 { rng_for_id.next(95) } else { kind };
+    let sp = 1 + rng_for_id.next(u64::from(SALESPEOPLE));
+    let contact = 1 + rng_for_id.next(u64::from(CONTACTS));
+    let (from, to, cc) = if kind < 45 {
+        let cc = if kind < 10 { format!("Cc: sp{}@ourco.example\r\n", 1 + (sp % 50)) } else { String::new() };
+        (format!("c{contact}@customer{}.example", contact % 100), format!("sp{sp}@ourco.example"), cc)
+    } else if kind < 75 {
+        let other = 1 + (contact * 7) % u64::from(CONTACTS);
+        (format!("sp{sp}@ourco.example"), format!("c{contact}@customer{}.example", contact % 100), format!("Cc: c{other}@customer{}.example\r\n", other % 100))
+    } else {
+        (format!("stranger{id}@elsewhere.example"), format!("sp{sp}@ourco.example"), String::new())
+    };
+    let body_len = 500 + rng_for_id.next(7500) as usize;
+    let line = "The quick brown fox jumps over the lazy dog, and the deal closes on Friday.\r\n";
+    let body: String = line.repeat(body_len / line.len() + 1);
+    let mut text = format!(
+        "From: {from}\r\nTo: {to}\r\n{cc}Subject: Offer {id} =?utf-8?q?f=C3=BCr?= you\r\n\
+         Message-ID: <bench-{id}@example.com>\r\nDate: Tue, 3 Mar 2026 10:{:02}:00 +0000\r\nMIME-Version: 1.0\r\n",
+        id % 60
+    );
+    if id % 20 == 0 {
+        let attachment = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\r\n".repeat(100 * 1024 / 38);
+        text.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{id}\"\r\n\r\n--b{id}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n\
+             --b{id}\r\nContent-Type: application/pdf; name=\"offer.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {attachment}--b{id}--\r\n"
+        ));
+    } else {
+        text.push_str(&format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"));
+    }
+    text.into_bytes()
+}
+
+/// One message of about `megabytes` MB from a known contact to a salesperson.
+pub(crate) fn large_message(megabytes: usize) -> Vec<u8> {
+    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU2Nzg5YWJjZGVmZ2hpams=\r\n";
+    let attachment = line.repeat(megabytes * 1024 * 1024 / line.len());
+    format!(
+        "From: c1@customer1.example\r\nTo: sp1@ourco.example\r\nSubject: the big one\r\n\
+         Message-ID: <large@example.com>\r\nDate: Tue, 3 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"big\"\r\n\r\n--big\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+         --big\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {attachment}--big--\r\n"
+    )
+    .into_bytes()
+}

@@ -1,0 +1,168 @@
+//! The queue benchmark and the large-message memory benchmark.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use mailscribe_core::parse_message;
+use mailscribe_mail::{ConnectionConfig, Credentials, Security, Session, plan_batches};
+use mailscribe_testkit::{Dovecot, QUEUE, STORAGE};
+use secrecy::SecretString;
+
+use crate::measure::{measure_mailscribe, median, sibling_binary};
+use crate::messages::{self, Lcg};
+
+const BATCH_SIZE: u32 = 100;
+
+fn connection(dovecot: &Dovecot) -> ConnectionConfig {
+    ConnectionConfig {
+        host: "127.0.0.1".into(),
+        port: dovecot.imaps_port,
+        security: Security::Tls,
+        allow_plaintext: false,
+        ca_file: Some(dovecot.ca_file()),
+        credentials: Credentials::Basic {
+            username: dovecot.user().into(),
+            password: SecretString::from(dovecot.password()),
+        },
+        timeout: Duration::from_secs(120),
+        ignore_capabilities: Vec::new(),
+    }
+}
+
+fn filled_dovecot(messages: &[Vec<u8>]) -> Dovecot {
+    let dovecot = Dovecot::start();
+    for raw in messages {
+        dovecot.deliver(QUEUE, raw, None, false);
+    }
+    dovecot
+}
+
+/// The protocol alone: what any client must do to empty the queue.
+async fn baseline(messages: &[Vec<u8>]) -> anyhow::Result<f64> {
+    let dovecot = filled_dovecot(messages);
+    let started = Instant::now();
+    let mut session = Session::connect(&connection(&dovecot)).await?;
+    let queue = session.resolve_folder(QUEUE).await?;
+    let storage = session.resolve_folder(STORAGE).await?;
+    let selected = session.select(&queue).await?;
+    let listing = session.list_messages(selected).await?;
+    for batch in plan_batches(&listing, BATCH_SIZE as usize, 16 * 1024 * 1024) {
+        let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+        let fetched = session.fetch(&uids).await?;
+        let parsed = tokio::task::spawn_blocking(move || {
+            fetched.iter().filter_map(|m| m.raw.as_deref().map(parse_message)).count()
+        })
+        .await?;
+        if parsed != uids.len() {
+            bail!("baseline fetched {parsed} of {} messages", uids.len());
+        }
+        session.move_messages(&uids, &storage).await?;
+    }
+    session.logout().await;
+    let seconds = started.elapsed().as_secs_f64();
+    if dovecot.count(QUEUE) != 0 {
+        bail!("the baseline left messages in the queue");
+    }
+    Ok(seconds)
+}
+
+/// A configured, enabled installation in `dir` pointing at `dovecot`.
+fn install(dir: &Path, dovecot: &Dovecot, extra_settings: &[(&str, &str)]) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let env = vec![
+        ("MAILSCRIBE_DB", format!("sqlite://{}", dir.join("mailscribe.db").display())),
+        ("MAILSCRIBE_KEY_FILE", dir.join("mailscribe.key").display().to_string()),
+        ("IMAP_PASSWORD", dovecot.password().to_owned()),
+    ];
+    std::fs::write(dir.join("salespeople.csv"), messages::salespeople_csv())?;
+    std::fs::write(dir.join("contacts.csv"), messages::contacts_csv())?;
+    let mailscribe = sibling_binary("mailscribe")?;
+    let port = dovecot.imaps_port.to_string();
+    let ca = dovecot.ca_file().display().to_string();
+    let batch = BATCH_SIZE.to_string();
+    let mut steps: Vec<Vec<&str>> = vec![
+        vec!["salespeople", "import", "salespeople.csv"],
+        vec!["contacts", "import", "contacts.csv"],
+        vec![
+            "mailbox", "configure", "--host", "127.0.0.1", "--port", &port, "--security", "tls", "--user",
+            dovecot.user(), "--password-env", "IMAP_PASSWORD", "--queue", QUEUE, "--storage", STORAGE, "--ca-file",
+            &ca, "--batch-size", &batch,
+        ],
+    ];
+    for (key, value) in extra_settings {
+        steps.push(vec!["settings", "set", key, value]);
+    }
+    steps.push(vec!["enable", "--accept-data-statement"]);
+    for step in steps {
+        let output = Command::new(&mailscribe)
+            .args(&step)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .current_dir(dir)
+            .output()?;
+        if !output.status.success() {
+            bail!("mailscribe {step:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    Ok(env)
+}
+
+pub(crate) async fn queue(count: u32) -> anyhow::Result<()> {
+    let mut rng = Lcg(42);
+    let mix: Vec<Vec<u8>> = (1..=count).map(|n| messages::message(n, &mut rng)).collect();
+    let bytes: usize = mix.iter().map(Vec::len).sum();
+    println!("== queue: {count} messages, {:.1} MB, batch size {BATCH_SIZE}, Dovecot maildir over TLS, SQLite", bytes as f64 / 1e6);
+    println!("   mix: {}", messages::MIX);
+    let (mut baseline_times, mut run_times, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+    for repetition in 1..=3 {
+        let baseline_seconds = baseline(&mix).await?;
+        let dovecot = filled_dovecot(&mix);
+        let dir = tempfile::tempdir()?;
+        let env = install(dir.path(), &dovecot, &[])?;
+        let run = measure_mailscribe(&env, dir.path(), &["run", "--once"])?;
+        if dovecot.count(QUEUE) != 0 {
+            bail!("mailscribe left messages in the queue");
+        }
+        println!(
+            "   run {repetition}: baseline {baseline_seconds:.2} s ({:.0} msg/s); mailscribe run --once {:.2} s ({:.0} msg/s), peak RSS {:.1} MB",
+            f64::from(count) / baseline_seconds,
+            run.seconds,
+            f64::from(count) / run.seconds,
+            run.max_rss_mb
+        );
+        baseline_times.push(baseline_seconds);
+        run_times.push(run.seconds);
+        peaks.push(run.max_rss_mb);
+    }
+    let (baseline_median, run_median) = (median(&mut baseline_times), median(&mut run_times));
+    let peak = peaks.iter().copied().fold(0.0, f64::max);
+    println!(
+        "   median: baseline {baseline_median:.2} s, mailscribe {run_median:.2} s = {:.0} msg/s; ratio baseline/mailscribe {:.2} (goal >= 0.80); peak RSS {peak:.1} MB (goal < 100 MB)",
+        f64::from(count) / run_median,
+        baseline_median / run_median
+    );
+    Ok(())
+}
+
+pub(crate) async fn large_message() -> anyhow::Result<()> {
+    println!("== large message: one 30 MB message against an idle run");
+    for mode in ["reference", "full"] {
+        let dovecot = Dovecot::start();
+        let dir = tempfile::tempdir()?;
+        let env = install(dir.path(), &dovecot, &[("storage_mode", mode)])?;
+        let idle = measure_mailscribe(&env, dir.path(), &["run", "--once"]).context("idle run")?;
+        dovecot.deliver(QUEUE, &messages::large_message(30), None, false);
+        let large = measure_mailscribe(&env, dir.path(), &["run", "--once"]).context("large run")?;
+        if dovecot.count(STORAGE) != 1 {
+            bail!("the large message was not logged");
+        }
+        println!(
+            "   storage_mode {mode}: idle run peak {:.1} MB, with the 30 MB message {:.1} MB: +{:.1} MB (goal <= 100 MB), {:.2} s",
+            idle.max_rss_mb,
+            large.max_rss_mb,
+            large.max_rss_mb - idle.max_rss_mb,
+            large.seconds
+        );
+    }
+    Ok(())
+}
