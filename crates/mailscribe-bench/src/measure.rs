@@ -46,6 +46,9 @@ pub(crate) fn measure_mailscribe(env: &[(&str, String)], cwd: &Path, args: &[&st
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(cwd)
         .output()?;
+    if std::env::var_os("BENCH_LOG").is_some() {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    }
     let text = String::from_utf8_lossy(&output.stdout);
     let value: serde_json::Value = serde_json::from_str(text.trim())
         .with_context(|| format!("measure output {text:?} {}", String::from_utf8_lossy(&output.stderr)))?;

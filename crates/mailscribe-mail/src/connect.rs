@@ -185,7 +185,8 @@ pub(crate) async fn open(config: &ConnectionConfig) -> Result<async_imap::Sessio
     }
 
     let Credentials::Basic { username, password } = &config.credentials;
-    let offers_plain = capabilities.as_ref().map(|caps| caps.iter().any(|c| c == "AUTH=PLAIN"));
+    let ignored = |cap: &String| config.ignore_capabilities.iter().any(|i| i.eq_ignore_ascii_case(cap));
+    let offers_plain = capabilities.as_ref().map(|caps| caps.iter().any(|c| c == "AUTH=PLAIN" && !ignored(c)));
     if offers_plain != Some(false) {
         let authenticator =
             PlainAuthenticator { username: username.clone(), password: password.expose_secret().to_owned(), rounds: 0 };

@@ -40,7 +40,7 @@ impl Store {
     /// Upserts salespeople by code and replaces their address lists, all in
     /// one transaction: on any error nothing is imported.
     pub async fn import_salespeople(&self, people: &[Salesperson]) -> Result<ImportSummary> {
-        with_pool!(self, |pool| {
+        let summary = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut summary = ImportSummary::default();
             for person in people {
@@ -97,8 +97,10 @@ impl Store {
                 insert.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(summary)
-        })
+            Ok::<_, StoreError>(summary)
+        })?;
+        self.analyze_after_import(people.len()).await?;
+        Ok(summary)
     }
 
     /// Upserts contacts by number, links each person to its company by
@@ -115,7 +117,7 @@ impl Store {
         // Companies first, so that people in the same file can name them.
         let (companies, people): (Vec<&Contact>, Vec<&Contact>) =
             contacts.iter().partition(|c| c.kind == ContactKind::Company);
-        with_pool!(self, |pool| {
+        let summary = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut summary = ImportSummary::default();
 
@@ -238,8 +240,26 @@ impl Store {
                 insert.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(summary)
-        })
+            Ok::<_, StoreError>(summary)
+        })?;
+        self.analyze_after_import(contacts.len()).await?;
+        Ok(summary)
+    }
+
+    /// PostgreSQL plans lookups from table statistics; after a large import,
+    /// before autovacuum gets to it, a stale plan scans every contact for
+    /// each address. SQLite uses the indexes without statistics.
+    async fn analyze_after_import(&self, rows: usize) -> Result<()> {
+        const LARGE_IMPORT: usize = 1000;
+        if rows < LARGE_IMPORT {
+            return Ok(());
+        }
+        if let crate::Backend::Postgres(pool) = &self.backend {
+            sqlx::query("ANALYZE contacts, contact_addresses, salespeople, salesperson_addresses")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Who holds each of `addresses`: two indexed lookups, whatever the

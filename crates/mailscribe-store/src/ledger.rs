@@ -6,7 +6,7 @@
 //! refuses a second entry for the same (message, salesperson, contact,
 //! direction).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
@@ -201,10 +201,198 @@ impl Store {
             .map_err(|err| StoreError::Corrupt(format!("compression failed: {err}")))?
         };
 
+        match self.commit_batch_whole(copies, &raws, template, now).await {
+            Err(StoreError::Refused(_) | StoreError::Conflict(_)) => {
+                tracing::info!("a copy in the batch was refused; committing copy by copy");
+                self.commit_batch_copy_by_copy(copies, &raws, template, now).await
+            }
+            other => other,
+        }
+    }
+
+    /// The fast path: the whole batch in a handful of multi-row statements.
+    /// Any refusal rolls it all back, and the caller retries copy by copy.
+    async fn commit_batch_whole(
+        &self,
+        copies: &[DecidedCopy],
+        raws: &[Option<Vec<u8>>],
+        template: &InteractionTemplate,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CommittedCopy>> {
+        if copies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcome_of = |copy: &DecidedCopy| copy.reason.outcome();
+        let logged: Vec<(&DecidedCopy, &Option<Vec<u8>>)> =
+            copies.iter().zip(raws).filter(|(c, _)| outcome_of(c) == Outcome::Logged).collect();
+        let duplicate_keys: BTreeSet<&str> = copies
+            .iter()
+            .filter(|c| outcome_of(c) == Outcome::Duplicate)
+            .map(|c| c.message_key.as_str())
+            .collect();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // 1. Message records of logged copies, by key (one logged copy
+            //    per key: the unique index refuses a second).
+            let mut record_of_key: HashMap<String, i64> = HashMap::new();
+            if !logged.is_empty() {
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO messages (message_id, message_key, subject, sender, sent_at, received_at, \
+                     date_fallback, size, raw_compressed, created_at) ",
+                );
+                insert.push_values(&logged, |mut b, (copy, raw)| {
+                    b.push_bind(copy.message_id.as_deref())
+                        .push_bind(copy.message_key.as_str())
+                        .push_bind(copy.subject.as_str())
+                        .push_bind(copy.sender.as_deref())
+                        .push_bind(copy.sent_at)
+                        .push_bind(copy.received_at)
+                        .push_bind(copy.date_fallback)
+                        .push_bind(i64::try_from(copy.size).unwrap_or(i64::MAX))
+                        .push_bind(raw.as_deref())
+                        .push_bind(now);
+                });
+                insert.push(" RETURNING id, message_key");
+                for row in insert.build().fetch_all(&mut *tx).await? {
+                    let key: String = row.try_get("message_key")?;
+                    if record_of_key.insert(key.clone(), row.try_get("id")?).is_some() {
+                        return Err(StoreError::Conflict(format!("two copies of {key} logged in one batch")));
+                    }
+                }
+            }
+            // 2. Duplicates point at the record of the logged copy.
+            let earlier: Vec<&str> =
+                duplicate_keys.iter().copied().filter(|k| !record_of_key.contains_key(*k)).collect();
+            if !earlier.is_empty() {
+                let mut query = QueryBuilder::new(
+                    "SELECT message_key, message_record_id FROM decisions WHERE outcome = 'logged' AND message_key IN (",
+                );
+                let mut separated = query.separated(", ");
+                for key in &earlier {
+                    separated.push_bind(*key);
+                }
+                query.push(")");
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    if let Some(id) = row.try_get::<Option<i64>, _>("message_record_id")? {
+                        record_of_key.insert(row.try_get("message_key")?, id);
+                    }
+                }
+            }
+            if let Some(orphan) = duplicate_keys.iter().find(|k| !record_of_key.contains_key(**k)) {
+                return Err(StoreError::Conflict(format!("{orphan} is a duplicate of a copy that was not logged")));
+            }
+            // 3. The ledger rows. A row that is already final is left alone
+            //    and does not come back from RETURNING.
+            let mut upsert = QueryBuilder::new(
+                "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, sender, \
+                 subject, outcome, reason, entries, ambiguous, date_fallback, attempts, error, first_seen_at, \
+                 decided_at, run_id, message_record_id) ",
+            );
+            upsert.push_values(copies, |mut b, copy| {
+                let outcome = outcome_of(copy);
+                let record = if outcome.goes_to_storage() { record_of_key.get(&copy.message_key).copied() } else { None };
+                b.push_bind(copy.mailbox.as_str())
+                    .push_bind(i64::from(copy.uid_validity))
+                    .push_bind(i64::from(copy.uid))
+                    .push_bind(copy.message_id.as_deref())
+                    .push_bind(copy.message_key.as_str())
+                    .push_bind(copy.sha256.as_str())
+                    .push_bind(copy.sender.as_deref())
+                    .push_bind(outcome.goes_to_storage().then_some(copy.subject.as_str()))
+                    .push_bind(outcome.as_str())
+                    .push_bind(copy.reason.as_str())
+                    .push_bind(copy.entries.len() as i64)
+                    .push_bind(copy.ambiguous)
+                    .push_bind(copy.date_fallback)
+                    .push_bind(1i64)
+                    .push_bind(copy.error.as_deref())
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(copy.run_id)
+                    .push_bind(record);
+            });
+            upsert.push(
+                " ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET message_id = excluded.message_id, \
+                 message_key = excluded.message_key, sha256 = excluded.sha256, sender = excluded.sender, \
+                 subject = excluded.subject, outcome = excluded.outcome, reason = excluded.reason, \
+                 entries = excluded.entries, ambiguous = excluded.ambiguous, \
+                 date_fallback = excluded.date_fallback, attempts = decisions.attempts + 1, \
+                 error = excluded.error, decided_at = excluded.decided_at, run_id = excluded.run_id, \
+                 message_record_id = excluded.message_record_id \
+                 WHERE decisions.outcome = 'failed' RETURNING id, uid, attempts",
+            );
+            let mut written: HashMap<u32, (i64, u32)> = HashMap::new();
+            for row in upsert.build().fetch_all(&mut *tx).await? {
+                let uid = u32::try_from(row.try_get::<i64, _>("uid")?).unwrap_or(0);
+                let attempts = u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
+                written.insert(uid, (row.try_get("id")?, attempts));
+            }
+            if written.len() != copies.len() {
+                // Some copy was already final (a worker deciding twice):
+                // let the careful path report what the ledger holds.
+                return Err(StoreError::Conflict("a copy in the batch was already decided".into()));
+            }
+            // 4. The entries.
+            let entries: Vec<(&DecidedCopy, &PlannedEntry, i64)> = logged
+                .iter()
+                .flat_map(|(copy, _)| {
+                    let record = record_of_key[&copy.message_key];
+                    copy.entries.iter().map(move |entry| (*copy, entry, record))
+                })
+                .collect();
+            for chunk in entries.chunks(200) {
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO interaction_entries (message_record_id, contact_no, contact_company_no, \
+                     salesperson_code, occurred_at, description, subject, direction, initiated_by, \
+                     correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
+                     attempt_failed, canceled, opportunity_no, date_fallback) ",
+                );
+                insert.push_values(chunk, |mut b, (copy, entry, record)| {
+                    b.push_bind(*record)
+                        .push_bind(entry.contact.no.as_str())
+                        .push_bind(entry.contact.company_no.as_ref().map(|c| c.as_str()))
+                        .push_bind(entry.salesperson.as_str())
+                        .push_bind(copy.occurred_at)
+                        .push_bind(copy.subject.as_str())
+                        .push_bind(copy.subject.as_str())
+                        .push_bind(entry.direction.as_str())
+                        .push_bind(entry.direction.initiated_by().as_str())
+                        .push_bind("email")
+                        .push_bind(template.code.as_str())
+                        .push_bind(template.cost.hundredths())
+                        .push_bind(i64::from(template.duration_minutes))
+                        .push_bind(true)
+                        .push_bind(false)
+                        .push_bind(false)
+                        .push_bind(None::<String>)
+                        .push_bind(copy.date_fallback);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(copies
+                .iter()
+                .map(|copy| {
+                    let (ledger_id, attempts) = written[&copy.uid];
+                    CommittedCopy { uid: copy.uid, ledger_id, reason: copy.reason, attempts, entries: copy.entries.len() as u64 }
+                })
+                .collect())
+        })
+    }
+
+    /// The careful path: each copy under its own savepoint, so that a copy
+    /// the database refuses fails alone.
+    async fn commit_batch_copy_by_copy(
+        &self,
+        copies: &[DecidedCopy],
+        raws: &[Option<Vec<u8>>],
+        template: &InteractionTemplate,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CommittedCopy>> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut committed = Vec::with_capacity(copies.len());
-            for (copy, raw) in copies.iter().zip(&raws) {
+            for (copy, raw) in copies.iter().zip(raws) {
                 let mut savepoint = Acquire::begin(&mut *tx).await?;
                 let written: Result<CommittedCopy> = async {
                     let outcome = copy.reason.outcome();
@@ -411,26 +599,46 @@ impl Store {
         if updates.is_empty() {
             return Ok(());
         }
+        let mut by_disposition: HashMap<&str, Vec<i64>> = HashMap::new();
+        for update in updates {
+            by_disposition.entry(update.disposition.as_str()).or_default().push(update.ledger_id);
+        }
+        let stored: Vec<(i64, &str, i64, i64)> = updates
+            .iter()
+            .filter_map(|u| {
+                let (folder, uid_validity, uid) = u.storage.as_ref()?;
+                Some((u.ledger_id, folder.as_str(), i64::from(*uid_validity), i64::from(*uid)))
+            })
+            .collect();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            for update in updates {
-                sqlx::query("UPDATE decisions SET disposition = $1 WHERE id = $2")
-                    .bind(&update.disposition)
-                    .bind(update.ledger_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some((folder, uid_validity, uid)) = &update.storage {
-                    sqlx::query(
-                        "UPDATE messages SET storage_folder = $1, storage_uid_validity = $2, storage_uid = $3 \
-                         WHERE id = (SELECT message_record_id FROM decisions WHERE id = $4 AND outcome = 'logged')",
-                    )
-                    .bind(folder)
-                    .bind(i64::from(*uid_validity))
-                    .bind(i64::from(*uid))
-                    .bind(update.ledger_id)
-                    .execute(&mut *tx)
-                    .await?;
+            for (disposition, ids) in &by_disposition {
+                for chunk in ids.chunks(500) {
+                    let mut update = QueryBuilder::new("UPDATE decisions SET disposition = ");
+                    update.push_bind(*disposition).push(" WHERE id IN (");
+                    let mut separated = update.separated(", ");
+                    for id in chunk {
+                        separated.push_bind(*id);
+                    }
+                    update.push(")");
+                    update.build().execute(&mut *tx).await?;
                 }
+            }
+            // Where each logged message now lies. VALUES columns are named
+            // column1, column2... in both dialects.
+            for chunk in stored.chunks(200) {
+                let mut update = QueryBuilder::new(
+                    "UPDATE messages SET storage_folder = v.column2, storage_uid_validity = v.column3, \
+                     storage_uid = v.column4 FROM (",
+                );
+                update.push_values(chunk, |mut b, (ledger_id, folder, uid_validity, uid)| {
+                    b.push_bind(*ledger_id).push_bind(*folder).push_bind(*uid_validity).push_bind(*uid);
+                });
+                update.push(
+                    ") AS v WHERE messages.id = \
+                     (SELECT d.message_record_id FROM decisions d WHERE d.id = v.column1 AND d.outcome = 'logged')",
+                );
+                update.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

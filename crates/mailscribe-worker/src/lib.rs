@@ -14,7 +14,7 @@ mod run;
 
 pub use check::{CheckLine, CheckStatus, run_checks};
 pub use lease::lease_holder_id;
-pub use run::{FailedMessage, RunOptions, RunSummary, run_once};
+pub use run::{FailedMessage, PhaseTimes, RunOptions, RunSummary, run_once};
 
 use mailscribe_mail::MailError;
 use mailscribe_store::StoreError;

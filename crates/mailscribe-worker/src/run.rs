@@ -46,8 +46,20 @@ pub struct FailedMessage {
     pub quarantined: bool,
 }
 
+/// Where a run's time went, for the log and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    pub fetch: std::time::Duration,
+    pub parse: std::time::Duration,
+    pub decide: std::time::Duration,
+    pub commit: std::time::Duration,
+    pub mailbox: std::time::Duration,
+    pub record: std::time::Duration,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSummary {
+    pub phases: PhaseTimes,
     pub run_id: i64,
     /// Copies decided in this run, by outcome and reason.
     pub counts: RunCounts,
@@ -154,6 +166,16 @@ async fn process_queue(
         lease::renew(store, mailbox, &options.holder).await?;
     }
     session.logout().await;
+    let phases = summary.phases;
+    tracing::info!(
+        fetch_ms = phases.fetch.as_millis() as u64,
+        parse_ms = phases.parse.as_millis() as u64,
+        decide_ms = phases.decide.as_millis() as u64,
+        commit_ms = phases.commit.as_millis() as u64,
+        mailbox_ms = phases.mailbox.as_millis() as u64,
+        record_ms = phases.record.as_millis() as u64,
+        "run phases"
+    );
     Ok(())
 }
 
@@ -199,7 +221,10 @@ async fn process_batch(
     let (resumed, to_decide): (Vec<u32>, Vec<u32>) =
         uids.iter().partition(|uid| known.get(uid).is_some_and(LedgerState::is_final));
 
+    let phase = std::time::Instant::now();
     let fetched = fetch_tolerating_refusals(session, &to_decide).await?;
+    summary.phases.fetch += phase.elapsed();
+    let phase = std::time::Instant::now();
     summary.vanished += to_decide.len().saturating_sub(fetched.len()) as u64;
     let parsed = tokio::task::spawn_blocking(move || {
         fetched
@@ -213,11 +238,16 @@ async fn process_batch(
     .await
     .map_err(|err| WorkerError::Store(mailscribe_store::StoreError::Corrupt(format!("parse task: {err}"))))?;
 
+    summary.phases.parse += phase.elapsed();
+    let phase = std::time::Instant::now();
     let now = Utc::now();
     let copies = decide_batch(store, options, mailbox, uid_validity, summary.run_id, &parsed, now).await?;
     drop(parsed);
+    summary.phases.decide += phase.elapsed();
     failpoint::hit("before_commit");
+    let phase = std::time::Instant::now();
     let committed = store.commit_batch(&copies, &options.template, now).await?;
+    summary.phases.commit += phase.elapsed();
     failpoint::hit("after_commit");
 
     let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(uids.len());
@@ -232,8 +262,12 @@ async fn process_batch(
     }
     summary.resumed += resumed.len() as u64;
 
+    let phase = std::time::Instant::now();
     let updates = apply_dispositions(session, folders, &plan).await?;
+    summary.phases.mailbox += phase.elapsed();
+    let phase = std::time::Instant::now();
     store.record_dispositions(&updates).await?;
+    summary.phases.record += phase.elapsed();
     failpoint::hit("after_dispositions");
     Ok(())
 }

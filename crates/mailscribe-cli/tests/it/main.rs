@@ -5,3 +5,4 @@ mod crash;
 mod corpus;
 mod harness;
 mod scenarios;
+mod tidy;

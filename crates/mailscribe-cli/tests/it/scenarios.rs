@@ -327,3 +327,31 @@ async fn serve_runs_on_schedule_and_stops_cleanly_on_sigterm() {
     assert_eq!(status.and_then(|s| s.code()), Some(0));
     assert_eq!(entry_keys(&env).len(), 1);
 }
+
+#[tokio::test]
+async fn inbound_dates_come_from_the_server_and_templates_price_the_entries() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    env.ok(&["template", "set", "EMAIL", "--cost", "2.5", "--minutes", "7"]);
+    env.ok(&["settings", "set", "time_zone", "America/New_York"]);
+    // Sent (Date:) on the 3rd, received (INTERNALDATE) on the 4th.
+    let received = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_772_611_200); // 2026-03-04T08:00:00Z
+    let inbound = message(
+        &["From: c1@customer.example", "To: sp1@ourco.example", "Subject: inbound", "Message-ID: <in@x>", "Date: Tue, 3 Mar 2026 23:59:00 +0000"],
+        "hi",
+    );
+    env.dovecot.deliver(QUEUE, &inbound, Some(received), false);
+    env.ok(&["run", "--once"]);
+    let path = env.dir.path().join("out.json");
+    assert_eq!(env.ok(&["interactions", "export", "--format", "json", "--output", path.to_str().unwrap()]), "");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(rows.len(), 1);
+    // 08:00 UTC is 03:00 in New York (EST).
+    assert_eq!((rows[0]["date"].as_str(), rows[0]["time"].as_str()), (Some("2026-03-04"), Some("03:00:00")));
+    assert_eq!((rows[0]["cost"].as_str(), rows[0]["duration_minutes"].as_i64()), (Some("2.50"), Some(7)));
+    assert_eq!(rows[0]["opportunity_no"], serde_json::Value::Null);
+    let csv = env.ok(&["interactions", "export"]);
+    assert!(csv.contains("\r\n"), "RFC 4180 line ends");
+    assert_eq!(env.run(&["settings", "set", "time_zone", "Mars/Olympus"]).status.code(), Some(2));
+    assert_eq!(env.run(&["template", "set", "EMAIL", "--cost", "abc", "--minutes", "1"]).status.code(), Some(2));
+}

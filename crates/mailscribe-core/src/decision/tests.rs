@@ -1,3 +1,5 @@
+//! Table-driven tests of the decision table, one row per case.
+
 use super::*;
 use crate::address::EmailAddress;
 use crate::directory::ContactNo;

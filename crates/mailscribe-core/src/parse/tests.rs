@@ -1,3 +1,5 @@
+//! Tests of header parsing on hand-written hard cases.
+
 use super::*;
 
 fn parse(text: &str) -> ParsedMessage {

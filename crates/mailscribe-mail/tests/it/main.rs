@@ -42,6 +42,17 @@ async fn every_security_mode_logs_in() {
 }
 
 #[tokio::test]
+async fn login_is_used_where_authenticate_plain_is_not_offered() {
+    let dovecot = Dovecot::start();
+    let mut config = config(&dovecot, Security::None);
+    config.ignore_capabilities = vec!["AUTH=PLAIN".into()];
+    Session::connect(&config).await.expect("LOGIN works").logout().await;
+    config.credentials = Credentials::Basic { username: dovecot.user().into(), password: SecretString::from("wrong") };
+    let err = Session::connect(&config).await.unwrap_err();
+    assert!(matches!(err, MailError::AuthFailed(_)), "{err}");
+}
+
+#[tokio::test]
 async fn bad_credentials_certificates_and_plaintext_are_refused_clearly() {
     let dovecot = Dovecot::start();
     let mut wrong_password = config(&dovecot, Security::Tls);
