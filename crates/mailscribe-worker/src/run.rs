@@ -157,14 +157,66 @@ async fn process_queue(
     tracing::info!(messages = listing.len(), uid_validity, "queue listed");
 
     let batch_size = usize::try_from(setup.batch_size).unwrap_or(usize::MAX).max(1);
-    for batch in plan_batches(&listing, batch_size, options.max_batch_bytes) {
+    let batches = plan_batches(&listing, batch_size, options.max_batch_bytes);
+    // A pipeline of two stages on two resources: while the database decides
+    // and commits batch i, the IMAP connection fetches batch i+1. Batch i is
+    // moved only after its commit, as ever; a prefetch is a PEEK and harmless.
+    let mut prefetched: Option<FetchedBatch> = None;
+    let mut unrecorded: Vec<DispositionUpdate> = Vec::new();
+    let mut to_expunge: Vec<u32> = Vec::new();
+    for (index, batch) in batches.iter().enumerate() {
         if *stop.borrow() {
             summary.stopped_early = true;
             break;
         }
-        process_batch(store, options, &mut session, &folders, mailbox, uid_validity, &batch, summary).await?;
+        let current = match prefetched.take() {
+            Some(fetched) => fetched,
+            None => {
+                let fetched = fetch_batch(store, &mut session, mailbox, uid_validity, batch).await?;
+                summary.phases.add(&fetched.phases);
+                fetched
+            }
+        };
+        let following = batches.get(index + 1).filter(|_| !*stop.borrow());
+        let to_record = std::mem::take(&mut unrecorded);
+        let run_id = summary.run_id;
+        let (committed, next) = tokio::join!(
+            async {
+                record(store, &to_record).await?;
+                decide_and_commit(store, options, mailbox, uid_validity, run_id, current).await
+            },
+            async {
+                match following {
+                    Some(batch) => fetch_batch(store, &mut session, mailbox, uid_validity, batch).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        );
+        let committed = committed?;
+        prefetched = next?;
+        summary.phases.add(&committed.phases);
+        if let Some(fetched) = &prefetched {
+            summary.phases.add(&fetched.phases);
+        }
+        summary.vanished += committed.vanished;
+        summary.resumed += committed.resumed;
+        for (copy, result) in committed.copies.iter().zip(&committed.results) {
+            count(summary, copy, result, target_for(result.reason, result.attempts, options) == Target::Quarantine);
+        }
+
+        let phase = std::time::Instant::now();
+        let (updates, marked) = apply_dispositions(&mut session, &folders, &committed.plan).await?;
+        summary.phases.mailbox += phase.elapsed();
+        to_expunge.extend(marked);
+        unrecorded = updates;
         lease::renew(store, mailbox, &options.holder).await?;
     }
+    let phase = std::time::Instant::now();
+    session.expunge(&to_expunge).await?;
+    summary.phases.mailbox += phase.elapsed();
+    let phase = std::time::Instant::now();
+    record(store, &unrecorded).await?;
+    summary.phases.record += phase.elapsed();
     session.logout().await;
     let phases = summary.phases;
     tracing::info!(
@@ -203,29 +255,65 @@ fn target_for(reason: Reason, attempts: u32, options: &RunOptions) -> Target {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn process_batch(
+/// A batch fetched and parsed, with what the ledger already knew of it.
+struct FetchedBatch {
+    known: HashMap<u32, LedgerState>,
+    /// Copies an interrupted run decided: only their move is left.
+    resumed: Vec<u32>,
+    parsed: Vec<(FetchedMessage, Option<ParsedMessage>)>,
+    vanished: u64,
+    phases: PhaseTimes,
+}
+
+/// A batch decided and committed: what to do with each copy in the mailbox.
+struct CommittedBatch {
+    copies: Vec<DecidedCopy>,
+    results: Vec<CommittedCopy>,
+    plan: Vec<(u32, i64, Target)>,
+    resumed: u64,
+    vanished: u64,
+    phases: PhaseTimes,
+}
+
+impl PhaseTimes {
+    fn add(&mut self, other: &PhaseTimes) {
+        self.fetch += other.fetch;
+        self.parse += other.parse;
+        self.decide += other.decide;
+        self.commit += other.commit;
+        self.mailbox += other.mailbox;
+        self.record += other.record;
+    }
+}
+
+async fn record(store: &Store, updates: &[DispositionUpdate]) -> Result<(), WorkerError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    store.record_dispositions(updates).await?;
+    failpoint::hit("after_dispositions");
+    Ok(())
+}
+
+async fn fetch_batch(
     store: &Store,
-    options: &RunOptions,
     session: &mut Session,
-    folders: &Folders,
     mailbox: &str,
     uid_validity: u32,
     batch: &[MessageSummary],
-    summary: &mut RunSummary,
-) -> Result<(), WorkerError> {
+) -> Result<FetchedBatch, WorkerError> {
     let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
     let known: HashMap<u32, LedgerState> = store.ledger_states(mailbox, uid_validity, &uids).await?;
     // Final rows were decided by an interrupted run: only their move is
     // left to do. Everything else (new, or failed before) is decided now.
     let (resumed, to_decide): (Vec<u32>, Vec<u32>) =
         uids.iter().partition(|uid| known.get(uid).is_some_and(LedgerState::is_final));
-
+    let mut phases = PhaseTimes::default();
     let phase = std::time::Instant::now();
     let fetched = fetch_tolerating_refusals(session, &to_decide).await?;
-    summary.phases.fetch += phase.elapsed();
+    phases.fetch = phase.elapsed();
+    let vanished = to_decide.len().saturating_sub(fetched.len()) as u64;
     let phase = std::time::Instant::now();
-    summary.vanished += to_decide.len().saturating_sub(fetched.len()) as u64;
     let parsed = tokio::task::spawn_blocking(move || {
         fetched
             .into_iter()
@@ -237,39 +325,46 @@ async fn process_batch(
     })
     .await
     .map_err(|err| WorkerError::Store(mailscribe_store::StoreError::Corrupt(format!("parse task: {err}"))))?;
+    phases.parse = phase.elapsed();
+    Ok(FetchedBatch { known, resumed, parsed, vanished, phases })
+}
 
-    summary.phases.parse += phase.elapsed();
+async fn decide_and_commit(
+    store: &Store,
+    options: &RunOptions,
+    mailbox: &str,
+    uid_validity: u32,
+    run_id: i64,
+    batch: FetchedBatch,
+) -> Result<CommittedBatch, WorkerError> {
+    let mut phases = PhaseTimes::default();
     let phase = std::time::Instant::now();
     let now = Utc::now();
-    let copies = decide_batch(store, options, mailbox, uid_validity, summary.run_id, &parsed, now).await?;
-    drop(parsed);
-    summary.phases.decide += phase.elapsed();
+    let copies = decide_batch(store, options, mailbox, uid_validity, run_id, &batch.parsed, now).await?;
+    drop(batch.parsed);
+    phases.decide = phase.elapsed();
     failpoint::hit("before_commit");
     let phase = std::time::Instant::now();
-    let committed = store.commit_batch(&copies, &options.template, now).await?;
-    summary.phases.commit += phase.elapsed();
+    let results = store.commit_batch(&copies, &options.template, now).await?;
+    phases.commit = phase.elapsed();
     failpoint::hit("after_commit");
 
-    let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(uids.len());
-    for uid in &resumed {
-        let state = &known[uid];
+    let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(batch.resumed.len() + results.len());
+    for uid in &batch.resumed {
+        let state = &batch.known[uid];
         plan.push((*uid, state.id, target_for(state.reason, state.attempts, options)));
     }
-    for (copy, result) in copies.iter().zip(&committed) {
-        let target = target_for(result.reason, result.attempts, options);
-        plan.push((result.uid, result.ledger_id, target));
-        count(summary, copy, result, target == Target::Quarantine);
+    for result in &results {
+        plan.push((result.uid, result.ledger_id, target_for(result.reason, result.attempts, options)));
     }
-    summary.resumed += resumed.len() as u64;
-
-    let phase = std::time::Instant::now();
-    let updates = apply_dispositions(session, folders, &plan).await?;
-    summary.phases.mailbox += phase.elapsed();
-    let phase = std::time::Instant::now();
-    store.record_dispositions(&updates).await?;
-    summary.phases.record += phase.elapsed();
-    failpoint::hit("after_dispositions");
-    Ok(())
+    Ok(CommittedBatch {
+        copies,
+        results,
+        plan,
+        resumed: batch.resumed.len() as u64,
+        vanished: batch.vanished,
+        phases,
+    })
 }
 
 /// Fetches a batch. When the server refuses the batch (one message it
@@ -420,12 +515,13 @@ fn count(summary: &mut RunSummary, copy: &DecidedCopy, result: &CommittedCopy, q
     }
 }
 
-/// Moves and deletes in the mailbox, one command per target folder.
+/// Moves in the mailbox, one command per target folder, and marks the
+/// copies to delete; the caller expunges those at the end of the run.
 async fn apply_dispositions(
     session: &mut Session,
     folders: &Folders,
     plan: &[(u32, i64, Target)],
-) -> Result<Vec<DispositionUpdate>, WorkerError> {
+) -> Result<(Vec<DispositionUpdate>, Vec<u32>), WorkerError> {
     let uids_for = |target: Target| -> Vec<u32> {
         plan.iter().filter(|(_, _, t)| *t == target).map(|(uid, _, _)| *uid).collect()
     };
@@ -443,11 +539,12 @@ async fn apply_dispositions(
     if let Some(folder) = &folders.not_logged {
         session.move_messages(&uids_for(Target::NotLoggedFolder), folder).await?;
     }
-    session.delete_messages(&uids_for(Target::Delete)).await?;
+    let to_delete = uids_for(Target::Delete);
+    session.mark_deleted(&to_delete).await?;
     if let Some(folder) = &folders.quarantine {
         session.move_messages(&uids_for(Target::Quarantine), folder).await?;
     }
-    Ok(plan
+    let updates = plan
         .iter()
         .map(|(uid, ledger_id, target)| DispositionUpdate {
             ledger_id: *ledger_id,
@@ -461,5 +558,6 @@ async fn apply_dispositions(
             .to_owned(),
             storage: storage_locations.get(uid).cloned(),
         })
-        .collect())
+        .collect();
+    Ok((updates, to_delete))
 }
