@@ -158,12 +158,14 @@ async fn process_queue(
 
     let batch_size = usize::try_from(setup.batch_size).unwrap_or(usize::MAX).max(1);
     let batches = plan_batches(&listing, batch_size, options.max_batch_bytes);
-    // A pipeline of two stages on two resources: while the database decides
-    // and commits batch i, the IMAP connection fetches batch i+1. Batch i is
-    // moved only after its commit, as ever; a prefetch is a PEEK and harmless.
+    // A pipeline on two resources. In step i the database decides and
+    // commits batch i while the IMAP connection moves batch i-1 (committed in
+    // step i-1) and prefetches batch i+1. Nothing is moved before its commit;
+    // a prefetch is a PEEK and harmless.
     let mut prefetched: Option<FetchedBatch> = None;
+    let mut to_move: Option<CommittedBatch> = None;
     let mut unrecorded: Vec<DispositionUpdate> = Vec::new();
-    let mut to_expunge: Vec<u32> = Vec::new();
+    let mut to_delete: Vec<(u32, i64)> = Vec::new();
     for (index, batch) in batches.iter().enumerate() {
         if *stop.borrow() {
             summary.stopped_early = true;
@@ -179,21 +181,33 @@ async fn process_queue(
         };
         let following = batches.get(index + 1).filter(|_| !*stop.borrow());
         let to_record = std::mem::take(&mut unrecorded);
+        let previous = to_move.take();
         let run_id = summary.run_id;
-        let (committed, next) = tokio::join!(
+        let (committed, imap) = tokio::join!(
             async {
                 record(store, &to_record).await?;
                 decide_and_commit(store, options, mailbox, uid_validity, run_id, current).await
             },
             async {
-                match following {
-                    Some(batch) => fetch_batch(store, &mut session, mailbox, uid_validity, batch).await.map(Some),
-                    None => Ok(None),
-                }
+                let moved = match &previous {
+                    Some(previous) => Some(apply_dispositions(&mut session, &folders, &previous.plan).await?),
+                    None => None,
+                };
+                let next = match following {
+                    Some(batch) => Some(fetch_batch(store, &mut session, mailbox, uid_validity, batch).await?),
+                    None => None,
+                };
+                Ok::<_, WorkerError>((moved, next))
             }
         );
         let committed = committed?;
-        prefetched = next?;
+        let (moved, next) = imap?;
+        if let Some((updates, deletions, took)) = moved {
+            unrecorded = updates;
+            to_delete.extend(deletions);
+            summary.phases.mailbox += took;
+        }
+        prefetched = next;
         summary.phases.add(&committed.phases);
         if let Some(fetched) = &prefetched {
             summary.phases.add(&fetched.phases);
@@ -203,20 +217,30 @@ async fn process_queue(
         for (copy, result) in committed.copies.iter().zip(&committed.results) {
             count(summary, copy, result, target_for(result.reason, result.attempts, options) == Target::Quarantine);
         }
-
-        let phase = std::time::Instant::now();
-        let (updates, marked) = apply_dispositions(&mut session, &folders, &committed.plan).await?;
-        summary.phases.mailbox += phase.elapsed();
-        to_expunge.extend(marked);
-        unrecorded = updates;
+        to_move = Some(committed);
         lease::renew(store, mailbox, &options.holder).await?;
     }
-    let phase = std::time::Instant::now();
-    session.expunge(&to_expunge).await?;
-    summary.phases.mailbox += phase.elapsed();
-    let phase = std::time::Instant::now();
+    if let Some(last) = to_move.take() {
+        let (updates, deletions, took) = apply_dispositions(&mut session, &folders, &last.plan).await?;
+        summary.phases.mailbox += took;
+        unrecorded.extend(updates);
+        to_delete.extend(deletions);
+    }
     record(store, &unrecorded).await?;
-    summary.phases.record += phase.elapsed();
+    // Not-logged copies go in one expunge at the end: on some servers
+    // (Dovecot's maildir) every expunge costs in proportion to the folder.
+    // Until then they sit in the queue, decided, and a crash only means the
+    // next run deletes them.
+    let phase = std::time::Instant::now();
+    let uids: Vec<u32> = to_delete.iter().map(|(uid, _)| *uid).collect();
+    session.mark_deleted(&uids).await?;
+    session.expunge(&uids).await?;
+    summary.phases.mailbox += phase.elapsed();
+    let deleted: Vec<DispositionUpdate> = to_delete
+        .iter()
+        .map(|(_, ledger_id)| DispositionUpdate { ledger_id: *ledger_id, disposition: "deleted".into(), storage: None })
+        .collect();
+    record(store, &deleted).await?;
     session.logout().await;
     let phases = summary.phases;
     tracing::info!(
@@ -515,13 +539,15 @@ fn count(summary: &mut RunSummary, copy: &DecidedCopy, result: &CommittedCopy, q
     }
 }
 
-/// Moves in the mailbox, one command per target folder, and marks the
-/// copies to delete; the caller expunges those at the end of the run.
+/// Moves in the mailbox, one command per target folder. Copies to delete
+/// are returned (UID, ledger id) for the one expunge at the end of the run;
+/// their dispositions are recorded then.
 async fn apply_dispositions(
     session: &mut Session,
     folders: &Folders,
     plan: &[(u32, i64, Target)],
-) -> Result<(Vec<DispositionUpdate>, Vec<u32>), WorkerError> {
+) -> Result<(Vec<DispositionUpdate>, Vec<(u32, i64)>, std::time::Duration), WorkerError> {
+    let started = std::time::Instant::now();
     let uids_for = |target: Target| -> Vec<u32> {
         plan.iter().filter(|(_, _, t)| *t == target).map(|(uid, _, _)| *uid).collect()
     };
@@ -539,13 +565,14 @@ async fn apply_dispositions(
     if let Some(folder) = &folders.not_logged {
         session.move_messages(&uids_for(Target::NotLoggedFolder), folder).await?;
     }
-    let to_delete = uids_for(Target::Delete);
-    session.mark_deleted(&to_delete).await?;
+    let to_delete: Vec<(u32, i64)> =
+        plan.iter().filter(|(_, _, t)| *t == Target::Delete).map(|(uid, id, _)| (*uid, *id)).collect();
     if let Some(folder) = &folders.quarantine {
         session.move_messages(&uids_for(Target::Quarantine), folder).await?;
     }
     let updates = plan
         .iter()
+        .filter(|(_, _, target)| *target != Target::Delete)
         .map(|(uid, ledger_id, target)| DispositionUpdate {
             ledger_id: *ledger_id,
             disposition: match target {
@@ -559,5 +586,5 @@ async fn apply_dispositions(
             storage: storage_locations.get(uid).cloned(),
         })
         .collect();
-    Ok((updates, to_delete))
+    Ok((updates, to_delete, started.elapsed()))
 }
