@@ -25,11 +25,14 @@ pub struct DovecotOptions {
     pub public_format: &'static str,
     /// The public namespace's hierarchy separator.
     pub separator: char,
+    /// An RFC 7662 introspection URL: enables XOAUTH2 and OAUTHBEARER
+    /// through Dovecot's oauth2 passdb (see `OAuthServer`).
+    pub oauth2_introspection_url: Option<String>,
 }
 
 impl Default for DovecotOptions {
     fn default() -> DovecotOptions {
-        DovecotOptions { public_format: "maildir", separator: '/' }
+        DovecotOptions { public_format: "maildir", separator: '/', oauth2_introspection_url: None }
     }
 }
 
@@ -98,6 +101,26 @@ impl Dovecot {
         };
         let sep = options.separator;
         let public_location = format!("{}:{}/public:LAYOUT=fs", options.public_format, root.display());
+        let (oauth_mechanisms, oauth_passdb) = match &options.oauth2_introspection_url {
+            Some(url) => {
+                std::fs::write(
+                    root.join("dovecot-oauth2.conf.ext"),
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\nusername_attribute = username\n\
+                         active_attribute = active\nactive_value = true\ntokeninfo_url =\n"
+                    ),
+                )
+                .expect("oauth2 conf");
+                (
+                    " xoauth2 oauthbearer".to_owned(),
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}/dovecot-oauth2.conf.ext\n}}\n",
+                        root.display()
+                    ),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
         let mut conf = format!(
             r#"base_dir = {root}/run
 state_dir = {root}/state
@@ -110,7 +133,7 @@ ssl_cert = <{root}/tls/cert.pem
 ssl_key = <{root}/tls/key.pem
 disable_plaintext_auth = no
 auth_failure_delay = 0
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 mail_fsync = never
 first_valid_uid = 1
 mail_location = maildir:{root}/mail/%n:LAYOUT=fs
@@ -118,7 +141,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%n {root}/users
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = static
   args = uid={mail_user} gid={mail_group} home={root}/mail/%n allow_all_users=yes
 }}

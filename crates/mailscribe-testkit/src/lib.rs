@@ -6,10 +6,12 @@
 
 mod database;
 mod dovecot;
+mod oauth;
 mod proxy;
 
 pub use database::{TestDatabase, postgres_admin_url};
 pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE};
+pub use oauth::OAuthServer;
 pub use proxy::TcpProxy;
 
 use std::time::{Duration, Instant};
