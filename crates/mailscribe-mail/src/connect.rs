@@ -93,23 +93,24 @@ pub(crate) fn capability_names(capabilities: &[Capability<'_>]) -> Vec<String> {
         .collect()
 }
 
-struct PlainAuthenticator {
-    username: String,
-    password: String,
-    rounds: u32,
+/// Sends one initial response; answers any further challenge (the error
+/// details XOAUTH2 sends on failure) with an empty line so that the server
+/// can say NO.
+struct SaslAuthenticator {
+    response: Option<Vec<u8>>,
 }
 
-impl async_imap::Authenticator for PlainAuthenticator {
+impl SaslAuthenticator {
+    fn new(response: Vec<u8>) -> SaslAuthenticator {
+        SaslAuthenticator { response: Some(response) }
+    }
+}
+
+impl async_imap::Authenticator for SaslAuthenticator {
     type Response = Vec<u8>;
 
     fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
-        // RFC 4616: authzid NUL authcid NUL passwd. A second challenge means
-        // the server rejected us; an empty answer lets it say NO.
-        self.rounds += 1;
-        if self.rounds > 1 {
-            return Vec::new();
-        }
-        format!("\0{}\0{}", self.username, self.password).into_bytes()
+        self.response.take().unwrap_or_default()
     }
 }
 
@@ -184,28 +185,59 @@ pub(crate) async fn open(config: &ConnectionConfig) -> Result<async_imap::Sessio
         capabilities = None;
     }
 
-    let Credentials::Basic { username, password } = &config.credentials;
     let ignored = |cap: &String| config.ignore_capabilities.iter().any(|i| i.eq_ignore_ascii_case(cap));
-    let offers_plain = capabilities.as_ref().map(|caps| caps.iter().any(|c| c == "AUTH=PLAIN" && !ignored(c)));
-    if offers_plain != Some(false) {
-        let authenticator =
-            PlainAuthenticator { username: username.clone(), password: password.expose_secret().to_owned(), rounds: 0 };
-        match timeout(config.timeout, client.authenticate("PLAIN", authenticator)).await {
-            Err(_) => return Err(MailError::Timeout("AUTHENTICATE".into())),
-            Ok(Ok(session)) => return Ok(session),
-            // The server said it offers PLAIN and refused: wrong credentials.
-            Ok(Err((error, _))) if offers_plain == Some(true) => {
-                return Err(auth_error(&error));
+    let offers = |mechanism: &str| {
+        capabilities.as_ref().map(|caps| caps.iter().any(|c| c == &format!("AUTH={mechanism}") && !ignored(c)))
+    };
+    match &config.credentials {
+        Credentials::Basic { username, password } => {
+            let offers_plain = offers("PLAIN");
+            if offers_plain != Some(false) {
+                let authenticator = SaslAuthenticator::new(
+                    format!("\0{username}\0{}", password.expose_secret()).into_bytes(),
+                );
+                match timeout(config.timeout, client.authenticate("PLAIN", authenticator)).await {
+                    Err(_) => return Err(MailError::Timeout("AUTHENTICATE".into())),
+                    Ok(Ok(session)) => return Ok(session),
+                    // The server said it offers PLAIN and refused: wrong credentials.
+                    Ok(Err((error, _))) if offers_plain == Some(true) => return Err(auth_error(&error)),
+                    Ok(Err((async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_), returned))) => {
+                        client = returned
+                    }
+                    Ok(Err((error, _))) => return Err(auth_error(&error)),
+                }
             }
-            Ok(Err((async_imap::error::Error::No(_), returned))) => client = returned,
-            Ok(Err((async_imap::error::Error::Bad(_), returned))) => client = returned,
-            Ok(Err((error, _))) => return Err(auth_error(&error)),
+            match timeout(config.timeout, client.login(username, password.expose_secret())).await {
+                Err(_) => Err(MailError::Timeout("LOGIN".into())),
+                Ok(Ok(session)) => Ok(session),
+                Ok(Err((error, _))) => Err(auth_error(&error)),
+            }
         }
-    }
-    match timeout(config.timeout, client.login(username, password.expose_secret())).await {
-        Err(_) => Err(MailError::Timeout("LOGIN".into())),
-        Ok(Ok(session)) => Ok(session),
-        Ok(Err((error, _))) => Err(auth_error(&error)),
+        Credentials::OAuth2 { username, tokens } => {
+            let token = tokens.token().await?;
+            // XOAUTH2 is what Exchange Online and Gmail speak; OAUTHBEARER
+            // is the standard one.
+            let (mechanism, response) = if offers("XOAUTH2") == Some(false) && offers("OAUTHBEARER") == Some(true) {
+                ("OAUTHBEARER", crate::oauth::oauthbearer_response(username, token.expose_secret()))
+            } else {
+                ("XOAUTH2", crate::oauth::xoauth2_response(username, token.expose_secret()))
+            };
+            match timeout(config.timeout, client.authenticate(mechanism, SaslAuthenticator::new(response))).await {
+                Err(_) => Err(MailError::Timeout("AUTHENTICATE".into())),
+                Ok(Ok(session)) => Ok(session),
+                Ok(Err((error, _))) => {
+                    // The next attempt asks for a new token.
+                    tokens.forget().await;
+                    Err(match auth_error(&error) {
+                        MailError::AuthFailed(text) => MailError::AuthFailed(format!(
+                            "{text}; the token was issued but not accepted for {username}: check that the app's \
+                             service principal has access to this mailbox (Add-MailboxPermission)"
+                        )),
+                        other => other,
+                    })
+                }
+            }
+        }
     }
 }
 

@@ -11,13 +11,16 @@
 mod batch;
 mod connect;
 mod folder;
+mod oauth;
 mod session;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use batch::{MessageSummary, plan_batches, uid_set};
 pub use folder::{FolderInfo, decode_modified_utf7, encode_modified_utf7};
+pub use oauth::{EXCHANGE_ONLINE_SCOPE, OAuthClient, TokenProvider, entra_token_url};
 pub use session::{FetchedMessage, MoveOutcome, SelectedFolder, Session};
 
 pub use mailscribe_core::Security;
@@ -28,6 +31,17 @@ use secrecy::SecretString;
 pub enum Credentials {
     /// AUTHENTICATE PLAIN where offered, else LOGIN.
     Basic { username: String, password: SecretString },
+    /// An OAuth2 access token for `username` (the mailbox), with SASL
+    /// XOAUTH2 where offered, else OAUTHBEARER.
+    OAuth2 { username: String, tokens: Arc<TokenProvider> },
+}
+
+impl Credentials {
+    pub fn username(&self) -> &str {
+        match self {
+            Credentials::Basic { username, .. } | Credentials::OAuth2 { username, .. } => username,
+        }
+    }
 }
 
 /// Everything needed to open a session.
@@ -79,6 +93,8 @@ pub enum MailError {
     NoStartTls,
     #[error("login refused by the server: {0}")]
     AuthFailed(String),
+    #[error("no OAuth2 token: {hint} ({detail})")]
+    Token { hint: String, detail: String },
     #[error("the folder '{folder}' does not exist on the server; existing folders: {}", .available.join(", "))]
     FolderNotFound { folder: String, available: Vec<String> },
     #[error("the server refused {command}: {text}")]
@@ -116,6 +132,7 @@ impl MailError {
                 | MailError::CaFile { .. }
                 | MailError::NoStartTls
                 | MailError::AuthFailed(_)
+                | MailError::Token { .. }
                 | MailError::ConnectionLost(_)
                 | MailError::Timeout(_)
         )

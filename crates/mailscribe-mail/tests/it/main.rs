@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use mailscribe_mail::{ConnectionConfig, Credentials, MailError, Security, Session, TlsProblem};
-use mailscribe_testkit::{Dovecot, DovecotOptions, QUEUE, STORAGE, TcpProxy};
+use std::sync::Arc;
+
+use mailscribe_mail::{ConnectionConfig, Credentials, MailError, OAuthClient, Security, Session, TlsProblem, TokenProvider};
+use mailscribe_testkit::{Dovecot, DovecotOptions, OAuthServer, QUEUE, STORAGE, TcpProxy};
 use secrecy::SecretString;
 
 fn config(dovecot: &Dovecot, security: Security) -> ConnectionConfig {
@@ -187,4 +189,68 @@ async fn a_connection_that_drops_is_a_lost_connection() {
     assert!(err.is_connection());
     let err = Session::connect(&config).await.unwrap_err();
     assert!(err.is_connection(), "{err}");
+}
+
+fn oauth_config(dovecot: &Dovecot, server: &OAuthServer, client_id: &str, secret: &str) -> ConnectionConfig {
+    let tokens = TokenProvider::new(OAuthClient {
+        token_url: server.token_url(),
+        client_id: SecretString::from(client_id),
+        client_secret: SecretString::from(secret),
+        scope: mailscribe_mail::EXCHANGE_ONLINE_SCOPE.into(),
+    })
+    .unwrap();
+    ConnectionConfig {
+        credentials: Credentials::OAuth2 { username: dovecot.user().into(), tokens: Arc::new(tokens) },
+        ..config(dovecot, Security::Tls)
+    }
+}
+
+fn oauth_dovecot() -> (OAuthServer, Dovecot) {
+    let server = OAuthServer::start(&[("fixture-client", "fixture-secret", "queue"), ("other-client", "other-secret", "test")]);
+    let dovecot = Dovecot::start_with(DovecotOptions {
+        oauth2_introspection_url: Some(server.introspection_url()),
+        ..Default::default()
+    });
+    (server, dovecot)
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_then_xoauth2_or_oauthbearer() {
+    let (server, dovecot) = oauth_dovecot();
+    let config = oauth_config(&dovecot, &server, "fixture-client", "fixture-secret");
+    let mut session = Session::connect(&config).await.expect("XOAUTH2 login");
+    session.resolve_folder(QUEUE).await.unwrap();
+    session.logout().await;
+    // The token is cached: a second session asks the endpoint nothing.
+    Session::connect(&config).await.expect("second login").logout().await;
+    assert_eq!(server.token_requests(), 1);
+    // OAUTHBEARER where XOAUTH2 is not offered.
+    let mut bearer = config.clone();
+    bearer.ignore_capabilities = vec!["AUTH=XOAUTH2".into()];
+    Session::connect(&bearer).await.expect("OAUTHBEARER login").logout().await;
+}
+
+#[tokio::test]
+async fn oauth2_failures_say_what_to_fix() {
+    let (server, dovecot) = oauth_dovecot();
+    let err = Session::connect(&oauth_config(&dovecot, &server, "fixture-client", "wrong")).await.unwrap_err();
+    assert!(matches!(&err, MailError::Token { hint, .. } if hint.contains("client secret is wrong")), "{err}");
+    assert!(err.is_connection());
+    let err = Session::connect(&oauth_config(&dovecot, &server, "nobody", "x")).await.unwrap_err();
+    assert!(err.to_string().contains("client id is wrong"), "{err}");
+    // A valid token for another mailbox user is refused by the server.
+    let err = Session::connect(&oauth_config(&dovecot, &server, "other-client", "other-secret")).await.unwrap_err();
+    assert!(matches!(&err, MailError::AuthFailed(text) if text.contains("not accepted")), "{err}");
+    let mut unreachable = oauth_config(&dovecot, &server, "fixture-client", "fixture-secret");
+    let Credentials::OAuth2 { username, .. } = &unreachable.credentials else { unreachable!() };
+    let tokens = TokenProvider::new(OAuthClient {
+        token_url: "http://127.0.0.1:1/token".into(),
+        client_id: SecretString::from("x"),
+        client_secret: SecretString::from("y"),
+        scope: "s".into(),
+    })
+    .unwrap();
+    unreachable.credentials = Credentials::OAuth2 { username: username.clone(), tokens: Arc::new(tokens) };
+    let err = Session::connect(&unreachable).await.unwrap_err();
+    assert!(err.to_string().contains("cannot reach the token endpoint"), "{err}");
 }
