@@ -6,22 +6,24 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use chrono::Utc;
 use mailscribe_core::{
-    AuthKind, Enablement, InteractionTemplate, MailboxSetup, Security, Settings, StorageMode,
+    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Security, Settings, StorageMode,
 };
-use mailscribe_mail::{ConnectionConfig, Credentials};
+use mailscribe_mail::{ConnectionConfig, Credentials, OAuthClient, TokenProvider, entra_token_url};
 use mailscribe_store::{DatabaseUrl, Store, StoreError};
 use mailscribe_worker::{CheckLine, CheckStatus, RunOptions, RunSummary, WorkerError};
 use secrecy::SecretString;
 use tokio::sync::watch;
 
-use crate::secrets::{SecretError, SecretKey};
+use crate::secrets::{KeyRing, SourceError, resolve};
 use crate::{
     Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, MailboxCommand, RunArgs,
-    ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, exit, export, import,
+    SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, exit, export, import,
 };
 
-/// The purpose bound into the sealed IMAP password.
+/// The purposes bound into sealed secrets: one cannot stand in for another.
 const PASSWORD_PURPOSE: &str = "imap-password";
+const CLIENT_ID_PURPOSE: &str = "oauth-client-id";
+const CLIENT_SECRET_PURPOSE: &str = "oauth-client-secret";
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let url: DatabaseUrl = cli.db.parse().map_err(|err| Failure::new(exit::USAGE, err))?;
@@ -44,6 +46,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Decisions { command: ExportCommand::Export { format, output } } => {
             export::decisions(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
         }
+        Command::Secrets { command: SecretsCommand::RotateKey } => rotate_key(&store, &url).await,
     };
     store.close().await;
     result
@@ -119,6 +122,40 @@ async fn contacts(store: &Store, command: DirectoryCommand) -> Result<(), Failur
     Ok(())
 }
 
+/// A secret given as `--X-env VAR` (read now, sealed) or `--X-from SOURCE`
+/// (read at each run). `what` names the flags in errors.
+fn secret_argument(
+    keys: &mut Option<KeyRing>,
+    url: &DatabaseUrl,
+    env: Option<&str>,
+    plain: Option<&str>,
+    from: Option<&str>,
+    purpose: &str,
+    what: &str,
+) -> Result<Option<SecretRef>, Failure> {
+    let usage = |error: anyhow::Error| Failure::new(exit::USAGE, error);
+    let given = [env.is_some(), plain.is_some(), from.is_some()].iter().filter(|g| **g).count();
+    if given > 1 {
+        return Err(usage(anyhow!("give the {what} one way only")));
+    }
+    if let Some(source) = from {
+        return SecretRef::parse_source(source).map(Some).map_err(|err| usage(err.into()));
+    }
+    let value = match (env, plain) {
+        (Some(var), _) => std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| usage(anyhow!("the environment variable {var} (the {what}) is not set or empty")))?,
+        (None, Some(value)) => value.to_owned(),
+        (None, None) => return Ok(None),
+    };
+    if keys.is_none() {
+        *keys = Some(KeyRing::load_or_create(url)?);
+    }
+    let ring = keys.as_ref().expect("loaded above");
+    Ok(Some(SecretRef::Sealed(ring.seal(purpose, &SecretString::from(value)))))
+}
+
 async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Result<(), Failure> {
     let usage = |error: anyhow::Error| Failure::new(exit::USAGE, error);
     if store.enablement().await?.enabled {
@@ -128,10 +165,7 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
         ));
     }
     let security: Security = args.security.parse().map_err(|err| usage(anyhow!("--security: {err}")))?;
-    let password = std::env::var(&args.password_env)
-        .ok()
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| usage(anyhow!("the environment variable {} (from --password-env) is not set or empty", args.password_env)))?;
+    let auth: AuthKind = args.auth.parse().map_err(|err| usage(anyhow!("--auth: {err}")))?;
     if args.batch_size == 0 {
         return Err(usage(anyhow!("--batch-size must be at least 1")));
     }
@@ -140,14 +174,58 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
             return Err(usage(anyhow!("--ca-file {} does not exist", ca_file.display())));
         }
     }
-    let key = SecretKey::load_or_create(url)?;
+    let mut keys: Option<KeyRing> = None;
+    let (password, oauth) = match auth {
+        AuthKind::Basic => {
+            let password = secret_argument(
+                &mut keys,
+                url,
+                args.password_env.as_deref(),
+                None,
+                args.password_from.as_deref(),
+                PASSWORD_PURPOSE,
+                "password (--password-env or --password-from)",
+            )?
+            .ok_or_else(|| usage(anyhow!("basic authentication needs --password-env VAR or --password-from SOURCE")))?;
+            (Some(password), None)
+        }
+        AuthKind::OAuth2 => {
+            let (token_url, tenant) = match (&args.token_url, &args.tenant) {
+                (Some(url), _) => (url.clone(), args.tenant.clone()),
+                (None, Some(tenant)) => (entra_token_url(tenant.trim()), Some(tenant.trim().to_owned())),
+                (None, None) => return Err(usage(anyhow!("OAuth2 needs --tenant TENANT (Entra ID) or --token-url URL"))),
+            };
+            let client_id = secret_argument(
+                &mut keys,
+                url,
+                None,
+                args.client_id.as_deref(),
+                args.client_id_from.as_deref(),
+                CLIENT_ID_PURPOSE,
+                "client id (--client-id or --client-id-from)",
+            )?
+            .ok_or_else(|| usage(anyhow!("OAuth2 needs --client-id ID or --client-id-from SOURCE")))?;
+            let client_secret = secret_argument(
+                &mut keys,
+                url,
+                args.client_secret_env.as_deref(),
+                None,
+                args.client_secret_from.as_deref(),
+                CLIENT_SECRET_PURPOSE,
+                "client secret (--client-secret-env or --client-secret-from)",
+            )?
+            .ok_or_else(|| usage(anyhow!("OAuth2 needs --client-secret-env VAR or --client-secret-from SOURCE")))?;
+            (None, Some(OAuthSetup { token_url, tenant, client_id, client_secret, scope: args.scope.clone() }))
+        }
+    };
     let setup = MailboxSetup {
         host: args.host.trim().to_owned(),
         port: args.port.unwrap_or(if security == Security::Tls { 993 } else { 143 }),
         security,
-        auth: AuthKind::Basic,
+        auth,
         username: args.user,
-        password: Some(key.seal(PASSWORD_PURPOSE, &SecretString::from(password))),
+        password,
+        oauth,
         queue_folder: args.queue,
         storage_folder: args.storage,
         not_logged_folder: args.not_logged_folder,
@@ -157,7 +235,43 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
         ca_file: args.ca_file.map(|p| p.canonicalize().unwrap_or(p).display().to_string()),
     };
     store.save_mailbox_setup(&setup).await?;
-    println!("mailbox saved: {}@{}:{} ({}); run `mailscribe check` to test it", setup.username, setup.host, setup.port, setup.security.as_str());
+    println!(
+        "mailbox saved: {}@{}:{} ({}, {}); run `mailscribe check` to test it",
+        setup.username,
+        setup.host,
+        setup.port,
+        setup.security.as_str(),
+        setup.auth.as_str()
+    );
+    Ok(())
+}
+
+/// Seals every stored secret with a new key. The key file always holds a
+/// key that opens what the database holds, whatever step is interrupted.
+async fn rotate_key(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
+    let Some(mut setup) = store.mailbox_setup().await? else {
+        return Err(Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("there is no setup, so no stored secret")));
+    };
+    let ring = KeyRing::load(url)?.begin_rotation(url)?;
+    let reseal = |reference: &mut SecretRef, purpose: &str| -> Result<u32, Failure> {
+        if let SecretRef::Sealed(sealed) = reference {
+            let plain = ring.open(purpose, sealed)?;
+            *reference = SecretRef::Sealed(ring.seal(purpose, &plain));
+            return Ok(1);
+        }
+        Ok(0)
+    };
+    let mut resealed = 0;
+    if let Some(password) = setup.password.as_mut() {
+        resealed += reseal(password, PASSWORD_PURPOSE)?;
+    }
+    if let Some(oauth) = setup.oauth.as_mut() {
+        resealed += reseal(&mut oauth.client_id, CLIENT_ID_PURPOSE)?;
+        resealed += reseal(&mut oauth.client_secret, CLIENT_SECRET_PURPOSE)?;
+    }
+    store.save_mailbox_setup(&setup).await?;
+    let ring = ring.finish_rotation(url)?;
+    println!("{resealed} stored secrets sealed with the new key {}", ring.current.id());
     Ok(())
 }
 
@@ -171,7 +285,14 @@ async fn show_mailbox(store: &Store) -> Result<(), Failure> {
     println!("port = {}", setup.port);
     println!("security = {}", setup.security.as_str());
     println!("user = {}", setup.username);
-    println!("password = {}", if setup.password.is_some() { "******** (stored encrypted)" } else { "-" });
+    println!("auth = {}", setup.auth.as_str());
+    println!("password = {}", setup.password.as_ref().map(SecretRef::describe).unwrap_or_else(|| "-".into()));
+    if let Some(oauth) = &setup.oauth {
+        println!("token_url = {}", oauth.token_url);
+        println!("client_id = {}", oauth.client_id.describe());
+        println!("client_secret = {}", oauth.client_secret.describe());
+        println!("scope = {}", oauth.scope);
+    }
     println!("queue = {}", setup.queue_folder);
     println!("storage = {}", setup.storage_folder);
     println!("not_logged_folder = {}", optional(&setup.not_logged_folder));
@@ -186,12 +307,36 @@ async fn show_mailbox(store: &Store) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The connection settings, with the password decrypted.
-fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Result<ConnectionConfig, SecretError> {
-    let key = SecretKey::load(url)?;
-    let password = match &setup.password {
-        Some(sealed) => key.open(PASSWORD_PURPOSE, sealed)?,
-        None => SecretString::from(""),
+/// The connection settings, with the secrets read from where they live.
+fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Result<ConnectionConfig, SourceError> {
+    let mut ring: Option<KeyRing> = None;
+    let mut read = |reference: &SecretRef, purpose: &str| -> Result<SecretString, SourceError> {
+        resolve(reference, purpose, || match ring.take() {
+            Some(keys) => Ok(keys),
+            None => KeyRing::load(url),
+        })
+    };
+    let credentials = match (&setup.auth, &setup.oauth) {
+        (AuthKind::OAuth2, Some(oauth)) => {
+            let client = OAuthClient {
+                token_url: oauth.token_url.clone(),
+                client_id: read(&oauth.client_id, CLIENT_ID_PURPOSE)?,
+                client_secret: read(&oauth.client_secret, CLIENT_SECRET_PURPOSE)?,
+                scope: oauth.scope.clone(),
+            };
+            let tokens = TokenProvider::new(client).map_err(|err| SourceError::Exec {
+                command: "the HTTP client".into(),
+                detail: err.to_string(),
+            })?;
+            Credentials::OAuth2 { username: setup.username.clone(), tokens: std::sync::Arc::new(tokens) }
+        }
+        _ => Credentials::Basic {
+            username: setup.username.clone(),
+            password: match &setup.password {
+                Some(reference) => read(reference, PASSWORD_PURPOSE)?,
+                None => SecretString::from(""),
+            },
+        },
     };
     Ok(ConnectionConfig {
         host: setup.host.clone(),
@@ -199,7 +344,7 @@ fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Result<Connecti
         security: setup.security,
         allow_plaintext: setup.allow_plaintext,
         ca_file: setup.ca_file.as_ref().map(Into::into),
-        credentials: Credentials::Basic { username: setup.username.clone(), password },
+        credentials,
         timeout: ConnectionConfig::DEFAULT_TIMEOUT,
         // Pretend the server lacks these (comma-separated, e.g. MOVE,UIDPLUS):
         // a workaround for servers with a broken extension.
@@ -221,7 +366,7 @@ async fn setup_or_incomplete(store: &Store) -> Result<MailboxSetup, Failure> {
 async fn check_lines(store: &Store, url: &DatabaseUrl, setup: &MailboxSetup) -> Vec<CheckLine> {
     let connection = connection_config(url, setup);
     let mut lines = vec![match &connection {
-        Ok(_) => CheckLine::pass("credentials", "the stored password can be decrypted"),
+        Ok(_) => CheckLine::pass("credentials", "the stored secrets can be read"),
         Err(err) => CheckLine::fail("credentials", format!("the stored secrets cannot be read: {err}")),
     }];
     lines.extend(mailscribe_worker::run_checks(store, setup, connection.as_ref().ok()).await);

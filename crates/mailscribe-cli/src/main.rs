@@ -101,6 +101,17 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Stored secrets and their key.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SecretsCommand {
+    /// Seal every stored secret with a new key, then retire the old key.
+    RotateKey,
 }
 
 #[derive(Subcommand)]
@@ -129,11 +140,39 @@ pub(crate) struct ConfigureArgs {
     /// tls, starttls or none.
     #[arg(long, default_value = "tls")]
     pub(crate) security: String,
+    /// The mailbox user (for OAuth2, the mailbox the app may open).
     #[arg(long)]
     pub(crate) user: String,
-    /// The name of an environment variable holding the password; it is read once.
+    /// basic (user and password) or oauth2 (client credentials, XOAUTH2).
+    #[arg(long, default_value = "basic")]
+    pub(crate) auth: String,
+    /// The name of an environment variable holding the password; it is read once and stored encrypted.
     #[arg(long, value_name = "VAR")]
-    pub(crate) password_env: String,
+    pub(crate) password_env: Option<String>,
+    /// Where to read the password at each run instead: env:NAME, file:PATH or exec:COMMAND.
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) password_from: Option<String>,
+    /// OAuth2: the Entra ID tenant (id or domain); the token URL is made from it.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// OAuth2: the token endpoint, for any OAuth2 server (instead of --tenant).
+    #[arg(long, value_name = "URL")]
+    pub(crate) token_url: Option<String>,
+    /// OAuth2: the application (client) id, stored encrypted.
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+    /// OAuth2: where to read the client id at each run: env:NAME, file:PATH or exec:COMMAND.
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) client_id_from: Option<String>,
+    /// OAuth2: an environment variable holding the client secret; read once, stored encrypted.
+    #[arg(long, value_name = "VAR")]
+    pub(crate) client_secret_env: Option<String>,
+    /// OAuth2: where to read the client secret at each run: env:NAME, file:PATH or exec:COMMAND.
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) client_secret_from: Option<String>,
+    /// OAuth2: the scope to ask for.
+    #[arg(long, default_value = "https://outlook.office365.com/.default")]
+    pub(crate) scope: String,
     /// The queue folder as you see it, e.g. "Public Folders/Email Logging/Queue".
     #[arg(long)]
     pub(crate) queue: String,

@@ -5,8 +5,15 @@
 //! from a key file: `<database file>.key` for SQLite, `./mailscribe.key`
 //! (or `MAILSCRIBE_KEY_FILE`) for PostgreSQL. The file is created with mode
 //! 0600 the first time a secret is stored. A sealed value is
-//! `v1:<key id>:<nonce>:<ciphertext>`, so a later key rotation needs no
-//! data migration.
+//! `v1:<key id>:<nonce>:<ciphertext>`, so a key rotation needs no data
+//! migration. The key file may hold several keys, one per line: the first
+//! seals, any of them opens (by key id). `mailscribe secrets rotate-key`
+//! adds a new first key, re-seals every stored secret with it, then drops
+//! the old ones, so that at every moment the file opens what the database
+//! holds.
+//!
+//! A secret can also come from outside at each run (`SecretRef`): an
+//! environment variable, a file, or a command's output.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,7 +23,7 @@ use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use mailscribe_core::SealedSecret;
+use mailscribe_core::{SealedSecret, SecretRef};
 use mailscribe_store::DatabaseUrl;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -42,6 +49,12 @@ pub(crate) enum SecretError {
 pub(crate) struct SecretKey {
     key: [u8; 32],
     id: String,
+}
+
+/// The current key and any older ones still needed to open secrets.
+pub(crate) struct KeyRing {
+    pub(crate) current: SecretKey,
+    older: Vec<SecretKey>,
 }
 
 impl SecretKey {
@@ -71,26 +84,12 @@ impl SecretKey {
         }
     }
 
-    /// The key for reading secrets; never creates one.
-    pub(crate) fn load(db: &DatabaseUrl) -> Result<SecretKey, SecretError> {
-        if let Ok(text) = std::env::var("MAILSCRIBE_SECRET_KEY") {
-            return SecretKey::from_base64(&text);
-        }
-        let path = SecretKey::key_file_for(db);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => SecretKey::from_base64(&text),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(SecretError::KeyMissing(path)),
-            Err(source) => Err(SecretError::KeyFile { path, source }),
-        }
+    fn to_base64(&self) -> String {
+        STANDARD.encode(self.key)
     }
 
-    /// The key for storing secrets; creates the key file when there is no
-    /// key yet.
-    pub(crate) fn load_or_create(db: &DatabaseUrl) -> Result<SecretKey, SecretError> {
-        match SecretKey::load(db) {
-            Err(SecretError::KeyMissing(path)) => create_key_file(&path),
-            other => other,
-        }
+    pub(crate) fn id(&self) -> &str {
+        &self.id
     }
 
     pub(crate) fn seal(&self, purpose: &str, secret: &SecretString) -> SealedSecret {
@@ -102,14 +101,7 @@ impl SecretKey {
         SealedSecret(format!("v1:{}:{}:{}", self.id, STANDARD.encode(nonce), STANDARD.encode(ciphertext)))
     }
 
-    pub(crate) fn open(&self, purpose: &str, sealed: &SealedSecret) -> Result<SecretString, SecretError> {
-        let parts: Vec<&str> = sealed.0.split(':').collect();
-        let [_version @ "v1", key_id, nonce, ciphertext] = parts.as_slice() else {
-            return Err(SecretError::Undecryptable);
-        };
-        if *key_id != self.id {
-            return Err(SecretError::WrongKey { stored: (*key_id).to_owned(), current: self.id.clone() });
-        }
+    fn open(&self, purpose: &str, nonce: &str, ciphertext: &str) -> Result<SecretString, SecretError> {
         let nonce = STANDARD.decode(nonce).map_err(|_| SecretError::Undecryptable)?;
         let ciphertext = STANDARD.decode(ciphertext).map_err(|_| SecretError::Undecryptable)?;
         if nonce.len() != 12 {
@@ -123,28 +115,165 @@ impl SecretKey {
     }
 }
 
-fn create_key_file(path: &Path) -> Result<SecretKey, SecretError> {
-    let key_error = |source| SecretError::KeyFile { path: path.to_owned(), source };
+fn new_key() -> SecretKey {
     let key = Aes256Gcm::generate_key(&mut OsRng);
-    let text = STANDARD.encode(key);
+    SecretKey::from_base64(&STANDARD.encode(key)).expect("a generated key is 32 bytes")
+}
+
+/// Writes the key file atomically (a temporary file renamed over it), mode 0600.
+fn write_key_file(path: &Path, keys: &[&SecretKey]) -> Result<(), SecretError> {
+    let key_error = |source| SecretError::KeyFile { path: path.to_owned(), source };
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
+        .open(&temporary)
         .map_err(key_error)?;
-    file.write_all(format!("{text}\n").as_bytes()).map_err(key_error)?;
+    let text: String = keys.iter().map(|k| format!("{}\n", k.to_base64())).collect();
+    file.write_all(text.as_bytes()).map_err(key_error)?;
     file.sync_all().map_err(key_error)?;
-    tracing::info!(path = %path.display(), "created a new secret key file");
-    SecretKey::from_base64(&text)
+    std::fs::rename(&temporary, path).map_err(key_error)
+}
+
+impl KeyRing {
+    fn parse(text: &str) -> Result<KeyRing, SecretError> {
+        let mut keys = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(SecretKey::from_base64);
+        let current = keys.next().ok_or_else(|| SecretError::KeyMalformed("no key in the file".into()))??;
+        Ok(KeyRing { current, older: keys.collect::<Result<_, _>>()? })
+    }
+
+    /// The keys for reading secrets; never creates one.
+    pub(crate) fn load(db: &DatabaseUrl) -> Result<KeyRing, SecretError> {
+        if let Ok(text) = std::env::var("MAILSCRIBE_SECRET_KEY") {
+            return KeyRing::parse(&text.replace([',', ' '], "\n"));
+        }
+        let path = SecretKey::key_file_for(db);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => KeyRing::parse(&text),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(SecretError::KeyMissing(path)),
+            Err(source) => Err(SecretError::KeyFile { path, source }),
+        }
+    }
+
+    /// The keys for storing secrets; creates the key file when there is
+    /// no key yet.
+    pub(crate) fn load_or_create(db: &DatabaseUrl) -> Result<KeyRing, SecretError> {
+        match KeyRing::load(db) {
+            Err(SecretError::KeyMissing(path)) => {
+                let key = new_key();
+                write_key_file(&path, &[&key])?;
+                tracing::info!(path = %path.display(), "created a new secret key file");
+                Ok(KeyRing { current: key, older: Vec::new() })
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn seal(&self, purpose: &str, secret: &SecretString) -> SealedSecret {
+        self.current.seal(purpose, secret)
+    }
+
+    pub(crate) fn open(&self, purpose: &str, sealed: &SealedSecret) -> Result<SecretString, SecretError> {
+        let parts: Vec<&str> = sealed.0.split(':').collect();
+        let [_version @ "v1", key_id, nonce, ciphertext] = parts.as_slice() else {
+            return Err(SecretError::Undecryptable);
+        };
+        let key = std::iter::once(&self.current)
+            .chain(&self.older)
+            .find(|k| k.id == *key_id)
+            .ok_or_else(|| SecretError::WrongKey { stored: (*key_id).to_owned(), current: self.current.id.clone() })?;
+        key.open(purpose, nonce, ciphertext)
+    }
+
+    /// Step one of a rotation: a new current key, the old ones kept so
+    /// that what is stored still opens. Returns the new ring.
+    pub(crate) fn begin_rotation(self, db: &DatabaseUrl) -> Result<KeyRing, SecretError> {
+        if std::env::var_os("MAILSCRIBE_SECRET_KEY").is_some() {
+            return Err(SecretError::KeyMalformed(
+                "the key comes from MAILSCRIBE_SECRET_KEY: rotate it by putting a new key first in that variable \
+                 (comma-separated, new,old), running `mailscribe secrets rotate-key`, then removing the old one"
+                    .into(),
+            ));
+        }
+        let fresh = new_key();
+        let mut keys: Vec<&SecretKey> = vec![&fresh, &self.current];
+        keys.extend(&self.older);
+        write_key_file(&SecretKey::key_file_for(db), &keys)?;
+        let KeyRing { current, mut older } = self;
+        older.insert(0, current);
+        Ok(KeyRing { current: fresh, older })
+    }
+
+    /// Step three: everything is sealed with the current key; drop the rest.
+    pub(crate) fn finish_rotation(self, db: &DatabaseUrl) -> Result<KeyRing, SecretError> {
+        if std::env::var_os("MAILSCRIBE_SECRET_KEY").is_none() {
+            write_key_file(&SecretKey::key_file_for(db), &[&self.current])?;
+        }
+        Ok(KeyRing { current: self.current, older: Vec::new() })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SourceError {
+    #[error("the environment variable {0} is not set or empty")]
+    EnvMissing(String),
+    #[error("cannot read the secret file {path}: {source}")]
+    File { path: String, source: std::io::Error },
+    #[error("the secret command `{command}` failed: {detail}")]
+    Exec { command: String, detail: String },
+    #[error("the secret from {0} is empty")]
+    Empty(String),
+    #[error(transparent)]
+    Sealed(#[from] SecretError),
+}
+
+/// Reads a secret from where it lives. `exec:` runs through `sh -c`.
+pub(crate) fn resolve(
+    reference: &SecretRef,
+    purpose: &str,
+    keys: impl FnOnce() -> Result<KeyRing, SecretError>,
+) -> Result<SecretString, SourceError> {
+    let value = match reference {
+        SecretRef::Sealed(sealed) => return Ok(keys()?.open(purpose, sealed)?),
+        SecretRef::Env(name) => {
+            std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| SourceError::EnvMissing(name.clone()))?
+        }
+        SecretRef::File(path) => std::fs::read_to_string(path)
+            .map_err(|source| SourceError::File { path: path.clone(), source })?
+            .trim_end()
+            .to_owned(),
+        SecretRef::Exec(command) => {
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|err| SourceError::Exec { command: command.clone(), detail: err.to_string() })?;
+            if !output.status.success() {
+                return Err(SourceError::Exec {
+                    command: command.clone(),
+                    detail: format!("{}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim()),
+                });
+            }
+            String::from_utf8_lossy(&output.stdout).trim_end().to_owned()
+        }
+    };
+    if value.is_empty() {
+        return Err(SourceError::Empty(reference.to_storage()));
+    }
+    Ok(SecretString::from(value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn key(byte: u8) -> SecretKey {
-        SecretKey::from_base64(&STANDARD.encode([byte; 32])).unwrap()
+    fn key(byte: u8) -> KeyRing {
+        KeyRing { current: SecretKey::from_base64(&STANDARD.encode([byte; 32])).unwrap(), older: Vec::new() }
     }
 
     #[test]
@@ -168,5 +297,25 @@ mod tests {
         tampered.push('A');
         assert!(key(1).open("imap-password", &SealedSecret(tampered)).is_err());
         assert!(SecretKey::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn older_keys_still_open_what_they_sealed() {
+        let sealed = key(1).seal("p", &SecretString::from("x"));
+        let ring = KeyRing { current: key(2).current, older: vec![key(1).current] };
+        assert_eq!(ring.open("p", &sealed).unwrap().expose_secret(), "x");
+    }
+
+    #[test]
+    fn sources_resolve() {
+        let never = || -> Result<KeyRing, SecretError> { unreachable!("no key needed") };
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "from-file\n").unwrap();
+        let path = file.path().display().to_string();
+        assert_eq!(resolve(&SecretRef::File(path), "p", never).unwrap().expose_secret(), "from-file");
+        assert_eq!(resolve(&SecretRef::Exec("printf 'from exec'".into()), "p", never).unwrap().expose_secret(), "from exec");
+        assert!(matches!(resolve(&SecretRef::Exec("exit 3".into()), "p", never), Err(SourceError::Exec { .. })));
+        assert!(matches!(resolve(&SecretRef::Env("MAILSCRIBE_SURELY_UNSET".into()), "p", never), Err(SourceError::EnvMissing(_))));
+        assert!(matches!(resolve(&SecretRef::File("/nonexistent/x".into()), "p", never), Err(SourceError::File { .. })));
     }
 }

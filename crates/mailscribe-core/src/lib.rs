@@ -22,8 +22,8 @@ pub use directory::{
     SalespersonCode,
 };
 pub use setup::{
-    AuthKind, Enablement, InteractionTemplate, MailboxSetup, SealedSecret, Security, SettingError, Settings,
-    StorageMode,
+    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef, SecretRefError,
+    Security, SettingError, Settings, StorageMode,
 };
 pub use message_id::{MessageId, MessageKey};
 pub use money::{Amount, AmountError};

@@ -46,17 +46,20 @@ impl FromStr for Security {
     }
 }
 
-/// How Mailscribe logs in. OAuth2 joins this enum in a later issue.
+/// How Mailscribe logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthKind {
-    /// LOGIN, or AUTHENTICATE PLAIN where LOGIN is disabled.
+    /// User and password: AUTHENTICATE PLAIN, or LOGIN.
     Basic,
+    /// A client-credentials token, then XOAUTH2 or OAUTHBEARER.
+    OAuth2,
 }
 
 impl AuthKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthKind::Basic => "basic",
+            AuthKind::OAuth2 => "oauth2",
         }
     }
 }
@@ -64,11 +67,87 @@ impl AuthKind {
 impl FromStr for AuthKind {
     type Err = SettingError;
     fn from_str(s: &str) -> Result<AuthKind, SettingError> {
-        match s {
+        match s.trim().to_ascii_lowercase().as_str() {
             "basic" => Ok(AuthKind::Basic),
-            other => Err(SettingError::Invalid { key: "auth", value: other.to_owned(), expected: "basic" }),
+            "oauth2" => Ok(AuthKind::OAuth2),
+            other => Err(SettingError::Invalid { key: "auth", value: other.to_owned(), expected: "basic or oauth2" }),
         }
     }
+}
+
+/// Where a secret comes from: sealed in the database, or from outside at
+/// each run (BC's `OnGetEmailLoggingClientSecret` hook, for vaults).
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Sealed(SealedSecret),
+    /// An environment variable of the Mailscribe process.
+    Env(String),
+    /// A file holding the secret (trailing whitespace ignored).
+    File(String),
+    /// A shell command whose standard output is the secret. Only the CLI
+    /// may set one: a web session must never run commands on the server.
+    Exec(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a secret source: use env:NAME, file:PATH or exec:COMMAND")]
+pub struct SecretRefError(pub String);
+
+impl SecretRef {
+    /// A source as the admin writes it: `env:NAME`, `file:PATH`, `exec:COMMAND`.
+    pub fn parse_source(text: &str) -> Result<SecretRef, SecretRefError> {
+        let bad = || SecretRefError(text.to_owned());
+        let (kind, rest) = text.split_once(':').ok_or_else(bad)?;
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        match kind.trim() {
+            "env" => Ok(SecretRef::Env(rest.to_owned())),
+            "file" => Ok(SecretRef::File(rest.to_owned())),
+            "exec" => Ok(SecretRef::Exec(rest.to_owned())),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The form stored in the database.
+    pub fn to_storage(&self) -> String {
+        match self {
+            SecretRef::Sealed(sealed) => sealed.0.clone(),
+            SecretRef::Env(name) => format!("env:{name}"),
+            SecretRef::File(path) => format!("file:{path}"),
+            SecretRef::Exec(command) => format!("exec:{command}"),
+        }
+    }
+
+    pub fn from_storage(text: &str) -> SecretRef {
+        SecretRef::parse_source(text).unwrap_or_else(|_| SecretRef::Sealed(SealedSecret(text.to_owned())))
+    }
+
+    /// What may be shown of it: the source, or a mask for a sealed value.
+    pub fn describe(&self) -> String {
+        match self {
+            SecretRef::Sealed(_) => "******** (stored encrypted)".to_owned(),
+            other => other.to_storage(),
+        }
+    }
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// The OAuth2 half of a setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSetup {
+    pub token_url: String,
+    /// The Entra ID tenant the token URL was made from, if any.
+    pub tenant: Option<String>,
+    pub client_id: SecretRef,
+    pub client_secret: SecretRef,
+    pub scope: String,
 }
 
 /// A secret as stored: `v1:<key id>:<nonce>:<ciphertext>`, never the plain
@@ -90,7 +169,8 @@ pub struct MailboxSetup {
     pub security: Security,
     pub auth: AuthKind,
     pub username: String,
-    pub password: Option<SealedSecret>,
+    pub password: Option<SecretRef>,
+    pub oauth: Option<OAuthSetup>,
     pub queue_folder: String,
     pub storage_folder: String,
     pub not_logged_folder: Option<String>,

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use mailscribe_core::{
-    Amount, AuthKind, Enablement, InteractionTemplate, MailboxSetup, SealedSecret, Settings,
+    Amount, AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Settings,
 };
 use sqlx::Row;
 
@@ -26,7 +26,21 @@ impl Store {
                 security: security.parse().map_err(|_| bad("security"))?,
                 auth: auth.parse::<AuthKind>().map_err(|_| bad("auth kind"))?,
                 username: row.try_get("username")?,
-                password: row.try_get::<Option<String>, _>("password_sealed")?.map(SealedSecret),
+                password: row.try_get::<Option<String>, _>("password_ref")?.as_deref().map(SecretRef::from_storage),
+                oauth: match (
+                    row.try_get::<Option<String>, _>("oauth_token_url")?,
+                    row.try_get::<Option<String>, _>("oauth_client_id_ref")?,
+                    row.try_get::<Option<String>, _>("oauth_client_secret_ref")?,
+                ) {
+                    (Some(token_url), Some(client_id), Some(client_secret)) => Some(OAuthSetup {
+                        token_url,
+                        tenant: row.try_get("oauth_tenant")?,
+                        client_id: SecretRef::from_storage(&client_id),
+                        client_secret: SecretRef::from_storage(&client_secret),
+                        scope: row.try_get::<Option<String>, _>("oauth_scope")?.unwrap_or_default(),
+                    }),
+                    _ => None,
+                },
                 queue_folder: row.try_get("queue_folder")?,
                 storage_folder: row.try_get("storage_folder")?,
                 not_logged_folder: row.try_get("not_logged_folder")?,
@@ -42,22 +56,26 @@ impl Store {
     pub async fn save_mailbox_setup(&self, setup: &MailboxSetup) -> Result<()> {
         with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO mailbox_setup (id, host, port, security, auth_kind, username, password_sealed, \
-                 queue_folder, storage_folder, not_logged_folder, quarantine_folder, batch_size, allow_plaintext, ca_file) \
-                 VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                "INSERT INTO mailbox_setup (id, host, port, security, auth_kind, username, password_ref, \
+                 queue_folder, storage_folder, not_logged_folder, quarantine_folder, batch_size, allow_plaintext, ca_file, \
+                 oauth_token_url, oauth_tenant, oauth_client_id_ref, oauth_client_secret_ref, oauth_scope) \
+                 VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
                  ON CONFLICT (id) DO UPDATE SET host = excluded.host, port = excluded.port, \
                  security = excluded.security, auth_kind = excluded.auth_kind, username = excluded.username, \
-                 password_sealed = excluded.password_sealed, queue_folder = excluded.queue_folder, \
+                 password_ref = excluded.password_ref, queue_folder = excluded.queue_folder, \
                  storage_folder = excluded.storage_folder, not_logged_folder = excluded.not_logged_folder, \
                  quarantine_folder = excluded.quarantine_folder, batch_size = excluded.batch_size, \
-                 allow_plaintext = excluded.allow_plaintext, ca_file = excluded.ca_file",
+                 allow_plaintext = excluded.allow_plaintext, ca_file = excluded.ca_file, \
+                 oauth_token_url = excluded.oauth_token_url, oauth_tenant = excluded.oauth_tenant, \
+                 oauth_client_id_ref = excluded.oauth_client_id_ref, \
+                 oauth_client_secret_ref = excluded.oauth_client_secret_ref, oauth_scope = excluded.oauth_scope",
             )
             .bind(&setup.host)
             .bind(i64::from(setup.port))
             .bind(setup.security.as_str())
             .bind(setup.auth.as_str())
             .bind(&setup.username)
-            .bind(setup.password.as_ref().map(|s| s.0.as_str()))
+            .bind(setup.password.as_ref().map(SecretRef::to_storage))
             .bind(&setup.queue_folder)
             .bind(&setup.storage_folder)
             .bind(&setup.not_logged_folder)
@@ -65,6 +83,11 @@ impl Store {
             .bind(i64::from(setup.batch_size))
             .bind(setup.allow_plaintext)
             .bind(&setup.ca_file)
+            .bind(setup.oauth.as_ref().map(|o| o.token_url.as_str()))
+            .bind(setup.oauth.as_ref().and_then(|o| o.tenant.as_deref()))
+            .bind(setup.oauth.as_ref().map(|o| o.client_id.to_storage()))
+            .bind(setup.oauth.as_ref().map(|o| o.client_secret.to_storage()))
+            .bind(setup.oauth.as_ref().map(|o| o.scope.as_str()))
             .execute(pool)
             .await?;
             Ok(())

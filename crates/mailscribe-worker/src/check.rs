@@ -137,7 +137,13 @@ async fn server_checks(setup: &MailboxSetup, connection: &ConnectionConfig, line
     lines.push(tls_line);
     let mut session = match session {
         Ok(session) => {
-            lines.push(CheckLine::pass("login", format!("logged in as {}", setup.username)));
+            lines.push(CheckLine::pass("login", match &setup.oauth {
+                Some(oauth) if setup.auth == mailscribe_core::AuthKind::OAuth2 => format!(
+                    "token obtained from {} and accepted for {}",
+                    oauth.token_url, setup.username
+                ),
+                _ => format!("logged in as {}", setup.username),
+            }));
             session
         }
         Err(err) => {

@@ -49,7 +49,15 @@ async fn crash_then_recover(failpoint: &str, disable_move: bool) {
     assert_eq!(decisions(&env).len(), MESSAGES as usize, "{failpoint}: one ledger row per copy");
     assert_eq!(env.dovecot.count(QUEUE), 0, "{failpoint}: every message was decided and moved");
     let logged = (1..=MESSAGES).filter(|i| i % 5 != 0).count();
-    assert_eq!(env.dovecot.count(STORAGE), logged, "{failpoint}");
+    let stored = env.dovecot.count(STORAGE);
+    if disable_move {
+        // A crash between COPY and EXPUNGE leaves a batch copied but still in
+        // the queue; it is copied again. PRODUCT.md section 3 tolerates the
+        // second copy in storage (never a second entry).
+        assert!((logged..=logged + 4).contains(&stored), "{failpoint}: {stored} in storage");
+    } else {
+        assert_eq!(stored, logged, "{failpoint}: MOVE is atomic, so exactly one copy each");
+    }
 }
 
 #[tokio::test]

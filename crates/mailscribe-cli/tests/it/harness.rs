@@ -30,11 +30,15 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) async fn new(backend: Backend) -> Env {
+        Env::with_dovecot(backend, Dovecot::start()).await
+    }
+
+    pub(crate) async fn with_dovecot(backend: Backend, dovecot: Dovecot) -> Env {
         let db = match backend {
             Backend::Sqlite => TestDatabase::sqlite(),
             Backend::Postgres => TestDatabase::postgres().await,
         };
-        Env { dir: tempfile::tempdir().expect("tempdir"), db, dovecot: Dovecot::start() }
+        Env { dir: tempfile::tempdir().expect("tempdir"), db, dovecot }
     }
 
     pub(crate) fn command(&self) -> Command {

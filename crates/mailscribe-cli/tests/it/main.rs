@@ -4,5 +4,6 @@
 mod crash;
 mod corpus;
 mod harness;
+mod secrets;
 mod scenarios;
 mod tidy;

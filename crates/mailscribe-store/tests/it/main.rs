@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mailscribe_core::{
     Amount, AuthKind, Contact, ContactKind, ContactNo, ContactRef, Direction, EmailAddress, Enablement,
-    InteractionTemplate, MailboxSetup, PlannedEntry, Reason, Salesperson, SalespersonCode, SealedSecret,
-    Security, StorageMode,
+    InteractionTemplate, MailboxSetup, OAuthSetup, PlannedEntry, Reason, Salesperson, SalespersonCode, SealedSecret,
+    SecretRef, Security, StorageMode,
 };
 use mailscribe_core::decision::ErrorClass;
 use mailscribe_store::{DecidedCopy, DispositionUpdate, RunCounts, Store, StoreError};
@@ -225,7 +225,8 @@ async fn setup_settings_and_templates_round_trip(store: &Store) {
         security: Security::Tls,
         auth: AuthKind::Basic,
         username: "queue".into(),
-        password: Some(SealedSecret("v1:k:n:c".into())),
+        password: Some(SecretRef::Sealed(SealedSecret("v1:k:n:c".into()))),
+        oauth: None,
         queue_folder: "Public Folders/Email Logging/Queue".into(),
         storage_folder: "Public Folders/Email Logging/Storage".into(),
         not_logged_folder: None,
@@ -236,6 +237,20 @@ async fn setup_settings_and_templates_round_trip(store: &Store) {
     };
     store.save_mailbox_setup(&setup).await.unwrap();
     assert_eq!(store.mailbox_setup().await.unwrap().as_ref(), Some(&setup));
+    let oauth = MailboxSetup {
+        auth: AuthKind::OAuth2,
+        password: None,
+        oauth: Some(OAuthSetup {
+            token_url: "https://login.microsoftonline.com/t/oauth2/v2.0/token".into(),
+            tenant: Some("t".into()),
+            client_id: SecretRef::Env("CLIENT_ID".into()),
+            client_secret: SecretRef::Exec("vault read -field=secret mail".into()),
+            scope: "https://outlook.office365.com/.default".into(),
+        }),
+        ..setup.clone()
+    };
+    store.save_mailbox_setup(&oauth).await.unwrap();
+    assert_eq!(store.mailbox_setup().await.unwrap().as_ref(), Some(&oauth));
     let accepted = Enablement { enabled: true, accepted_by: Some("root".into()), accepted_at: Some(at(9)) };
     store.set_enablement(&accepted).await.unwrap();
     assert_eq!(store.enablement().await.unwrap(), accepted);
