@@ -21,9 +21,9 @@ use crate::{
 };
 
 /// The purposes bound into sealed secrets: one cannot stand in for another.
-const PASSWORD_PURPOSE: &str = "imap-password";
-const CLIENT_ID_PURPOSE: &str = "oauth-client-id";
-const CLIENT_SECRET_PURPOSE: &str = "oauth-client-secret";
+pub(crate) const PASSWORD_PURPOSE: &str = "imap-password";
+pub(crate) const CLIENT_ID_PURPOSE: &str = "oauth-client-id";
+pub(crate) const CLIENT_SECRET_PURPOSE: &str = "oauth-client-secret";
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let url: DatabaseUrl = cli.db.parse().map_err(|err| Failure::new(exit::USAGE, err))?;
@@ -34,6 +34,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Mailbox { command: MailboxCommand::Configure(args) } => configure(&store, &url, args).await,
         Command::Mailbox { command: MailboxCommand::Show } => show_mailbox(&store).await,
         Command::Check => check(&store, &url).await,
+        Command::Setup => crate::wizard::setup(&store, &url).await,
         Command::Settings { command } => settings(&store, command).await,
         Command::Template { command } => template(&store, command).await,
         Command::Enable(args) => enable(&store, &url, args).await,
@@ -308,7 +309,7 @@ async fn show_mailbox(store: &Store) -> Result<(), Failure> {
 }
 
 /// The connection settings, with the secrets read from where they live.
-fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Result<ConnectionConfig, SourceError> {
+pub(crate) fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Result<ConnectionConfig, SourceError> {
     let mut ring: Option<KeyRing> = None;
     let mut read = |reference: &SecretRef, purpose: &str| -> Result<SecretString, SourceError> {
         resolve(reference, purpose, || match ring.take() {
@@ -424,7 +425,7 @@ async fn template(store: &Store, command: TemplateCommand) -> Result<(), Failure
 }
 
 /// What is read and what is kept; it differs between storage modes.
-fn data_statement(mode: StorageMode) -> String {
+pub(crate) fn data_statement(mode: StorageMode) -> String {
     let kept = match mode {
         StorageMode::Reference => {
             "Mailscribe keeps only: the Message-ID, the dates, the subject, the matched salesperson and contact \
@@ -450,7 +451,7 @@ fn data_statement(mode: StorageMode) -> String {
     )
 }
 
-fn who_am_i() -> String {
+pub(crate) fn who_am_i() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_owned())
 }
 

@@ -7,6 +7,7 @@ mod commands;
 mod export;
 mod import;
 mod secrets;
+mod wizard;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +74,8 @@ pub(crate) enum Command {
     },
     /// Check the setup: one line per check, PASS, FAIL or SKIP with a hint.
     Check,
+    /// The assisted setup, step by step, in a terminal.
+    Setup,
     /// Operational settings.
     Settings {
         #[command(subcommand)]

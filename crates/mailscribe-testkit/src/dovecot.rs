@@ -18,8 +18,21 @@ pub const STORAGE: &str = "Public Folders/Email Logging/Storage";
 pub(crate) const USER: &str = "queue";
 pub(crate) const PASSWORD: &str = "queuepass";
 
+/// The server certificate the fixture presents, to test TLS failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerCertificate {
+    /// For `localhost` and 127.0.0.1, from the fixture's CA.
+    #[default]
+    Valid,
+    /// Expired yesterday.
+    Expired,
+    /// Valid, but for another name (`imap.other.example`).
+    WrongName,
+}
+
 #[derive(Debug, Clone)]
 pub struct DovecotOptions {
+    pub certificate: ServerCertificate,
     /// Mail storage of the public namespace: `maildir` (the common format)
     /// or `sdbox`.
     pub public_format: &'static str,
@@ -32,7 +45,12 @@ pub struct DovecotOptions {
 
 impl Default for DovecotOptions {
     fn default() -> DovecotOptions {
-        DovecotOptions { public_format: "maildir", separator: '/', oauth2_introspection_url: None }
+        DovecotOptions {
+            certificate: ServerCertificate::Valid,
+            public_format: "maildir",
+            separator: '/',
+            oauth2_introspection_url: None,
+        }
     }
 }
 
@@ -88,7 +106,7 @@ impl Dovecot {
             std::fs::create_dir_all(root.join(sub)).expect("fixture dirs");
         }
         run(Command::new("chmod").args(["0755"]).arg(root).arg(root.join("run")));
-        write_certificates(&root.join("tls"));
+        write_certificates(&root.join("tls"), options.certificate);
         std::fs::write(root.join("users"), format!("test:{{PLAIN}}testpass::::::\n{USER}:{{PLAIN}}{PASSWORD}::::::\n"))
             .expect("users");
 
@@ -332,7 +350,7 @@ impl Drop for Dovecot {
 
 /// A throwaway CA and a leaf for `localhost` and 127.0.0.1 (rustls refuses
 /// a CA certificate as the server's, and needs the SAN).
-fn write_certificates(tls: &Path) {
+fn write_certificates(tls: &Path, certificate: ServerCertificate) {
     let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(tls).args(args));
     openssl(&[
         "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "3650",
@@ -342,14 +360,22 @@ fn write_certificates(tls: &Path) {
         "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem",
         "-out", "leaf.csr", "-subj", "/CN=localhost",
     ]);
+    let names = match certificate {
+        ServerCertificate::WrongName => "DNS:imap.other.example",
+        _ => "DNS:localhost,IP:127.0.0.1",
+    };
     std::fs::write(
         tls.join("leaf.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        format!(
+            "subjectAltName={names}\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
     )
     .expect("leaf.ext");
+    // A negative validity gives a certificate that expired a day ago.
+    let days = if certificate == ServerCertificate::Expired { "-1" } else { "3650" };
     openssl(&[
-        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3650",
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", days,
         "-extfile", "leaf.ext", "-out", "cert.pem",
     ]);
 }

@@ -10,7 +10,7 @@ mod oauth;
 mod proxy;
 
 pub use database::{TestDatabase, postgres_admin_url};
-pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE};
+pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate};
 pub use oauth::OAuthServer;
 pub use proxy::TcpProxy;
 

@@ -355,3 +355,90 @@ async fn inbound_dates_come_from_the_server_and_templates_price_the_entries() {
     assert_eq!(env.run(&["settings", "set", "time_zone", "Mars/Olympus"]).status.code(), Some(2));
     assert_eq!(env.run(&["template", "set", "EMAIL", "--cost", "abc", "--minutes", "1"]).status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn the_terminal_setup_goes_from_nothing_to_logged_mail() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
+    env.write("contacts.csv", crate::harness::CONTACTS_CSV);
+    env.ok(&["salespeople", "import", "salespeople.csv"]);
+    env.ok(&["contacts", "import", "contacts.csv"]);
+
+    // Without a terminal it stops politely and says what to use instead.
+    let output = env.run(&["setup"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("mailscribe mailbox configure"));
+
+    // In a terminal (script(1) gives it one), answering every step. The
+    // password is typed only once its question is on the screen, as a
+    // person would.
+    let before_password = format!(
+        "\n127.0.0.1\ntls\n{}\n{}\nbasic\n{}\n",
+        env.dovecot.imaps_port,
+        env.dovecot.ca_file().display(),
+        env.dovecot.user(),
+    );
+    let after_password = format!("{}\n{QUEUE}\n{STORAGE}\n2.50\n5\nreference\nyes\n", env.dovecot.password());
+    let command = format!("{} setup", env!("CARGO_BIN_EXE_mailscribe"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .envs(env.command().get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))))
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1)");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buffer) {
+                screen.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(before_password.as_bytes()).unwrap();
+    mailscribe_testkit::wait_until("the password question", std::time::Duration::from_secs(30), || {
+        screen.lock().unwrap().contains("(not shown)")
+    });
+    stdin.write_all(after_password.as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    let text = screen.lock().unwrap().clone();
+    assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("Step 4 of 6") && text.contains("PASS storage_writable"), "{text}");
+    assert!(text.contains("Setup saved; logging is enabled."), "{text}");
+    assert!(!text.contains(env.dovecot.password()), "the password is not echoed");
+
+    env.deliver(&crate::harness::numbered_message(2));
+    env.ok(&["run", "--once"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&env.ok(&["interactions", "export", "--format", "json"])).unwrap();
+    assert_eq!((rows.len(), rows[0]["cost"].as_str()), (1, Some("2.50")));
+}
+
+#[tokio::test]
+async fn a_bad_certificate_gets_a_check_line_that_says_why() {
+    for (certificate, expected) in [
+        (mailscribe_testkit::ServerCertificate::Expired, "FAIL tls TLS with 127.0.0.1 failed: the server's certificate has expired"),
+        (mailscribe_testkit::ServerCertificate::WrongName, "FAIL tls TLS with 127.0.0.1 failed: the certificate is not valid for this host name"),
+    ] {
+        let dovecot = mailscribe_testkit::Dovecot::start_with(mailscribe_testkit::DovecotOptions { certificate, ..Default::default() });
+        let env = Env::with_dovecot(Backend::Sqlite, dovecot).await;
+        env.configure(&[]);
+        let text = String::from_utf8_lossy(&env.run(&["check"]).stdout).to_string();
+        assert!(text.contains(expected), "{text}");
+        assert!(text.contains("SKIP login skipped: no secure connection"), "{text}");
+    }
+    // Without the private CA: an unknown issuer.
+    let env = Env::new(Backend::Sqlite).await;
+    let output = env.run(&["mailbox", "configure", "--host", "127.0.0.1", "--port", &env.dovecot.imaps_port.to_string(), "--user", "queue", "--password-env", "IMAP_PASSWORD", "--queue", QUEUE, "--storage", STORAGE]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&env.run(&["check"]).stdout).to_string();
+    assert!(text.contains("FAIL tls TLS with 127.0.0.1 failed: the certificate is signed by an unknown authority"), "{text}");
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use mailscribe_mail::{ConnectionConfig, Credentials, MailError, OAuthClient, Security, Session, TlsProblem, TokenProvider};
-use mailscribe_testkit::{Dovecot, DovecotOptions, OAuthServer, QUEUE, STORAGE, TcpProxy};
+use mailscribe_testkit::{Dovecot, DovecotOptions, OAuthServer, QUEUE, STORAGE, ServerCertificate, TcpProxy};
 use secrecy::SecretString;
 
 fn config(dovecot: &Dovecot, security: Security) -> ConnectionConfig {
@@ -253,4 +253,22 @@ async fn oauth2_failures_say_what_to_fix() {
     unreachable.credentials = Credentials::OAuth2 { username: username.clone(), tokens: Arc::new(tokens) };
     let err = Session::connect(&unreachable).await.unwrap_err();
     assert!(err.to_string().contains("cannot reach the token endpoint"), "{err}");
+}
+
+#[tokio::test]
+async fn expired_and_misnamed_certificates_are_refused_with_their_reason() {
+    for (certificate, problem, hint) in [
+        (ServerCertificate::Expired, TlsProblem::Expired, "expired"),
+        (ServerCertificate::WrongName, TlsProblem::NameMismatch, "not valid for this host name"),
+    ] {
+        let dovecot = Dovecot::start_with(DovecotOptions { certificate, ..Default::default() });
+        for security in [Security::Tls, Security::StartTls] {
+            let err = Session::connect(&config(&dovecot, security)).await.unwrap_err();
+            match &err {
+                MailError::Tls { problem: found, .. } => assert_eq!(found, &problem, "{certificate:?} {security:?}"),
+                other => panic!("{certificate:?} {security:?}: {other}"),
+            }
+            assert!(err.to_string().contains(hint), "{err}");
+        }
+    }
 }
