@@ -5,6 +5,7 @@
 //! no database. Every function here is a function of its arguments, which is
 //! what makes the decision table testable from a table of cases.
 
+pub mod access;
 pub mod address;
 pub mod decision;
 pub mod directory;
@@ -13,6 +14,7 @@ pub mod money;
 pub mod parse;
 pub mod setup;
 
+pub use access::{Restriction, Role, RoleError, User};
 pub use address::{AddressError, EmailAddress};
 pub use decision::{ErrorClass, 
     Decision, DecisionInput, Direction, InitiatedBy, Outcome, PlannedEntry, Reason, decide,

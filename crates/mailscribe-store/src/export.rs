@@ -64,27 +64,7 @@ impl Store {
             .fetch_all(pool)
             .await?
             .iter()
-            .map(|r| {
-                Ok(EntryRow {
-                    entry_no: r.try_get("entry_no")?,
-                    occurred_at: r.try_get("occurred_at")?,
-                    direction: r.try_get("direction")?,
-                    initiated_by: r.try_get("initiated_by")?,
-                    salesperson_code: r.try_get("salesperson_code")?,
-                    contact_no: r.try_get("contact_no")?,
-                    contact_company_no: r.try_get("contact_company_no")?,
-                    subject: r.try_get("subject")?,
-                    description: r.try_get("description")?,
-                    message_id: r.try_get("message_id")?,
-                    message_record_id: r.try_get("message_record_id")?,
-                    template_code: r.try_get("template_code")?,
-                    cost: Amount::from_hundredths(r.try_get("cost_hundredths")?),
-                    duration_minutes: r.try_get("duration_minutes")?,
-                    canceled: r.try_get("canceled")?,
-                    opportunity_no: r.try_get("opportunity_no")?,
-                    date_fallback: r.try_get("date_fallback")?,
-                })
-            })
+            .map(entry_from_row)
             .collect()
         })
     }
@@ -123,4 +103,34 @@ impl Store {
                 .collect()
         })
     }
+}
+
+pub(crate) fn entry_from_row<R: sqlx::Row>(r: &R) -> Result<EntryRow>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    String: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(EntryRow {
+        entry_no: r.try_get("entry_no")?,
+        occurred_at: r.try_get("occurred_at")?,
+        direction: r.try_get("direction")?,
+        initiated_by: r.try_get("initiated_by")?,
+        salesperson_code: r.try_get("salesperson_code")?,
+        contact_no: r.try_get("contact_no")?,
+        contact_company_no: r.try_get("contact_company_no")?,
+        subject: r.try_get("subject")?,
+        description: r.try_get("description")?,
+        message_id: r.try_get("message_id")?,
+        message_record_id: r.try_get("message_record_id")?,
+        template_code: r.try_get("template_code")?,
+        cost: Amount::from_hundredths(r.try_get("cost_hundredths")?),
+        duration_minutes: r.try_get("duration_minutes")?,
+        canceled: r.try_get("canceled")?,
+        opportunity_no: r.try_get("opportunity_no")?,
+        date_fallback: r.try_get("date_fallback")?,
+    })
 }

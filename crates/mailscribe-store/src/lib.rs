@@ -10,8 +10,10 @@ mod directory;
 mod export;
 mod ledger;
 mod lease;
+mod log;
 mod runs;
 mod setup;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -24,6 +26,7 @@ pub use directory::{ContactRow, ImportSummary};
 pub use export::{DecisionRow, EntryRow};
 pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
 pub use lease::LeaseHolder;
+pub use log::{EntryComment, EntryCursor, EntryFilter};
 pub use runs::{RunCounts, RunRecord};
 
 /// Where the data lives, as given to `--db`.

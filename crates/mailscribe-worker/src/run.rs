@@ -167,7 +167,9 @@ async fn process_queue(
     let mut unrecorded: Vec<DispositionUpdate> = Vec::new();
     let mut to_delete: Vec<(u32, i64)> = Vec::new();
     for (index, batch) in batches.iter().enumerate() {
-        if *stop.borrow() {
+        // A stop request, or logging disabled meanwhile, ends the run at a
+        // batch boundary; the rest waits for the next run.
+        if *stop.borrow() || (index > 0 && !store.enablement().await?.enabled) {
             summary.stopped_early = true;
             break;
         }

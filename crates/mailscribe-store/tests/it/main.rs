@@ -8,7 +8,7 @@ use mailscribe_core::{
     SecretRef, Security, StorageMode,
 };
 use mailscribe_core::decision::ErrorClass;
-use mailscribe_store::{DecidedCopy, DispositionUpdate, RunCounts, Store, StoreError};
+use mailscribe_store::{DecidedCopy, DispositionUpdate, EntryCursor, EntryFilter, RunCounts, Store, StoreError};
 use mailscribe_testkit::TestDatabase;
 
 macro_rules! conformance {
@@ -52,6 +52,8 @@ conformance!(
     not_logged_rows_are_purged,
     runs_are_recorded,
     full_mode_keeps_the_raw_bytes,
+    users_sessions_and_tokens,
+    the_log_filters_and_pages_newest_first,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -445,4 +447,86 @@ async fn full_mode_keeps_the_raw_bytes(store: &Store) {
     let entries = store.entries_after(0, 1).await.unwrap();
     let stored = store.stored_raw_message(entries[0].message_record_id).await.unwrap();
     assert_eq!(stored.as_deref(), Some(raw.as_slice()));
+}
+
+async fn users_sessions_and_tokens(store: &Store) {
+    use mailscribe_core::Role;
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    // The first admin needs the setup token, once.
+    store.put_setup_token("setup-hash", at(12)).await.unwrap();
+    assert!(store.setup_token_valid("setup-hash", at(11)).await.unwrap());
+    assert!(!store.setup_token_valid("setup-hash", at(13)).await.unwrap(), "expired");
+    assert_eq!(store.create_first_admin("wrong-hash", "eve", "h", at(11)).await.unwrap(), None);
+    let admin = store.create_first_admin("setup-hash", "root", "hash-1", at(11)).await.unwrap().expect("created");
+    assert_eq!(store.create_first_admin("setup-hash", "eve", "h", at(11)).await.unwrap(), None, "spent");
+
+    let code = SalespersonCode::parse("SP1").unwrap();
+    let seller = store.create_user("sally", "hash-2", Role::Salesperson, Some(&code), at(11)).await.unwrap();
+    assert!(matches!(store.create_user("sally", "x", Role::User, None, at(11)).await, Err(StoreError::Conflict(_))));
+    let (user, hash) = store.user_by_name("sally").await.unwrap().unwrap();
+    assert_eq!((user.id, user.role, user.salesperson.as_ref(), hash.as_str()), (seller, Role::Salesperson, Some(&code), "hash-2"));
+    assert!(store.user_by_name("nobody").await.unwrap().is_none());
+
+    store.create_session("session-hash", admin, "csrf-1", at(10), at(14)).await.unwrap();
+    let (user, csrf) = store.session_user("session-hash", at(11)).await.unwrap().unwrap();
+    assert_eq!((user.name.as_str(), csrf.as_str()), ("root", "csrf-1"));
+    assert!(store.session_user("session-hash", at(15)).await.unwrap().is_none(), "expired");
+    store.delete_session("session-hash").await.unwrap();
+    assert!(store.session_user("session-hash", at(11)).await.unwrap().is_none());
+
+    store.create_api_token("token-hash", seller, at(10)).await.unwrap();
+    assert_eq!(store.api_token_user("token-hash").await.unwrap().map(|u| u.id), Some(seller));
+    assert!(store.api_token_user("other").await.unwrap().is_none());
+}
+
+async fn the_log_filters_and_pages_newest_first(store: &Store) {
+    let mut copies = Vec::new();
+    for i in 0..5u32 {
+        let mut c = copy(i + 1, &format!("m{i}@x"), Reason::Logged, vec![entry(
+            if i % 2 == 0 { Direction::Inbound } else { Direction::Outbound },
+            if i < 3 { "SP1" } else { "SP2" },
+            &format!("C{}", i % 2),
+            Some("CO1"),
+        )]);
+        c.occurred_at = at(8 + i);
+        c.subject = format!("Offer_{i} for Spring{i} 100% discount");
+        copies.push(c);
+    }
+    store.commit_batch(&copies, &email_template(), at(20)).await.unwrap();
+    let page = |filter: EntryFilter, before: Option<EntryCursor>, limit: i64| {
+        let filter = filter.clone();
+        async move {
+            store.entries_page(&filter, before, limit).await.unwrap().iter().map(|e| e.subject.chars().nth(6).unwrap()).collect::<String>()
+        }
+    };
+    assert_eq!(page(EntryFilter::default(), None, 10).await, "43210", "newest first");
+    let first = store.entries_page(&EntryFilter::default(), None, 2).await.unwrap();
+    let cursor = EntryCursor { occurred_at: first[1].occurred_at, entry_no: first[1].entry_no };
+    assert_eq!(page(EntryFilter::default(), Some(cursor), 2).await, "21", "keyset paging");
+    let by = |f: fn(&mut EntryFilter)| {
+        let mut filter = EntryFilter::default();
+        f(&mut filter);
+        filter
+    };
+    assert_eq!(page(by(|f| f.salesperson_code = Some("SP2".into())), None, 10).await, "43");
+    assert_eq!(page(by(|f| f.contact_no = Some("C1".into())), None, 10).await, "31");
+    assert_eq!(page(by(|f| f.company_no = Some("CO1".into())), None, 10).await, "43210");
+    assert_eq!(page(by(|f| f.direction = Some("inbound".into())), None, 10).await, "420");
+    assert_eq!(page(by(|f| { f.from = Some(at(9)); f.to = Some(at(11)); }), None, 10).await, "21");
+    // Word prefixes, any case; LIKE wildcards in the text are literal.
+    assert_eq!(page(by(|f| f.text = Some("spring3".into())), None, 10).await, "3");
+    assert_eq!(page(by(|f| f.text = Some("SPRING".into())), None, 10).await, "43210");
+    assert_eq!(page(by(|f| f.text = Some("pring".into())), None, 10).await, "", "not a word prefix");
+    assert_eq!(page(by(|f| f.text = Some("offer_2".into())), None, 10).await, "2");
+    assert_eq!(page(by(|f| f.text = Some("100%".into())), None, 10).await, "43210");
+    assert_eq!(page(by(|f| f.text = Some("offer%".into())), None, 10).await, "");
+
+    let no = store.entries_page(&EntryFilter::default(), None, 1).await.unwrap()[0].entry_no;
+    store.add_entry_comment(no, "called back", at(21)).await.unwrap();
+    store.add_entry_comment(no, "sent the offer", at(22)).await.unwrap();
+    let comments = store.entry_comments(no).await.unwrap();
+    assert_eq!(comments.iter().map(|c| (c.line_no, c.comment.as_str())).collect::<Vec<_>>(), [(10000, "called back"), (20000, "sent the offer")]);
+    store.set_entry_canceled(no, true).await.unwrap();
+    assert!(store.entry(no).await.unwrap().unwrap().canceled);
+    assert!(store.entry(999_999).await.unwrap().is_none());
 }

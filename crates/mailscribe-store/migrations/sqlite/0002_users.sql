@@ -1,0 +1,32 @@
+-- Users of the web app and the API, their sessions and tokens.
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'user', 'salesperson')),
+    salesperson_code TEXT,
+    created_at TEXT NOT NULL
+);
+
+-- Only hashes of session and API tokens are stored: a copy of the
+-- database does not let anyone in.
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE api_tokens (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL
+);
+
+-- The one-time link that creates the first admin.
+CREATE TABLE setup_tokens (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    expires_at TEXT NOT NULL
+);

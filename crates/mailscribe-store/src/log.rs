@@ -1,0 +1,149 @@
+//! The interaction log as users browse it: filters, newest first, keyset
+//! paging; one entry; comments; cancel.
+
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Row};
+
+use crate::export::{EntryRow, entry_from_row};
+use crate::{Result, Store, with_pool};
+
+/// Filters of the log page and `GET /api/v1/interactions`. Empty means all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryFilter {
+    pub contact_no: Option<String>,
+    pub company_no: Option<String>,
+    pub salesperson_code: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+    pub direction: Option<String>,
+    /// Words that must each start a word of the subject, ignoring case.
+    pub text: Option<String>,
+}
+
+/// Where the next page starts: the last row of this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryCursor {
+    pub occurred_at: DateTime<Utc>,
+    pub entry_no: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryComment {
+    pub line_no: i64,
+    pub created_at: DateTime<Utc>,
+    pub comment: String,
+}
+
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+impl Store {
+    /// A page of the log, newest first.
+    pub async fn entries_page(
+        &self,
+        filter: &EntryFilter,
+        before: Option<EntryCursor>,
+        limit: i64,
+    ) -> Result<Vec<EntryRow>> {
+        with_pool!(self, |pool| {
+            let mut query = QueryBuilder::new(
+                "SELECT e.*, m.message_id FROM interaction_entries e JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1",
+            );
+            if let Some(contact) = &filter.contact_no {
+                query.push(" AND e.contact_no = ").push_bind(contact.clone());
+            }
+            if let Some(company) = &filter.company_no {
+                query.push(" AND e.contact_company_no = ").push_bind(company.clone());
+            }
+            if let Some(code) = &filter.salesperson_code {
+                query.push(" AND e.salesperson_code = ").push_bind(code.clone());
+            }
+            if let Some(from) = filter.from {
+                query.push(" AND e.occurred_at >= ").push_bind(from);
+            }
+            if let Some(to) = filter.to {
+                query.push(" AND e.occurred_at < ").push_bind(to);
+            }
+            if let Some(direction) = &filter.direction {
+                query.push(" AND e.direction = ").push_bind(direction.clone());
+            }
+            for word in filter.text.iter().flat_map(|t| t.split_whitespace()) {
+                let word = like_escape(&word.to_lowercase());
+                query
+                    .push(" AND (LOWER(e.subject) LIKE ")
+                    .push_bind(format!("{word}%"))
+                    .push(" ESCAPE '\\' OR LOWER(e.subject) LIKE ")
+                    .push_bind(format!("% {word}%"))
+                    .push(" ESCAPE '\\')");
+            }
+            if let Some(cursor) = before {
+                query
+                    .push(" AND (e.occurred_at < ")
+                    .push_bind(cursor.occurred_at)
+                    .push(" OR (e.occurred_at = ")
+                    .push_bind(cursor.occurred_at)
+                    .push(" AND e.entry_no < ")
+                    .push_bind(cursor.entry_no)
+                    .push("))");
+            }
+            query.push(" ORDER BY e.occurred_at DESC, e.entry_no DESC LIMIT ").push_bind(limit);
+            query.build().fetch_all(pool).await?.iter().map(entry_from_row).collect()
+        })
+    }
+
+    pub async fn entry(&self, entry_no: i64) -> Result<Option<EntryRow>> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT e.*, m.message_id FROM interaction_entries e JOIN messages m ON m.id = e.message_record_id \
+                 WHERE e.entry_no = $1",
+            )
+            .bind(entry_no)
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(entry_from_row)
+            .transpose()
+        })
+    }
+
+    pub async fn entry_comments(&self, entry_no: i64) -> Result<Vec<EntryComment>> {
+        with_pool!(self, |pool| {
+            sqlx::query("SELECT line_no, created_at, comment FROM entry_comments WHERE entry_no = $1 ORDER BY line_no")
+                .bind(entry_no)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| Ok(EntryComment { line_no: r.try_get("line_no")?, created_at: r.try_get("created_at")?, comment: r.try_get("comment")? }))
+                .collect()
+        })
+    }
+
+    /// Adds a comment line; line numbers step by 10000, as in BC.
+    pub async fn add_entry_comment(&self, entry_no: i64, comment: &str, now: DateTime<Utc>) -> Result<()> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO entry_comments (entry_no, line_no, created_at, comment) \
+                 SELECT $1, COALESCE(MAX(line_no), 0) + 10000, $2, $3 FROM entry_comments WHERE entry_no = $1",
+            )
+            .bind(entry_no)
+            .bind(now)
+            .bind(comment)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn set_entry_canceled(&self, entry_no: i64, canceled: bool) -> Result<()> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE interaction_entries SET canceled = $1 WHERE entry_no = $2")
+                .bind(canceled)
+                .bind(entry_no)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+}
