@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use crate::secrets::{KeyRing, SourceError, resolve};
 use crate::{
     Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, MailboxCommand, RunArgs,
-    SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, exit, export, import,
+    SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, TokenCommand, UserCommand, exit,
+    export, import,
 };
 
 /// The purposes bound into sealed secrets: one cannot stand in for another.
@@ -48,6 +49,10 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
             export::decisions(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
         }
         Command::Secrets { command: SecretsCommand::RotateKey } => rotate_key(&store, &url).await,
+        Command::User { command: UserCommand::Add { name, role, salesperson, password_env } } => {
+            add_user(&store, &name, &role, salesperson.as_deref(), &password_env).await
+        }
+        Command::Token { command: TokenCommand::Create { user } } => create_token(&store, &user).await,
     };
     store.close().await;
     result
@@ -619,9 +624,73 @@ async fn run(store: &Store, url: &DatabaseUrl, args: RunArgs) -> Result<(), Fail
     Ok(())
 }
 
+async fn add_user(store: &Store, name: &str, role: &str, salesperson: Option<&str>, password_env: &str) -> Result<(), Failure> {
+    let usage = |error: anyhow::Error| Failure::new(exit::USAGE, error);
+    let role: mailscribe_core::Role = role.parse().map_err(|err: mailscribe_core::RoleError| usage(err.into()))?;
+    let code = salesperson
+        .map(mailscribe_core::SalespersonCode::parse)
+        .transpose()
+        .map_err(|err| usage(anyhow!("--salesperson: {err}")))?;
+    if (role == mailscribe_core::Role::Salesperson) != code.is_some() {
+        return Err(usage(anyhow!("--salesperson CODE goes with --role salesperson, and only with it")));
+    }
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(usage(anyhow!("the user name is empty")));
+    }
+    let password = std::env::var(password_env)
+        .ok()
+        .filter(|p| p.chars().count() >= 10)
+        .ok_or_else(|| usage(anyhow!("{password_env} must hold a password of at least 10 characters")))?;
+    let hash = mailscribe_web::hash_password(password).await.map_err(|err| anyhow!(err))?;
+    store.create_user(name, &hash, role, code.as_ref(), Utc::now()).await?;
+    println!("user {name} added ({})", role.as_str());
+    Ok(())
+}
+
+async fn create_token(store: &Store, name: &str) -> Result<(), Failure> {
+    let Some((user, _)) = store.user_by_name(name).await? else {
+        return Err(Failure::new(exit::USAGE, anyhow!("there is no user named {name}")));
+    };
+    let token = mailscribe_web::generate_token();
+    store.create_api_token(&mailscribe_web::hash_token(&token), user.id, Utc::now()).await?;
+    // The token itself is shown this once; only its hash is kept.
+    println!("{token}");
+    Ok(())
+}
+
+/// On a database without users, a one-time link that creates the first
+/// admin: only someone who can read this output can take the instance.
+async fn announce_first_admin_link(store: &Store, listen: std::net::SocketAddr) -> Result<(), Failure> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let token = mailscribe_web::generate_token();
+    store.put_setup_token(&mailscribe_web::hash_token(&token), Utc::now() + chrono::Duration::hours(24)).await?;
+    println!("No users yet. Create the first administrator within 24 hours at:\n  http://{listen}/setup?token={token}");
+    Ok(())
+}
+
 async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), Failure> {
-    let mut stop = stop_signal();
-    tracing::info!("serving: the queue is processed every interval while logging is enabled");
+    let stop = stop_signal();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    announce_first_admin_link(store, args.listen).await?;
+    tracing::info!(listen = %args.listen, "serving the web app and the API");
+    let app = mailscribe_web::router(mailscribe_web::AppState::new(store.clone(), args.secure_cookies));
+    let mut web_stop = stop.clone();
+    let web = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = web_stop.wait_for(|stopped| *stopped).await;
+    });
+    let (web, scheduler) = tokio::join!(web, schedule(store, url, &args, stop));
+    web.context("the web server failed")?;
+    scheduler
+}
+
+/// Runs the queue every interval while logging is enabled, until stopped.
+async fn schedule(store: &Store, url: &DatabaseUrl, args: &ServeArgs, mut stop: watch::Receiver<bool>) -> Result<(), Failure> {
+    tracing::info!("the queue is processed every interval while logging is enabled");
     let mut last_idle_reason = String::new();
     loop {
         let interval = store.settings().await.map(|s| s.interval_seconds).unwrap_or(60);

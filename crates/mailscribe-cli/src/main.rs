@@ -104,10 +104,45 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// People who use the web app and the API.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Stored secrets and their key.
     Secrets {
         #[command(subcommand)]
         command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user: admin (setup and all data), user (all data) or salesperson (own entries only).
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+        /// The salesperson code whose entries a salesperson account sees.
+        #[arg(long)]
+        salesperson: Option<String>,
+        /// An environment variable holding the password.
+        #[arg(long, value_name = "VAR")]
+        password_env: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create an API token for a user; it is printed once, for `Authorization: Bearer`.
+    Create {
+        #[arg(long)]
+        user: String,
     },
 }
 
@@ -255,6 +290,12 @@ pub(crate) struct ServeArgs {
     /// Handle at most this many messages per run.
     #[arg(long)]
     pub(crate) max_per_run: Option<usize>,
+    /// Where the web app and the API listen.
+    #[arg(long, env = "MAILSCRIBE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Mark cookies Secure: set this when users reach Mailscribe over HTTPS (a TLS proxy in front).
+    #[arg(long)]
+    pub(crate) secure_cookies: bool,
 }
 
 #[derive(Subcommand)]

@@ -307,16 +307,42 @@ async fn a_new_uidvalidity_adds_no_entries_for_mail_already_logged() {
     assert_eq!(entry_keys(&env).len(), 1);
 }
 
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to serve");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 #[tokio::test]
-async fn serve_runs_on_schedule_and_stops_cleanly_on_sigterm() {
+async fn serve_runs_the_queue_and_the_web_app_and_stops_cleanly_on_sigterm() {
     let env = Env::new(Backend::Sqlite).await;
     env.set_up(100);
     env.ok(&["settings", "set", "interval", "5"]);
     env.deliver(&crate::harness::numbered_message(1));
-    let mut child = env.command().arg("serve").stderr(std::process::Stdio::null()).spawn().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = env
+        .command()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut link = String::new();
+    while !link.contains("/setup?token=") {
+        link.clear();
+        assert!(std::io::BufRead::read_line(&mut stdout, &mut link).unwrap() > 0, "serve printed no setup link");
+    }
+    let path = &link[link.find("/setup?token=").unwrap()..].trim().to_owned();
     mailscribe_testkit::wait_until("serve to log the queue", std::time::Duration::from_secs(30), || {
         env.dovecot.count(QUEUE) == 0
     });
+    assert!(http_get(port, "/healthz").ends_with("ok"));
+    assert!(http_get(port, path).starts_with("HTTP/1.1 200"), "the setup link opens the first-admin form");
+    assert!(http_get(port, "/setup?token=guess").starts_with("HTTP/1.1 404"));
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let mut status = None;
@@ -326,6 +352,20 @@ async fn serve_runs_on_schedule_and_stops_cleanly_on_sigterm() {
     });
     assert_eq!(status.and_then(|s| s.code()), Some(0));
     assert_eq!(entry_keys(&env).len(), 1);
+}
+
+#[tokio::test]
+async fn users_and_api_tokens_from_the_command_line() {
+    let env = Env::new(Backend::Sqlite).await;
+    let add = |args: &[&str]| env.command().env("NEW_PASSWORD", "correct horse battery").args(args).output().unwrap();
+    assert!(add(&["user", "add", "ann", "--role", "admin", "--password-env", "NEW_PASSWORD"]).status.success());
+    assert!(add(&["user", "add", "sam", "--role", "salesperson", "--salesperson", "SP1", "--password-env", "NEW_PASSWORD"]).status.success());
+    assert_eq!(add(&["user", "add", "ann", "--role", "user", "--password-env", "NEW_PASSWORD"]).status.code(), Some(1), "taken");
+    assert_eq!(add(&["user", "add", "x", "--role", "salesperson", "--password-env", "NEW_PASSWORD"]).status.code(), Some(2));
+    assert_eq!(add(&["user", "add", "x", "--role", "root", "--password-env", "NEW_PASSWORD"]).status.code(), Some(2));
+    let token = env.ok(&["token", "create", "--user", "sam"]);
+    assert!(token.trim().len() >= 40, "{token}");
+    assert_eq!(env.run(&["token", "create", "--user", "nobody"]).status.code(), Some(2));
 }
 
 #[tokio::test]

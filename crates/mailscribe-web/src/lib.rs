@@ -1,0 +1,52 @@
+//! The web app and the JSON API: axum handlers, askama templates, sessions.
+//!
+//! Boundary: only this crate knows HTTP, cookies, HTML and JSON. Handlers
+//! extract, call the store, and render; the rules (who sees what) are in
+//! `mailscribe_core::access`.
+
+mod api;
+mod auth;
+mod error;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use mailscribe_store::Store;
+
+pub use auth::{generate_token, hash_password, hash_token};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Mark cookies `Secure` (set when Mailscribe is served over TLS, or
+    /// behind a proxy that terminates it).
+    pub secure_cookies: bool,
+    throttle: Arc<auth::LoginThrottle>,
+}
+
+impl AppState {
+    pub fn new(store: Store, secure_cookies: bool) -> AppState {
+        AppState { store, secure_cookies, throttle: Arc::default() }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/setup", get(pages::first_admin_form).post(pages::first_admin))
+        .route("/interactions", get(pages::interactions))
+        .route("/interactions/{entry_no}", get(pages::entry))
+        .route("/interactions/{entry_no}/comments", post(pages::add_comment))
+        .route("/interactions/{entry_no}/cancel", post(pages::cancel))
+        .route("/interactions/{entry_no}/restore", post(pages::restore))
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/interactions", get(api::interactions))
+        .route("/api/v1/interactions/{entry_no}", get(api::interaction))
+        .with_state(state)
+}

@@ -1,0 +1,316 @@
+//! The router without sockets (`oneshot`), on a real SQLite store: every
+//! page and endpoint, and the rules of who sees what.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{TimeZone, Utc};
+use http_body_util::BodyExt;
+use mailscribe_core::{ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, Role, SalespersonCode};
+use mailscribe_store::{DecidedCopy, Store};
+use mailscribe_testkit::TestDatabase;
+use mailscribe_web::{AppState, hash_password, hash_token, router};
+use tower::ServiceExt;
+
+struct App {
+    _db: TestDatabase,
+    store: Store,
+    router: Router,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_owned()))
+    }
+
+    fn csrf(&self) -> String {
+        let start = self.body.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+        self.body[start..].split('"').next().unwrap().to_owned()
+    }
+
+    fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+impl App {
+    async fn new() -> App {
+        let db = TestDatabase::sqlite();
+        let store = Store::open(&db.url().parse().unwrap()).await.unwrap();
+        let router = router(AppState::new(store.clone(), false));
+        App { _db: db, store, router }
+    }
+
+    async fn send(&self, method: &str, uri: &str, cookies: &[(&str, &str)], form: Option<&str>, bearer: Option<&str>) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        let cookie_header: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !cookie_header.is_empty() {
+            request = request.header(header::COOKIE, cookie_header.join("; "));
+        }
+        if let Some(token) = bearer {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match form {
+            Some(form) => {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(form.to_owned())
+            }
+            None => Body::empty(),
+        };
+        let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    async fn get(&self, uri: &str, session: Option<&str>) -> Reply {
+        match session {
+            Some(session) => self.send("GET", uri, &[("mailscribe_session", session)], None, None).await,
+            None => self.send("GET", uri, &[], None, None).await,
+        }
+    }
+
+    async fn add_user(&self, name: &str, role: Role, code: Option<&str>) {
+        let hash = hash_password(format!("{name}-password")).await.unwrap();
+        let code = code.map(|c| SalespersonCode::parse(c).unwrap());
+        self.store.create_user(name, &hash, role, code.as_ref(), Utc::now()).await.unwrap();
+    }
+
+    /// Signs in through the form and returns the session cookie.
+    async fn login(&self, name: &str) -> String {
+        let form = self.get("/login", None).await;
+        let login_csrf = form.cookie("mailscribe_login_csrf").unwrap();
+        let reply = self
+            .send(
+                "POST",
+                "/login",
+                &[("mailscribe_login_csrf", &login_csrf)],
+                Some(&format!("name={name}&password={name}-password&csrf={}", form.csrf())),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        reply.cookie("mailscribe_session").expect("a session cookie")
+    }
+
+    /// Entries: SP1 writes to contact 1 (three), SP2 to contact 2 (two).
+    async fn seed_entries(&self) -> Vec<i64> {
+        let copies: Vec<DecidedCopy> = (0..5u32)
+            .map(|i| {
+                let (sp, contact) = if i < 3 { ("SP1", "1") } else { ("SP2", "2") };
+                let at = Utc.with_ymd_and_hms(2026, 3, 3, 8 + i, 0, 0).unwrap();
+                DecidedCopy {
+                    mailbox: "m".into(),
+                    uid_validity: 1,
+                    uid: i + 1,
+                    run_id: 1,
+                    message_id: Some(format!("<m{i}@x>")),
+                    message_key: format!("mid:m{i}@x"),
+                    sha256: "00".repeat(32),
+                    sender: Some("sp@ourco.example".into()),
+                    subject: if i == 4 { "<script>alert(1)</script> offer".into() } else { format!("Offer number {i}") },
+                    reason: Reason::Logged,
+                    ambiguous: false,
+                    error: None,
+                    entries: vec![PlannedEntry {
+                        direction: Direction::Outbound,
+                        salesperson: SalespersonCode::parse(sp).unwrap(),
+                        contact: ContactRef { no: ContactNo::parse(contact).unwrap(), company_no: None },
+                    }],
+                    occurred_at: at,
+                    sent_at: Some(at),
+                    received_at: at,
+                    date_fallback: false,
+                    size: 10,
+                    raw: None,
+                }
+            })
+            .collect();
+        let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0 };
+        self.store.commit_batch(&copies, &template, Utc::now()).await.unwrap();
+        let mut numbers: Vec<i64> = self.store.entries_after(0, 100).await.unwrap().iter().map(|e| e.entry_no).collect();
+        numbers.sort();
+        numbers
+    }
+}
+
+fn json(reply: &Reply) -> serde_json::Value {
+    serde_json::from_str(&reply.body).unwrap_or_else(|_| panic!("not JSON: {}", reply.body))
+}
+
+#[tokio::test]
+async fn health_needs_no_login_and_everything_else_does() {
+    let app = App::new().await;
+    let health = app.get("/healthz", None).await;
+    assert_eq!((health.status, health.body.as_str()), (StatusCode::OK, "ok"));
+    let page = app.get("/interactions", None).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    let api = app.get("/api/v1/interactions", None).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json(&api)["error"]["code"], "unauthenticated");
+    let login = app.get("/login", None).await;
+    assert!(login.body.contains("no users yet") || login.body.contains("There are no users yet"));
+    let cookie = login.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+}
+
+#[tokio::test]
+async fn only_the_setup_link_creates_the_first_admin() {
+    let app = App::new().await;
+    assert_eq!(app.get("/setup", None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/setup?token=guess", None).await.status, StatusCode::NOT_FOUND);
+    let grab = app.send("POST", "/setup", &[], Some("token=guess&name=eve&password=0123456789&password_again=0123456789"), None).await;
+    assert_eq!(grab.status, StatusCode::NOT_FOUND, "whoever reaches the port first cannot take over");
+
+    app.store.put_setup_token(&hash_token("the-link-token"), Utc::now() + chrono::Duration::hours(1)).await.unwrap();
+    assert_eq!(app.get("/setup?token=the-link-token", None).await.status, StatusCode::OK);
+    let short = app.send("POST", "/setup", &[], Some("token=the-link-token&name=root&password=short&password_again=short"), None).await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(short.body.contains("at least 10 characters"));
+    let created = app
+        .send("POST", "/setup", &[], Some("token=the-link-token&name=root&password=0123456789&password_again=0123456789"), None)
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER);
+    let session = created.cookie("mailscribe_session").unwrap();
+    assert_eq!(app.get("/interactions", Some(&session)).await.status, StatusCode::OK);
+    let again = app
+        .send("POST", "/setup", &[], Some("token=the-link-token&name=eve&password=0123456789&password_again=0123456789"), None)
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "the link works once");
+    assert_eq!(app.store.count_users().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_salesperson_sees_only_their_own_entries_in_pages_and_api() {
+    let app = App::new().await;
+    let numbers = app.seed_entries().await;
+    app.add_user("sally", Role::Salesperson, Some("SP1")).await;
+    app.add_user("uma", Role::User, None).await;
+    let sally = app.login("sally").await;
+    let uma = app.login("uma").await;
+
+    let page = app.get("/interactions", Some(&sally)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body.matches("<td>SP1</td>").count(), 3);
+    assert!(!page.body.contains("<td>SP2</td>"));
+    // Asking for SP2's entries by filter changes nothing.
+    let page = app.get("/interactions?salesperson=SP2", Some(&sally)).await;
+    assert_eq!(page.body.matches("<td>SP1</td>").count(), 3);
+    assert!(!page.body.contains("<td>SP2</td>"));
+    // Nor does guessing an entry number.
+    let theirs = numbers[4];
+    assert_eq!(app.get(&format!("/interactions/{theirs}"), Some(&sally)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/api/v1/interactions/{theirs}"), Some(&sally)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/interactions/{}", numbers[0]), Some(&sally)).await.status, StatusCode::OK);
+
+    let api = json(&app.get("/api/v1/interactions", Some(&sally)).await);
+    assert_eq!(api["items"].as_array().unwrap().len(), 3);
+    let all = json(&app.get("/api/v1/interactions", Some(&uma)).await);
+    assert_eq!(all["items"].as_array().unwrap().len(), 5);
+    assert_eq!(all["items"][0]["entry_no"], numbers[4], "newest first");
+    assert_eq!(all["items"][0]["message_id"], "<m4@x>");
+}
+
+#[tokio::test]
+async fn forms_need_their_csrf_token() {
+    let app = App::new().await;
+    let numbers = app.seed_entries().await;
+    app.add_user("uma", Role::User, None).await;
+    let uma = app.login("uma").await;
+    let no = numbers[0];
+    let entry = app.get(&format!("/interactions/{no}"), Some(&uma)).await;
+    let csrf = entry.csrf();
+    let uri = format!("/interactions/{no}/comments");
+    let forged = app.send("POST", &uri, &[("mailscribe_session", &uma)], Some("comment=hello&csrf=forged"), None).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let missing = app.send("POST", &uri, &[("mailscribe_session", &uma)], Some("comment=hello"), None).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    let ok = app.send("POST", &uri, &[("mailscribe_session", &uma)], Some(&format!("comment=called+back&csrf={csrf}")), None).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let entry = app.get(&format!("/interactions/{no}"), Some(&uma)).await;
+    assert!(entry.body.contains("called back"));
+
+    let cancel = app.send("POST", &format!("/interactions/{no}/cancel"), &[("mailscribe_session", &uma)], Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!(cancel.status, StatusCode::SEE_OTHER);
+    assert!(app.get(&format!("/interactions/{no}"), Some(&uma)).await.body.contains("<dd id=\"canceled\">yes</dd>"));
+    app.send("POST", &format!("/interactions/{no}/restore"), &[("mailscribe_session", &uma)], Some(&format!("csrf={csrf}")), None).await;
+    assert!(app.get(&format!("/interactions/{no}"), Some(&uma)).await.body.contains("<dd id=\"canceled\">no</dd>"));
+
+    // Signing out ends the session.
+    let out = app.send("POST", "/logout", &[("mailscribe_session", &uma)], Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/interactions", Some(&uma)).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled() {
+    let app = App::new().await;
+    app.add_user("uma", Role::User, None).await;
+    let form = app.get("/login", None).await;
+    let login_csrf = form.cookie("mailscribe_login_csrf").unwrap();
+    let attempt = |password: &'static str| {
+        let body = format!("name=uma&password={password}&csrf={login_csrf}");
+        let cookie = login_csrf.clone();
+        let app = &app;
+        async move { app.send("POST", "/login", &[("mailscribe_login_csrf", &cookie)], Some(&body), None).await.status }
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(attempt("uma-password").await, StatusCode::TOO_MANY_REQUESTS, "locked even with the right password");
+    // A login form from another site has no matching cookie.
+    let forged = app.send("POST", "/login", &[], Some("name=uma&password=uma-password&csrf=x"), None).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn bearer_tokens_open_the_api() {
+    let app = App::new().await;
+    app.seed_entries().await;
+    app.add_user("bot", Role::Salesperson, Some("SP2")).await;
+    let (user, _) = app.store.user_by_name("bot").await.unwrap().unwrap();
+    app.store.create_api_token(&hash_token("tok-123"), user.id, Utc::now()).await.unwrap();
+    let me = app.send("GET", "/api/v1/me", &[], None, Some("tok-123")).await;
+    assert_eq!(json(&me)["salesperson_code"], "SP2");
+    let list = json(&app.send("GET", "/api/v1/interactions?limit=1", &[], None, Some("tok-123")).await);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let next = format!(
+        "/api/v1/interactions?limit=1&before_at={}&before_no={}",
+        list["next_before_at"].as_str().unwrap().replace('+', "%2B"),
+        list["next_before_no"]
+    );
+    let second = json(&app.send("GET", &next, &[], None, Some("tok-123")).await);
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_ne!(second["items"][0]["entry_no"], list["items"][0]["entry_no"]);
+    assert_eq!(app.send("GET", "/api/v1/me", &[], None, Some("wrong")).await.status, StatusCode::UNAUTHORIZED);
+    let bad = app.send("GET", "/api/v1/interactions?direction=sideways", &[], None, Some("tok-123")).await;
+    assert_eq!((bad.status, json(&bad)["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+}
+
+#[tokio::test]
+async fn message_content_is_escaped_and_filters_apply() {
+    let app = App::new().await;
+    app.seed_entries().await;
+    app.add_user("uma", Role::User, None).await;
+    let uma = app.login("uma").await;
+    let page = app.get("/interactions", Some(&uma)).await;
+    assert!(!page.body.contains("<script>alert(1)</script>"));
+    assert!(page.body.contains("script&#62;alert(1)") || page.body.contains("script&gt;alert(1)"), "the subject is shown, escaped");
+    let filtered = app.get("/interactions?q=number+2", Some(&uma)).await;
+    assert_eq!(filtered.body.matches("Offer number").count(), 1);
+    let none = app.get("/interactions?from=2026-03-04&to=2026-03-05", Some(&uma)).await;
+    assert!(none.body.contains("No entries match."));
+    let bad = app.get("/interactions?from=yesterday", Some(&uma)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
