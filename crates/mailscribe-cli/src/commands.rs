@@ -678,7 +678,10 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     announce_first_admin_link(store, args.listen).await?;
     tracing::info!(listen = %args.listen, "serving the web app and the API");
-    let app = mailscribe_web::router(mailscribe_web::AppState::new(store.clone(), args.secure_cookies));
+    let source = std::sync::Arc::new(StorageReader { store: store.clone(), url: url.clone() });
+    let app = mailscribe_web::router(
+        mailscribe_web::AppState::new(store.clone(), args.secure_cookies).with_message_source(source),
+    );
     let mut web_stop = stop.clone();
     let web = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = web_stop.wait_for(|stopped| *stopped).await;
@@ -686,6 +689,28 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
     let (web, scheduler) = tokio::join!(web, schedule(store, url, &args, stop));
     web.context("the web server failed")?;
     scheduler
+}
+
+/// Reads `reference`-mode messages from the storage folder, with the
+/// current setup and secrets at each request.
+struct StorageReader {
+    store: Store,
+    url: DatabaseUrl,
+}
+
+impl mailscribe_web::MessageSource for StorageReader {
+    fn fetch<'a>(
+        &'a self,
+        record: &'a mailscribe_store::MessageRecord,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let setup = self.store.mailbox_setup().await.map_err(|e| e.to_string())?.ok_or("no mailbox is configured")?;
+            let connection = connection_config(&self.url, &setup).map_err(|e| e.to_string())?;
+            mailscribe_worker::fetch_stored_message(&connection, &setup.storage_folder, record)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Runs the queue every interval while logging is enabled, until stopped.

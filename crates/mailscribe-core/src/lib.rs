@@ -10,6 +10,7 @@ pub mod address;
 pub mod decision;
 pub mod directory;
 pub mod message_id;
+pub mod message_view;
 pub mod money;
 pub mod parse;
 pub mod setup;

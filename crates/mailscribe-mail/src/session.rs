@@ -451,6 +451,19 @@ impl Session {
         Ok(Some(rights))
     }
 
+    /// UIDs of the selected folder whose header `name` contains `value`.
+    pub async fn search_header(&mut self, name: &str, value: &str) -> Result<Vec<u32>> {
+        let mut found = Vec::new();
+        self.command("UID SEARCH", &format!("UID SEARCH HEADER {} {}", quote(name), quote(value)), |response| {
+            if let Response::MailboxData(MailboxDatum::Search(uids)) = response {
+                found.extend_from_slice(uids);
+            }
+        })
+        .await?;
+        found.sort_unstable();
+        Ok(found)
+    }
+
     /// Proves that `folder` takes new messages and lets them be removed:
     /// appends a probe, finds it, deletes it. Leaves `folder` selected.
     pub async fn probe_writable(&mut self, folder: &FolderInfo, token: &str) -> Result<()> {

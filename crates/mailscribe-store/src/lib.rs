@@ -26,7 +26,7 @@ pub use directory::{ContactRow, ImportSummary};
 pub use export::{DecisionRow, EntryRow};
 pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
 pub use lease::LeaseHolder;
-pub use log::{EntryComment, EntryCursor, EntryFilter};
+pub use log::{EntryComment, EntryCursor, EntryFilter, MessageRecord};
 pub use runs::{RunCounts, RunRecord};
 
 /// Where the data lives, as given to `--db`.

@@ -147,3 +147,41 @@ impl Store {
         })
     }
 }
+
+/// A logged message: where it lies, and whether the store keeps its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub subject: String,
+    pub storage_folder: Option<String>,
+    pub storage_uid_validity: Option<i64>,
+    pub storage_uid: Option<i64>,
+    pub has_raw: bool,
+}
+
+impl Store {
+    pub async fn message_record(&self, id: i64) -> Result<Option<MessageRecord>> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT id, message_id, subject, storage_folder, storage_uid_validity, storage_uid, \
+                 raw_compressed IS NOT NULL AS has_raw FROM messages WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| {
+                Ok(MessageRecord {
+                    id: r.try_get("id")?,
+                    message_id: r.try_get("message_id")?,
+                    subject: r.try_get("subject")?,
+                    storage_folder: r.try_get("storage_folder")?,
+                    storage_uid_validity: r.try_get("storage_uid_validity")?,
+                    storage_uid: r.try_get("storage_uid")?,
+                    has_raw: r.try_get("has_raw")?,
+                })
+            })
+            .transpose()
+        })
+    }
+}

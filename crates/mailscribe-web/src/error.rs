@@ -12,6 +12,8 @@ pub(crate) enum ErrorKind {
     /// A form without the right CSRF token.
     Forbidden(&'static str),
     NotFound,
+    /// It existed and is gone, with the reason.
+    Gone(&'static str),
     BadRequest(String),
     TooManyAttempts,
     Internal(String),
@@ -23,6 +25,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden(_) => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Gone(_) => StatusCode::GONE,
             ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
             ErrorKind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -35,6 +38,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::Forbidden(_) => "forbidden",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::Gone(_) => "gone",
             ErrorKind::BadRequest(_) => "bad_request",
             ErrorKind::TooManyAttempts => "too_many_attempts",
             ErrorKind::Internal(_) => "internal",
@@ -47,6 +51,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => ("sign in first".into(), None),
             ErrorKind::Forbidden(why) => ((*why).into(), None),
             ErrorKind::NotFound => ("there is nothing here".into(), None),
+            ErrorKind::Gone(why) => ((*why).into(), None),
             ErrorKind::BadRequest(why) => (why.clone(), None),
             ErrorKind::TooManyAttempts => ("too many failed sign-ins; wait a minute and try again".into(), None),
             ErrorKind::Internal(cause) => {

@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod error;
+mod message;
 mod pages;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use axum::routing::{get, post};
 use mailscribe_store::Store;
 
 pub use auth::{generate_token, hash_password, hash_token};
+pub use message::MessageSource;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -24,12 +26,19 @@ pub struct AppState {
     /// Mark cookies `Secure` (set when Mailscribe is served over TLS, or
     /// behind a proxy that terminates it).
     pub secure_cookies: bool,
+    /// Reads `reference`-mode messages from the mail server.
+    pub message_source: Option<Arc<dyn MessageSource>>,
     throttle: Arc<auth::LoginThrottle>,
 }
 
 impl AppState {
     pub fn new(store: Store, secure_cookies: bool) -> AppState {
-        AppState { store, secure_cookies, throttle: Arc::default() }
+        AppState { store, secure_cookies, message_source: None, throttle: Arc::default() }
+    }
+
+    pub fn with_message_source(mut self, source: Arc<dyn MessageSource>) -> AppState {
+        self.message_source = Some(source);
+        self
     }
 }
 
@@ -45,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/interactions/{entry_no}/comments", post(pages::add_comment))
         .route("/interactions/{entry_no}/cancel", post(pages::cancel))
         .route("/interactions/{entry_no}/restore", post(pages::restore))
+        .route("/interactions/{entry_no}/message", get(message::show))
+        .route("/interactions/{entry_no}/message/attachments/{index}", get(message::attachment))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/interactions", get(api::interactions))
         .route("/api/v1/interactions/{entry_no}", get(api::interaction))

@@ -8,12 +8,14 @@
 //! the decided copies still in the queue and only finishes moving them.
 
 pub mod check;
+mod stored;
 mod failpoint;
 mod lease;
 mod run;
 
 pub use check::{CheckLine, CheckStatus, run_checks};
 pub use lease::lease_holder_id;
+pub use stored::fetch_stored_message;
 pub use run::{FailedMessage, PhaseTimes, RunOptions, RunSummary, run_once};
 
 use mailscribe_mail::MailError;

@@ -82,6 +82,8 @@ fn dependencies_point_toward_the_core() {
     }
     let mail = dependencies(&crates.join("mailscribe-mail"));
     assert!(!mail.iter().any(|d| d == "mailscribe-store" || d == "sqlx"), "the IMAP connector must not know the database");
+    let web = dependencies(&crates.join("mailscribe-web"));
+    assert!(!web.iter().any(|d| d == "mailscribe-mail" || d == "async-imap"), "the web app reads mail through MessageSource only");
     let store = dependencies(&crates.join("mailscribe-store"));
     assert!(!store.iter().any(|d| d == "mailscribe-mail" || d == "async-imap"), "the store must not know IMAP");
     for dir in crate_dirs() {

@@ -1,6 +1,8 @@
 //! The router without sockets (`oneshot`), on a real SQLite store: every
 //! page and endpoint, and the rules of who sees what.
 
+mod message;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -12,16 +14,16 @@ use mailscribe_testkit::TestDatabase;
 use mailscribe_web::{AppState, hash_password, hash_token, router};
 use tower::ServiceExt;
 
-struct App {
+pub(crate) struct App {
     _db: TestDatabase,
-    store: Store,
-    router: Router,
+    pub(crate) store: Store,
+    pub(crate) router: Router,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -44,14 +46,14 @@ impl Reply {
 }
 
 impl App {
-    async fn new() -> App {
+    pub(crate) async fn new() -> App {
         let db = TestDatabase::sqlite();
         let store = Store::open(&db.url().parse().unwrap()).await.unwrap();
         let router = router(AppState::new(store.clone(), false));
         App { _db: db, store, router }
     }
 
-    async fn send(&self, method: &str, uri: &str, cookies: &[(&str, &str)], form: Option<&str>, bearer: Option<&str>) -> Reply {
+    pub(crate) async fn send(&self, method: &str, uri: &str, cookies: &[(&str, &str)], form: Option<&str>, bearer: Option<&str>) -> Reply {
         let mut request = Request::builder().method(method).uri(uri);
         let cookie_header: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
         if !cookie_header.is_empty() {
@@ -74,21 +76,21 @@ impl App {
         Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
-    async fn get(&self, uri: &str, session: Option<&str>) -> Reply {
+    pub(crate) async fn get(&self, uri: &str, session: Option<&str>) -> Reply {
         match session {
             Some(session) => self.send("GET", uri, &[("mailscribe_session", session)], None, None).await,
             None => self.send("GET", uri, &[], None, None).await,
         }
     }
 
-    async fn add_user(&self, name: &str, role: Role, code: Option<&str>) {
+    pub(crate) async fn add_user(&self, name: &str, role: Role, code: Option<&str>) {
         let hash = hash_password(format!("{name}-password")).await.unwrap();
         let code = code.map(|c| SalespersonCode::parse(c).unwrap());
         self.store.create_user(name, &hash, role, code.as_ref(), Utc::now()).await.unwrap();
     }
 
     /// Signs in through the form and returns the session cookie.
-    async fn login(&self, name: &str) -> String {
+    pub(crate) async fn login(&self, name: &str) -> String {
         let form = self.get("/login", None).await;
         let login_csrf = form.cookie("mailscribe_login_csrf").unwrap();
         let reply = self
