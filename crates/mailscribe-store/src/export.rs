@@ -69,6 +69,42 @@ impl Store {
         })
     }
 
+    /// Ledger rows, newest first, for "why was this email not logged?":
+    /// by reason code, and by a piece of the Message-ID or sender address.
+    pub async fn decisions_page(
+        &self,
+        reason: Option<&str>,
+        text: Option<&str>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DecisionRow>> {
+        let ids: Vec<i64> = with_pool!(self, |pool| {
+            let mut query = sqlx::QueryBuilder::new("SELECT id FROM decisions WHERE 1 = 1");
+            if let Some(reason) = reason {
+                query.push(" AND reason = ").push_bind(reason.to_owned());
+            }
+            if let Some(text) = text {
+                let pattern = format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                query
+                    .push(" AND (LOWER(COALESCE(message_id, '')) LIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\' OR LOWER(COALESCE(sender, '')) LIKE ")
+                    .push_bind(pattern)
+                    .push(" ESCAPE '\\')");
+            }
+            if let Some(before) = before_id {
+                query.push(" AND id < ").push_bind(before);
+            }
+            query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+            query.build().fetch_all(pool).await?.iter().map(|r| Ok(r.try_get("id")?)).collect::<Result<Vec<i64>>>()?
+        });
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            rows.extend(self.decisions_after(id - 1, 1).await?);
+        }
+        Ok(rows)
+    }
+
     /// Ledger rows with `id > after`, in id order.
     pub async fn decisions_after(&self, after: i64, limit: i64) -> Result<Vec<DecisionRow>> {
         with_pool!(self, |pool| {

@@ -11,6 +11,7 @@ mod export;
 mod ledger;
 mod lease;
 mod log;
+mod opportunities;
 mod runs;
 mod setup;
 mod users;
@@ -27,6 +28,7 @@ pub use export::{DecisionRow, EntryRow};
 pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
 pub use lease::LeaseHolder;
 pub use log::{EntryComment, EntryCursor, EntryFilter, MessageRecord};
+pub use opportunities::{NewOpportunity, OPPORTUNITY_STATUSES, Opportunity};
 pub use runs::{RunCounts, RunRecord};
 
 /// Where the data lives, as given to `--db`.

@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod message;
 mod pages;
+mod sales;
 
 use std::sync::Arc;
 
@@ -54,6 +55,11 @@ pub fn router(state: AppState) -> Router {
         .route("/interactions/{entry_no}/comments", post(pages::add_comment))
         .route("/interactions/{entry_no}/cancel", post(pages::cancel))
         .route("/interactions/{entry_no}/restore", post(pages::restore))
+        .route("/interactions/{entry_no}/opportunity", post(sales::from_entry))
+        .route("/opportunities", get(sales::list).post(sales::create))
+        .route("/opportunities/{no}", get(sales::card).post(sales::update))
+        .route("/runs", get(sales::runs))
+        .route("/decisions", get(sales::decisions))
         .route("/interactions/{entry_no}/message", get(message::show))
         .route("/interactions/{entry_no}/message/attachments/{index}", get(message::attachment))
         .route("/api/v1/me", get(api::me))

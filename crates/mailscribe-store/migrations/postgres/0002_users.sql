@@ -30,3 +30,26 @@ CREATE TABLE setup_tokens (
     token_hash TEXT PRIMARY KEY NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
 );
+
+-- Sales opportunities, made from an interaction log entry or by hand.
+CREATE TABLE opportunities (
+    no TEXT PRIMARY KEY NOT NULL,
+    description TEXT NOT NULL,
+    contact_no TEXT,
+    contact_company_no TEXT,
+    salesperson_code TEXT,
+    status TEXT NOT NULL CHECK (status IN ('not_started', 'in_progress', 'won', 'lost')),
+    estimated_value_hundredths BIGINT,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX opportunities_salesperson ON opportunities (salesperson_code);
+
+CREATE TABLE opportunity_comments (
+    opportunity_no TEXT NOT NULL REFERENCES opportunities (no) ON DELETE CASCADE,
+    line_no BIGINT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    comment TEXT NOT NULL,
+    PRIMARY KEY (opportunity_no, line_no)
+);
+
+INSERT INTO sequences (name, value) VALUES ('opportunity_no', 0);

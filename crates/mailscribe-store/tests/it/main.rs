@@ -54,6 +54,7 @@ conformance!(
     full_mode_keeps_the_raw_bytes,
     users_sessions_and_tokens,
     the_log_filters_and_pages_newest_first,
+    opportunities_from_entries_link_both_ways,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -529,4 +530,42 @@ async fn the_log_filters_and_pages_newest_first(store: &Store) {
     store.set_entry_canceled(no, true).await.unwrap();
     assert!(store.entry(no).await.unwrap().unwrap().canceled);
     assert!(store.entry(999_999).await.unwrap().is_none());
+}
+
+async fn opportunities_from_entries_link_both_ways(store: &Store) {
+    use mailscribe_store::NewOpportunity;
+    let copies = vec![
+        copy(1, "a@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", Some("CO1"))]),
+        copy(2, "b@x", Reason::Logged, vec![entry(Direction::Outbound, "SP2", "C2", None)]),
+    ];
+    store.commit_batch(&copies, &email_template(), at(10)).await.unwrap();
+    let entries = store.entries_after(0, 10).await.unwrap();
+    let (first, second) = (entries[0].entry_no, entries[1].entry_no);
+    store.add_entry_comment(first, "asked for a quote", at(11)).await.unwrap();
+    let no = store.create_opportunity_from_entry(first, at(12)).await.unwrap();
+    assert_eq!(no, "OP-1");
+    let opportunity = store.opportunity(&no).await.unwrap().unwrap();
+    assert_eq!(
+        (opportunity.description.as_str(), opportunity.contact_no.as_deref(), opportunity.contact_company_no.as_deref(), opportunity.salesperson_code.as_deref(), opportunity.status.as_str()),
+        ("subject of a@x", Some("C1"), Some("CO1"), Some("SP1"), "not_started")
+    );
+    assert_eq!(store.opportunity_comments(&no).await.unwrap(), ["asked for a quote"]);
+    assert_eq!(store.opportunity_entries(&no).await.unwrap(), [first]);
+    assert_eq!(store.entry(first).await.unwrap().unwrap().opportunity_no.as_deref(), Some("OP-1"));
+    // Not twice, and not from a canceled entry.
+    assert!(matches!(store.create_opportunity_from_entry(first, at(12)).await, Err(StoreError::Conflict(_))));
+    store.set_entry_canceled(second, true).await.unwrap();
+    assert!(matches!(store.create_opportunity_from_entry(second, at(12)).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.entry(second).await.unwrap().unwrap().opportunity_no, None);
+
+    let manual = store
+        .create_opportunity(&NewOpportunity { description: "Big deal".into(), salesperson_code: Some("SP2".into()), estimated_value: Some("1000".parse().unwrap()), ..Default::default() }, at(13))
+        .await
+        .unwrap();
+    store.update_opportunity(&manual, "won", Some("1200.50".parse().unwrap())).await.unwrap();
+    assert!(store.update_opportunity(&manual, "maybe", None).await.is_err());
+    let listed: Vec<String> = store.opportunities(None, 10).await.unwrap().into_iter().map(|o| o.no).collect();
+    assert_eq!(listed.len(), 2);
+    let mine: Vec<String> = store.opportunities(Some("SP2"), 10).await.unwrap().into_iter().map(|o| format!("{} {}", o.no, o.estimated_value.map(|v| v.to_string()).unwrap_or_default())).collect();
+    assert_eq!(mine, [format!("{manual} 1200.50")]);
 }

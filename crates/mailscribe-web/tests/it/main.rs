@@ -316,3 +316,59 @@ async fn message_content_is_escaped_and_filters_apply() {
     let bad = app.get("/interactions?from=yesterday", Some(&uma)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_opportunity_from_an_entry_links_both_ways() {
+    let app = App::new().await;
+    let numbers = app.seed_entries().await;
+    app.add_user("sally", Role::Salesperson, Some("SP1")).await;
+    app.add_user("sam", Role::Salesperson, Some("SP2")).await;
+    let sally = app.login("sally").await;
+    let no = numbers[0];
+    let entry = app.get(&format!("/interactions/{no}"), Some(&sally)).await;
+    assert!(entry.body.contains("id=\"create-opportunity\""));
+    let csrf = entry.csrf();
+    let uri = format!("/interactions/{no}/opportunity");
+    let made = app.send("POST", &uri, &[("mailscribe_session", &sally)], Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!((made.status, made.location()), (StatusCode::SEE_OTHER, "/opportunities/OP-1"));
+    let card = app.get("/opportunities/OP-1", Some(&sally)).await;
+    assert!(card.body.contains("Offer number 0") && card.body.contains(&format!("/interactions/{no}")), "{}", card.body);
+    let entry = app.get(&format!("/interactions/{no}"), Some(&sally)).await;
+    assert!(entry.body.contains("id=\"opportunity-link\"") && !entry.body.contains("id=\"create-opportunity\""));
+    // Only once.
+    let again = app.send("POST", &uri, &[("mailscribe_session", &sally)], Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    // Status and value.
+    let saved = app.send("POST", "/opportunities/OP-1", &[("mailscribe_session", &sally)], Some(&format!("csrf={csrf}&status=won&value=1500")), None).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    assert!(app.get("/opportunities/OP-1", Some(&sally)).await.body.contains("<dd id=\"status\">won</dd>"));
+    // Another salesperson sees neither the card nor the list row.
+    let sam = app.login("sam").await;
+    assert_eq!(app.get("/opportunities/OP-1", Some(&sam)).await.status, StatusCode::NOT_FOUND);
+    assert!(!app.get("/opportunities", Some(&sam)).await.body.contains("OP-1"));
+    // By hand: a salesperson's own opportunity is theirs.
+    let sam_csrf = app.get("/opportunities", Some(&sam)).await.csrf();
+    let manual = app.send("POST", "/opportunities", &[("mailscribe_session", &sam)], Some(&format!("csrf={sam_csrf}&description=Renewal&salesperson=SP1&value=12.5")), None).await;
+    assert_eq!(manual.status, StatusCode::SEE_OTHER);
+    assert!(app.get(manual.location(), Some(&sam)).await.body.contains("<dd>SP2</dd>"));
+}
+
+#[tokio::test]
+async fn runs_and_decisions_are_for_admins_and_users_only() {
+    let app = App::new().await;
+    app.seed_entries().await;
+    app.add_user("uma", Role::User, None).await;
+    app.add_user("sally", Role::Salesperson, Some("SP1")).await;
+    let uma = app.login("uma").await;
+    let sally = app.login("sally").await;
+    let run = app.store.start_run("m", Utc::now()).await.unwrap();
+    app.store.finish_run(run, Utc::now(), "completed", &Default::default(), None).await.unwrap();
+    assert_eq!(app.get("/runs", Some(&uma)).await.status, StatusCode::OK);
+    let decisions = app.get("/decisions?reason=logged&q=m3", Some(&uma)).await;
+    assert_eq!(decisions.status, StatusCode::OK);
+    assert!(decisions.body.contains("&lt;m3@x&gt;") || decisions.body.contains("&#60;m3@x&#62;"), "{}", decisions.body);
+    assert!(!decisions.body.contains("m2@x"));
+    assert_eq!(app.get("/decisions?reason=bogus", Some(&uma)).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/runs", Some(&sally)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/decisions", Some(&sally)).await.status, StatusCode::NOT_FOUND);
+}
