@@ -4,7 +4,8 @@
 #
 # On a fresh Debian 12 machine it
 #   1. installs the system packages the tests need (Dovecot with IMAP, LMTP
-#      and Sieve, and OpenSSL) when they are missing and we run as root;
+#      and Sieve, OpenSSL, and Chromium with its WebDriver for the browser
+#      tests) when they are missing and we run as root;
 #   2. makes sure a PostgreSQL server is reachable: TEST_DATABASE_URL when set,
 #      else postgres://postgres@127.0.0.1:5432/postgres, which it starts (and,
 #      as root, installs and opens to passwordless TCP logins from 127.0.0.1)
@@ -27,7 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
 readonly PG_HOST=127.0.0.1
 readonly PG_PORT=5432
-readonly SYSTEM_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl)
+readonly SYSTEM_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl chromium chromium-driver)
 # postgresql-common's own override for /etc/postgresql.
 readonly PG_CONF_ROOT="${PG_CLUSTER_CONF_ROOT:-/etc/postgresql}"
 readonly READY_TIMEOUT_MS=30000

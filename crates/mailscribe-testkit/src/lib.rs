@@ -4,11 +4,13 @@
 //! Everything here waits for readiness by polling with a deadline, and
 //! cleans up in `Drop`.
 
+mod browser;
 mod database;
 mod dovecot;
 mod oauth;
 mod proxy;
 
+pub use browser::Browser;
 pub use database::{TestDatabase, postgres_admin_url};
 pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate};
 pub use oauth::OAuthServer;

@@ -1,6 +1,7 @@
 //! The router without sockets (`oneshot`), on a real SQLite store: every
 //! page and endpoint, and the rules of who sees what.
 
+mod browser;
 mod message;
 
 use axum::Router;

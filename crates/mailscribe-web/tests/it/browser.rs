@@ -1,0 +1,134 @@
+//! End to end in a real headless Chromium: sign in, filter the log, open
+//! an entry, view a hostile message (its script does not run, its remote
+//! image is not fetched), and create an opportunity from the entry.
+//! `MAILSCRIBE_SCREENSHOTS=DIR` keeps screenshots of the main pages.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::Utc;
+use mailscribe_core::{ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, Role, SalespersonCode};
+use mailscribe_store::DecidedCopy;
+use mailscribe_testkit::Browser;
+use mailscribe_web::{AppState, router};
+
+use crate::App;
+
+/// A server that counts the connections it gets: the "remote image host".
+fn trap() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (port, hits)
+}
+
+fn hostile_message(trap_port: u16) -> String {
+    format!(
+        "From: Carl <c1@customer.example>\r\nTo: sp1@ourco.example\r\nSubject: Quarterly review\r\n\
+         Message-ID: <quarterly@customer.example>\r\nDate: Tue, 3 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n\
+         <p id=\"hello\">Hello from the customer</p>\
+         <script>window.parent.document.title = 'pwned'; window.parent.pwned = true;</script>\
+         <img src=\"http://127.0.0.1:{trap_port}/pixel.gif\" onerror=\"window.parent.pwned = true\">\
+         <div style=\"background:url(http://127.0.0.1:{trap_port}/bg.png)\">styled</div>\r\n"
+    )
+}
+
+async fn shot(browser: &Browser, name: &str) {
+    if let Ok(dir) = std::env::var("MAILSCRIBE_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        browser.screenshot(&std::path::Path::new(&dir).join(format!("{name}.png"))).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_filter_open_view_and_create_an_opportunity_in_chromium() {
+    let app = App::new().await;
+    app.seed_entries().await;
+    let (trap_port, trap_hits) = trap();
+    let copy = DecidedCopy {
+        mailbox: "m".into(),
+        uid_validity: 1,
+        uid: 100,
+        run_id: 1,
+        message_id: Some("<quarterly@customer.example>".into()),
+        message_key: "mid:quarterly@customer.example".into(),
+        sha256: "11".repeat(32),
+        sender: Some("c1@customer.example".into()),
+        subject: "Quarterly review".into(),
+        reason: Reason::Logged,
+        ambiguous: false,
+        error: None,
+        entries: vec![PlannedEntry {
+            direction: Direction::Inbound,
+            salesperson: SalespersonCode::parse("SP1").unwrap(),
+            contact: ContactRef { no: ContactNo::parse("1").unwrap(), company_no: Some(ContactNo::parse("CO1").unwrap()) },
+        }],
+        occurred_at: Utc::now(),
+        sent_at: None,
+        received_at: Utc::now(),
+        date_fallback: false,
+        size: 100,
+        raw: Some(hostile_message(trap_port).into_bytes()),
+    };
+    let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: "2.50".parse().unwrap(), duration_minutes: 5 };
+    app.store.commit_batch(&[copy], &template, Utc::now()).await.unwrap();
+    app.add_user("root", Role::Admin, None).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(axum::serve(listener, router(AppState::new(app.store.clone(), false))).into_future());
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("{base}/interactions")).await;
+    assert!(browser.url().await.ends_with("/login"), "signed out users land on the sign-in page");
+    shot(&browser, "sign-in").await;
+    browser.type_into("input[name=name]", "root").await;
+    browser.type_into("input[name=password]", "root-password").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("the log after signing in", |url| url.ends_with("/interactions")).await;
+    assert_eq!(browser.count("#log tbody tr").await, 6, "the whole log after signing in");
+    shot(&browser, "interaction-log").await;
+
+    browser.type_into("input[name=q]", "quarterly").await;
+    browser.click("form.filters button[type=submit]").await;
+    browser.wait_for_url("the filtered log", |url| url.contains("q=quarterly")).await;
+    assert_eq!(browser.count("#log tbody tr").await, 1, "filtered by a subject word");
+    browser.click("#log tbody tr td a").await;
+    browser.wait_for_url("the entry", |url| url.contains("/interactions/")).await;
+    assert_eq!(browser.text("#subject").await, "Quarterly review");
+    shot(&browser, "entry").await;
+
+    browser.click("#show-message").await;
+    browser.wait_for_url("the message", |url| url.ends_with("/message")).await;
+    assert!(browser.text("#remote-notice").await.contains("not loaded"));
+    browser.enter_frame("#html-body").await;
+    let shown = browser.text("body").await;
+    assert!(shown.contains("Hello from the customer") && shown.contains("styled"), "{shown}");
+    browser.leave_frame().await;
+    shot(&browser, "message").await;
+    assert_ne!(browser.title().await, "pwned", "the message's script did not run");
+    assert_eq!(browser.execute("return window.pwned === undefined;").await, serde_json::Value::Bool(true));
+    assert_eq!(trap_hits.load(Ordering::SeqCst), 0, "no remote content was fetched");
+
+    browser.click("h1 a").await;
+    browser.wait_for_url("the entry again", |url| !url.ends_with("/message")).await;
+    browser.click("#create-opportunity").await;
+    browser.wait_for_url("the new opportunity", |url| url.ends_with("/opportunities/OP-1")).await;
+    assert_eq!(browser.text("#description").await, "Quarterly review");
+    shot(&browser, "opportunity").await;
+    browser.click("#entries a").await;
+    browser.wait_for_url("the linked entry", |url| url.contains("/interactions/")).await;
+    assert_eq!(browser.text("#opportunity-link").await, "OP-1", "linked both ways");
+
+    drop(browser);
+    server.abort();
+}
