@@ -6,10 +6,12 @@
 //!   same batch size, no database); median of three; peak memory.
 //! - `large-message`: the peak memory one 30 MB message adds to a run.
 //! - `lookups`: address lookups in a directory of 1,000,000 addresses.
+//! - `log`: the first page of the interaction log with 1,000,000 entries.
 //!
 //! Build with `cargo build --release -p mailscribe-cli -p mailscribe-bench`;
 //! the benchmark runs `target/release/mailscribe` from beside itself.
 
+mod log;
 mod lookups;
 mod measure;
 mod messages;
@@ -20,7 +22,7 @@ use anyhow::bail;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!("usage: mailscribe-bench all|queue|large-message|lookups [--messages N]");
+        bail!("usage: mailscribe-bench all|queue|large-message|lookups|log [--messages N]");
     };
     if command == "measure" {
         return measure::measure_child(&args[1..]);
@@ -38,10 +40,12 @@ fn main() -> anyhow::Result<()> {
             "queue" => queue::queue(messages).await,
             "large-message" => queue::large_message().await,
             "lookups" => lookups::lookups().await,
+            "log" => log::log().await,
             "all" => {
                 queue::queue(messages).await?;
                 queue::large_message().await?;
-                lookups::lookups().await
+                lookups::lookups().await?;
+                log::log().await
             }
             other => bail!("unknown benchmark {other}"),
         }

@@ -35,8 +35,11 @@ pub struct EntryComment {
     pub comment: String,
 }
 
-fn like_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+/// The words of a search: runs of letters and digits, lower-cased. Both
+/// databases split subjects the same way, so this is all the syntax there
+/// is: no operator or quote from the user reaches the query language.
+pub(crate) fn search_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
 impl Store {
@@ -69,14 +72,27 @@ impl Store {
             if let Some(direction) = &filter.direction {
                 query.push(" AND e.direction = ").push_bind(direction.clone());
             }
-            for word in filter.text.iter().flat_map(|t| t.split_whitespace()) {
-                let word = like_escape(&word.to_lowercase());
-                query
-                    .push(" AND (LOWER(e.subject) LIKE ")
-                    .push_bind(format!("{word}%"))
-                    .push(" ESCAPE '\\' OR LOWER(e.subject) LIKE ")
-                    .push_bind(format!("% {word}%"))
-                    .push(" ESCAPE '\\')");
+            let words = filter.text.as_deref().map(search_words).unwrap_or_default();
+            if !words.is_empty() {
+                match &self.backend {
+                    crate::Backend::Sqlite(_) => {
+                        // FTS5: every word as a quoted prefix.
+                        let expression =
+                            words.iter().map(|w| format!("\"{}\"*", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" AND ");
+                        query
+                            .push(" AND e.entry_no IN (SELECT rowid FROM entry_subjects WHERE entry_subjects MATCH ")
+                            .push_bind(expression)
+                            .push(")");
+                    }
+                    crate::Backend::Postgres(_) => {
+                        let expression =
+                            words.iter().map(|w| format!("'{}':*", w.replace('\'', "''").replace('\\', "\\\\"))).collect::<Vec<_>>().join(" & ");
+                        query
+                            .push(" AND to_tsvector('simple', e.subject) @@ to_tsquery('simple', ")
+                            .push_bind(expression)
+                            .push(")");
+                    }
+                }
             }
             if let Some(cursor) = before {
                 query

@@ -173,8 +173,11 @@ CREATE TABLE interaction_entries (
     UNIQUE (message_record_id, salesperson_code, contact_no, direction)
 );
 CREATE INDEX interaction_entries_occurred ON interaction_entries (occurred_at, entry_no);
-CREATE INDEX interaction_entries_contact ON interaction_entries (contact_no, entry_no);
-CREATE INDEX interaction_entries_salesperson ON interaction_entries (salesperson_code, entry_no);
+-- The log is read newest first, often for one contact, company or
+-- salesperson: each filter has an index in that order.
+CREATE INDEX interaction_entries_contact ON interaction_entries (contact_no, occurred_at, entry_no);
+CREATE INDEX interaction_entries_company ON interaction_entries (contact_company_no, occurred_at, entry_no);
+CREATE INDEX interaction_entries_salesperson ON interaction_entries (salesperson_code, occurred_at, entry_no);
 
 CREATE TABLE entry_comments (
     entry_no INTEGER NOT NULL REFERENCES interaction_entries (entry_no) ON DELETE CASCADE,

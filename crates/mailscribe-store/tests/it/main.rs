@@ -514,13 +514,14 @@ async fn the_log_filters_and_pages_newest_first(store: &Store) {
     assert_eq!(page(by(|f| f.company_no = Some("CO1".into())), None, 10).await, "43210");
     assert_eq!(page(by(|f| f.direction = Some("inbound".into())), None, 10).await, "420");
     assert_eq!(page(by(|f| { f.from = Some(at(9)); f.to = Some(at(11)); }), None, 10).await, "21");
-    // Word prefixes, any case; LIKE wildcards in the text are literal.
+    // Word prefixes, any case, every word; punctuation only separates words.
     assert_eq!(page(by(|f| f.text = Some("spring3".into())), None, 10).await, "3");
     assert_eq!(page(by(|f| f.text = Some("SPRING".into())), None, 10).await, "43210");
     assert_eq!(page(by(|f| f.text = Some("pring".into())), None, 10).await, "", "not a word prefix");
     assert_eq!(page(by(|f| f.text = Some("offer_2".into())), None, 10).await, "2");
+    assert_eq!(page(by(|f| f.text = Some("disc spring4".into())), None, 10).await, "4");
     assert_eq!(page(by(|f| f.text = Some("100%".into())), None, 10).await, "43210");
-    assert_eq!(page(by(|f| f.text = Some("offer%".into())), None, 10).await, "");
+    assert_eq!(page(by(|f| f.text = Some("\"spring*\" OR 'x' & !:*".into())), None, 10).await, "", "no query syntax gets through");
 
     let no = store.entries_page(&EntryFilter::default(), None, 1).await.unwrap()[0].entry_no;
     store.add_entry_comment(no, "called back", at(21)).await.unwrap();

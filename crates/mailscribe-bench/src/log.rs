@@ -1,0 +1,117 @@
+//! The interaction log with 1,000,000 entries: the server-side time of the
+//! first page, unfiltered and filtered by contact, salesperson and subject
+//! text, on SQLite and PostgreSQL.
+
+use std::time::Instant;
+
+use chrono::{Duration, TimeZone, Utc};
+use mailscribe_core::{ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, SalespersonCode};
+use mailscribe_store::{DecidedCopy, EntryFilter, Store};
+use mailscribe_testkit::TestDatabase;
+
+use crate::measure::percentile;
+use crate::messages::Lcg;
+
+const ENTRIES: u32 = 1_000_000;
+const CONTACTS: u64 = 10_000;
+const SALESPEOPLE: u64 = 50;
+const BATCH: u32 = 1000;
+const QUERIES: usize = 50;
+const PAGE: i64 = 50;
+
+/// 100 topic words: a subject word matches about 1% of the entries.
+fn topic(n: u64) -> String {
+    format!("topic{:02}", n % 100)
+}
+
+async fn fill(store: &Store) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut rng = Lcg(99);
+    let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0 };
+    let epoch = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let mut first = 0;
+    while first < ENTRIES {
+        let copies: Vec<DecidedCopy> = (first..first + BATCH)
+            .map(|i| {
+                let at = epoch + Duration::seconds(i64::from(i) * 60);
+                let contact = 1 + rng.next(CONTACTS);
+                DecidedCopy {
+                    mailbox: "bench".into(),
+                    uid_validity: 1,
+                    uid: i + 1,
+                    run_id: 1,
+                    message_id: Some(format!("<log-{i}@bench.example>")),
+                    message_key: format!("mid:log-{i}@bench.example"),
+                    sha256: String::new(),
+                    sender: None,
+                    subject: format!("Re: {} about {} order {i}", topic(rng.next(1000)), topic(rng.next(1000) + 7)),
+                    reason: Reason::Logged,
+                    ambiguous: false,
+                    error: None,
+                    entries: vec![PlannedEntry {
+                        direction: if i % 2 == 0 { Direction::Inbound } else { Direction::Outbound },
+                        salesperson: SalespersonCode::parse(&format!("SP{}", 1 + rng.next(SALESPEOPLE))).expect("code"),
+                        contact: ContactRef {
+                            no: ContactNo::parse(&contact.to_string()).expect("number"),
+                            company_no: ContactNo::parse(&format!("CO-{}", contact % 1000)).ok(),
+                        },
+                    }],
+                    occurred_at: at,
+                    sent_at: Some(at),
+                    received_at: at,
+                    date_fallback: false,
+                    size: 0,
+                    raw: None,
+                }
+            })
+            .collect();
+        store.commit_batch(&copies, &template, Utc::now()).await?;
+        first += BATCH;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn time_first_pages(store: &Store, label: &str, make: impl Fn(&mut Lcg) -> EntryFilter) -> anyhow::Result<()> {
+    let mut rng = Lcg(5);
+    let mut timings = Vec::with_capacity(QUERIES);
+    let mut rows = 0;
+    for _ in 0..QUERIES {
+        let filter = make(&mut rng);
+        let started = Instant::now();
+        rows += store.entries_page(&filter, None, PAGE).await?.len();
+        timings.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    timings.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "     {label:<26} p50 {:>7.2} ms  p95 {:>7.2} ms  max {:>7.2} ms  ({} rows per page on average)",
+        percentile(&timings, 0.5),
+        percentile(&timings, 0.95),
+        timings.last().copied().unwrap_or(0.0),
+        rows / QUERIES
+    );
+    Ok(())
+}
+
+async fn bench(store: &Store, backend: &str) -> anyhow::Result<()> {
+    let seconds = fill(store).await?;
+    println!("   {backend}: {ENTRIES} entries written in {seconds:.0} s; first page ({PAGE} rows, newest first), {QUERIES} queries each:");
+    time_first_pages(store, "unfiltered", |_| EntryFilter::default()).await?;
+    time_first_pages(store, "by contact", |rng| EntryFilter { contact_no: Some((1 + rng.next(CONTACTS)).to_string()), ..Default::default() }).await?;
+    time_first_pages(store, "by salesperson", |rng| EntryFilter { salesperson_code: Some(format!("SP{}", 1 + rng.next(SALESPEOPLE))), ..Default::default() }).await?;
+    time_first_pages(store, "by subject word (~1%)", |rng| EntryFilter { text: Some(topic(rng.next(100))), ..Default::default() }).await?;
+    time_first_pages(store, "by subject prefix (~1%)", |rng| EntryFilter { text: Some(topic(rng.next(100))[..7].to_owned()), ..Default::default() }).await?;
+    Ok(())
+}
+
+pub(crate) async fn log() -> anyhow::Result<()> {
+    println!("== interaction log: {ENTRIES} entries, {CONTACTS} contacts, {SALESPEOPLE} salespeople (goal: p95 under 50 ms)");
+    let sqlite = TestDatabase::sqlite();
+    let store = Store::open(&sqlite.url().parse()?).await?;
+    bench(&store, "SQLite").await?;
+    store.close().await;
+    let postgres = TestDatabase::postgres().await;
+    let store = Store::open(&postgres.url().parse()?).await?;
+    bench(&store, "PostgreSQL").await?;
+    store.close().await;
+    Ok(())
+}
