@@ -86,6 +86,42 @@ pub struct DispositionUpdate {
     pub storage: Option<(String, u32, u32)>,
 }
 
+/// Inserts `(copy, entry, message record id)` rows into the interaction
+/// log, the template's cost and duration copied to each. A macro, not a
+/// function, so that it expands for each backend's connection type.
+macro_rules! insert_entries {
+    ($connection:expr, $rows:expr, $template:expr) => {{
+        let template: &InteractionTemplate = $template;
+        let mut insert = QueryBuilder::new(
+            "INSERT INTO interaction_entries (message_record_id, contact_no, contact_company_no, \
+             salesperson_code, occurred_at, description, subject, direction, initiated_by, \
+             correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
+             attempt_failed, canceled, opportunity_no, date_fallback) ",
+        );
+        insert.push_values($rows, |mut b, (copy, entry, record): &(&DecidedCopy, &PlannedEntry, i64)| {
+            b.push_bind(*record)
+                .push_bind(entry.contact.no.as_str())
+                .push_bind(entry.contact.company_no.as_ref().map(|c| c.as_str()))
+                .push_bind(entry.salesperson.as_str())
+                .push_bind(copy.occurred_at)
+                .push_bind(copy.subject.as_str())
+                .push_bind(copy.subject.as_str())
+                .push_bind(entry.direction.as_str())
+                .push_bind(entry.direction.initiated_by().as_str())
+                .push_bind("email")
+                .push_bind(template.code.as_str())
+                .push_bind(template.cost.hundredths())
+                .push_bind(i64::from(template.duration_minutes))
+                .push_bind(true)
+                .push_bind(false)
+                .push_bind(false)
+                .push_bind(None::<String>)
+                .push_bind(copy.date_fallback);
+        });
+        insert.build().execute($connection).await?;
+    }};
+}
+
 fn compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = DeflateEncoder::new(Vec::with_capacity(raw.len() / 3), Compression::fast());
     encoder.write_all(raw)?;
@@ -341,33 +377,7 @@ impl Store {
                 })
                 .collect();
             for chunk in entries.chunks(200) {
-                let mut insert = QueryBuilder::new(
-                    "INSERT INTO interaction_entries (message_record_id, contact_no, contact_company_no, \
-                     salesperson_code, occurred_at, description, subject, direction, initiated_by, \
-                     correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
-                     attempt_failed, canceled, opportunity_no, date_fallback) ",
-                );
-                insert.push_values(chunk, |mut b, (copy, entry, record)| {
-                    b.push_bind(*record)
-                        .push_bind(entry.contact.no.as_str())
-                        .push_bind(entry.contact.company_no.as_ref().map(|c| c.as_str()))
-                        .push_bind(entry.salesperson.as_str())
-                        .push_bind(copy.occurred_at)
-                        .push_bind(copy.subject.as_str())
-                        .push_bind(copy.subject.as_str())
-                        .push_bind(entry.direction.as_str())
-                        .push_bind(entry.direction.initiated_by().as_str())
-                        .push_bind("email")
-                        .push_bind(template.code.as_str())
-                        .push_bind(template.cost.hundredths())
-                        .push_bind(i64::from(template.duration_minutes))
-                        .push_bind(true)
-                        .push_bind(false)
-                        .push_bind(false)
-                        .push_bind(None::<String>)
-                        .push_bind(copy.date_fallback);
-                });
-                insert.build().execute(&mut *tx).await?;
+                insert_entries!(&mut *tx, chunk, template);
             }
             tx.commit().await?;
             Ok(copies
@@ -474,33 +484,9 @@ impl Store {
                             .await?;
                             let message_record_id: i64 = row.try_get("id")?;
                             if !copy.entries.is_empty() {
-                                let mut insert = QueryBuilder::new(
-                                    "INSERT INTO interaction_entries (message_record_id, contact_no, contact_company_no, \
-                                     salesperson_code, occurred_at, description, subject, direction, initiated_by, \
-                                     correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
-                                     attempt_failed, canceled, opportunity_no, date_fallback) ",
-                                );
-                                insert.push_values(&copy.entries, |mut b, entry| {
-                                    b.push_bind(message_record_id)
-                                        .push_bind(entry.contact.no.as_str())
-                                        .push_bind(entry.contact.company_no.as_ref().map(|c| c.as_str()))
-                                        .push_bind(entry.salesperson.as_str())
-                                        .push_bind(copy.occurred_at)
-                                        .push_bind(copy.subject.as_str())
-                                        .push_bind(copy.subject.as_str())
-                                        .push_bind(entry.direction.as_str())
-                                        .push_bind(entry.direction.initiated_by().as_str())
-                                        .push_bind("email")
-                                        .push_bind(template.code.as_str())
-                                        .push_bind(template.cost.hundredths())
-                                        .push_bind(i64::from(template.duration_minutes))
-                                        .push_bind(true)
-                                        .push_bind(false)
-                                        .push_bind(false)
-                                        .push_bind(None::<String>)
-                                        .push_bind(copy.date_fallback);
-                                });
-                                insert.build().execute(&mut *savepoint).await?;
+                                let rows: Vec<(&DecidedCopy, &PlannedEntry, i64)> =
+                                    copy.entries.iter().map(|entry| (copy, entry, message_record_id)).collect();
+                                insert_entries!(&mut *savepoint, &rows, template);
                             }
                             Some(message_record_id)
                         }

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Utc;
-use mailscribe_core::{ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, Role, SalespersonCode};
-use mailscribe_store::DecidedCopy;
+use mailscribe_core::Role;
 use mailscribe_testkit::Browser;
 use mailscribe_web::{AppState, router};
 
-use crate::App;
+use crate::{App, logged_copy};
 
 /// A server that counts the connections it gets: the "remote image host".
 fn trap() -> (u16, Arc<AtomicUsize>) {
@@ -54,32 +53,8 @@ async fn sign_in_filter_open_view_and_create_an_opportunity_in_chromium() {
     let app = App::new().await;
     app.seed_entries().await;
     let (trap_port, trap_hits) = trap();
-    let copy = DecidedCopy {
-        mailbox: "m".into(),
-        uid_validity: 1,
-        uid: 100,
-        run_id: 1,
-        message_id: Some("<quarterly@customer.example>".into()),
-        message_key: "mid:quarterly@customer.example".into(),
-        sha256: "11".repeat(32),
-        sender: Some("c1@customer.example".into()),
-        subject: "Quarterly review".into(),
-        reason: Reason::Logged,
-        ambiguous: false,
-        error: None,
-        entries: vec![PlannedEntry {
-            direction: Direction::Inbound,
-            salesperson: SalespersonCode::parse("SP1").unwrap(),
-            contact: ContactRef { no: ContactNo::parse("1").unwrap(), company_no: Some(ContactNo::parse("CO1").unwrap()) },
-        }],
-        occurred_at: Utc::now(),
-        sent_at: None,
-        received_at: Utc::now(),
-        date_fallback: false,
-        size: 100,
-        raw: Some(hostile_message(trap_port).into_bytes()),
-    };
-    let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: "2.50".parse().unwrap(), duration_minutes: 5 };
+    let copy = logged_copy(100, "quarterly@customer.example", "Quarterly review", "SP1", "1", Some(hostile_message(trap_port).into_bytes()));
+    let template = crate::email_template();
     app.store.commit_batch(&[copy], &template, Utc::now()).await.unwrap();
     app.add_user("root", Role::Admin, None).await;
 

@@ -108,44 +108,53 @@ impl App {
     }
 
     /// Entries: SP1 writes to contact 1 (three), SP2 to contact 2 (two).
-    async fn seed_entries(&self) -> Vec<i64> {
+    pub(crate) async fn seed_entries(&self) -> Vec<i64> {
         let copies: Vec<DecidedCopy> = (0..5u32)
             .map(|i| {
                 let (sp, contact) = if i < 3 { ("SP1", "1") } else { ("SP2", "2") };
-                let at = Utc.with_ymd_and_hms(2026, 3, 3, 8 + i, 0, 0).unwrap();
-                DecidedCopy {
-                    mailbox: "m".into(),
-                    uid_validity: 1,
-                    uid: i + 1,
-                    run_id: 1,
-                    message_id: Some(format!("<m{i}@x>")),
-                    message_key: format!("mid:m{i}@x"),
-                    sha256: "00".repeat(32),
-                    sender: Some("sp@ourco.example".into()),
-                    subject: if i == 4 { "<script>alert(1)</script> offer".into() } else { format!("Offer number {i}") },
-                    reason: Reason::Logged,
-                    ambiguous: false,
-                    error: None,
-                    entries: vec![PlannedEntry {
-                        direction: Direction::Outbound,
-                        salesperson: SalespersonCode::parse(sp).unwrap(),
-                        contact: ContactRef { no: ContactNo::parse(contact).unwrap(), company_no: None },
-                    }],
-                    occurred_at: at,
-                    sent_at: Some(at),
-                    received_at: at,
-                    date_fallback: false,
-                    size: 10,
-                    raw: None,
-                }
+                let subject = if i == 4 { "<script>alert(1)</script> offer".to_owned() } else { format!("Offer number {i}") };
+                logged_copy(i + 1, &format!("m{i}@x"), &subject, sp, contact, None)
             })
             .collect();
-        let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0 };
-        self.store.commit_batch(&copies, &template, Utc::now()).await.unwrap();
+        self.store.commit_batch(&copies, &email_template(), Utc::now()).await.unwrap();
         let mut numbers: Vec<i64> = self.store.entries_after(0, 100).await.unwrap().iter().map(|e| e.entry_no).collect();
         numbers.sort();
         numbers
     }
+}
+
+/// One logged copy with one entry for `salesperson` and `contact`.
+pub(crate) fn logged_copy(uid: u32, key: &str, subject: &str, salesperson: &str, contact: &str, raw: Option<Vec<u8>>) -> DecidedCopy {
+    let at = Utc.with_ymd_and_hms(2026, 3, 3, 8, 0, 0).unwrap() + chrono::Duration::hours(i64::from(uid));
+    DecidedCopy {
+        mailbox: "m".into(),
+        uid_validity: 1,
+        uid,
+        run_id: 1,
+        message_id: Some(format!("<{key}>")),
+        message_key: format!("mid:{key}"),
+        sha256: "00".repeat(32),
+        sender: Some("someone@customer.example".into()),
+        subject: subject.into(),
+        reason: Reason::Logged,
+        ambiguous: false,
+        error: None,
+        entries: vec![PlannedEntry {
+            direction: Direction::Outbound,
+            salesperson: SalespersonCode::parse(salesperson).unwrap(),
+            contact: ContactRef { no: ContactNo::parse(contact).unwrap(), company_no: None },
+        }],
+        occurred_at: at,
+        sent_at: Some(at),
+        received_at: at,
+        date_fallback: false,
+        size: raw.as_ref().map_or(10, |r| r.len() as u64),
+        raw,
+    }
+}
+
+pub(crate) fn email_template() -> InteractionTemplate {
+    InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0 }
 }
 
 fn json(reply: &Reply) -> serde_json::Value {

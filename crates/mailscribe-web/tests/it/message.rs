@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use chrono::Utc;
-use mailscribe_core::{ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, Role, SalespersonCode};
+use mailscribe_core::Role;
 use mailscribe_mail::{ConnectionConfig, Credentials, Security, Session};
-use mailscribe_store::{DecidedCopy, DispositionUpdate, MessageRecord};
+use mailscribe_store::{DispositionUpdate, MessageRecord};
 use mailscribe_testkit::{Dovecot, STORAGE};
 use mailscribe_web::{AppState, MessageSource, router};
 use secrecy::SecretString;
 
-use crate::App;
+use crate::{App, email_template, logged_copy};
 
 const HOSTILE: &str = "From: Carl <c1@customer.example>\r\nTo: sp1@ourco.example\r\nSubject: Your offer\r\n\
 Message-ID: <hostile@customer.example>\r\nDate: Tue, 3 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
@@ -26,32 +26,8 @@ Content-Disposition: attachment; filename=\"../page.html\"\r\n\r\n<script>alert(
 /// Logs HOSTILE for SP1 (with its bytes kept when `full`) and returns the
 /// entry number and the ledger id.
 async fn log_hostile(app: &App, full: bool) -> (i64, i64) {
-    let copy = DecidedCopy {
-        mailbox: "m".into(),
-        uid_validity: 1,
-        uid: 1,
-        run_id: 1,
-        message_id: Some("<hostile@customer.example>".into()),
-        message_key: "mid:hostile@customer.example".into(),
-        sha256: "00".repeat(32),
-        sender: Some("c1@customer.example".into()),
-        subject: "Your offer".into(),
-        reason: Reason::Logged,
-        ambiguous: false,
-        error: None,
-        entries: vec![PlannedEntry {
-            direction: Direction::Inbound,
-            salesperson: SalespersonCode::parse("SP1").unwrap(),
-            contact: ContactRef { no: ContactNo::parse("1").unwrap(), company_no: None },
-        }],
-        occurred_at: Utc::now(),
-        sent_at: None,
-        received_at: Utc::now(),
-        date_fallback: false,
-        size: HOSTILE.len() as u64,
-        raw: full.then(|| HOSTILE.as_bytes().to_vec()),
-    };
-    let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0 };
+    let copy = logged_copy(1, "hostile@customer.example", "Your offer", "SP1", "1", full.then(|| HOSTILE.as_bytes().to_vec()));
+    let template = email_template();
     let committed = app.store.commit_batch(&[copy], &template, Utc::now()).await.unwrap();
     let entry = app.store.entries_after(0, 1).await.unwrap().remove(0);
     (entry.entry_no, committed[0].ledger_id)
