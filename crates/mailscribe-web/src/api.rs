@@ -112,3 +112,137 @@ pub(crate) async fn interaction(
     value["comments"] = serde_json::Value::Array(comments);
     Ok(Json(value))
 }
+
+/// The OpenAPI 3 description of this API. The tests check it against the
+/// router and against real answers.
+pub(crate) async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_document())
+}
+
+pub(crate) fn openapi_document() -> serde_json::Value {
+    let string = serde_json::json!({ "type": "string" });
+    let nullable_string = serde_json::json!({ "type": "string", "nullable": true });
+    let integer = serde_json::json!({ "type": "integer", "format": "int64" });
+    let boolean = serde_json::json!({ "type": "boolean" });
+    let error = serde_json::json!({ "$ref": "#/components/responses/Error" });
+    let filter = |name: &str, description: &str| {
+        serde_json::json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description })
+    };
+    serde_json::json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Mailscribe API",
+            "version": "1",
+            "description": "The interaction log of Mailscribe. Authenticate with `Authorization: Bearer <token>` (`mailscribe token create`) or the session cookie. A salesperson sees only their own entries."
+        },
+        "servers": [{ "url": "/" }],
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "paths": {
+            "/api/v1/me": {
+                "get": {
+                    "summary": "Who the caller is",
+                    "responses": {
+                        "200": { "description": "The caller", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Me" } } } },
+                        "401": error
+                    }
+                }
+            },
+            "/api/v1/interactions": {
+                "get": {
+                    "summary": "The interaction log, newest first, a page at a time",
+                    "parameters": [
+                        filter("contact", "Contact number"),
+                        filter("company", "Company contact number"),
+                        filter("salesperson", "Salesperson code (ignored for salesperson accounts, which see only their own)"),
+                        filter("from", "First day, YYYY-MM-DD in the configured time zone"),
+                        filter("to", "Last day, YYYY-MM-DD in the configured time zone"),
+                        filter("direction", "inbound or outbound"),
+                        filter("q", "Words that must each start a word of the subject"),
+                        filter("before_at", "Cursor: next_before_at of the previous page"),
+                        { "name": "before_no", "in": "query", "required": false, "schema": integer, "description": "Cursor: next_before_no of the previous page" },
+                        { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }
+                    ],
+                    "responses": {
+                        "200": { "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionPage" } } } },
+                        "400": error,
+                        "401": error
+                    }
+                }
+            },
+            "/api/v1/interactions/{entry_no}": {
+                "get": {
+                    "summary": "One entry with its comments",
+                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
+                    "responses": {
+                        "200": { "description": "The entry", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionWithComments" } } } },
+                        "401": error,
+                        "404": error
+                    }
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3" } } }
+            }
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "mailscribe_session" }
+            },
+            "responses": {
+                "Error": {
+                    "description": "An error with a stable code; a 500 carries a request id instead of details",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                }
+            },
+            "schemas": {
+                "Me": {
+                    "type": "object",
+                    "required": ["id", "name", "role", "salesperson_code"],
+                    "properties": { "id": integer, "name": string, "role": { "type": "string", "enum": ["admin", "user", "salesperson"] }, "salesperson_code": nullable_string }
+                },
+                "Interaction": {
+                    "type": "object",
+                    "required": ["entry_no", "date", "time", "occurred_at", "direction", "initiated_by", "salesperson_code", "contact_no",
+                                 "contact_company_no", "subject", "message_id", "template_code", "cost", "duration_minutes", "canceled",
+                                 "opportunity_no", "message_record_id"],
+                    "properties": {
+                        "entry_no": integer, "date": string, "time": string, "occurred_at": { "type": "string", "format": "date-time" },
+                        "direction": { "type": "string", "enum": ["inbound", "outbound"] },
+                        "initiated_by": { "type": "string", "enum": ["us", "them"] },
+                        "salesperson_code": string, "contact_no": string, "contact_company_no": nullable_string,
+                        "subject": string, "message_id": nullable_string, "template_code": string,
+                        "cost": { "type": "string", "description": "Decimal with two digits" },
+                        "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": integer
+                    }
+                },
+                "InteractionWithComments": {
+                    "allOf": [
+                        { "$ref": "#/components/schemas/Interaction" },
+                        { "type": "object", "required": ["comments"], "properties": { "comments": { "type": "array", "items": {
+                            "type": "object", "required": ["line_no", "created_at", "comment"],
+                            "properties": { "line_no": integer, "created_at": { "type": "string", "format": "date-time" }, "comment": string }
+                        } } } }
+                    ]
+                },
+                "InteractionPage": {
+                    "type": "object",
+                    "required": ["items", "next_before_at", "next_before_no"],
+                    "properties": {
+                        "items": { "type": "array", "items": { "$ref": "#/components/schemas/Interaction" } },
+                        "next_before_at": nullable_string,
+                        "next_before_no": { "type": "integer", "format": "int64", "nullable": true }
+                    }
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": { "error": { "type": "object", "required": ["code", "message", "request_id"], "properties": {
+                        "code": { "type": "string", "enum": ["unauthenticated", "forbidden", "not_found", "gone", "bad_request", "too_many_attempts", "internal"] },
+                        "message": string, "request_id": nullable_string
+                    } } }
+                }
+            }
+        }
+    })
+}

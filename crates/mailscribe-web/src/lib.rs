@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/decisions", get(sales::decisions))
         .route("/interactions/{entry_no}/message", get(message::show))
         .route("/interactions/{entry_no}/message/attachments/{index}", get(message::attachment))
+        .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/interactions", get(api::interactions))
         .route("/api/v1/interactions/{entry_no}", get(api::interaction))

@@ -382,3 +382,71 @@ async fn runs_and_decisions_are_for_admins_and_users_only() {
     assert_eq!(app.get("/runs", Some(&sally)).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get("/decisions", Some(&sally)).await.status, StatusCode::NOT_FOUND);
 }
+
+/// Checks that `value` has every property the schema requires, and no
+/// other, following `$ref` and `allOf` (the subset of OpenAPI we use).
+fn check_against(document: &serde_json::Value, schema: &serde_json::Value, value: &serde_json::Value, at: &str) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        return check_against(document, &document["components"]["schemas"][name], value, at);
+    }
+    if let Some(parts) = schema["allOf"].as_array() {
+        let mut merged = serde_json::Map::new();
+        for part in parts {
+            let part = match part["$ref"].as_str() {
+                Some(reference) => &document["components"]["schemas"][reference.rsplit('/').next().unwrap()],
+                None => part,
+            };
+            for (key, property) in part["properties"].as_object().unwrap() {
+                merged.insert(key.clone(), property.clone());
+            }
+        }
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), merged.len(), "{at}: {keys:?}");
+        return;
+    }
+    match schema["type"].as_str() {
+        Some("object") => {
+            let object = value.as_object().unwrap_or_else(|| panic!("{at}: not an object: {value}"));
+            let properties = schema["properties"].as_object().unwrap();
+            for required in schema["required"].as_array().unwrap() {
+                assert!(object.contains_key(required.as_str().unwrap()), "{at}: {required} is missing");
+            }
+            for (key, item) in object {
+                let property = properties.get(key).unwrap_or_else(|| panic!("{at}: {key} is not documented"));
+                if !(item.is_null() && property["nullable"] == true) {
+                    check_against(document, property, item, &format!("{at}.{key}"));
+                }
+            }
+        }
+        Some("array") => {
+            for (i, item) in value.as_array().unwrap().iter().enumerate() {
+                check_against(document, &schema["items"], item, &format!("{at}[{i}]"));
+            }
+        }
+        Some("string") => assert!(value.is_string(), "{at}: not a string: {value}"),
+        Some("integer") => assert!(value.is_i64(), "{at}: not an integer: {value}"),
+        Some("boolean") => assert!(value.is_boolean(), "{at}: not a boolean: {value}"),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_what_the_api_answers() {
+    let app = App::new().await;
+    let numbers = app.seed_entries().await;
+    app.add_user("uma", Role::User, None).await;
+    let uma = app.login("uma").await;
+    let document = json(&app.get("/api/v1/openapi.json", None).await);
+    assert_eq!(document["openapi"], "3.0.3");
+    let paths = document["paths"].as_object().unwrap();
+    for path in ["/api/v1/me", "/api/v1/interactions", "/api/v1/interactions/{entry_no}", "/api/v1/openapi.json"] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    let schema = |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    check_against(&document, &schema("Me"), &json(&app.get("/api/v1/me", Some(&uma)).await), "me");
+    check_against(&document, &schema("InteractionPage"), &json(&app.get("/api/v1/interactions?limit=2", Some(&uma)).await), "page");
+    let one = json(&app.get(&format!("/api/v1/interactions/{}", numbers[0]), Some(&uma)).await);
+    check_against(&document, &schema("InteractionWithComments"), &one, "entry");
+    check_against(&document, &schema("Error"), &json(&app.get("/api/v1/interactions/999999", Some(&uma)).await), "error");
+}
