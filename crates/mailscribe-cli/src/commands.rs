@@ -18,8 +18,9 @@ use crate::secrets::{KeyRing, SourceError, resolve};
 use crate::{
     Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, MailboxCommand, RunArgs,
     SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, TokenCommand, UserCommand, exit,
-    export, import,
+    export,
 };
+use mailscribe_core::import;
 
 /// The purposes bound into sealed secrets: one cannot stand in for another.
 pub(crate) const PASSWORD_PURPOSE: &str = "imap-password";

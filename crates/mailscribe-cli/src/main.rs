@@ -5,7 +5,6 @@
 
 mod commands;
 mod export;
-mod import;
 mod secrets;
 mod wizard;
 

@@ -9,6 +9,7 @@ pub mod access;
 pub mod address;
 pub mod decision;
 pub mod directory;
+pub mod import;
 pub mod message_id;
 pub mod message_view;
 pub mod money;

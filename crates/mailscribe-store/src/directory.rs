@@ -391,3 +391,55 @@ impl Store {
         Ok(contacts)
     }
 }
+
+impl Store {
+    /// Contacts whose number or name contains `text` (any case), by number.
+    pub async fn contacts_page(&self, text: Option<&str>, limit: i64) -> Result<Vec<ContactRow>> {
+        let numbers: Vec<String> = with_pool!(self, |pool| {
+            let mut query = QueryBuilder::new("SELECT no FROM contacts WHERE 1 = 1");
+            if let Some(text) = text {
+                let pattern = format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                query
+                    .push(" AND (LOWER(no) LIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\' OR LOWER(name) LIKE ")
+                    .push_bind(pattern)
+                    .push(" ESCAPE '\\')");
+            }
+            query.push(" ORDER BY no LIMIT ").push_bind(limit);
+            query.build().fetch_all(pool).await?.iter().map(|r| Ok(r.try_get("no")?)).collect::<Result<Vec<String>>>()?
+        });
+        let mut rows = Vec::with_capacity(numbers.len());
+        for no in numbers {
+            rows.extend(self.contact(&no).await?);
+        }
+        Ok(rows)
+    }
+
+    pub async fn contact(&self, no: &str) -> Result<Option<ContactRow>> {
+        let rows: Vec<(String, String, String, Option<String>, Option<String>)> = with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT c.no, c.name, c.kind, c.company_no, a.address FROM contacts c \
+                 LEFT JOIN contact_addresses a ON a.contact_no = c.no WHERE c.no = $1 ORDER BY a.position",
+            )
+            .bind(no)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("no")?, r.try_get("name")?, r.try_get("kind")?, r.try_get("company_no")?, r.try_get("address")?)))
+            .collect::<Result<Vec<_>>>()?
+        });
+        let Some((no, name, kind, company_no, _)) = rows.first().cloned() else { return Ok(None) };
+        Ok(Some(ContactRow {
+            no: ContactNo::parse(&no).map_err(corrupt)?,
+            name,
+            kind: ContactKind::parse(&kind).ok_or_else(|| corrupt(format!("contact kind '{kind}'")))?,
+            company_no: company_no.as_deref().map(ContactNo::parse).transpose().map_err(corrupt)?,
+            addresses: rows
+                .iter()
+                .filter_map(|r| r.4.as_deref())
+                .map(|a| EmailAddress::parse(a).map_err(corrupt))
+                .collect::<Result<Vec<_>>>()?,
+        }))
+    }
+}

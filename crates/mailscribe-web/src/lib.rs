@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod message;
 mod pages;
+mod people;
 mod sales;
 
 use std::sync::Arc;
@@ -58,6 +59,12 @@ pub fn router(state: AppState) -> Router {
         .route("/interactions/{entry_no}/opportunity", post(sales::from_entry))
         .route("/opportunities", get(sales::list).post(sales::create))
         .route("/opportunities/{no}", get(sales::card).post(sales::update))
+        .route("/contacts", get(people::contacts))
+        .route("/contacts/import", post(people::import_contacts))
+        .route("/contacts/{no}", get(people::contact))
+        .route("/salespeople", get(people::salespeople))
+        .route("/salespeople/import", post(people::import_salespeople))
+        .route("/salespeople/{code}", get(people::salesperson))
         .route("/runs", get(sales::runs))
         .route("/decisions", get(sales::decisions))
         .route("/interactions/{entry_no}/message", get(message::show))

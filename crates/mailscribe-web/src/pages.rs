@@ -64,7 +64,7 @@ pub(crate) fn view(row: &EntryRow, tz: Tz) -> EntryView {
 
 /// The filters of the log, as the page's form and the API send them.
 /// Empty fields mean "any".
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub(crate) struct LogQuery {
     #[serde(default)]
     pub(crate) contact: String,

@@ -450,3 +450,60 @@ async fn the_openapi_document_describes_what_the_api_answers() {
     check_against(&document, &schema("InteractionWithComments"), &one, "entry");
     check_against(&document, &schema("Error"), &json(&app.get("/api/v1/interactions/999999", Some(&uma)).await), "error");
 }
+
+#[tokio::test]
+async fn contacts_and_salespeople_with_their_history_and_csv_import() {
+    let app = App::new().await;
+    app.seed_entries().await;
+    app.add_user("root", Role::Admin, None).await;
+    app.add_user("sally", Role::Salesperson, Some("SP1")).await;
+    let root = app.login("root").await;
+    let csrf = app.get("/contacts", Some(&root)).await.csrf();
+
+    // A bad file imports nothing and says where.
+    let bad = "no,name,email,company\n1,Carl,c1@customer.example,Customer Corp\n1,Again,x@y.example,\n";
+    let reply = app
+        .send("POST", "/contacts/import", &[("mailscribe_session", &root)], Some(&format!("csrf={csrf}&csv={}", urlencode(bad))), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("line 3: the number 1 is also on line 2"), "{}", reply.body);
+    assert!(app.store.contact("1").await.unwrap().is_none());
+
+    let good = "no,name,email,company\n1,Carl,c1@customer.example,Customer Corp\n2,Cora,c2@customer.example,Customer Corp\n";
+    let reply = app
+        .send("POST", "/contacts/import", &[("mailscribe_session", &root)], Some(&format!("csrf={csrf}&csv={}", urlencode(good))), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let list = app.get("/contacts?q=car", Some(&root)).await;
+    assert!(list.body.contains("Carl") && !list.body.contains("Cora"), "{}", list.body);
+    let card = app.get("/contacts/1", Some(&root)).await;
+    assert!(card.body.contains("c1@customer.example") && card.body.contains("/contacts/CO-1"));
+    assert_eq!(card.body.matches("<tr><td><a href=\"/interactions/").count(), 3, "contact 1's history");
+
+    let people = "code,name,email\nSP1,Sally,sp1@ourco.example\nSP2,Sam,sp2@ourco.example\n";
+    let reply = app
+        .send("POST", "/salespeople/import", &[("mailscribe_session", &root)], Some(&format!("csrf={csrf}&csv={}", urlencode(people))), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+
+    // A salesperson sees only themselves, and only their own history.
+    let sally = app.login("sally").await;
+    let list = app.get("/salespeople", Some(&sally)).await;
+    assert!(list.body.contains("Sally") && !list.body.contains("Sam"));
+    assert_eq!(app.get("/salespeople/SP2", Some(&sally)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/contacts/2", Some(&sally)).await.body.matches("<tr><td><a href=\"/interactions/").count(), 0);
+    let sally_csrf = list.csrf();
+    let denied = app
+        .send("POST", "/salespeople/import", &[("mailscribe_session", &sally)], Some(&format!("csrf={sally_csrf}&csv={}", urlencode(people))), None)
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -1,4 +1,5 @@
-//! Reading the salespeople and contacts CSV files.
+//! Reading the salespeople and contacts CSV files, for the CLI and the
+//! web app alike.
 //!
 //! The whole file is read and checked before anything is stored, and every
 //! bad row is reported with its line number, so that a file is imported
@@ -7,13 +8,13 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use mailscribe_core::{Contact, ContactKind, ContactNo, EmailAddress, Salesperson, SalespersonCode};
+use crate::{Contact, ContactKind, ContactNo, EmailAddress, Salesperson, SalespersonCode};
 
 /// One problem in a file, at a line (1 is the header).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RowError {
-    pub(crate) line: u64,
-    pub(crate) message: String,
+pub struct RowError {
+    pub line: u64,
+    pub message: String,
 }
 
 impl fmt::Display for RowError {
@@ -116,7 +117,7 @@ fn parse_addresses(line: u64, field: &str, problems: &mut Vec<RowError>) -> Vec<
 }
 
 /// `code,name,email`; `email` may hold several addresses separated by `;`.
-pub(crate) fn read_salespeople(bytes: &[u8]) -> Result<Vec<(u64, Salesperson)>, Vec<RowError>> {
+pub fn read_salespeople(bytes: &[u8]) -> Result<Vec<(u64, Salesperson)>, Vec<RowError>> {
     let table = read_table(bytes, &["code", "name", "email"], &[])?;
     let mut problems = Vec::new();
     let mut people = Vec::new();
@@ -156,7 +157,7 @@ pub(crate) fn read_salespeople(bytes: &[u8]) -> Result<Vec<(u64, Salesperson)>, 
 }
 
 /// `no,name,email,company`, and optionally `type` (`person` or `company`).
-pub(crate) fn read_contacts(bytes: &[u8]) -> Result<Vec<(u64, Contact)>, Vec<RowError>> {
+pub fn read_contacts(bytes: &[u8]) -> Result<Vec<(u64, Contact)>, Vec<RowError>> {
     let table = read_table(bytes, &["no", "name", "email", "company"], &["type"])?;
     let mut problems = Vec::new();
     let mut contacts = Vec::new();

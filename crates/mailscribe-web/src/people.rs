@@ -1,0 +1,215 @@
+//! Contacts, companies and salespeople: lists, cards with their history,
+//! and CSV import from the browser (admins only; the same rules and errors
+//! as `mailscribe contacts import`).
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, Redirect};
+use mailscribe_core::import::{RowError, read_contacts, read_salespeople};
+use mailscribe_store::StoreError;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::SignedIn;
+use crate::error::{ErrorKind, PageError};
+use crate::pages::{EntryView, LogQuery, log_page, view};
+
+struct PersonRow {
+    key: String,
+    name: String,
+    kind: String,
+    company: String,
+    addresses: String,
+}
+
+#[derive(Template)]
+#[template(path = "people.html")]
+struct ListPage {
+    user_name: String,
+    role: String,
+    csrf: String,
+    title: String,
+    base: String,
+    key_label: String,
+    csv_header: String,
+    searchable: bool,
+    q: String,
+    is_admin: bool,
+    rows: Vec<PersonRow>,
+}
+
+#[derive(Template)]
+#[template(path = "person.html")]
+struct CardPage {
+    user_name: String,
+    role: String,
+    csrf: String,
+    title: String,
+    name: String,
+    kind: String,
+    company: String,
+    addresses: String,
+    history: Vec<EntryView>,
+    log_link: String,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Search {
+    #[serde(default)]
+    q: String,
+}
+
+fn list_page(signed_in: &SignedIn, title: &str, base: &str, key_label: &str, csv_header: &str, q: String, rows: Vec<PersonRow>) -> ListPage {
+    ListPage {
+        user_name: signed_in.user.name.clone(),
+        role: signed_in.user.role.to_string(),
+        csrf: signed_in.csrf.clone(),
+        title: title.into(),
+        base: base.into(),
+        key_label: key_label.into(),
+        csv_header: csv_header.into(),
+        searchable: base == "/contacts",
+        q,
+        is_admin: signed_in.user.is_admin(),
+        rows,
+    }
+}
+
+pub(crate) async fn contacts(State(state): State<AppState>, signed_in: SignedIn, Query(search): Query<Search>) -> Result<Html<String>, PageError> {
+    let text = search.q.trim();
+    let rows = state
+        .store
+        .contacts_page((!text.is_empty()).then_some(text), 500)
+        .await?
+        .into_iter()
+        .map(|c| PersonRow {
+            key: c.no.to_string(),
+            name: c.name,
+            kind: c.kind.as_str().into(),
+            company: c.company_no.map(|n| n.to_string()).unwrap_or_default(),
+            addresses: c.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        })
+        .collect();
+    let page = list_page(&signed_in, "Contacts", "/contacts", "No.", "no,name,email,company[,type]", search.q.clone(), rows);
+    Ok(Html(page.render()?))
+}
+
+pub(crate) async fn salespeople(State(state): State<AppState>, signed_in: SignedIn) -> Result<Html<String>, PageError> {
+    let rows = state
+        .store
+        .list_salespeople()
+        .await?
+        .into_iter()
+        .filter(|s| signed_in.user.may_see_entry_of(s.code.as_str()))
+        .map(|s| PersonRow {
+            key: s.code.to_string(),
+            name: s.name,
+            kind: "salesperson".into(),
+            company: String::new(),
+            addresses: s.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        })
+        .collect();
+    let page = list_page(&signed_in, "Salespeople", "/salespeople", "Code", "code,name,email", String::new(), rows);
+    Ok(Html(page.render()?))
+}
+
+async fn history(state: &AppState, signed_in: &SignedIn, query: LogQuery) -> Result<Vec<EntryView>, PageError> {
+    let (rows, tz) = log_page(state, &signed_in.user, &query, 100).await?;
+    Ok(rows.iter().map(|r| view(r, tz)).collect())
+}
+
+pub(crate) async fn contact(State(state): State<AppState>, signed_in: SignedIn, Path(no): Path<String>) -> Result<Html<String>, PageError> {
+    let contact = state.store.contact(&no).await?.ok_or(PageError(ErrorKind::NotFound))?;
+    // A company's history is that of its people and its own.
+    let is_company = contact.kind == mailscribe_core::ContactKind::Company;
+    let query = if is_company {
+        LogQuery { company: no.clone(), ..Default::default() }
+    } else {
+        LogQuery { contact: no.clone(), ..Default::default() }
+    };
+    let log_link = if is_company { format!("/interactions?company={no}") } else { format!("/interactions?contact={no}") };
+    let page = CardPage {
+        user_name: signed_in.user.name.clone(),
+        role: signed_in.user.role.to_string(),
+        csrf: signed_in.csrf.clone(),
+        title: format!("Contact {no}"),
+        name: contact.name,
+        kind: contact.kind.as_str().into(),
+        company: contact.company_no.map(|c| c.to_string()).filter(|c| c != &no).unwrap_or_default(),
+        addresses: contact.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        history: history(&state, &signed_in, query).await?,
+        log_link,
+    };
+    Ok(Html(page.render()?))
+}
+
+pub(crate) async fn salesperson(State(state): State<AppState>, signed_in: SignedIn, Path(code): Path<String>) -> Result<Html<String>, PageError> {
+    if !signed_in.user.may_see_entry_of(&code) {
+        return Err(PageError(ErrorKind::NotFound));
+    }
+    let person = state
+        .store
+        .list_salespeople()
+        .await?
+        .into_iter()
+        .find(|s| s.code.as_str() == code)
+        .ok_or(PageError(ErrorKind::NotFound))?;
+    let page = CardPage {
+        user_name: signed_in.user.name.clone(),
+        role: signed_in.user.role.to_string(),
+        csrf: signed_in.csrf.clone(),
+        title: format!("Salesperson {code}"),
+        name: person.name,
+        kind: "salesperson".into(),
+        company: String::new(),
+        addresses: person.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        history: history(&state, &signed_in, LogQuery { salesperson: code.clone(), ..Default::default() }).await?,
+        log_link: format!("/interactions?salesperson={code}"),
+    };
+    Ok(Html(page.render()?))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ImportForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    csv: String,
+}
+
+fn refused(errors: Vec<RowError>) -> PageError {
+    let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    PageError(ErrorKind::BadRequest(format!("nothing was imported: {}", listed.join("; "))))
+}
+
+fn admin_only(signed_in: &SignedIn, csrf: &str) -> Result<(), PageError> {
+    signed_in.check_csrf(csrf)?;
+    if !signed_in.user.is_admin() {
+        return Err(PageError(ErrorKind::Forbidden("only an admin can import")));
+    }
+    Ok(())
+}
+
+pub(crate) async fn import_contacts(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ImportForm>) -> Result<Redirect, PageError> {
+    admin_only(&signed_in, &form.csrf)?;
+    let rows = read_contacts(form.csv.as_bytes()).map_err(refused)?;
+    let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
+    state.store.import_contacts(&contacts).await?;
+    Ok(Redirect::to("/contacts"))
+}
+
+pub(crate) async fn import_salespeople(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ImportForm>) -> Result<Redirect, PageError> {
+    admin_only(&signed_in, &form.csrf)?;
+    let rows = read_salespeople(form.csv.as_bytes()).map_err(refused)?;
+    let people: Vec<_> = rows.iter().map(|(_, p)| p.clone()).collect();
+    match state.store.import_salespeople(&people).await {
+        Ok(_) => Ok(Redirect::to("/salespeople")),
+        Err(StoreError::Conflict(message)) => {
+            let line = rows.iter().find(|(_, p)| p.addresses.iter().any(|a| message.contains(a.as_str()))).map_or(0, |(l, _)| *l);
+            Err(refused(vec![RowError { line, message }]))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
