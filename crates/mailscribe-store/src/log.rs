@@ -50,10 +50,23 @@ impl Store {
         before: Option<EntryCursor>,
         limit: i64,
     ) -> Result<Vec<EntryRow>> {
+        // A subject search alone matches few entries spread over the whole
+        // log: SQLite is then best walking the log newest first and testing
+        // each entry against the search (it stops after one page), rather
+        // than sorting every match.
+        let walk_by_date = matches!(self.backend, crate::Backend::Sqlite(_))
+            && filter.text.is_some()
+            && filter.contact_no.is_none()
+            && filter.company_no.is_none()
+            && filter.salesperson_code.is_none();
+        let from = if walk_by_date {
+            "SELECT e.*, m.message_id FROM interaction_entries e INDEXED BY interaction_entries_occurred \
+             JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1"
+        } else {
+            "SELECT e.*, m.message_id FROM interaction_entries e JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1"
+        };
         with_pool!(self, |pool| {
-            let mut query = QueryBuilder::new(
-                "SELECT e.*, m.message_id FROM interaction_entries e JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1",
-            );
+            let mut query = QueryBuilder::new(from);
             if let Some(contact) = &filter.contact_no {
                 query.push(" AND e.contact_no = ").push_bind(contact.clone());
             }

@@ -218,7 +218,8 @@ service anvil {{
             .expect("start dovecot");
         let dovecot = Dovecot { dir, child: Some(child), imap_port, imaps_port, options, mail_owner };
         let auth_socket = dovecot.dir.path().join("run/auth-userdb");
-        wait_until("Dovecot to listen", Duration::from_secs(20), || {
+        // Generous: on a loaded 2-core machine a start can take a while.
+        wait_until("Dovecot to listen", Duration::from_secs(90), || {
             auth_socket.exists()
                 && TcpStream::connect(("127.0.0.1", imap_port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", imaps_port)).is_ok()
