@@ -99,7 +99,6 @@ async fn bench(store: &Store, backend: &str) -> anyhow::Result<()> {
     time_first_pages(store, "by contact", |rng| EntryFilter { contact_no: Some((1 + rng.next(CONTACTS)).to_string()), ..Default::default() }).await?;
     time_first_pages(store, "by salesperson", |rng| EntryFilter { salesperson_code: Some(format!("SP{}", 1 + rng.next(SALESPEOPLE))), ..Default::default() }).await?;
     time_first_pages(store, "by subject word (~2%)", |rng| EntryFilter { text: Some(topic(rng.next(100))), ..Default::default() }).await?;
-    time_first_pages(store, "by subject prefix (~2%)", |rng| EntryFilter { text: Some(topic(rng.next(100))[..7].to_owned()), ..Default::default() }).await?;
     Ok(())
 }
 
