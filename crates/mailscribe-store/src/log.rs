@@ -35,9 +35,11 @@ pub struct EntryComment {
     pub comment: String,
 }
 
-/// The words of a search: runs of letters and digits, lower-cased. Both
-/// databases split subjects the same way, so this is all the syntax there
-/// is: no operator or quote from the user reaches the query language.
+/// The words of a search: runs of letters and digits, lower-cased. This is
+/// all the syntax there is: no operator or quote from the user reaches the
+/// query language. The databases split subjects almost alike; PostgreSQL's
+/// parser keeps an address (`a@b.example`) or a dotted number as one word,
+/// so a search for a part of one finds it on SQLite only.
 pub(crate) fn search_words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }

@@ -140,24 +140,26 @@ pub(crate) struct LoginThrottle {
 const FREE_FAILURES: u32 = 5;
 
 impl LoginThrottle {
-    /// `Err` while the name is locked out.
-    pub(crate) fn check(&self, name: &str) -> Result<(), ()> {
-        let failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match failures.get(&name.to_lowercase()) {
-            Some((count, until)) if *count >= FREE_FAILURES && Instant::now() < *until => Err(()),
-            _ => Ok(()),
-        }
-    }
-
-    pub(crate) fn failed(&self, name: &str) {
+    /// Counts an attempt for `name`; `Err` while the name is locked out.
+    /// Check and count are one step under the lock.
+    pub(crate) fn begin(&self, name: &str) -> Result<(), ()> {
+        let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let entry = failures.entry(name.to_lowercase()).or_insert((0, Instant::now()));
+        if failures.len() > 10_000 {
+            failures.retain(|_, (_, until)| *until > now);
+        }
+        let entry = failures.entry(name.to_lowercase()).or_insert((0, now));
+        if entry.0 >= FREE_FAILURES && now < entry.1 {
+            return Err(());
+        }
         entry.0 += 1;
         if entry.0 >= FREE_FAILURES {
             let doublings = (entry.0 - FREE_FAILURES).min(4);
-            let lockout = Duration::from_secs(60 * (1 << doublings)).min(Duration::from_secs(900));
-            entry.1 = Instant::now() + lockout;
+            entry.1 = now + Duration::from_secs(60 * (1 << doublings)).min(Duration::from_secs(900));
+        } else {
+            entry.1 = now + Duration::from_secs(900);
         }
+        Ok(())
     }
 
     pub(crate) fn succeeded(&self, name: &str) {

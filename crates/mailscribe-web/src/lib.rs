@@ -31,11 +31,18 @@ pub struct AppState {
     /// Reads `reference`-mode messages from the mail server.
     pub message_source: Option<Arc<dyn MessageSource>>,
     throttle: Arc<auth::LoginThrottle>,
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(store: Store, secure_cookies: bool) -> AppState {
-        AppState { store, secure_cookies, message_source: None, throttle: Arc::default() }
+        AppState {
+            store,
+            secure_cookies,
+            message_source: None,
+            throttle: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(4)),
+        }
     }
 
     pub fn with_message_source(mut self, source: Arc<dyn MessageSource>) -> AppState {

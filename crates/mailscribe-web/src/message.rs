@@ -59,7 +59,11 @@ async fn raw_message(state: &AppState, record: &MessageRecord) -> Result<(Option
         )));
     };
     let raw = source.fetch(record).await.map_err(|err| {
-        PageError(ErrorKind::BadRequest(format!("the mail server could not be asked for the message: {err}")))
+        // The server's words stay in the log: they can name hosts and users.
+        tracing::warn!(message_record = record.id, error = %err, "cannot read a message from the mail server");
+        PageError(ErrorKind::BadRequest(
+            "the mail server could not be asked for the message; the server log says why".into(),
+        ))
     })?;
     Ok((raw, "Fetched from the storage folder on the mail server (storage mode reference)."))
 }

@@ -96,7 +96,9 @@ fn non_empty(text: &str) -> Option<String> {
 
 fn local_midnight(date: &str, tz: Tz, field: &str) -> Result<DateTime<Utc>, ErrorKind> {
     let day = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
-        .map_err(|_| ErrorKind::BadRequest(format!("{field} must be a date like 2026-03-31")))?;
+        .ok()
+        .filter(|d| (1900..=9999).contains(&chrono::Datelike::year(d)))
+        .ok_or_else(|| ErrorKind::BadRequest(format!("{field} must be a date like 2026-03-31")))?;
     let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
     tz.from_local_datetime(&midnight)
         .earliest()
@@ -120,7 +122,13 @@ impl LogQuery {
             company_no: non_empty(&self.company),
             salesperson_code: non_empty(&self.salesperson),
             from: non_empty(&self.from).map(|d| local_midnight(&d, tz, "from")).transpose()?,
-            to: non_empty(&self.to).map(|d| local_midnight(&d, tz, "to").map(|t| t + Duration::days(1))).transpose()?,
+            to: non_empty(&self.to)
+                .map(|d| {
+                    local_midnight(&d, tz, "to")?
+                        .checked_add_signed(Duration::days(1))
+                        .ok_or_else(|| ErrorKind::BadRequest("to is too far in the future".into()))
+                })
+                .transpose()?,
             direction,
             text: non_empty(&self.q),
         };
@@ -161,7 +169,7 @@ impl LogQuery {
     }
 }
 
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
@@ -241,7 +249,9 @@ pub(crate) async fn login(
         return Err(PageError(ErrorKind::Forbidden("the sign-in form has expired; reload the page and try again")));
     }
     let name = form.name.trim();
-    if state.throttle.check(name).is_err() {
+    // The attempt counts before the password is checked, so that a burst
+    // of parallel guesses is throttled too.
+    if state.throttle.begin(name).is_err() {
         return Err(PageError(ErrorKind::TooManyAttempts));
     }
     let found = state.store.user_by_name(name).await?;
@@ -249,14 +259,17 @@ pub(crate) async fn login(
         Some((_, hash)) => hash.clone(),
         None => dummy_hash().await,
     };
-    let verified = verify_password(form.password, hash).await;
+    let verified = {
+        // Each check takes ~19 MiB for a moment: a few at a time.
+        let _permit = state.password_checks.acquire().await.map_err(|e| ErrorKind::Internal(e.to_string()))?;
+        verify_password(form.password, hash).await
+    };
     match found {
         Some((user, _)) if verified => {
             state.throttle.succeeded(name);
             start_session(&state, user.id).await
         }
         _ => {
-            state.throttle.failed(name);
             login_page(&state, axum::http::StatusCode::UNAUTHORIZED, Some("Wrong user name or password.".into())).await
         }
     }

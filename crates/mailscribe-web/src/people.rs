@@ -13,10 +13,12 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::SignedIn;
 use crate::error::{ErrorKind, PageError};
-use crate::pages::{EntryView, LogQuery, log_page, view};
+use crate::pages::{EntryView, LogQuery, log_page, percent_encode, view};
 
 struct PersonRow {
     key: String,
+    /// `key` for a URL path.
+    href: String,
     name: String,
     kind: String,
     company: String,
@@ -49,6 +51,7 @@ struct CardPage {
     name: String,
     kind: String,
     company: String,
+    company_href: String,
     addresses: String,
     history: Vec<EntryView>,
     log_link: String,
@@ -84,6 +87,7 @@ pub(crate) async fn contacts(State(state): State<AppState>, signed_in: SignedIn,
         .await?
         .into_iter()
         .map(|c| PersonRow {
+            href: percent_encode(c.no.as_str()),
             key: c.no.to_string(),
             name: c.name,
             kind: c.kind.as_str().into(),
@@ -103,6 +107,7 @@ pub(crate) async fn salespeople(State(state): State<AppState>, signed_in: Signed
         .into_iter()
         .filter(|s| signed_in.user.may_see_entry_of(s.code.as_str()))
         .map(|s| PersonRow {
+            href: percent_encode(s.code.as_str()),
             key: s.code.to_string(),
             name: s.name,
             kind: "salesperson".into(),
@@ -128,7 +133,11 @@ pub(crate) async fn contact(State(state): State<AppState>, signed_in: SignedIn, 
     } else {
         LogQuery { contact: no.clone(), ..Default::default() }
     };
-    let log_link = if is_company { format!("/interactions?company={no}") } else { format!("/interactions?contact={no}") };
+    let log_link = if is_company {
+        format!("/interactions?company={}", percent_encode(&no))
+    } else {
+        format!("/interactions?contact={}", percent_encode(&no))
+    };
     let page = CardPage {
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
@@ -136,6 +145,7 @@ pub(crate) async fn contact(State(state): State<AppState>, signed_in: SignedIn, 
         title: format!("Contact {no}"),
         name: contact.name,
         kind: contact.kind.as_str().into(),
+        company_href: contact.company_no.as_ref().map(|c| percent_encode(c.as_str())).unwrap_or_default(),
         company: contact.company_no.map(|c| c.to_string()).filter(|c| c != &no).unwrap_or_default(),
         addresses: contact.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         history: history(&state, &signed_in, query).await?,
@@ -163,9 +173,10 @@ pub(crate) async fn salesperson(State(state): State<AppState>, signed_in: Signed
         name: person.name,
         kind: "salesperson".into(),
         company: String::new(),
+        company_href: String::new(),
         addresses: person.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         history: history(&state, &signed_in, LogQuery { salesperson: code.clone(), ..Default::default() }).await?,
-        log_link: format!("/interactions?salesperson={code}"),
+        log_link: format!("/interactions?salesperson={}", percent_encode(&code)),
     };
     Ok(Html(page.render()?))
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::SignedIn;
 use crate::error::{ErrorKind, PageError};
-use crate::pages::visible_entry;
+use crate::pages::{percent_encode, visible_entry};
 
 pub(crate) struct OpportunityView {
     no: String,
@@ -312,7 +312,11 @@ pub(crate) async fn decisions(
     const PAGE: i64 = 100;
     let rows = state.store.decisions_page(reason.as_deref(), optional(&query.q).as_deref(), query.before, PAGE).await?;
     let next = (rows.len() as i64 == PAGE)
-        .then(|| rows.last().map(|last| format!("/decisions?reason={}&q={}&before={}", query.reason, query.q, last.id)))
+        .then(|| {
+            rows.last().map(|last| {
+                format!("/decisions?reason={}&q={}&before={}", percent_encode(&query.reason), percent_encode(&query.q), last.id)
+            })
+        })
         .flatten();
     let rows = rows
         .into_iter()

@@ -325,6 +325,9 @@ async fn message_content_is_escaped_and_filters_apply() {
     assert!(none.body.contains("No entries match."));
     let bad = app.get("/interactions?from=yesterday", Some(&uma)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // The last day chrono can parse, which has no next day.
+    let far = app.get("/api/v1/interactions?to=%2B262142-12-31", Some(&uma)).await;
+    assert_eq!(far.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
