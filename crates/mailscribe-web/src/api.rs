@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::ApiUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::pages::{LogQuery, log_page, visible_entry};
+
 
 /// One entry: the columns of `mailscribe interactions export`, plus ids.
 #[derive(Serialize)]
@@ -108,7 +109,7 @@ pub(crate) async fn interaction(
         .into_iter()
         .map(|c| serde_json::json!({ "line_no": c.line_no, "created_at": c.created_at.to_rfc3339(), "comment": c.comment }))
         .collect();
-    let mut value = serde_json::to_value(dto(row, tz)).map_err(|e| ApiError(crate::error::ErrorKind::Internal(e.to_string())))?;
+    let mut value = serde_json::to_value(dto(row, tz)).map_err(|e| ApiError(ErrorKind::Internal(e.to_string())))?;
     value["comments"] = serde_json::Value::Array(comments);
     Ok(Json(value))
 }
@@ -125,6 +126,9 @@ pub(crate) fn openapi_document() -> serde_json::Value {
     let integer = serde_json::json!({ "type": "integer", "format": "int64" });
     let boolean = serde_json::json!({ "type": "boolean" });
     let error = serde_json::json!({ "$ref": "#/components/responses/Error" });
+    let list = |name: &str| {
+        serde_json::json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } } } })
+    };
     let filter = |name: &str, description: &str| {
         serde_json::json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description })
     };
@@ -180,6 +184,48 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     }
                 }
             },
+            "/api/v1/interactions/{entry_no}/opportunity": {
+                "post": {
+                    "summary": "Create an opportunity from an entry that is not canceled and has none yet (bearer token only)",
+                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
+                    "security": [{ "bearer": [] }],
+                    "responses": {
+                        "201": { "description": "Created", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Opportunity" } } } },
+                        "400": error, "401": error, "403": error, "404": error
+                    }
+                }
+            },
+            "/api/v1/opportunities": {
+                "get": { "summary": "Opportunities, newest first", "responses": {
+                    "200": { "description": "A list", "content": { "application/json": { "schema": list("Opportunity") } } }, "401": error } }
+            },
+            "/api/v1/opportunities/{no}": {
+                "get": { "summary": "One opportunity with its entries and comments",
+                    "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
+                    "responses": { "200": { "description": "The opportunity", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpportunityCard" } } } }, "401": error, "404": error } }
+            },
+            "/api/v1/contacts": {
+                "get": { "summary": "Contacts whose number or name contains q", "parameters": [filter("q", "Part of the number or name")],
+                    "responses": { "200": { "description": "A list", "content": { "application/json": { "schema": list("Contact") } } }, "401": error } }
+            },
+            "/api/v1/contacts/{no}": {
+                "get": { "summary": "One contact", "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
+                    "responses": { "200": { "description": "The contact", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Contact" } } } }, "401": error, "404": error } }
+            },
+            "/api/v1/salespeople": {
+                "get": { "summary": "Salespeople (a salesperson sees only themselves)",
+                    "responses": { "200": { "description": "A list", "content": { "application/json": { "schema": list("Salesperson") } } }, "401": error } }
+            },
+            "/api/v1/runs": {
+                "get": { "summary": "The latest runs (admins and users)",
+                    "responses": { "200": { "description": "A list", "content": { "application/json": { "schema": list("Run") } } }, "401": error, "404": error } }
+            },
+            "/api/v1/decisions": {
+                "get": { "summary": "The decision ledger, newest first (admins and users)",
+                    "parameters": [filter("reason", "A reason code"), filter("q", "Part of the Message-ID or sender"),
+                                   { "name": "before", "in": "query", "required": false, "schema": integer, "description": "Cursor: next_before of the previous page" }],
+                    "responses": { "200": { "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DecisionPage" } } } }, "400": error, "401": error, "404": error } }
+            },
             "/api/v1/openapi.json": {
                 "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3" } } }
             }
@@ -234,6 +280,59 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         "next_before_no": { "type": "integer", "format": "int64", "nullable": true }
                     }
                 },
+                "Opportunity": {
+                    "type": "object",
+                    "required": ["no", "description", "contact_no", "contact_company_no", "salesperson_code", "status", "estimated_value", "created_at"],
+                    "properties": {
+                        "no": string, "description": string, "contact_no": nullable_string, "contact_company_no": nullable_string,
+                        "salesperson_code": nullable_string,
+                        "status": { "type": "string", "enum": ["not_started", "in_progress", "won", "lost"] },
+                        "estimated_value": nullable_string, "created_at": { "type": "string", "format": "date-time" }
+                    }
+                },
+                "OpportunityCard": {
+                    "allOf": [
+                        { "$ref": "#/components/schemas/Opportunity" },
+                        { "type": "object", "required": ["entries", "comments"], "properties": {
+                            "entries": { "type": "array", "items": integer }, "comments": { "type": "array", "items": string } } }
+                    ]
+                },
+                "Contact": {
+                    "type": "object",
+                    "required": ["no", "name", "kind", "company_no", "addresses"],
+                    "properties": { "no": string, "name": string, "kind": { "type": "string", "enum": ["person", "company"] },
+                                    "company_no": nullable_string, "addresses": { "type": "array", "items": string } }
+                },
+                "Salesperson": {
+                    "type": "object",
+                    "required": ["code", "name", "addresses"],
+                    "properties": { "code": string, "name": string, "addresses": { "type": "array", "items": string } }
+                },
+                "Run": {
+                    "type": "object",
+                    "required": ["id", "started_at", "finished_at", "status", "seen", "logged", "duplicate", "not_logged", "failed", "entries", "by_reason", "error"],
+                    "properties": {
+                        "id": integer, "started_at": string, "finished_at": nullable_string, "status": string,
+                        "seen": integer, "logged": integer, "duplicate": integer, "not_logged": integer, "failed": integer, "entries": integer,
+                        "by_reason": { "type": "object", "additionalProperties": integer }, "error": nullable_string
+                    }
+                },
+                "Decision": {
+                    "type": "object",
+                    "required": ["id", "message_id", "sha256", "outcome", "reason", "entries", "error", "decided_at", "sender", "subject", "ambiguous", "attempts", "disposition"],
+                    "properties": {
+                        "id": integer, "message_id": nullable_string, "sha256": string,
+                        "outcome": { "type": "string", "enum": ["logged", "duplicate", "not_logged", "failed"] },
+                        "reason": string, "entries": integer, "error": nullable_string, "decided_at": string, "sender": nullable_string,
+                        "subject": nullable_string, "ambiguous": boolean, "attempts": integer, "disposition": nullable_string
+                    }
+                },
+                "DecisionPage": {
+                    "type": "object",
+                    "required": ["items", "next_before"],
+                    "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Decision" } },
+                                    "next_before": { "type": "integer", "format": "int64", "nullable": true } }
+                },
                 "Error": {
                     "type": "object",
                     "required": ["error"],
@@ -245,4 +344,184 @@ pub(crate) fn openapi_document() -> serde_json::Value {
             }
         }
     })
+}
+
+/// API writes need a bearer token: a browser session must use the pages,
+/// whose forms carry CSRF tokens.
+pub(crate) struct ApiWriter(pub(crate) mailscribe_core::User);
+
+impl axum::extract::FromRequestParts<AppState> for ApiWriter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<ApiWriter, ApiError> {
+        if parts.headers.get(axum::http::header::AUTHORIZATION).is_none() {
+            return Err(ApiError(ErrorKind::Forbidden("changes through the API need an Authorization: Bearer token")));
+        }
+        let ApiUser(user) = ApiUser::from_request_parts(parts, state).await?;
+        Ok(ApiWriter(user))
+    }
+}
+
+fn opportunity_json(o: mailscribe_store::Opportunity) -> serde_json::Value {
+    serde_json::json!({
+        "no": o.no,
+        "description": o.description,
+        "contact_no": o.contact_no,
+        "contact_company_no": o.contact_company_no,
+        "salesperson_code": o.salesperson_code,
+        "status": o.status,
+        "estimated_value": o.estimated_value.map(|v| v.to_string()),
+        "created_at": o.created_at.to_rfc3339(),
+    })
+}
+
+fn own_code(user: &mailscribe_core::User) -> Result<Option<String>, ApiError> {
+    match user.restricted_to() {
+        None => Ok(None),
+        Some(mailscribe_core::Restriction::Salesperson(code)) => Ok(Some(code.to_string())),
+        Some(mailscribe_core::Restriction::Nothing) => Err(ApiError(ErrorKind::NotFound)),
+    }
+}
+
+pub(crate) async fn opportunities(State(state): State<AppState>, ApiUser(user): ApiUser) -> Result<Json<serde_json::Value>, ApiError> {
+    let code = own_code(&user)?;
+    let rows = state.store.opportunities(code.as_deref(), 500).await?;
+    Ok(Json(serde_json::json!({ "items": rows.into_iter().map(opportunity_json).collect::<Vec<_>>() })))
+}
+
+pub(crate) async fn opportunity(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(no): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let found = state.store.opportunity(&no).await?.ok_or(ApiError(ErrorKind::NotFound))?;
+    let visible = user.restricted_to().is_none() || found.salesperson_code.as_deref().is_some_and(|c| user.may_see_entry_of(c));
+    if !visible {
+        return Err(ApiError(ErrorKind::NotFound));
+    }
+    let mut value = opportunity_json(found);
+    value["entries"] = serde_json::json!(state.store.opportunity_entries(&no).await?);
+    value["comments"] = serde_json::json!(state.store.opportunity_comments(&no).await?);
+    Ok(Json(value))
+}
+
+/// Makes an opportunity from an entry (not canceled, none yet): 201 with it.
+pub(crate) async fn opportunity_from_entry(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(entry_no): Path<i64>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    visible_entry(&state, &user, entry_no).await?;
+    let no = match state.store.create_opportunity_from_entry(entry_no, chrono::Utc::now()).await {
+        Ok(no) => no,
+        Err(mailscribe_store::StoreError::Conflict(why)) => return Err(ApiError(ErrorKind::BadRequest(why))),
+        Err(err) => return Err(err.into()),
+    };
+    let created = state.store.opportunity(&no).await?.ok_or(ApiError(ErrorKind::NotFound))?;
+    Ok((axum::http::StatusCode::CREATED, Json(opportunity_json(created))))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct TextQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+fn contact_json(c: mailscribe_store::ContactRow) -> serde_json::Value {
+    serde_json::json!({
+        "no": c.no.to_string(),
+        "name": c.name,
+        "kind": c.kind.as_str(),
+        "company_no": c.company_no.map(|n| n.to_string()),
+        "addresses": c.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+pub(crate) async fn contacts(State(state): State<AppState>, ApiUser(_): ApiUser, Query(query): Query<TextQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let text = query.q.trim();
+    let rows = state.store.contacts_page((!text.is_empty()).then_some(text), 500).await?;
+    Ok(Json(serde_json::json!({ "items": rows.into_iter().map(contact_json).collect::<Vec<_>>() })))
+}
+
+pub(crate) async fn contact(State(state): State<AppState>, ApiUser(_): ApiUser, Path(no): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let found = state.store.contact(&no).await?.ok_or(ApiError(ErrorKind::NotFound))?;
+    Ok(Json(contact_json(found)))
+}
+
+pub(crate) async fn salespeople(State(state): State<AppState>, ApiUser(user): ApiUser) -> Result<Json<serde_json::Value>, ApiError> {
+    let items: Vec<serde_json::Value> = state
+        .store
+        .list_salespeople()
+        .await?
+        .into_iter()
+        .filter(|s| user.may_see_entry_of(s.code.as_str()))
+        .map(|s| {
+            serde_json::json!({
+                "code": s.code.to_string(),
+                "name": s.name,
+                "addresses": s.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+fn ledger_reader(user: &mailscribe_core::User) -> Result<(), ApiError> {
+    if user.may_see_ledger() { Ok(()) } else { Err(ApiError(ErrorKind::NotFound)) }
+}
+
+pub(crate) async fn runs(State(state): State<AppState>, ApiUser(user): ApiUser) -> Result<Json<serde_json::Value>, ApiError> {
+    ledger_reader(&user)?;
+    let items: Vec<serde_json::Value> = state
+        .store
+        .recent_runs(100)
+        .await?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "started_at": r.started_at.to_rfc3339(),
+                "finished_at": r.finished_at.map(|f| f.to_rfc3339()),
+                "status": r.status,
+                "seen": r.counts.seen,
+                "logged": r.counts.logged,
+                "duplicate": r.counts.duplicate,
+                "not_logged": r.counts.not_logged,
+                "failed": r.counts.failed,
+                "entries": r.counts.entries,
+                "by_reason": r.counts.by_reason,
+                "error": r.error,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+pub(crate) async fn decisions(State(state): State<AppState>, ApiUser(user): ApiUser, Query(query): Query<TextQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    ledger_reader(&user)?;
+    let reason = query.reason.trim();
+    if !reason.is_empty() {
+        reason.parse::<mailscribe_core::Reason>().map_err(|err| ApiError(ErrorKind::BadRequest(err.to_string())))?;
+    }
+    let text = query.q.trim();
+    let rows = state
+        .store
+        .decisions_page((!reason.is_empty()).then_some(reason), (!text.is_empty()).then_some(text), query.before, 100)
+        .await?;
+    let next_before = (rows.len() == 100).then(|| rows.last().map(|r| r.id)).flatten();
+    let items: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id, "message_id": d.message_id, "sha256": d.sha256, "outcome": d.outcome, "reason": d.reason,
+                "entries": d.entries, "error": d.error, "decided_at": d.decided_at.to_rfc3339(), "sender": d.sender,
+                "subject": d.subject, "ambiguous": d.ambiguous, "attempts": d.attempts, "disposition": d.disposition,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items, "next_before": next_before })))
 }

@@ -80,5 +80,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/interactions", get(api::interactions))
         .route("/api/v1/interactions/{entry_no}", get(api::interaction))
+        .route("/api/v1/interactions/{entry_no}/opportunity", post(api::opportunity_from_entry))
+        .route("/api/v1/opportunities", get(api::opportunities))
+        .route("/api/v1/opportunities/{no}", get(api::opportunity))
+        .route("/api/v1/contacts", get(api::contacts))
+        .route("/api/v1/contacts/{no}", get(api::contact))
+        .route("/api/v1/salespeople", get(api::salespeople))
+        .route("/api/v1/runs", get(api::runs))
+        .route("/api/v1/decisions", get(api::decisions))
         .with_state(state)
 }

@@ -411,7 +411,8 @@ fn check_against(document: &serde_json::Value, schema: &serde_json::Value, value
     match schema["type"].as_str() {
         Some("object") => {
             let object = value.as_object().unwrap_or_else(|| panic!("{at}: not an object: {value}"));
-            let properties = schema["properties"].as_object().unwrap();
+            // A map (additionalProperties) names no properties.
+            let Some(properties) = schema["properties"].as_object() else { return };
             for required in schema["required"].as_array().unwrap() {
                 assert!(object.contains_key(required.as_str().unwrap()), "{at}: {required} is missing");
             }
@@ -443,7 +444,20 @@ async fn the_openapi_document_describes_what_the_api_answers() {
     let document = json(&app.get("/api/v1/openapi.json", None).await);
     assert_eq!(document["openapi"], "3.0.3");
     let paths = document["paths"].as_object().unwrap();
-    for path in ["/api/v1/me", "/api/v1/interactions", "/api/v1/interactions/{entry_no}", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/me",
+        "/api/v1/interactions",
+        "/api/v1/interactions/{entry_no}",
+        "/api/v1/interactions/{entry_no}/opportunity",
+        "/api/v1/opportunities",
+        "/api/v1/opportunities/{no}",
+        "/api/v1/contacts",
+        "/api/v1/contacts/{no}",
+        "/api/v1/salespeople",
+        "/api/v1/runs",
+        "/api/v1/decisions",
+        "/api/v1/openapi.json",
+    ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
     let schema = |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
@@ -452,6 +466,52 @@ async fn the_openapi_document_describes_what_the_api_answers() {
     let one = json(&app.get(&format!("/api/v1/interactions/{}", numbers[0]), Some(&uma)).await);
     check_against(&document, &schema("InteractionWithComments"), &one, "entry");
     check_against(&document, &schema("Error"), &json(&app.get("/api/v1/interactions/999999", Some(&uma)).await), "error");
+
+    // The rest of the API, each answer against its schema.
+    let (user, _) = app.store.user_by_name("uma").await.unwrap().unwrap();
+    app.store.create_api_token(&hash_token("uma-token"), user.id, Utc::now()).await.unwrap();
+    let post = |uri: String| {
+        let app = &app;
+        async move { app.send("POST", &uri, &[], None, Some("uma-token")).await }
+    };
+    let created = post(format!("/api/v1/interactions/{}/opportunity", numbers[1])).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    check_against(&document, &schema("Opportunity"), &json(&created), "created");
+    assert_eq!(post(format!("/api/v1/interactions/{}/opportunity", numbers[1])).await.status, StatusCode::BAD_REQUEST, "only once");
+    let by_cookie = app.send("POST", &format!("/api/v1/interactions/{}/opportunity", numbers[2]), &[("mailscribe_session", &uma)], None, None).await;
+    assert_eq!(by_cookie.status, StatusCode::FORBIDDEN, "a browser session cannot write through the API");
+    let no = json(&created)["no"].as_str().unwrap().to_owned();
+    let list = |name: &str| serde_json::json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } } } });
+    check_against(&document, &list("Opportunity"), &json(&app.get("/api/v1/opportunities", Some(&uma)).await), "opportunities");
+    let card = json(&app.get(&format!("/api/v1/opportunities/{no}"), Some(&uma)).await);
+    check_against(&document, &schema("OpportunityCard"), &card, "opportunity");
+    assert_eq!(card["entries"][0], numbers[1]);
+
+    let contacts = [mailscribe_core::Contact {
+        no: ContactNo::parse("1").unwrap(),
+        name: "Carl".into(),
+        kind: mailscribe_core::ContactKind::Person,
+        company_name: Some("Customer Corp".into()),
+        addresses: vec![mailscribe_core::EmailAddress::parse("c1@customer.example").unwrap()],
+    }];
+    app.store.import_contacts(&contacts).await.unwrap();
+    check_against(&document, &list("Contact"), &json(&app.get("/api/v1/contacts?q=carl", Some(&uma)).await), "contacts");
+    check_against(&document, &schema("Contact"), &json(&app.get("/api/v1/contacts/1", Some(&uma)).await), "contact");
+    check_against(&document, &list("Salesperson"), &json(&app.get("/api/v1/salespeople", Some(&uma)).await), "salespeople");
+    let run = app.store.start_run("m", Utc::now()).await.unwrap();
+    app.store.finish_run(run, Utc::now(), "completed", &Default::default(), None).await.unwrap();
+    check_against(&document, &list("Run"), &json(&app.get("/api/v1/runs", Some(&uma)).await), "runs");
+    let decisions = json(&app.get("/api/v1/decisions?reason=logged", Some(&uma)).await);
+    check_against(&document, &schema("DecisionPage"), &decisions, "decisions");
+    assert_eq!(decisions["items"].as_array().unwrap().len(), 5);
+
+    // A salesperson sees no ledger, and no one else's opportunity.
+    app.add_user("sam", Role::Salesperson, Some("SP2")).await;
+    let sam = app.login("sam").await;
+    assert_eq!(app.get("/api/v1/runs", Some(&sam)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/v1/decisions", Some(&sam)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/api/v1/opportunities/{no}"), Some(&sam)).await.status, StatusCode::NOT_FOUND);
+    assert!(json(&app.get("/api/v1/opportunities", Some(&sam)).await)["items"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]
