@@ -443,3 +443,33 @@ impl Store {
         }))
     }
 }
+
+impl Store {
+    /// Deletes a contact and its addresses. Its entries stay in the log.
+    /// Refused while people belong to it as their company.
+    pub async fn delete_contact(&self, no: &str) -> Result<bool> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let members: i64 = sqlx::query("SELECT COUNT(*) AS n FROM contacts WHERE company_no = $1 AND no <> $1")
+                .bind(no)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if members > 0 {
+                return Err(StoreError::Conflict(format!("{members} contacts belong to company {no}: move or delete them first")));
+            }
+            // A company is its own company: unlink before deleting.
+            sqlx::query("UPDATE contacts SET company_no = NULL WHERE no = $1").bind(no).execute(&mut *tx).await?;
+            let deleted = sqlx::query("DELETE FROM contacts WHERE no = $1").bind(no).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(deleted == 1)
+        })
+    }
+
+    /// Deletes a salesperson and their addresses. Their entries stay.
+    pub async fn delete_salesperson(&self, code: &str) -> Result<bool> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query("DELETE FROM salespeople WHERE code = $1").bind(code).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+}

@@ -55,6 +55,8 @@ struct CardPage {
     addresses: String,
     history: Vec<EntryView>,
     log_link: String,
+    is_admin: bool,
+    delete_action: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -150,6 +152,8 @@ pub(crate) async fn contact(State(state): State<AppState>, signed_in: SignedIn, 
         addresses: contact.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         history: history(&state, &signed_in, query).await?,
         log_link,
+        is_admin: signed_in.user.is_admin(),
+        delete_action: format!("/contacts/{}/delete", percent_encode(&no)),
     };
     Ok(Html(page.render()?))
 }
@@ -177,6 +181,8 @@ pub(crate) async fn salesperson(State(state): State<AppState>, signed_in: Signed
         addresses: person.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         history: history(&state, &signed_in, LogQuery { salesperson: code.clone(), ..Default::default() }).await?,
         log_link: format!("/interactions?salesperson={}", percent_encode(&code)),
+        is_admin: signed_in.user.is_admin(),
+        delete_action: format!("/salespeople/{}/delete", percent_encode(&code)),
     };
     Ok(Html(page.render()?))
 }
@@ -197,7 +203,7 @@ fn refused(errors: Vec<RowError>) -> PageError {
 fn admin_only(signed_in: &SignedIn, csrf: &str) -> Result<(), PageError> {
     signed_in.check_csrf(csrf)?;
     if !signed_in.user.is_admin() {
-        return Err(PageError(ErrorKind::Forbidden("only an admin can import")));
+        return Err(PageError(ErrorKind::Forbidden("only an admin can change the directory")));
     }
     Ok(())
 }
@@ -224,3 +230,87 @@ pub(crate) async fn import_salespeople(State(state): State<AppState>, signed_in:
     }
 }
 
+
+#[derive(Deserialize)]
+pub(crate) struct OneForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    company: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// One CSV field, quoted (RFC 4180), so that a form goes through exactly
+/// the rules of a file import.
+fn field(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
+}
+
+pub(crate) async fn save_contact(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<OneForm>) -> Result<Redirect, PageError> {
+    admin_only(&signed_in, &form.csrf)?;
+    let kind = if form.kind == "company" { "company" } else { "person" };
+    let csv = format!(
+        "no,name,email,company,type\n{},{},{},{},{kind}\n",
+        field(&form.key),
+        field(&form.name),
+        field(&form.email),
+        field(if kind == "company" { "" } else { &form.company })
+    );
+    let rows = read_contacts(csv.as_bytes()).map_err(refused)?;
+    let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
+    state.store.import_contacts(&contacts).await?;
+    Ok(Redirect::to(&format!("/contacts/{}", percent_encode(form.key.trim()))))
+}
+
+pub(crate) async fn save_salesperson(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<OneForm>) -> Result<Redirect, PageError> {
+    admin_only(&signed_in, &form.csrf)?;
+    let csv = format!("code,name,email\n{},{},{}\n", field(&form.key), field(&form.name), field(&form.email));
+    let rows = read_salespeople(csv.as_bytes()).map_err(refused)?;
+    let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
+    match state.store.import_salespeople(&people).await {
+        Ok(_) => Ok(Redirect::to(&format!("/salespeople/{}", percent_encode(form.key.trim())))),
+        Err(StoreError::Conflict(message)) => Err(PageError(ErrorKind::BadRequest(message))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(crate) async fn delete_contact(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(no): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Redirect, PageError> {
+    admin_only(&signed_in, &form.csrf)?;
+    match state.store.delete_contact(&no).await {
+        Ok(true) => Ok(Redirect::to("/contacts")),
+        Ok(false) => Err(PageError(ErrorKind::NotFound)),
+        Err(StoreError::Conflict(message)) => Err(PageError(ErrorKind::BadRequest(message))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub(crate) async fn delete_salesperson(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(code): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Redirect, PageError> {
+    admin_only(&signed_in, &form.csrf)?;
+    match state.store.delete_salesperson(&code).await? {
+        true => Ok(Redirect::to("/salespeople")),
+        false => Err(PageError(ErrorKind::NotFound)),
+    }
+}

@@ -55,6 +55,7 @@ conformance!(
     users_sessions_and_tokens,
     the_log_filters_and_pages_newest_first,
     opportunities_from_entries_link_both_ways,
+    deleting_from_the_directory,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -569,4 +570,16 @@ async fn opportunities_from_entries_link_both_ways(store: &Store) {
     assert_eq!(listed.len(), 2);
     let mine: Vec<String> = store.opportunities(Some("SP2"), 10).await.unwrap().into_iter().map(|o| format!("{} {}", o.no, o.estimated_value.map(|v| v.to_string()).unwrap_or_default())).collect();
     assert_eq!(mine, [format!("{manual} 1200.50")]);
+}
+
+async fn deleting_from_the_directory(store: &Store) {
+    store.import_contacts(&[contact("1", ContactKind::Person, Some("Acme"), &["p@acme.example"])]).await.unwrap();
+    assert!(matches!(store.delete_contact("CO-1").await, Err(StoreError::Conflict(_))), "people belong to it");
+    assert!(store.delete_contact("1").await.unwrap());
+    assert!(!store.delete_contact("1").await.unwrap(), "gone already");
+    assert!(store.delete_contact("CO-1").await.unwrap(), "a company with no people goes");
+    assert!(store.lookup_addresses(&[addr("p@acme.example")]).await.unwrap().contact(&addr("p@acme.example")).is_none());
+    store.import_salespeople(&[salesperson("SP1", &["s@x.example"])]).await.unwrap();
+    assert!(store.delete_salesperson("SP1").await.unwrap());
+    assert_eq!(store.count_salespeople_with_address().await.unwrap(), 0);
 }

@@ -570,3 +570,47 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn admins_add_change_and_delete_single_contacts_and_salespeople() {
+    let app = App::new().await;
+    app.add_user("root", Role::Admin, None).await;
+    app.add_user("uma", Role::User, None).await;
+    let root = app.login("root").await;
+    let csrf = app.get("/contacts", Some(&root)).await.csrf();
+    let session = [("mailscribe_session", root.as_str())];
+
+    let add = app.send("POST", "/contacts", &session, Some(&format!("csrf={csrf}&key=7&name=Ann&email=ann%40acme.example&company=Acme&kind=person")), None).await;
+    assert_eq!((add.status, add.location()), (StatusCode::SEE_OTHER, "/contacts/7"));
+    let card = app.get("/contacts/7", Some(&root)).await;
+    assert!(card.body.contains("ann@acme.example") && card.body.contains("/contacts/CO-1"), "{}", card.body);
+    // The same rules as a file: a bad address is refused with its reason.
+    let bad = app.send("POST", "/contacts", &session, Some(&format!("csrf={csrf}&key=8&name=Bob&email=not-an-address&kind=person")), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("not a usable email address"), "{}", bad.body);
+    // Changing replaces the name and the addresses.
+    app.send("POST", "/contacts", &session, Some(&format!("csrf={csrf}&key=7&name=Ann+B&email=ann.b%40acme.example&company=Acme&kind=person")), None).await;
+    let card = app.get("/contacts/7", Some(&root)).await;
+    assert!(card.body.contains("Ann B") && card.body.contains("ann.b@acme.example") && !card.body.contains("ann@acme.example"));
+    // A company with people cannot go; the person can, then the company.
+    let refused = app.send("POST", "/contacts/CO-1/delete", &session, Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("belong to company CO-1"), "{}", refused.body);
+    assert_eq!(app.send("POST", "/contacts/7/delete", &session, Some(&format!("csrf={csrf}")), None).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.send("POST", "/contacts/CO-1/delete", &session, Some(&format!("csrf={csrf}")), None).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/contacts/7", Some(&root)).await.status, StatusCode::NOT_FOUND);
+
+    let saved = app.send("POST", "/salespeople", &session, Some(&format!("csrf={csrf}&key=SP9&name=Sue&email=sue%40ourco.example")), None).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    assert!(app.get("/salespeople/SP9", Some(&root)).await.body.contains("sue@ourco.example"));
+    let taken = app.send("POST", "/salespeople", &session, Some(&format!("csrf={csrf}&key=SP8&name=Sid&email=sue%40ourco.example")), None).await;
+    assert_eq!(taken.status, StatusCode::BAD_REQUEST, "an address on two salespeople");
+    assert_eq!(app.send("POST", "/salespeople/SP9/delete", &session, Some(&format!("csrf={csrf}")), None).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/salespeople/SP9", Some(&root)).await.status, StatusCode::NOT_FOUND);
+
+    // Users who are not admins change nothing.
+    let uma = app.login("uma").await;
+    let uma_csrf = app.get("/contacts", Some(&uma)).await.csrf();
+    let denied = app.send("POST", "/contacts", &[("mailscribe_session", &uma)], Some(&format!("csrf={uma_csrf}&key=9&name=X&kind=person")), None).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+}
