@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use mailscribe_core::Amount;
-use sqlx::Row;
 
 use crate::{Result, Store, with_pool};
 
@@ -78,8 +77,8 @@ impl Store {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<DecisionRow>> {
-        let ids: Vec<i64> = with_pool!(self, |pool| {
-            let mut query = sqlx::QueryBuilder::new("SELECT id FROM decisions WHERE 1 = 1");
+        with_pool!(self, |pool| {
+            let mut query = sqlx::QueryBuilder::new("SELECT * FROM decisions WHERE 1 = 1");
             if let Some(reason) = reason {
                 query.push(" AND reason = ").push_bind(reason.to_owned());
             }
@@ -96,13 +95,8 @@ impl Store {
                 query.push(" AND id < ").push_bind(before);
             }
             query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-            query.build().fetch_all(pool).await?.iter().map(|r| Ok(r.try_get("id")?)).collect::<Result<Vec<i64>>>()?
-        });
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
-            rows.extend(self.decisions_after(id - 1, 1).await?);
-        }
-        Ok(rows)
+            query.build().fetch_all(pool).await?.iter().map(decision_from_row).collect()
+        })
     }
 
     /// Ledger rows with `id > after`, in id order.
@@ -114,28 +108,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|r| {
-                    Ok(DecisionRow {
-                        id: r.try_get("id")?,
-                        message_id: r.try_get("message_id")?,
-                        sha256: r.try_get("sha256")?,
-                        outcome: r.try_get("outcome")?,
-                        reason: r.try_get("reason")?,
-                        entries: r.try_get("entries")?,
-                        error: r.try_get("error")?,
-                        decided_at: r.try_get("decided_at")?,
-                        first_seen_at: r.try_get("first_seen_at")?,
-                        sender: r.try_get("sender")?,
-                        subject: r.try_get("subject")?,
-                        ambiguous: r.try_get("ambiguous")?,
-                        attempts: r.try_get("attempts")?,
-                        mailbox: r.try_get("mailbox")?,
-                        uid_validity: r.try_get("uid_validity")?,
-                        uid: r.try_get("uid")?,
-                        disposition: r.try_get("disposition")?,
-                        date_fallback: r.try_get("date_fallback")?,
-                    })
-                })
+                .map(decision_from_row)
                 .collect()
         })
     }
@@ -167,6 +140,37 @@ where
         duration_minutes: r.try_get("duration_minutes")?,
         canceled: r.try_get("canceled")?,
         opportunity_no: r.try_get("opportunity_no")?,
+        date_fallback: r.try_get("date_fallback")?,
+    })
+}
+
+fn decision_from_row<R: sqlx::Row>(r: &R) -> Result<DecisionRow>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    String: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(DecisionRow {
+        id: r.try_get("id")?,
+        message_id: r.try_get("message_id")?,
+        sha256: r.try_get("sha256")?,
+        outcome: r.try_get("outcome")?,
+        reason: r.try_get("reason")?,
+        entries: r.try_get("entries")?,
+        error: r.try_get("error")?,
+        decided_at: r.try_get("decided_at")?,
+        first_seen_at: r.try_get("first_seen_at")?,
+        sender: r.try_get("sender")?,
+        subject: r.try_get("subject")?,
+        ambiguous: r.try_get("ambiguous")?,
+        attempts: r.try_get("attempts")?,
+        mailbox: r.try_get("mailbox")?,
+        uid_validity: r.try_get("uid_validity")?,
+        uid: r.try_get("uid")?,
+        disposition: r.try_get("disposition")?,
         date_fallback: r.try_get("date_fallback")?,
     })
 }
