@@ -4,8 +4,10 @@
 #
 # On a fresh Debian 12 machine it
 #   1. installs the system packages the tests need (Dovecot with IMAP, LMTP
-#      and Sieve, OpenSSL, and Chromium with its WebDriver for the browser
-#      tests) when they are missing and we run as root;
+#      and Sieve, OpenSSL, Postfix for the mail-flow-rule test, and Chromium
+#      with its WebDriver for the browser tests) when they are missing and we
+#      run as root; Postfix is installed unconfigured, so the system's own
+#      instance never starts (the test runs a private one);
 #   2. makes sure a PostgreSQL server is reachable: TEST_DATABASE_URL when set,
 #      else postgres://postgres@127.0.0.1:5432/postgres, which it starts (and,
 #      as root, installs and opens to passwordless TCP logins from 127.0.0.1)
@@ -28,7 +30,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
 readonly PG_HOST=127.0.0.1
 readonly PG_PORT=5432
-readonly SYSTEM_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl chromium chromium-driver)
+readonly SYSTEM_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl postfix chromium chromium-driver)
 # postgresql-common's own override for /etc/postgresql.
 readonly PG_CONF_ROOT="${PG_CLUSTER_CONF_ROOT:-/etc/postgresql}"
 readonly READY_TIMEOUT_MS=30000
@@ -65,6 +67,7 @@ package_installed() {
         case "$1" in
             dovecot-core) [[ -x /usr/sbin/dovecot ]] ;;
             openssl) command -v openssl >/dev/null 2>&1 ;;
+            postfix) [[ -x /usr/sbin/postfix ]] ;;
             *) [[ -x /usr/sbin/dovecot ]] ;;
         esac
     fi
@@ -95,7 +98,34 @@ ensure_system_packages() {
             "(or run this script as root on Debian/Ubuntu and it installs them)."
     fi
     note "installing: ${missing[*]}"
+    if [[ " ${missing[*]} " == *" postfix "* ]]; then
+        preseed_postfix
+    fi
     apt_install "${missing[@]}"
+    if [[ " ${missing[*]} " == *" postfix "* ]]; then
+        check_system_postfix_idle
+    fi
+}
+
+# "No configuration": the package installs without asking and writes no
+# main.cf, so the system's Postfix does not start. The tests run their own
+# instance from a throwaway directory (crates/mailscribe-testkit/src/postfix.rs).
+preseed_postfix() {
+    note "preseeding debconf: postfix postfix/main_mailer_type select No configuration"
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+}
+
+# The system instance must not hold port 25 or run beside the tests' one.
+check_system_postfix_idle() {
+    if postfix status >/dev/null 2>&1; then
+        note "the system's Postfix was started by its install; stopping it"
+        postfix stop >/dev/null 2>&1 || true
+    fi
+    if (exec 3<>/dev/tcp/127.0.0.1/25) 2>/dev/null; then
+        note "warning: something listens on 127.0.0.1:25 (not used by the tests)"
+    else
+        note "the system's Postfix is installed but not running"
+    fi
 }
 
 # The URL with any password replaced, for messages.

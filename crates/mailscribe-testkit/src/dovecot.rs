@@ -3,6 +3,9 @@
 //! (the recipe in `shared/notes/rust-stack-and-dovecot.md`).
 //!
 //! The harness owns the master process (`dovecot -F`) and stops it on drop.
+//! With `DovecotOptions::lmtp` it also accepts LMTP, and a global Sieve
+//! script files mail for any `queue@...` recipient into the public Queue,
+//! as a mail server's delivery would (used by the Postfix fixture).
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -41,6 +44,9 @@ pub struct DovecotOptions {
     /// An RFC 7662 introspection URL: enables XOAUTH2 and OAUTHBEARER
     /// through Dovecot's oauth2 passdb (see `OAuthServer`).
     pub oauth2_introspection_url: Option<String>,
+    /// An LMTP listener on a free loopback port (`Dovecot::lmtp_port`),
+    /// delivering mail for `queue@...` into the public Queue.
+    pub lmtp: bool,
 }
 
 impl Default for DovecotOptions {
@@ -50,6 +56,7 @@ impl Default for DovecotOptions {
             public_format: "maildir",
             separator: '/',
             oauth2_introspection_url: None,
+            lmtp: false,
         }
     }
 }
@@ -59,6 +66,8 @@ pub struct Dovecot {
     child: Option<Child>,
     pub imap_port: u16,
     pub imaps_port: u16,
+    /// Set when started with `DovecotOptions::lmtp`.
+    pub lmtp_port: Option<u16>,
     pub options: DovecotOptions,
     mail_owner: Option<(u32, u32)>,
 }
@@ -102,6 +111,7 @@ impl Dovecot {
         let root = dir.path();
         let imap_port = free_port();
         let imaps_port = free_port();
+        let lmtp_port = options.lmtp.then(free_port);
         for sub in ["run", "state", "tls", "mail", "public"] {
             std::fs::create_dir_all(root.join(sub)).expect("fixture dirs");
         }
@@ -139,12 +149,13 @@ impl Dovecot {
             }
             None => (String::new(), String::new()),
         };
+        let protocols = if lmtp_port.is_some() { "imap lmtp" } else { "imap" };
         let mut conf = format!(
             r#"base_dir = {root}/run
 state_dir = {root}/state
 instance_name = mailscribe-fixture-{imap_port}
 log_path = {root}/dovecot.log
-protocols = imap
+protocols = {protocols}
 listen = 127.0.0.1
 ssl = yes
 ssl_cert = <{root}/tls/cert.pem
@@ -195,6 +206,37 @@ service anvil {{
 "#,
             root = root.display(),
         );
+        if let Some(lmtp_port) = lmtp_port {
+            let queue = format!("Public Folders{sep}Email Logging{sep}Queue");
+            std::fs::write(
+                root.join("queue.sieve"),
+                format!(
+                    "require [\"fileinto\", \"envelope\"];\n\
+                     if envelope :localpart :is \"to\" \"{USER}\" {{\n  fileinto \"{queue}\";\n  stop;\n}}\n"
+                ),
+            )
+            .expect("queue.sieve");
+            // A global script must be compiled beforehand: the mail user
+            // cannot write its binary next to it.
+            run(Command::new("sievec").arg(root.join("queue.sieve")));
+            conf.push_str(&format!(
+                r#"service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+protocol lmtp {{
+  mail_plugins = $mail_plugins sieve
+}}
+plugin {{
+  sieve_before = {root}/queue.sieve
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}}
+"#,
+                root = root.display(),
+            ));
+        }
         if !root_mode {
             conf.push_str(&format!(
                 "default_internal_user = {mail_user}\ndefault_internal_group = {mail_group}\n\
@@ -216,13 +258,14 @@ service anvil {{
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start dovecot");
-        let dovecot = Dovecot { dir, child: Some(child), imap_port, imaps_port, options, mail_owner };
+        let dovecot = Dovecot { dir, child: Some(child), imap_port, imaps_port, lmtp_port, options, mail_owner };
         let auth_socket = dovecot.dir.path().join("run/auth-userdb");
         // Generous: on a loaded 2-core machine a start can take a while.
         wait_until("Dovecot to listen", Duration::from_secs(90), || {
             auth_socket.exists()
                 && TcpStream::connect(("127.0.0.1", imap_port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", imaps_port)).is_ok()
+                && lmtp_port.is_none_or(|port| TcpStream::connect(("127.0.0.1", port)).is_ok())
         });
         dovecot.create_folder(QUEUE);
         dovecot.create_folder(STORAGE);

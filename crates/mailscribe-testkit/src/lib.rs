@@ -1,5 +1,6 @@
-//! Fixtures at the boundaries we do not own: a throwaway Dovecot and
-//! throwaway databases. Only tests and benchmarks use this crate.
+//! Fixtures at the boundaries we do not own: a throwaway Dovecot, a
+//! private Postfix and throwaway databases. Only tests and benchmarks use
+//! this crate.
 //!
 //! Everything here waits for readiness by polling with a deadline, and
 //! cleans up in `Drop`.
@@ -8,12 +9,14 @@ mod browser;
 mod database;
 mod dovecot;
 mod oauth;
+mod postfix;
 mod proxy;
 
 pub use browser::Browser;
 pub use database::{TestDatabase, postgres_admin_url};
 pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate};
 pub use oauth::OAuthServer;
+pub use postfix::{Postfix, QUEUE_RECIPIENT};
 pub use proxy::TcpProxy;
 
 use std::time::{Duration, Instant};
