@@ -22,6 +22,7 @@ fn connection(dovecot: &Dovecot) -> ConnectionConfig {
         security: Security::Tls,
         allow_plaintext: false,
         ca_file: Some(dovecot.ca_file()),
+        trust: mailscribe_mail::TlsTrust::Bundled,
         credentials: Credentials::Basic {
             username: dovecot.user().into(),
             password: SecretString::from(dovecot.password()),

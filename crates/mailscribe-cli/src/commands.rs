@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use chrono::Utc;
 use mailscribe_core::{
-    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Security, Settings, StorageMode,
+    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Security, Settings, TlsTrust,
 };
 use mailscribe_mail::{ConnectionConfig, Credentials, OAuthClient, TokenProvider, entra_token_url};
 use mailscribe_store::{DatabaseUrl, Store, StoreError};
@@ -35,6 +35,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Contacts { command } => contacts(&store, command).await,
         Command::Mailbox { command: MailboxCommand::Configure(args) } => configure(&store, &url, args).await,
         Command::Mailbox { command: MailboxCommand::Show } => show_mailbox(&store).await,
+        Command::Mailbox { command: MailboxCommand::Clear } => clear_mailbox(&store).await,
         Command::Check => check(&store, &url).await,
         Command::Setup => crate::wizard::setup(&store, &url).await,
         Command::Settings { command } => settings(&store, command).await,
@@ -173,6 +174,7 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
     }
     let security: Security = args.security.parse().map_err(|err| usage(anyhow!("--security: {err}")))?;
     let auth: AuthKind = args.auth.parse().map_err(|err| usage(anyhow!("--auth: {err}")))?;
+    let tls_trust: TlsTrust = args.trust.parse().map_err(|err| usage(anyhow!("--trust: {err}")))?;
     if args.batch_size == 0 {
         return Err(usage(anyhow!("--batch-size must be at least 1")));
     }
@@ -240,6 +242,7 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
         batch_size: args.batch_size,
         allow_plaintext: args.allow_plaintext,
         ca_file: args.ca_file.map(|p| p.canonicalize().unwrap_or(p).display().to_string()),
+        tls_trust,
     };
     store.save_mailbox_setup(&setup).await?;
     println!(
@@ -307,9 +310,25 @@ async fn show_mailbox(store: &Store) -> Result<(), Failure> {
     println!("batch_size = {}", setup.batch_size);
     println!("allow_plaintext = {}", setup.allow_plaintext);
     println!("ca_file = {}", optional(&setup.ca_file));
+    println!("trust = {}", setup.tls_trust.as_str());
     println!("enabled = {}", enablement.enabled);
     if let (Some(by), Some(at)) = (&enablement.accepted_by, enablement.accepted_at) {
         println!("data statement accepted by {by} at {}", at.to_rfc3339());
+    }
+    Ok(())
+}
+
+async fn clear_mailbox(store: &Store) -> Result<(), Failure> {
+    match store.clear_mailbox_setup().await {
+        Ok(true) => println!("setup cleared: the connection, the folders and the stored secrets are removed"),
+        Ok(false) => println!("there was no setup to clear"),
+        Err(StoreError::Conflict(_)) => {
+            return Err(Failure::new(
+                exit::OTHER,
+                anyhow!("logging is enabled, so the setup cannot be cleared: run `mailscribe disable` first"),
+            ));
+        }
+        Err(err) => return Err(err.into()),
     }
     Ok(())
 }
@@ -351,6 +370,7 @@ pub(crate) fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Resu
         security: setup.security,
         allow_plaintext: setup.allow_plaintext,
         ca_file: setup.ca_file.as_ref().map(Into::into),
+        trust: setup.tls_trust,
         credentials,
         timeout: ConnectionConfig::DEFAULT_TIMEOUT,
         // Pretend the server lacks these (comma-separated, e.g. MOVE,UIDPLUS):
@@ -430,33 +450,6 @@ async fn template(store: &Store, command: TemplateCommand) -> Result<(), Failure
     Ok(())
 }
 
-/// What is read and what is kept; it differs between storage modes.
-pub(crate) fn data_statement(mode: StorageMode) -> String {
-    let kept = match mode {
-        StorageMode::Reference => {
-            "Mailscribe keeps only: the Message-ID, the dates, the subject, the matched salesperson and contact \
-             numbers, and where the message lies in the storage folder. Message bodies and attachments stay on \
-             the mail server; opening a logged message fetches it from there."
-        }
-        StorageMode::Full => {
-            "Mailscribe keeps: the Message-ID, the dates, the subject, the matched salesperson and contact \
-             numbers, where the message lies in the storage folder, AND A COMPRESSED COPY OF EVERY LOGGED \
-             MESSAGE, bodies and attachments included (storage mode 'full')."
-        }
-    };
-    format!(
-        "Data statement\n\
-         Mailscribe will read every message in the queue folder of the configured mailbox: its headers (sender, \
-         To and Cc addresses, subject, dates, Message-ID, Sensitivity) and flags. It decides for each message \
-         whether it is an exchange between a salesperson and a contact. Logged messages are moved to the \
-         storage folder; other messages are removed from the queue (or moved to the configured folder).\n\
-         {kept}\n\
-         For every message seen, the decision ledger keeps when it was seen, the sender address, the outcome \
-         and the reason, and the subject only for logged messages; rows of messages that were not logged are \
-         purged after the retention period."
-    )
-}
-
 pub(crate) fn who_am_i() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_owned())
 }
@@ -474,7 +467,7 @@ async fn enable(store: &Store, url: &DatabaseUrl, args: EnableArgs) -> Result<()
             anyhow!("logging stays disabled because {} checks failed; fix them and run `mailscribe enable` again", failed.len()),
         ));
     }
-    let statement = data_statement(store.settings().await?.storage_mode);
+    let statement = mailscribe_core::data_statement(store.settings().await?.storage_mode);
     if !args.accept_data_statement {
         if !std::io::stdin().is_terminal() {
             return Err(Failure::new(
@@ -680,8 +673,11 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
     announce_first_admin_link(store, args.listen).await?;
     tracing::info!(listen = %args.listen, "serving the web app and the API");
     let source = std::sync::Arc::new(StorageReader { store: store.clone(), url: url.clone() });
+    let setup = std::sync::Arc::new(SetupService { store: store.clone(), url: url.clone() });
     let app = mailscribe_web::router(
-        mailscribe_web::AppState::new(store.clone(), args.secure_cookies).with_message_source(source),
+        mailscribe_web::AppState::new(store.clone(), args.secure_cookies)
+            .with_message_source(source)
+            .with_setup_backend(setup),
     );
     let mut web_stop = stop.clone();
     let web = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -711,6 +707,40 @@ impl mailscribe_web::MessageSource for StorageReader {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+/// What the web setup pages do on the server: seal secrets with the key
+/// file, list folders and run the checks, exactly as the CLI does.
+struct SetupService {
+    store: Store,
+    url: DatabaseUrl,
+}
+
+impl mailscribe_web::SetupBackend for SetupService {
+    fn seal(&self, field: mailscribe_web::SecretField, plain: &SecretString) -> Result<mailscribe_core::SealedSecret, String> {
+        let purpose = match field {
+            mailscribe_web::SecretField::Password => PASSWORD_PURPOSE,
+            mailscribe_web::SecretField::ClientId => CLIENT_ID_PURPOSE,
+            mailscribe_web::SecretField::ClientSecret => CLIENT_SECRET_PURPOSE,
+        };
+        let keys = KeyRing::load_or_create(&self.url).map_err(|err| err.to_string())?;
+        Ok(keys.seal(purpose, plain))
+    }
+
+    fn list_folders<'a>(&'a self, setup: &'a MailboxSetup) -> mailscribe_web::BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let connection = connection_config(&self.url, setup).map_err(|err| err.to_string())?;
+            let mut session = mailscribe_mail::Session::connect(&connection).await.map_err(|err| err.to_string())?;
+            let listed = session.list_folders().await;
+            session.logout().await;
+            let folders = listed.map_err(|err| err.to_string())?;
+            Ok(folders.into_iter().filter(|f| f.selectable).map(|f| f.display_name).collect())
+        })
+    }
+
+    fn check<'a>(&'a self, setup: &'a MailboxSetup) -> mailscribe_web::BoxFuture<'a, Vec<CheckLine>> {
+        Box::pin(check_lines(&self.store, &self.url, setup))
     }
 }
 

@@ -165,6 +165,9 @@ pub(crate) enum MailboxCommand {
     Configure(ConfigureArgs),
     /// Show the stored setup (the password is never shown).
     Show,
+    /// Remove the setup and its stored secrets (only while logging is
+    /// disabled). Logged entries and people are kept.
+    Clear,
 }
 
 #[derive(Args)]
@@ -231,6 +234,11 @@ pub(crate) struct ConfigureArgs {
     /// PEM file with the CA certificate(s) of a private CA.
     #[arg(long, value_name = "PEM")]
     pub(crate) ca_file: Option<PathBuf>,
+    /// Which roots to trust besides --ca-file: `bundled` (Mozilla's, built
+    /// in) or `system` (the operating system's store; SSL_CERT_FILE and
+    /// SSL_CERT_DIR are honoured).
+    #[arg(long, default_value = "bundled")]
+    pub(crate) trust: String,
 }
 
 #[derive(Subcommand)]

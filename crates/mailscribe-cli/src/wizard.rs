@@ -9,7 +9,7 @@ use std::process::{Command as Process, Stdio};
 
 use anyhow::anyhow;
 use mailscribe_core::{
-    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Security, StorageMode,
+    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Security, StorageMode, TlsTrust,
 };
 use mailscribe_mail::{Session, entra_token_url};
 use mailscribe_store::{DatabaseUrl, Store};
@@ -129,6 +129,13 @@ async fn run_steps(store: &Store, url: &DatabaseUrl, p: &mut Prompter) -> Result
     };
     let ca_file = p.ask("CA certificate file for a private CA (Enter for none)", Some(" "))?;
     let ca_file = (!ca_file.trim().is_empty()).then(|| ca_file.trim().to_owned());
+    let tls_trust = loop {
+        let default = previous.as_ref().map_or("bundled", |s| s.tls_trust.as_str());
+        match p.ask("Trust which roots: bundled (built in) or system (this machine's store)", Some(default))?.parse::<TlsTrust>() {
+            Ok(trust) => break trust,
+            Err(err) => println!("  {err}"),
+        }
+    };
     let allow_plaintext = security == Security::None && p.confirm("Send the login unencrypted if the host is not on this machine?")?;
 
     step(3, "authentication");
@@ -181,6 +188,7 @@ async fn run_steps(store: &Store, url: &DatabaseUrl, p: &mut Prompter) -> Result
         batch_size: MailboxSetup::DEFAULT_BATCH_SIZE,
         allow_plaintext,
         ca_file,
+        tls_trust,
     };
     let connection = match crate::commands::connection_config(url, &setup) {
         Ok(connection) => connection,
@@ -259,7 +267,7 @@ async fn run_steps(store: &Store, url: &DatabaseUrl, p: &mut Prompter) -> Result
         }
     };
 
-    println!("\n{}\n", crate::commands::data_statement(mode));
+    println!("\n{}\n", mailscribe_core::data_statement(mode));
     let enable = failed == 0 && p.confirm("Accept this statement, save the setup and enable logging?")?;
     if !enable && !p.confirm("Save the setup without enabling logging?")? {
         println!("Nothing was changed.");

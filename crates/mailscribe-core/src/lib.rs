@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod address;
+pub mod check;
 pub mod decision;
 pub mod directory;
 pub mod import;
@@ -18,6 +19,7 @@ pub mod setup;
 
 pub use access::{Restriction, Role, RoleError, User};
 pub use address::{AddressError, EmailAddress};
+pub use check::{CheckLine, CheckStatus};
 pub use decision::{ErrorClass, 
     Decision, DecisionInput, Direction, InitiatedBy, Outcome, PlannedEntry, Reason, decide,
 };
@@ -27,7 +29,7 @@ pub use directory::{
 };
 pub use setup::{
     AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef, SecretRefError,
-    Security, SettingError, Settings, StorageMode,
+    Security, SettingError, Settings, StorageMode, TlsTrust, data_statement,
 };
 pub use message_id::{MessageId, MessageKey};
 pub use money::{Amount, AmountError};

@@ -46,6 +46,39 @@ impl FromStr for Security {
     }
 }
 
+/// Which certificate authorities a TLS connection trusts. A certificate is
+/// always verified; this only chooses the roots (plus any CA file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsTrust {
+    /// The Mozilla roots built into Mailscribe: the same on every machine.
+    #[default]
+    Bundled,
+    /// The operating system's trust store (on Debian, what
+    /// `update-ca-certificates` installed), for an internal CA that IT
+    /// already rolled out to every server.
+    System,
+}
+
+impl TlsTrust {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsTrust::Bundled => "bundled",
+            TlsTrust::System => "system",
+        }
+    }
+}
+
+impl FromStr for TlsTrust {
+    type Err = SettingError;
+    fn from_str(s: &str) -> Result<TlsTrust, SettingError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bundled" => Ok(TlsTrust::Bundled),
+            "system" => Ok(TlsTrust::System),
+            other => Err(SettingError::Invalid { key: "trust", value: other.to_owned(), expected: "bundled or system" }),
+        }
+    }
+}
+
 /// How Mailscribe logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthKind {
@@ -110,6 +143,12 @@ impl SecretRef {
         }
     }
 
+    /// Whether a web session may set this source. Running a command is
+    /// reserved to someone with a shell on the server.
+    pub fn settable_from_web(&self) -> bool {
+        !matches!(self, SecretRef::Exec(_))
+    }
+
     /// The form stored in the database.
     pub fn to_storage(&self) -> String {
         match self {
@@ -137,6 +176,14 @@ impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// Exchange Online's IMAP scope for app-only access.
+pub const EXCHANGE_ONLINE_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// The Entra ID token endpoint of a tenant.
+pub fn entra_token_url(tenant: &str) -> String {
+    format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
 }
 
 /// The OAuth2 half of a setup.
@@ -177,7 +224,10 @@ pub struct MailboxSetup {
     pub quarantine_folder: Option<String>,
     pub batch_size: u32,
     pub allow_plaintext: bool,
+    /// A PEM file of extra certificate authorities, trusted in addition to
+    /// `tls_trust`.
     pub ca_file: Option<String>,
+    pub tls_trust: TlsTrust,
 }
 
 impl MailboxSetup {
@@ -333,6 +383,35 @@ fn parse_duration_seconds(value: &str) -> Option<u32> {
     (5..=86_400).contains(&seconds).then_some(seconds)
 }
 
+/// What Mailscribe reads and what it keeps, as the admin accepts it before
+/// logging is enabled. It differs between storage modes; the terminal and
+/// the web app show this same text.
+pub fn data_statement(mode: StorageMode) -> String {
+    let kept = match mode {
+        StorageMode::Reference => {
+            "Mailscribe keeps only: the Message-ID, the dates, the subject, the matched salesperson and contact \
+             numbers, and where the message lies in the storage folder. Message bodies and attachments stay on \
+             the mail server; opening a logged message fetches it from there."
+        }
+        StorageMode::Full => {
+            "Mailscribe keeps: the Message-ID, the dates, the subject, the matched salesperson and contact \
+             numbers, where the message lies in the storage folder, AND A COMPRESSED COPY OF EVERY LOGGED \
+             MESSAGE, bodies and attachments included (storage mode 'full')."
+        }
+    };
+    format!(
+        "Data statement\n\
+         Mailscribe will read every message in the queue folder of the configured mailbox: its headers (sender, \
+         To and Cc addresses, subject, dates, Message-ID, Sensitivity) and flags. It decides for each message \
+         whether it is an exchange between a salesperson and a contact. Logged messages are moved to the \
+         storage folder; other messages are removed from the queue (or moved to the configured folder).\n\
+         {kept}\n\
+         For every message seen, the decision ledger keeps when it was seen, the sender address, the outcome \
+         and the reason, and the subject only for logged messages; rows of messages that were not logged are \
+         purged after the retention period."
+    )
+}
+
 /// An interaction template: what each entry it makes costs and lasts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InteractionTemplate {
@@ -383,5 +462,27 @@ mod tests {
             assert!(matches!(settings.set(key, value), Err(SettingError::Invalid { .. })), "{key}={value}");
         }
         assert!(matches!(settings.set("colour", "blue"), Err(SettingError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn data_statement_says_what_each_mode_keeps() {
+        let reference = data_statement(StorageMode::Reference);
+        let full = data_statement(StorageMode::Full);
+        assert!(reference.contains("stay on the mail server"), "{reference}");
+        assert!(!reference.contains("COPY OF EVERY LOGGED MESSAGE"));
+        assert!(full.contains("COPY OF EVERY LOGGED MESSAGE"), "{full}");
+        for statement in [&reference, &full] {
+            assert!(statement.contains("queue folder") && statement.contains("purged after the retention period"));
+        }
+    }
+
+    #[test]
+    fn only_exec_sources_are_kept_from_the_web() {
+        for (source, allowed) in [("env:IMAP_PASSWORD", true), ("file:/run/secrets/imap", true), ("exec:vault read x", false)] {
+            let parsed = SecretRef::parse_source(source).unwrap();
+            assert_eq!(parsed.settable_from_web(), allowed, "{source}");
+        }
+        assert_eq!("System".parse::<TlsTrust>().unwrap(), TlsTrust::System);
+        assert!("anything".parse::<TlsTrust>().is_err());
     }
 }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::{ConnectionConfig, Credentials, MailError, Result, Security, TlsProblem};
+use crate::{ConnectionConfig, Credentials, MailError, Result, Security, TlsProblem, TlsTrust};
 
 /// One stream type for plain, STARTTLS and implicit TLS connections.
 pub(crate) trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -27,7 +27,23 @@ pub(crate) fn is_loopback(host: &str) -> bool {
 
 fn tls_config(config: &ConnectionConfig) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    match config.trust {
+        TlsTrust::Bundled => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        TlsTrust::System => {
+            // Honours SSL_CERT_FILE and SSL_CERT_DIR, like OpenSSL does.
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _unparsable) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                let detail = native.errors.first().map(ToString::to_string).unwrap_or_else(|| "no certificates found".into());
+                return Err(MailError::Tls {
+                    host: config.host.clone(),
+                    problem: TlsProblem::Other(format!(
+                        "the system trust store is empty or unreadable ({detail}); install ca-certificates or use --trust bundled"
+                    )),
+                });
+            }
+        }
+    }
     if let Some(path) = &config.ca_file {
         let ca_error = |reason: String| MailError::CaFile { path: path.clone(), reason };
         let certificates = CertificateDer::pem_file_iter(path)

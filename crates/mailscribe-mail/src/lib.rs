@@ -23,7 +23,7 @@ pub use folder::{FolderInfo, decode_modified_utf7, encode_modified_utf7};
 pub use oauth::{EXCHANGE_ONLINE_SCOPE, OAuthClient, TokenProvider, entra_token_url};
 pub use session::{FetchedMessage, MoveOutcome, SelectedFolder, Session};
 
-pub use mailscribe_core::Security;
+pub use mailscribe_core::{Security, TlsTrust};
 use secrecy::SecretString;
 
 /// How to log in.
@@ -54,6 +54,8 @@ pub struct ConnectionConfig {
     pub allow_plaintext: bool,
     /// Extra trusted CA certificates (PEM), for servers with a private CA.
     pub ca_file: Option<PathBuf>,
+    /// The roots trusted besides `ca_file`: bundled, or the system's store.
+    pub trust: TlsTrust,
     pub credentials: Credentials,
     /// Longest wait for any one server response.
     pub timeout: Duration,
@@ -110,7 +112,8 @@ pub enum MailError {
 fn tls_hint(problem: &TlsProblem) -> String {
     match problem {
         TlsProblem::UnknownIssuer => "the certificate is signed by an unknown authority; \
-             if the server uses a private CA, give its certificate with --ca-file"
+             if the server uses a private CA, give its certificate with --ca-file, \
+             or trust the system's store with --trust system if IT installed the CA there"
             .into(),
         TlsProblem::NameMismatch => "the certificate is not valid for this host name; \
              connect with the name the certificate was issued for"

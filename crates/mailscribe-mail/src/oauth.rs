@@ -10,13 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::MailError;
 
-/// Exchange Online's IMAP scope for app-only access.
-pub const EXCHANGE_ONLINE_SCOPE: &str = "https://outlook.office365.com/.default";
-
-/// The Entra ID token endpoint of a tenant.
-pub fn entra_token_url(tenant: &str) -> String {
-    format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
-}
+pub use mailscribe_core::setup::{EXCHANGE_ONLINE_SCOPE, entra_token_url};
 
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);

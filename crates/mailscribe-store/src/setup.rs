@@ -48,6 +48,7 @@ impl Store {
                 batch_size: u32::try_from(batch_size).map_err(|_| bad("batch size"))?,
                 allow_plaintext: row.try_get("allow_plaintext")?,
                 ca_file: row.try_get("ca_file")?,
+                tls_trust: row.try_get::<String, _>("tls_trust")?.parse().map_err(|_| bad("tls trust"))?,
             }))
         })
     }
@@ -58,8 +59,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO mailbox_setup (id, host, port, security, auth_kind, username, password_ref, \
                  queue_folder, storage_folder, not_logged_folder, quarantine_folder, batch_size, allow_plaintext, ca_file, \
-                 oauth_token_url, oauth_tenant, oauth_client_id_ref, oauth_client_secret_ref, oauth_scope) \
-                 VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                 oauth_token_url, oauth_tenant, oauth_client_id_ref, oauth_client_secret_ref, oauth_scope, tls_trust) \
+                 VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
                  ON CONFLICT (id) DO UPDATE SET host = excluded.host, port = excluded.port, \
                  security = excluded.security, auth_kind = excluded.auth_kind, username = excluded.username, \
                  password_ref = excluded.password_ref, queue_folder = excluded.queue_folder, \
@@ -68,7 +69,8 @@ impl Store {
                  allow_plaintext = excluded.allow_plaintext, ca_file = excluded.ca_file, \
                  oauth_token_url = excluded.oauth_token_url, oauth_tenant = excluded.oauth_tenant, \
                  oauth_client_id_ref = excluded.oauth_client_id_ref, \
-                 oauth_client_secret_ref = excluded.oauth_client_secret_ref, oauth_scope = excluded.oauth_scope",
+                 oauth_client_secret_ref = excluded.oauth_client_secret_ref, oauth_scope = excluded.oauth_scope, \
+                 tls_trust = excluded.tls_trust",
             )
             .bind(&setup.host)
             .bind(i64::from(setup.port))
@@ -88,10 +90,24 @@ impl Store {
             .bind(setup.oauth.as_ref().map(|o| o.client_id.to_storage()))
             .bind(setup.oauth.as_ref().map(|o| o.client_secret.to_storage()))
             .bind(setup.oauth.as_ref().map(|o| o.scope.as_str()))
+            .bind(setup.tls_trust.as_str())
             .execute(pool)
             .await?;
             Ok(())
         })
+    }
+
+    /// "Clear setup": removes the connection, the folders and the stored
+    /// secrets with them. Refused while logging is enabled, in the same
+    /// statement, so an enable racing with it cannot lose.
+    pub async fn clear_mailbox_setup(&self) -> Result<bool> {
+        let removed = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM mailbox_setup WHERE id = 1 AND enabled = FALSE").execute(pool).await?.rows_affected()
+        });
+        if removed == 0 && self.enablement().await?.enabled {
+            return Err(StoreError::Conflict("logging is enabled: disable it before clearing the setup".into()));
+        }
+        Ok(removed > 0)
     }
 
     pub async fn enablement(&self) -> Result<Enablement> {

@@ -133,6 +133,17 @@ impl Browser {
         self.call("POST", &format!("/element/{element}/value"), json!({ "text": text })).await;
     }
 
+    /// Picks the option with this value in a `<select>`.
+    pub async fn choose(&self, css: &str, value: &str) {
+        let script = format!(
+            "const s = document.querySelector({css}); s.value = {value}; return s.value;",
+            css = Value::from(css),
+            value = Value::from(value)
+        );
+        let chosen = self.execute(&script).await;
+        assert_eq!(chosen.as_str(), Some(value), "{css} has no option {value}");
+    }
+
     pub async fn click(&self, css: &str) {
         let element = self.element(css).await;
         self.call("POST", &format!("/element/{element}/click"), json!({})).await;

@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod email_logging;
 mod error;
 mod message;
 mod pages;
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use mailscribe_store::Store;
 
 pub use auth::{generate_token, hash_password, hash_token};
+pub use email_logging::{BoxFuture, SecretField, SetupBackend};
 pub use message::MessageSource;
 
 /// What every handler can reach. Cheap to clone.
@@ -30,6 +32,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Reads `reference`-mode messages from the mail server.
     pub message_source: Option<Arc<dyn MessageSource>>,
+    /// Checks, lists folders and seals secrets for the setup pages.
+    pub setup_backend: Option<Arc<dyn SetupBackend>>,
+    drafts: Arc<email_logging::Drafts>,
     throttle: Arc<auth::LoginThrottle>,
     password_checks: Arc<tokio::sync::Semaphore>,
 }
@@ -40,6 +45,8 @@ impl AppState {
             store,
             secure_cookies,
             message_source: None,
+            setup_backend: None,
+            drafts: Arc::default(),
             throttle: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(4)),
         }
@@ -47,6 +54,11 @@ impl AppState {
 
     pub fn with_message_source(mut self, source: Arc<dyn MessageSource>) -> AppState {
         self.message_source = Some(source);
+        self
+    }
+
+    pub fn with_setup_backend(mut self, backend: Arc<dyn SetupBackend>) -> AppState {
+        self.setup_backend = Some(backend);
         self
     }
 }
@@ -74,6 +86,13 @@ pub fn router(state: AppState) -> Router {
         .route("/salespeople/import", post(people::import_salespeople))
         .route("/salespeople/{code}", get(people::salesperson))
         .route("/salespeople/{code}/delete", post(people::delete_salesperson))
+        .route("/admin/email-logging", get(email_logging::show).post(email_logging::save))
+        .route("/admin/email-logging/check", post(email_logging::check))
+        .route("/admin/email-logging/enable", post(email_logging::enable))
+        .route("/admin/email-logging/disable", post(email_logging::disable))
+        .route("/admin/email-logging/clear", post(email_logging::clear))
+        .route("/admin/email-logging/assisted", get(email_logging::assisted).post(email_logging::assisted_step))
+        .route("/admin/mail-server-guide", get(email_logging::guide))
         .route("/runs", get(sales::runs))
         .route("/decisions", get(sales::decisions))
         .route("/interactions/{entry_no}/message", get(message::show))

@@ -1,50 +1,11 @@
 //! Check setup (PRODUCT.md section 6): one line per check, each with a
-//! hint that says what to fix. The CLI prints these lines; the web page of
-//! a later issue shows the same ones.
+//! hint that says what to fix. The CLI prints these lines; the web page
+//! shows the same ones.
 
-use std::fmt;
-
+pub use mailscribe_core::check::{CheckLine, CheckStatus};
 use mailscribe_core::{MailboxSetup, Security};
 use mailscribe_mail::{ConnectionConfig, MailError, Session};
 use mailscribe_store::Store;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckStatus {
-    Pass,
-    Fail,
-    Skip,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckLine {
-    pub status: CheckStatus,
-    /// A stable name, e.g. `server_reachable`.
-    pub check: &'static str,
-    pub hint: String,
-}
-
-impl CheckLine {
-    pub fn pass(check: &'static str, hint: impl Into<String>) -> CheckLine {
-        CheckLine { status: CheckStatus::Pass, check, hint: hint.into() }
-    }
-    pub fn fail(check: &'static str, hint: impl Into<String>) -> CheckLine {
-        CheckLine { status: CheckStatus::Fail, check, hint: hint.into() }
-    }
-    pub fn skip(check: &'static str, hint: impl Into<String>) -> CheckLine {
-        CheckLine { status: CheckStatus::Skip, check, hint: hint.into() }
-    }
-}
-
-impl fmt::Display for CheckLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = match self.status {
-            CheckStatus::Pass => "PASS",
-            CheckStatus::Fail => "FAIL",
-            CheckStatus::Skip => "SKIP",
-        };
-        write!(f, "{status} {} {}", self.check, self.hint)
-    }
-}
 
 const FOLDERS_DIFFER_HINT: &str =
     "the queue and storage folders (and any not-logged or quarantine folder) must be different folders";

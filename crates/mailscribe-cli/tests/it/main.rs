@@ -8,3 +8,4 @@ mod postfix;
 mod secrets;
 mod scenarios;
 mod tidy;
+mod web_setup;

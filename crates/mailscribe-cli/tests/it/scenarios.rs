@@ -413,7 +413,7 @@ async fn the_terminal_setup_goes_from_nothing_to_logged_mail() {
     // password is typed only once its question is on the screen, as a
     // person would.
     let before_password = format!(
-        "\n127.0.0.1\ntls\n{}\n{}\nbasic\n{}\n",
+        "\n127.0.0.1\ntls\n{}\n{}\n\nbasic\n{}\n",
         env.dovecot.imaps_port,
         env.dovecot.ca_file().display(),
         env.dovecot.user(),
@@ -481,4 +481,14 @@ async fn a_bad_certificate_gets_a_check_line_that_says_why() {
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&env.run(&["check"]).stdout).to_string();
     assert!(text.contains("FAIL tls TLS with 127.0.0.1 failed: the certificate is signed by an unknown authority"), "{text}");
+    // The same CA installed in the system's store (here: SSL_CERT_FILE,
+    // which the system store honours) is trusted with --trust system.
+    let output = env.run(&["mailbox", "configure", "--host", "127.0.0.1", "--port", &env.dovecot.imaps_port.to_string(), "--user", "queue", "--password-env", "IMAP_PASSWORD", "--queue", QUEUE, "--storage", STORAGE, "--trust", "system"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let check = env.command().env("SSL_CERT_FILE", env.dovecot.ca_file()).arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&check.stdout).to_string();
+    assert!(text.contains("PASS tls tls certificate verified for 127.0.0.1"), "{text}");
+    let unset = env.command().env("SSL_CERT_FILE", "/nonexistent/ca.pem").arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&unset.stdout).to_string();
+    assert!(text.contains("FAIL tls"), "a system store without our CA does not trust the server: {text}");
 }

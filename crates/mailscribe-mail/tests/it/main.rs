@@ -15,6 +15,7 @@ fn config(dovecot: &Dovecot, security: Security) -> ConnectionConfig {
         security,
         allow_plaintext: false,
         ca_file: Some(dovecot.ca_file()),
+        trust: mailscribe_mail::TlsTrust::Bundled,
         credentials: Credentials::Basic {
             username: dovecot.user().into(),
             password: SecretString::from(dovecot.password()),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use mailscribe_core::{
     Amount, AuthKind, Contact, ContactKind, ContactNo, ContactRef, Direction, EmailAddress, Enablement,
     InteractionTemplate, MailboxSetup, OAuthSetup, PlannedEntry, Reason, Salesperson, SalespersonCode, SealedSecret,
-    SecretRef, Security, StorageMode,
+    SecretRef, Security, StorageMode, TlsTrust,
 };
 use mailscribe_core::decision::ErrorClass;
 use mailscribe_store::{DecidedCopy, DispositionUpdate, EntryCursor, EntryFilter, RunCounts, Store, StoreError};
@@ -238,6 +238,7 @@ async fn setup_settings_and_templates_round_trip(store: &Store) {
         batch_size: 100,
         allow_plaintext: false,
         ca_file: None,
+        tls_trust: TlsTrust::Bundled,
     };
     store.save_mailbox_setup(&setup).await.unwrap();
     assert_eq!(store.mailbox_setup().await.unwrap().as_ref(), Some(&setup));
@@ -251,6 +252,8 @@ async fn setup_settings_and_templates_round_trip(store: &Store) {
             client_secret: SecretRef::Exec("vault read -field=secret mail".into()),
             scope: "https://outlook.office365.com/.default".into(),
         }),
+        tls_trust: TlsTrust::System,
+        ca_file: Some("/etc/mailscribe/internal-ca.pem".into()),
         ..setup.clone()
     };
     store.save_mailbox_setup(&oauth).await.unwrap();
@@ -261,6 +264,16 @@ async fn setup_settings_and_templates_round_trip(store: &Store) {
     // Saving the setup again keeps enablement.
     store.save_mailbox_setup(&setup).await.unwrap();
     assert!(store.enablement().await.unwrap().enabled);
+    // Clearing is refused while enabled, and removes the secrets once disabled.
+    assert!(matches!(store.clear_mailbox_setup().await, Err(StoreError::Conflict(_))));
+    assert!(store.mailbox_setup().await.unwrap().is_some());
+    store.set_enablement(&Enablement { enabled: false, ..accepted.clone() }).await.unwrap();
+    assert!(store.clear_mailbox_setup().await.unwrap());
+    assert_eq!(store.mailbox_setup().await.unwrap(), None);
+    assert!(!store.clear_mailbox_setup().await.unwrap(), "nothing left to clear");
+    store.save_mailbox_setup(&setup).await.unwrap();
+    assert!(!store.enablement().await.unwrap().enabled, "a new setup starts disabled");
+    store.set_enablement(&accepted).await.unwrap();
 
     let defaults = store.settings().await.unwrap();
     assert_eq!(defaults.storage_mode, StorageMode::Reference);

@@ -88,6 +88,7 @@ async fn reference_mode_reads_the_storage_folder_and_says_when_the_message_is_go
         security: Security::Tls,
         allow_plaintext: false,
         ca_file: Some(dovecot.ca_file()),
+        trust: mailscribe_mail::TlsTrust::Bundled,
         credentials: Credentials::Basic { username: dovecot.user().into(), password: SecretString::from(dovecot.password()) },
         timeout: Duration::from_secs(20),
         ignore_capabilities: Vec::new(),
