@@ -7,6 +7,7 @@
 //! - `large-message`: the peak memory one 30 MB message adds to a run.
 //! - `lookups`: address lookups in a directory of 1,000,000 addresses.
 //! - `log`: the first page of the interaction log with 1,000,000 entries.
+//! - `serve-memory`: the memory of `mailscribe serve` while it serves pages.
 //!
 //! Build with `cargo build --release -p mailscribe-cli -p mailscribe-bench`;
 //! the benchmark runs `target/release/mailscribe` from beside itself.
@@ -16,13 +17,14 @@ mod lookups;
 mod measure;
 mod messages;
 mod queue;
+mod serve;
 
 use anyhow::bail;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!("usage: mailscribe-bench all|queue|large-message|lookups|log [--messages N]");
+        bail!("usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory [--messages N]");
     };
     if command == "measure" {
         return measure::measure_child(&args[1..]);
@@ -41,11 +43,13 @@ fn main() -> anyhow::Result<()> {
             "large-message" => queue::large_message().await,
             "lookups" => lookups::lookups().await,
             "log" => log::log().await,
+            "serve-memory" => serve::serve_memory().await,
             "all" => {
                 queue::queue(messages).await?;
                 queue::large_message().await?;
                 lookups::lookups().await?;
-                log::log().await
+                log::log().await?;
+                serve::serve_memory().await
             }
             other => bail!("unknown benchmark {other}"),
         }

@@ -3,6 +3,7 @@
 
 mod browser;
 mod message;
+mod setup;
 
 use axum::Router;
 use axum::body::Body;
