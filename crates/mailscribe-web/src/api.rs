@@ -8,6 +8,7 @@ use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorKind};
 use crate::pages::{LogQuery, log_page, visible_entry};
+use crate::people::field;
 
 
 /// One entry: the columns of `mailscribe interactions export`, plus ids.
@@ -114,6 +115,157 @@ pub(crate) async fn interaction(
     Ok(Json(value))
 }
 
+/// A JSON body, or a JSON error that says what is wrong with it.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<JsonBody<T>, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(ApiError(ErrorKind::BadRequest(rejection.body_text()))),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct NewComment {
+    comment: String,
+}
+
+/// Adds a comment to an entry; answers with the entry and its comments.
+pub(crate) async fn add_comment(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(entry_no): Path<i64>,
+    JsonBody(body): JsonBody<NewComment>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    visible_entry(&state, &user, entry_no).await?;
+    let comment = body.comment.trim();
+    if comment.is_empty() || comment.chars().count() > 500 {
+        return Err(ApiError(ErrorKind::BadRequest("a comment has 1 to 500 characters".into())));
+    }
+    state.store.add_entry_comment(entry_no, comment, chrono::Utc::now()).await?;
+    let Json(entry) = interaction(State(state), ApiUser(user), Path(entry_no)).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(entry)))
+}
+
+async fn set_canceled(state: AppState, user: mailscribe_core::User, entry_no: i64, canceled: bool) -> Result<Json<serde_json::Value>, ApiError> {
+    visible_entry(&state, &user, entry_no).await?;
+    state.store.set_entry_canceled(entry_no, canceled).await?;
+    interaction(State(state), ApiUser(user), Path(entry_no)).await
+}
+
+pub(crate) async fn cancel(State(state): State<AppState>, ApiWriter(user): ApiWriter, Path(entry_no): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
+    set_canceled(state, user, entry_no, true).await
+}
+
+pub(crate) async fn restore(State(state): State<AppState>, ApiWriter(user): ApiWriter, Path(entry_no): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
+    set_canceled(state, user, entry_no, false).await
+}
+
+fn directory_admin(user: &mailscribe_core::User) -> Result<(), ApiError> {
+    if !user.is_admin() {
+        return Err(ApiError(ErrorKind::Forbidden("only an admin can change the directory")));
+    }
+    Ok(())
+}
+
+fn import_refused(errors: Vec<mailscribe_core::import::RowError>) -> ApiError {
+    let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    ApiError(ErrorKind::BadRequest(listed.join("; ")))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct ContactBody {
+    name: String,
+    #[serde(default)]
+    kind: Option<String>,
+    /// The company's name, for a person.
+    #[serde(default)]
+    company: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+/// Adds or changes one contact, by the rules of `mailscribe contacts import`.
+pub(crate) async fn put_contact(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(no): Path<String>,
+    JsonBody(body): JsonBody<ContactBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    directory_admin(&user)?;
+    let kind = body.kind.as_deref().unwrap_or("person");
+    if kind != "person" && kind != "company" {
+        return Err(ApiError(ErrorKind::BadRequest("kind is person or company".into())));
+    }
+    let company = if kind == "company" { String::new() } else { body.company.unwrap_or_default() };
+    let csv = format!(
+        "no,name,email,company,type\n{},{},{},{},{kind}\n",
+        field(&no),
+        field(&body.name),
+        field(&body.addresses.join(";")),
+        field(&company)
+    );
+    let rows = mailscribe_core::import::read_contacts(csv.as_bytes()).map_err(import_refused)?;
+    let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
+    state.store.import_contacts(&contacts).await?;
+    let saved = state.store.contact(no.trim()).await?.ok_or(ApiError(ErrorKind::NotFound))?;
+    Ok(Json(contact_json(saved)))
+}
+
+pub(crate) async fn delete_contact(State(state): State<AppState>, ApiWriter(user): ApiWriter, Path(no): Path<String>) -> Result<axum::http::StatusCode, ApiError> {
+    directory_admin(&user)?;
+    match state.store.delete_contact(&no).await {
+        Ok(true) => Ok(axum::http::StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError(ErrorKind::NotFound)),
+        Err(mailscribe_store::StoreError::Conflict(message)) => Err(ApiError(ErrorKind::BadRequest(message))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct SalespersonBody {
+    name: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+/// Adds or changes one salesperson, by the rules of `mailscribe salespeople import`.
+pub(crate) async fn put_salesperson(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(code): Path<String>,
+    JsonBody(body): JsonBody<SalespersonBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    directory_admin(&user)?;
+    let csv = format!("code,name,email\n{},{},{}\n", field(&code), field(&body.name), field(&body.addresses.join(";")));
+    let rows = mailscribe_core::import::read_salespeople(csv.as_bytes()).map_err(import_refused)?;
+    let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
+    match state.store.import_salespeople(&people).await {
+        Ok(_) => {}
+        Err(mailscribe_store::StoreError::Conflict(message)) => return Err(ApiError(ErrorKind::BadRequest(message))),
+        Err(err) => return Err(err.into()),
+    }
+    let code = people.first().map(|p| p.code.to_string()).unwrap_or_default();
+    let Json(list) = salespeople(State(state), ApiUser(user)).await?;
+    list["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["code"] == code.as_str()).cloned())
+        .map(Json)
+        .ok_or(ApiError(ErrorKind::NotFound))
+}
+
+pub(crate) async fn delete_salesperson(State(state): State<AppState>, ApiWriter(user): ApiWriter, Path(code): Path<String>) -> Result<axum::http::StatusCode, ApiError> {
+    directory_admin(&user)?;
+    match state.store.delete_salesperson(&code).await? {
+        true => Ok(axum::http::StatusCode::NO_CONTENT),
+        false => Err(ApiError(ErrorKind::NotFound)),
+    }
+}
+
 /// The OpenAPI 3 description of this API. The tests check it against the
 /// router and against real answers.
 pub(crate) async fn openapi() -> Json<serde_json::Value> {
@@ -195,6 +347,41 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     }
                 }
             },
+            "/api/v1/interactions/{entry_no}/comments": {
+                "post": {
+                    "summary": "Add a comment to an entry (bearer token only)",
+                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["comment"], "properties": { "comment": { "type": "string", "minLength": 1, "maxLength": 500 } } } } } },
+                    "responses": {
+                        "201": { "description": "The entry with its comments", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionWithComments" } } } },
+                        "400": error, "401": error, "403": error, "404": error
+                    }
+                }
+            },
+            "/api/v1/interactions/{entry_no}/cancel": {
+                "post": {
+                    "summary": "Cancel an entry (bearer token only)",
+                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
+                    "security": [{ "bearer": [] }],
+                    "responses": {
+                        "200": { "description": "The entry", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionWithComments" } } } },
+                        "401": error, "403": error, "404": error
+                    }
+                }
+            },
+            "/api/v1/interactions/{entry_no}/restore": {
+                "post": {
+                    "summary": "Undo the cancelation of an entry (bearer token only)",
+                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
+                    "security": [{ "bearer": [] }],
+                    "responses": {
+                        "200": { "description": "The entry", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionWithComments" } } } },
+                        "401": error, "403": error, "404": error
+                    }
+                }
+            },
             "/api/v1/opportunities": {
                 "get": { "summary": "Opportunities, newest first", "responses": {
                     "200": { "description": "A list", "content": { "application/json": { "schema": list("Opportunity") } } }, "401": error } }
@@ -210,7 +397,28 @@ pub(crate) fn openapi_document() -> serde_json::Value {
             },
             "/api/v1/contacts/{no}": {
                 "get": { "summary": "One contact", "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
-                    "responses": { "200": { "description": "The contact", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Contact" } } } }, "401": error, "404": error } }
+                    "responses": { "200": { "description": "The contact", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Contact" } } } }, "401": error, "404": error } },
+                "put": { "summary": "Add or change a contact, by the rules of the CSV import (admins, bearer token only)",
+                    "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ContactInput" } } } },
+                    "responses": { "200": { "description": "The contact", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Contact" } } } }, "400": error, "401": error, "403": error } },
+                "delete": { "summary": "Delete a contact without entries (admins, bearer token only)",
+                    "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
+                    "security": [{ "bearer": [] }],
+                    "responses": { "204": { "description": "Deleted" }, "400": error, "401": error, "403": error, "404": error } }
+            },
+            "/api/v1/salespeople/{code}": {
+                "put": { "summary": "Add or change a salesperson, by the rules of the CSV import (admins, bearer token only)",
+                    "parameters": [{ "name": "code", "in": "path", "required": true, "schema": string }],
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["name"], "properties": { "name": string, "addresses": { "type": "array", "items": string } } } } } },
+                    "responses": { "200": { "description": "The salesperson", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Salesperson" } } } }, "400": error, "401": error, "403": error } },
+                "delete": { "summary": "Delete a salesperson (admins, bearer token only)",
+                    "parameters": [{ "name": "code", "in": "path", "required": true, "schema": string }],
+                    "security": [{ "bearer": [] }],
+                    "responses": { "204": { "description": "Deleted" }, "401": error, "403": error, "404": error } }
             },
             "/api/v1/salespeople": {
                 "get": { "summary": "Salespeople (a salesperson sees only themselves)",
@@ -302,6 +510,13 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "required": ["no", "name", "kind", "company_no", "addresses"],
                     "properties": { "no": string, "name": string, "kind": { "type": "string", "enum": ["person", "company"] },
                                     "company_no": nullable_string, "addresses": { "type": "array", "items": string } }
+                },
+                "ContactInput": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": { "name": string, "kind": { "type": "string", "enum": ["person", "company"] },
+                                    "company": { "type": "string", "description": "The company's name, for a person" },
+                                    "addresses": { "type": "array", "items": string } }
                 },
                 "Salesperson": {
                     "type": "object",

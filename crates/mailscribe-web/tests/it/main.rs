@@ -78,6 +78,23 @@ impl App {
         Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
+    /// A JSON request with a bearer token.
+    pub(crate) async fn send_json(&self, method: &str, uri: &str, bearer: &str, body: Option<serde_json::Value>) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {bearer}"));
+        let body = match body {
+            Some(value) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(value.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
     pub(crate) async fn get(&self, uri: &str, session: Option<&str>) -> Reply {
         match session {
             Some(session) => self.send("GET", uri, &[("mailscribe_session", session)], None, None).await,
@@ -450,6 +467,10 @@ async fn the_openapi_document_describes_what_the_api_answers() {
         "/api/v1/interactions",
         "/api/v1/interactions/{entry_no}",
         "/api/v1/interactions/{entry_no}/opportunity",
+        "/api/v1/interactions/{entry_no}/comments",
+        "/api/v1/interactions/{entry_no}/cancel",
+        "/api/v1/interactions/{entry_no}/restore",
+        "/api/v1/salespeople/{code}",
         "/api/v1/opportunities",
         "/api/v1/opportunities/{no}",
         "/api/v1/contacts",
@@ -513,6 +534,62 @@ async fn the_openapi_document_describes_what_the_api_answers() {
     assert_eq!(app.get("/api/v1/decisions", Some(&sam)).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&format!("/api/v1/opportunities/{no}"), Some(&sam)).await.status, StatusCode::NOT_FOUND);
     assert!(json(&app.get("/api/v1/opportunities", Some(&sam)).await)["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_api_writes_comments_cancelations_and_the_directory() {
+    let app = App::new().await;
+    let numbers = app.seed_entries().await;
+    let document = json(&app.get("/api/v1/openapi.json", None).await);
+    let schema = |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    for (name, role, code) in [("root", Role::Admin, None), ("uma", Role::User, None), ("sam", Role::Salesperson, Some("SP2"))] {
+        app.add_user(name, role, code).await;
+        let (user, _) = app.store.user_by_name(name).await.unwrap().unwrap();
+        app.store.create_api_token(&hash_token(&format!("{name}-token")), user.id, Utc::now()).await.unwrap();
+    }
+
+    // Comments and cancelation, on entries the caller may see.
+    let entry = numbers[0];
+    let reply = app.send_json("POST", &format!("/api/v1/interactions/{entry}/comments"), "uma-token", Some(serde_json::json!({ "comment": "Called back" }))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let body = json(&reply);
+    check_against(&document, &schema("InteractionWithComments"), &body, "commented");
+    assert_eq!(body["comments"][0]["comment"], "Called back");
+    for bad in [serde_json::json!({ "comment": "   " }), serde_json::json!({ "text": "x" })] {
+        let reply = app.send_json("POST", &format!("/api/v1/interactions/{entry}/comments"), "uma-token", Some(bad)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        check_against(&document, &schema("Error"), &json(&reply), "bad comment");
+    }
+    let reply = app.send_json("POST", &format!("/api/v1/interactions/{entry}/cancel"), "uma-token", None).await;
+    assert_eq!((reply.status, json(&reply)["canceled"].as_bool()), (StatusCode::OK, Some(true)));
+    let reply = app.send_json("POST", &format!("/api/v1/interactions/{entry}/restore"), "uma-token", None).await;
+    assert_eq!(json(&reply)["canceled"].as_bool(), Some(false));
+    // Entry 0 belongs to SP1: SP2's salesperson cannot touch it, nor find it.
+    for path in ["comments", "cancel"] {
+        let reply = app.send_json("POST", &format!("/api/v1/interactions/{entry}/{path}"), "sam-token", Some(serde_json::json!({ "comment": "x" }))).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(!app.store.entry(entry).await.unwrap().unwrap().canceled);
+
+    // The directory: admins only, by the import rules.
+    let carl = serde_json::json!({ "name": "Carl", "company": "Customer Corp", "addresses": ["c1@customer.example"] });
+    let reply = app.send_json("PUT", "/api/v1/contacts/1", "root-token", Some(carl.clone())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    check_against(&document, &schema("Contact"), &json(&reply), "put contact");
+    assert_eq!(json(&reply)["addresses"][0], "c1@customer.example");
+    assert_eq!(app.send_json("PUT", "/api/v1/contacts/1", "uma-token", Some(carl)).await.status, StatusCode::FORBIDDEN);
+    let reply = app.send_json("PUT", "/api/v1/contacts/9", "root-token", Some(serde_json::json!({ "name": "Bad", "addresses": ["not an address"] }))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(json(&reply)["error"]["message"].as_str().unwrap().contains("not an address"), "{}", reply.body);
+    let reply = app.send_json("PUT", "/api/v1/salespeople/SP9", "root-token", Some(serde_json::json!({ "name": "Nina", "addresses": ["nina@ourco.example"] }))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    check_against(&document, &schema("Salesperson"), &json(&reply), "put salesperson");
+    assert_eq!(app.send_json("DELETE", "/api/v1/salespeople/SP9", "uma-token", None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.send_json("DELETE", "/api/v1/salespeople/SP9", "root-token", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.send_json("DELETE", "/api/v1/salespeople/SP9", "root-token", None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.send_json("PUT", "/api/v1/contacts/77", "root-token", Some(serde_json::json!({ "name": "Temp" }))).await.status, StatusCode::OK);
+    assert_eq!(app.send_json("DELETE", "/api/v1/contacts/77", "root-token", None).await.status, StatusCode::NO_CONTENT);
+    assert!(app.store.contact("77").await.unwrap().is_none());
 }
 
 #[tokio::test]
