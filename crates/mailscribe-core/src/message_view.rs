@@ -15,6 +15,23 @@ pub struct AttachmentInfo {
     pub size: usize,
 }
 
+/// An image part the HTML body shows inline (`<img src="cid:...">`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineImage {
+    /// The Content-ID without its angle brackets.
+    pub content_id: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl InlineImage {
+    /// Raster formats only: an SVG is a document that can carry scripts.
+    pub const TYPES: [&'static str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+    /// Larger inline parts are left out of the page (they stay downloadable
+    /// as attachments).
+    pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageContent {
     /// (name, decoded value) of From, Sender, To, Cc, Date, Subject, Message-ID.
@@ -23,6 +40,8 @@ pub struct MessageContent {
     /// The HTML part as the sender wrote it: hostile input.
     pub html: Option<String>,
     pub attachments: Vec<AttachmentInfo>,
+    /// Raster images with a Content-ID, up to `InlineImage::MAX_TOTAL_BYTES`.
+    pub inline_images: Vec<InlineImage>,
 }
 
 fn content_type_of(part: &mail_parser::MessagePart<'_>) -> String {
@@ -71,7 +90,20 @@ pub fn read_message(raw: &[u8]) -> Option<MessageContent> {
             size: part.contents().len(),
         })
         .collect();
-    Some(MessageContent { headers, text, html, attachments })
+    let mut inline_images = Vec::new();
+    let mut total = 0;
+    for part in &message.parts {
+        let Some(content_id) = part.content_id() else { continue };
+        let content_type = content_type_of(part).to_ascii_lowercase();
+        let bytes = part.contents();
+        if !InlineImage::TYPES.contains(&content_type.as_str()) || total + bytes.len() > InlineImage::MAX_TOTAL_BYTES {
+            continue;
+        }
+        total += bytes.len();
+        let content_id = content_id.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+        inline_images.push(InlineImage { content_id, content_type, bytes: bytes.to_vec() });
+    }
+    Some(MessageContent { headers, text, html, attachments, inline_images })
 }
 
 /// The bytes of one attachment, with its name and content type.
@@ -127,6 +159,19 @@ mod tests {
         assert_eq!(bytes, b"%PDF-1.4\n");
         assert_eq!(safe_file_name(&info.name), "offer.pdf");
         assert!(read_attachment(MESSAGE.as_bytes(), 1).is_none());
+    }
+
+    #[test]
+    fn inline_raster_images_are_found_by_content_id_and_svg_is_not() {
+        let raw = "From: a@b.c\r\nMIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=r\r\n\r\n\
+            --r\r\nContent-Type: text/html\r\n\r\n<img src=\"cid:logo@x\"><img src=\"cid:evil@x\">\r\n\
+            --r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
+            --r\r\nContent-Type: image/svg+xml\r\nContent-ID: <evil@x>\r\n\r\n<svg onload=\"alert(1)\"/>\r\n--r--\r\n";
+        let content = read_message(raw.as_bytes()).unwrap();
+        assert_eq!(content.inline_images.len(), 1, "{:?}", content.inline_images);
+        let image = &content.inline_images[0];
+        assert_eq!((image.content_id.as_str(), image.content_type.as_str()), ("logo@x", "image/png"));
+        assert_eq!(image.bytes, b"\x89PNG\r\n\x1a\n");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! iframe without scripts, and the page's Content-Security-Policy forbids
 //! remote content as a second layer. Attachments download as attachments.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -12,7 +12,8 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use mailscribe_core::message_view::{AttachmentInfo, read_attachment, read_message, safe_file_name};
+use base64::Engine;
+use mailscribe_core::message_view::{AttachmentInfo, InlineImage, read_attachment, read_message, safe_file_name};
 use mailscribe_store::MessageRecord;
 
 use crate::AppState;
@@ -34,15 +35,28 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:;
                    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Only what a reader needs; no scripts, no forms, no remote images.
-fn sanitise(html: &str) -> String {
+/// `cid:` images of the message itself are shown, as `data:` URLs of the
+/// raster parts read from the message (never fetched from anywhere).
+fn sanitise(html: &str, inline: &[InlineImage]) -> String {
+    let images: HashMap<String, String> = inline
+        .iter()
+        .map(|image| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
+            (image.content_id.to_ascii_lowercase(), format!("data:{};base64,{encoded}", image.content_type))
+        })
+        .collect();
     let mut builder = ammonia::Builder::default();
     builder
-        .url_schemes(HashSet::from(["http", "https", "mailto"]))
+        .url_schemes(HashSet::from(["http", "https", "mailto", "cid"]))
         .link_rel(Some("noopener noreferrer nofollow"))
-        .attribute_filter(|element, attribute, value| match (element, attribute) {
-            // No image is loaded: a remote one is a tracking pixel until
-            // proven otherwise, and inline (cid:) parts are not served yet.
-            ("img", "src") => None,
+        .attribute_filter(move |element, attribute, value| match (element, attribute) {
+            // No remote image is loaded: it is a tracking pixel until
+            // proven otherwise. Only the message's own parts are shown.
+            ("img", "src") => value
+                .get(..4)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("cid:"))
+                .and_then(|_| images.get(&value[4..].trim().to_ascii_lowercase()))
+                .map(|data| data.clone().into()),
             (_, "srcset" | "background" | "style") => None,
             _ => Some(value.into()),
         });
@@ -106,7 +120,7 @@ pub(crate) async fn show(State(state): State<AppState>, signed_in: SignedIn, Pat
         entry_no,
         source: source.to_owned(),
         headers: content.headers,
-        html: content.html.as_deref().map(sanitise),
+        html: content.html.as_deref().map(|html| sanitise(html, &content.inline_images)),
         text: content.text,
         attachments: content.attachments,
     };
@@ -151,7 +165,17 @@ mod tests {
             ("<iframe src=\"https://evil.example\"></iframe><form action=\"/x\"><input></form>ok", "ok"),
         ];
         for (input, expected) in cases {
-            assert_eq!(sanitise(input), expected, "{input}");
+            assert_eq!(sanitise(input, &[]), expected, "{input}");
         }
+    }
+
+    #[test]
+    fn cid_images_become_data_urls_of_the_message_s_own_parts() {
+        let logo = InlineImage { content_id: "Logo@X".into(), content_type: "image/png".into(), bytes: b"\x89PNG".to_vec() };
+        let html = "<img src=\"cid:logo@x\" alt=\"logo\"><img src=\"cid:missing@x\"><img src=\"https://t.example/cid:logo@x\">";
+        assert_eq!(
+            sanitise(html, &[logo]),
+            "<img src=\"data:image/png;base64,iVBORw==\" alt=\"logo\"><img><img>"
+        );
     }
 }
