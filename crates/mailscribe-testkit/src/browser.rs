@@ -154,6 +154,13 @@ impl Browser {
         self.call("GET", &format!("/element/{element}/text"), Value::Null).await.as_str().unwrap_or_default().to_owned()
     }
 
+    /// The rendered width and height of an element, in CSS pixels.
+    pub async fn size(&self, css: &str) -> (f64, f64) {
+        let element = self.element(css).await;
+        let rect = self.call("GET", &format!("/element/{element}/rect"), Value::Null).await;
+        (rect["width"].as_f64().unwrap_or(0.0), rect["height"].as_f64().unwrap_or(0.0))
+    }
+
     pub async fn source(&self) -> String {
         self.call("GET", "/source", Value::Null).await.as_str().unwrap_or_default().to_owned()
     }

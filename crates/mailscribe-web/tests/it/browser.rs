@@ -29,15 +29,22 @@ fn trap() -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
+/// A 4 by 3 pixel PNG, sent inline with the message (`cid:logo@customer`).
+const LOGO_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAEElEQVR4nGP4z8AARww4OQD1MQv1NXv7ggAAAABJRU5ErkJggg==";
+
 fn hostile_message(trap_port: u16) -> String {
     format!(
         "From: Carl <c1@customer.example>\r\nTo: sp1@ourco.example\r\nSubject: Quarterly review\r\n\
          Message-ID: <quarterly@customer.example>\r\nDate: Tue, 3 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/html; charset=utf-8\r\n\r\n\
+         Content-Type: multipart/related; boundary=rel\r\n\r\n\
+         --rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
          <p id=\"hello\">Hello from the customer</p>\
          <script>window.parent.document.title = 'pwned'; window.parent.pwned = true;</script>\
          <img src=\"http://127.0.0.1:{trap_port}/pixel.gif\" onerror=\"window.parent.pwned = true\">\
-         <div style=\"background:url(http://127.0.0.1:{trap_port}/bg.png)\">styled</div>\r\n"
+         <img id=\"logo\" src=\"cid:logo@customer\">\
+         <div style=\"background:url(http://127.0.0.1:{trap_port}/bg.png)\">styled</div>\r\n\
+         --rel\r\nContent-Type: image/png\r\nContent-ID: <logo@customer>\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {LOGO_PNG}\r\n--rel--\r\n"
     )
 }
 
@@ -88,6 +95,7 @@ async fn sign_in_filter_open_view_and_create_an_opportunity_in_chromium() {
     browser.enter_frame("#html-body").await;
     let shown = browser.text("body").await;
     assert!(shown.contains("Hello from the customer") && shown.contains("styled"), "{shown}");
+    assert_eq!(browser.size("img[src^='data:image/png']").await, (4.0, 3.0), "the message's own inline image is shown");
     browser.leave_frame().await;
     shot(&browser, "message").await;
     assert_ne!(browser.title().await, "pwned", "the message's script did not run");
