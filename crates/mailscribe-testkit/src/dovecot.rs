@@ -6,6 +6,9 @@
 //! With `DovecotOptions::lmtp` it also accepts LMTP, and a global Sieve
 //! script files mail for any `queue@...` recipient into the public Queue,
 //! as a mail server's delivery would (used by the Postfix fixture).
+//! With `DovecotOptions::acl` it enforces access control lists (RFC 4314,
+//! IMAP `ACL`/`MYRIGHTS`), as a server where an administrator granted the
+//! mailbox user only some rights on the public folders.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -47,6 +50,22 @@ pub struct DovecotOptions {
     /// An LMTP listener on a free loopback port (`Dovecot::lmtp_port`),
     /// delivering mail for `queue@...` into the public Queue.
     pub lmtp: bool,
+    /// Access control lists: `None` (the default) loads no ACL plugin, so
+    /// the server has no `ACL` capability. `Some(rules)` enables Dovecot's
+    /// `acl` and `imap_acl` plugins with a global ACL file: every
+    /// authenticated user has all rights (`lrwstipekxa`) on every folder,
+    /// except that the fixture's user gets exactly the given rights on the
+    /// given folders — (path written with `/` as users write it, e.g.
+    /// `Public Folders/Email Logging/Storage`; IMAP rights letters, e.g.
+    /// `"lr"`). A `user=` entry takes precedence over `authenticated`, so
+    /// the rights are replaced, not added to. `Some(vec![])` gives full
+    /// rights everywhere while advertising `ACL`.
+    ///
+    /// Dovecot opens a folder read-only (`[READ-ONLY]`) only when the user
+    /// has none of `i`, `e`, `w`, `s`, `t` there (`"lr"`); any one of them
+    /// makes SELECT read-write. Restricting the Queue also stops LMTP
+    /// delivery into it unless `p` or `i` is kept.
+    pub acl: Option<Vec<(String, String)>>,
 }
 
 impl Default for DovecotOptions {
@@ -57,6 +76,7 @@ impl Default for DovecotOptions {
             separator: '/',
             oauth2_introspection_url: None,
             lmtp: false,
+            acl: None,
         }
     }
 }
@@ -206,6 +226,32 @@ service anvil {{
 "#,
             root = root.display(),
         );
+        // Before the LMTP block: its `$mail_plugins` is expanded where it
+        // stands, so `acl` must already be in the list.
+        if let Some(rules) = &options.acl {
+            let mut file = String::from("* authenticated lrwstipekxa\n");
+            for (folder, rights) in rules {
+                assert!(
+                    rights.chars().all(|c| "lrwstipekxa".contains(c)),
+                    "unknown ACL right in {rights:?} (Dovecot knows lrwstipekxa)"
+                );
+                let name = folder.replace('/', &sep.to_string()).replace('\\', "\\\\").replace('"', "\\\"");
+                file.push_str(&format!("\"{name}\" user={USER} {rights}\n"));
+            }
+            std::fs::write(root.join("global-acl"), file).expect("global-acl");
+            conf.push_str(&format!(
+                r#"mail_plugins = $mail_plugins acl
+protocol imap {{
+  mail_plugins = $mail_plugins imap_acl
+}}
+plugin {{
+  acl = vfile:{root}/global-acl
+  acl_globals_only = yes
+}}
+"#,
+                root = root.display(),
+            ));
+        }
         if let Some(lmtp_port) = lmtp_port {
             let queue = format!("Public Folders{sep}Email Logging{sep}Queue");
             std::fs::write(

@@ -131,10 +131,24 @@ async fn server_checks(setup: &MailboxSetup, connection: &ConnectionConfig, line
                 "queue_folder",
                 format!("{} opens read-only: the mailbox user needs the right to delete messages there", setup.queue_folder),
             )),
-            Ok(selected) => lines.push(CheckLine::pass(
-                "queue_folder",
-                format!("{} exists, {} messages waiting", setup.queue_folder, selected.exists),
-            )),
+            // Read-write is not enough where the server has ACLs (RFC 4314):
+            // Dovecot opens a folder read-write with any one of i/e/w/s/t,
+            // refuses UID MOVE without e, and ignores STORE \Deleted without
+            // t (so a not-logged copy would silently stay in the queue).
+            Ok(selected) => lines.push(match session.my_rights(folder).await {
+                Ok(Some(rights)) if !can_remove_messages(&rights) => CheckLine::fail(
+                    "queue_folder",
+                    format!(
+                        "the mailbox user may not remove messages from {} (rights: {rights}); grant the rights to mark messages deleted (t) and to expunge (e)",
+                        setup.queue_folder
+                    ),
+                ),
+                Ok(_) => CheckLine::pass(
+                    "queue_folder",
+                    format!("{} exists, {} messages waiting", setup.queue_folder, selected.exists),
+                ),
+                Err(err) => CheckLine::fail("queue_folder", err.to_string()),
+            }),
             Err(err) => lines.push(CheckLine::fail("queue_folder", err.to_string())),
         },
         Err(err) => lines.push(CheckLine::fail("queue_folder", err.to_string())),
@@ -191,8 +205,40 @@ async fn server_checks(setup: &MailboxSetup, connection: &ConnectionConfig, line
     session.logout().await;
 }
 
+/// Whether MYRIGHTS allows marking messages deleted and expunging them.
+/// RFC 4314 servers answer with `t` and `e` (and add the obsolete `d` when
+/// either is there, so `d` proves nothing to them); a server of the older
+/// RFC 2086, which knows none of t/e/k/x, grants both with `d`.
+fn can_remove_messages(rights: &str) -> bool {
+    if rights.contains(['t', 'e', 'k', 'x']) {
+        rights.contains('t') && rights.contains('e')
+    } else {
+        rights.contains('d')
+    }
+}
+
 fn skip_rest(lines: &mut Vec<CheckLine>, checks: &[&'static str]) {
     for check in checks {
         lines.push(CheckLine::skip(check, "skipped: an earlier check failed"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::can_remove_messages;
+
+    #[test]
+    fn removing_needs_t_and_e_or_the_old_d() {
+        // RFC 4314 answers, as Dovecot gives them (it appends c and d for
+        // RFC 2086 clients).
+        assert!(can_remove_messages("lrwstipekxacd"));
+        assert!(can_remove_messages("lrted"));
+        assert!(!can_remove_messages("lrs"));
+        assert!(!can_remove_messages("lrsed"), "no t: STORE \\Deleted is ignored");
+        assert!(!can_remove_messages("lrstd"), "no e: UID MOVE is refused");
+        assert!(!can_remove_messages("lrsxcd"));
+        // An RFC 2086 server.
+        assert!(can_remove_messages("lrswipcda"));
+        assert!(!can_remove_messages("lrswipca"));
     }
 }

@@ -492,3 +492,102 @@ async fn a_bad_certificate_gets_a_check_line_that_says_why() {
     let text = String::from_utf8_lossy(&unset.stdout).to_string();
     assert!(text.contains("FAIL tls"), "a system store without our CA does not trust the server: {text}");
 }
+
+#[tokio::test]
+async fn check_reads_myrights_where_the_server_has_acls() {
+    use mailscribe_testkit::{Dovecot, DovecotOptions};
+
+    /// A Dovecot enforcing ACLs: all rights, except `rules` for the
+    /// fixture's user; salespeople imported and the mailbox configured,
+    /// logging not enabled.
+    async fn env_with_acl(rules: &[(&str, &str)]) -> Env {
+        let dovecot = Dovecot::start_with(DovecotOptions {
+            acl: Some(rules.iter().map(|(folder, rights)| ((*folder).to_owned(), (*rights).to_owned())).collect()),
+            ..Default::default()
+        });
+        let env = Env::with_dovecot(Backend::Sqlite, dovecot).await;
+        env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
+        env.write("contacts.csv", crate::harness::CONTACTS_CSV);
+        env.ok(&["salespeople", "import", "salespeople.csv"]);
+        env.ok(&["contacts", "import", "contacts.csv"]);
+        env.configure(&[]);
+        env
+    }
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    // All rights: the server advertises ACL, so storage_writable comes
+    // from MYRIGHTS (only that branch prints "MYRIGHTS"), not from the
+    // APPEND probe; enabling and a run work as without ACLs.
+    let env = env_with_acl(&[]).await;
+    let output = env.ok(&["check"]);
+    assert!(output.contains("PASS storage_writable MYRIGHTS lrwstipekxacd includes insert"), "{output}");
+    assert!(output.contains("PASS queue_folder Public Folders/Email Logging/Queue exists, 0 messages waiting"), "{output}");
+    env.ok(&["enable", "--accept-data-statement"]);
+    env.deliver(&crate::harness::numbered_message(2));
+    let summary: serde_json::Value =
+        serde_json::from_str(&env.ok(&["run", "--once", "--format", "json"])).expect("json summary");
+    assert_eq!((summary["logged"].as_u64(), summary["failed"].as_u64()), (Some(1), Some(0)), "{summary}");
+    assert_eq!((env.dovecot.count(QUEUE), env.dovecot.count(STORAGE)), (0, 1));
+    drop(env);
+
+    // Storage without insert: check fails with the rights it was given,
+    // and logging cannot be enabled.
+    let env = env_with_acl(&[(STORAGE, "lr")]).await;
+    let output = env.run(&["check"]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "FAIL storage_writable the mailbox user may not add messages to Public Folders/Email Logging/Storage (rights: lr); grant the insert right"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS queue_folder"), "only the storage folder is restricted: {stdout}");
+    assert_eq!(env.run(&["enable", "--accept-data-statement"]).status.code(), Some(3));
+    assert_eq!(env.dovecot.count(STORAGE), 0, "no probe message was tried");
+    drop(env);
+
+    // A queue the user may only read: SELECT answers [READ-ONLY] (Dovecot
+    // does so only without any of i/e/w/s/t). Check fails, enable is
+    // refused with exit 3, and nothing is taken from the queue.
+    let env = env_with_acl(&[(QUEUE, "lr")]).await;
+    let output = env.run(&["check"]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "FAIL queue_folder Public Folders/Email Logging/Queue opens read-only: the mailbox user needs the right to delete messages there"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS storage_writable MYRIGHTS lrwstipekxacd includes insert"), "{stdout}");
+    let enable = env.run(&["enable", "--accept-data-statement"]);
+    let stderr = text(&enable.stderr);
+    assert_eq!(enable.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("FAIL queue_folder") && stderr.contains("logging stays disabled"), "{stderr}");
+    assert!(env.ok(&["mailbox", "show"]).contains("enabled = false"));
+    env.deliver(&crate::harness::numbered_message(2));
+    assert_eq!(env.run(&["run", "--once"]).status.code(), Some(3), "still disabled");
+    assert_eq!((env.dovecot.count(QUEUE), env.dovecot.count(STORAGE)), (1, 0));
+    drop(env);
+
+    // A queue that opens read-write but whose messages the user may not
+    // remove: with "lrs" Dovecot refuses UID MOVE ([NOPERM]); with "lrse"
+    // MOVE works but STORE \Deleted is silently ignored, so a not-logged
+    // copy would stay in the queue. Check reads MYRIGHTS on the queue too.
+    for (rights, answered) in [("lrs", "lrs"), ("lrse", "lrsed"), ("lrst", "lrstd")] {
+        let env = env_with_acl(&[(QUEUE, rights)]).await;
+        let output = env.run(&["check"]);
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{rights}: {stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "FAIL queue_folder the mailbox user may not remove messages from Public Folders/Email Logging/Queue (rights: {answered}); grant the rights to mark messages deleted (t) and to expunge (e)"
+            )),
+            "{rights}: {stdout}"
+        );
+        assert_eq!(env.run(&["enable", "--accept-data-statement"]).status.code(), Some(3), "{rights}");
+    }
+}
