@@ -24,7 +24,7 @@ use anyhow::bail;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!("usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory [--messages N]");
+        bail!("usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory [--messages N] [--rounds N]");
     };
     if command == "measure" {
         return measure::measure_child(&args[1..]);
@@ -36,6 +36,13 @@ fn main() -> anyhow::Result<()> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(10_000);
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(serve::DEFAULT_ROUNDS);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         match command.as_str() {
@@ -43,13 +50,13 @@ fn main() -> anyhow::Result<()> {
             "large-message" => queue::large_message().await,
             "lookups" => lookups::lookups().await,
             "log" => log::log().await,
-            "serve-memory" => serve::serve_memory().await,
+            "serve-memory" => serve::serve_memory(rounds).await,
             "all" => {
                 queue::queue(messages).await?;
                 queue::large_message().await?;
                 lookups::lookups().await?;
                 log::log().await?;
-                serve::serve_memory().await
+                serve::serve_memory(rounds).await
             }
             other => bail!("unknown benchmark {other}"),
         }

@@ -21,7 +21,7 @@ use crate::measure::sibling_binary;
 use crate::messages::Lcg;
 
 const ENTRIES: u32 = 100_000;
-const ROUNDS: usize = 20;
+pub(crate) const DEFAULT_ROUNDS: usize = 40;
 const REQUESTS_PER_ROUND: usize = 500;
 
 struct Server(Child);
@@ -73,8 +73,8 @@ fn rss_mb(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
-pub(crate) async fn serve_memory() -> anyhow::Result<()> {
-    println!("== memory of `mailscribe serve` while pages are served ({ENTRIES} entries, {ROUNDS} rounds of {REQUESTS_PER_ROUND} requests)");
+pub(crate) async fn serve_memory(rounds: usize) -> anyhow::Result<()> {
+    println!("== memory of `mailscribe serve` while pages are served ({ENTRIES} entries, {rounds} rounds of {REQUESTS_PER_ROUND} requests)");
     let db = TestDatabase::sqlite();
     let store = Store::open(&db.url().parse()?).await?;
     fill(&store, ENTRIES).await?;
@@ -118,10 +118,10 @@ pub(crate) async fn serve_memory() -> anyhow::Result<()> {
 
     let pid = server.0.id();
     let mut rng = Lcg(17);
-    let mut series = Vec::with_capacity(ROUNDS + 1);
+    let mut series = Vec::with_capacity(rounds + 1);
     series.push(rss_mb(pid)?);
     let started = Instant::now();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         for i in 0..REQUESTS_PER_ROUND {
             let (path, api) = match i % 7 {
                 0 => ("/interactions".to_owned(), false),
@@ -141,13 +141,18 @@ pub(crate) async fn serve_memory() -> anyhow::Result<()> {
         series.push(rss_mb(pid)?);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let total = ROUNDS * REQUESTS_PER_ROUND;
+    let total = rounds * REQUESTS_PER_ROUND;
     let rendered: Vec<String> = series.iter().map(|mb| format!("{mb:.1}")).collect();
     println!("   {total} requests in {seconds:.1} s ({:.0} per second, one at a time)", total as f64 / seconds);
     println!("   VmRSS in MB after sign-in and after each round: {}", rendered.join(" "));
-    let warm = series[2];
+    let warm = series[2.min(series.len() - 1)];
+    let half = series[series.len() / 2];
     let last = *series.last().unwrap_or(&warm);
     let peak = series.iter().copied().fold(0.0, f64::max);
-    println!("   after warm-up (round 2) {warm:.1} MB, at the end {last:.1} MB, peak {peak:.1} MB: growth {:+.1} MB over {} requests", last - warm, total - 2 * REQUESTS_PER_ROUND);
+    println!(
+        "   after warm-up (round 2) {warm:.1} MB, half-way {half:.1} MB, at the end {last:.1} MB, peak {peak:.1} MB; \
+         growth over the second half {:+.1} MB",
+        last - half
+    );
     Ok(())
 }

@@ -742,6 +742,14 @@ impl mailscribe_web::SetupBackend for SetupService {
     fn check<'a>(&'a self, setup: &'a MailboxSetup) -> mailscribe_web::BoxFuture<'a, Vec<CheckLine>> {
         Box::pin(check_lines(&self.store, &self.url, setup))
     }
+
+    fn refuse_source(&self, source: &SecretRef) -> Option<String> {
+        let SecretRef::File(path) = source else { return None };
+        let canonical = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let key_file = canonical(&crate::secrets::SecretKey::key_file_for(&self.url));
+        (canonical(std::path::Path::new(path)) == key_file)
+            .then(|| "that file is Mailscribe's secret key; name the file that holds the password".to_owned())
+    }
 }
 
 /// Runs the queue every interval while logging is enabled, until stopped.

@@ -143,10 +143,21 @@ impl SecretRef {
         }
     }
 
-    /// Whether a web session may set this source. Running a command is
-    /// reserved to someone with a shell on the server.
-    pub fn settable_from_web(&self) -> bool {
-        !matches!(self, SecretRef::Exec(_))
+    /// Why a web session may not set this source, if it may not. Running a
+    /// command is reserved to someone with a shell on the server, and
+    /// Mailscribe's own variables (the secret key among them) must not be
+    /// sendable as a password to a server of the admin's choosing.
+    pub fn refused_from_web(&self) -> Option<&'static str> {
+        match self {
+            SecretRef::Exec(_) => Some(
+                "an exec: source can only be set with `mailscribe mailbox configure` on the server, \
+                 so that a web session can never run commands there; use env:NAME or file:PATH here",
+            ),
+            SecretRef::Env(name) if name.to_ascii_uppercase().starts_with("MAILSCRIBE_") => {
+                Some("MAILSCRIBE_ variables hold Mailscribe's own configuration and keys; name another variable")
+            }
+            _ => None,
+        }
     }
 
     /// The form stored in the database.
@@ -477,10 +488,16 @@ mod tests {
     }
 
     #[test]
-    fn only_exec_sources_are_kept_from_the_web() {
-        for (source, allowed) in [("env:IMAP_PASSWORD", true), ("file:/run/secrets/imap", true), ("exec:vault read x", false)] {
+    fn commands_and_mailscribe_variables_are_refused_from_the_web() {
+        for (source, allowed) in [
+            ("env:IMAP_PASSWORD", true),
+            ("file:/run/secrets/imap", true),
+            ("exec:vault read x", false),
+            ("env:MAILSCRIBE_SECRET_KEY", false),
+            ("env:mailscribe_db", false),
+        ] {
             let parsed = SecretRef::parse_source(source).unwrap();
-            assert_eq!(parsed.settable_from_web(), allowed, "{source}");
+            assert_eq!(parsed.refused_from_web().is_none(), allowed, "{source}");
         }
         assert_eq!("System".parse::<TlsTrust>().unwrap(), TlsTrust::System);
         assert!("anything".parse::<TlsTrust>().is_err());

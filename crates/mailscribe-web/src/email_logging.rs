@@ -49,6 +49,9 @@ pub trait SetupBackend: Send + Sync {
     fn list_folders<'a>(&'a self, setup: &'a MailboxSetup) -> BoxFuture<'a, Result<Vec<String>, String>>;
     /// The lines of `mailscribe check`, for this setup.
     fn check<'a>(&'a self, setup: &'a MailboxSetup) -> BoxFuture<'a, Vec<CheckLine>>;
+    /// Why a secret source typed into the web may not be used on this
+    /// server (e.g. the key file), if it may not.
+    fn refuse_source(&self, source: &SecretRef) -> Option<String>;
 }
 
 /// Unfinished assisted setups, one per admin. Nothing reaches the store
@@ -159,11 +162,11 @@ fn secret(
         }
         (true, Some(source)) => {
             let parsed = SecretRef::parse_source(&source).map_err(|err| format!("{label}: {err}"))?;
-            if !parsed.settable_from_web() {
-                return Err(format!(
-                    "{label}: an exec: source can only be set with `mailscribe mailbox configure` on the server, \
-                     so that a web session can never run commands there; use env:NAME or file:PATH here"
-                ));
+            if let Some(why) = parsed.refused_from_web() {
+                return Err(format!("{label}: {why}"));
+            }
+            if let Some(why) = state.setup_backend.as_deref().and_then(|backend| backend.refuse_source(&parsed)) {
+                return Err(format!("{label}: {why}"));
             }
             Ok(Some(parsed))
         }

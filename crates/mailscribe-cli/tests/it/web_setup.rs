@@ -105,6 +105,15 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
     browser.type_into("#ca_file", &env.dovecot.ca_file().display().to_string()).await;
     next(&browser, 3).await;
 
+    // The key file cannot be named as the password's source: it would send
+    // the key to whatever server is configured.
+    browser.choose("#auth", "basic").await;
+    browser.type_into("#username", env.dovecot.user()).await;
+    browser.type_into("#password_source", &format!("file:{}", env.dir.path().join("test.key").display())).await;
+    browser.click("#next").await;
+    assert!(browser.text("#problem").await.contains("Mailscribe's secret key"));
+    browser.type_into("#password_source", "").await;
+
     // A wrong password first: the connection test says what to fix.
     browser.choose("#auth", "basic").await;
     browser.type_into("#username", env.dovecot.user()).await;

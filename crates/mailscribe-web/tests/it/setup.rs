@@ -69,6 +69,10 @@ async fn a_web_session_cannot_store_a_command_as_a_secret_source() {
         assert!(reply.body.contains("can only be set with `mailscribe mailbox configure`"), "{}", reply.body);
         assert_eq!(app.store.mailbox_setup().await.unwrap(), None, "nothing saved");
     }
+    // Mailscribe's own variables cannot be sent to a server as a password.
+    let reply = post(&app, &session, "/admin/email-logging", &format!("csrf={csrf}&{SETUP}&password_source=env%3AMAILSCRIBE_SECRET_KEY")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("MAILSCRIBE_ variables"), "{}", reply.body);
     // The same through the assisted setup's authentication step.
     app.get("/admin/email-logging/assisted", Some(&session)).await;
     let reply = post(&app, &session, "/admin/email-logging/assisted", &format!("csrf={csrf}&step=3&auth=basic&username=q&password_source=exec%3Aid")).await;
