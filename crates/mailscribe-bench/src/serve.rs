@@ -125,12 +125,12 @@ pub(crate) async fn serve_memory(rounds: usize) -> anyhow::Result<()> {
         for i in 0..REQUESTS_PER_ROUND {
             let (path, api) = match i % 7 {
                 0 => ("/interactions".to_owned(), false),
-                1 => (format!("/interactions?q={}", topic(rng.next(200))), false),
+                1 => (format!("/interactions?q={}", topic(rng.next(220))), false),
                 2 => (format!("/interactions?contact={}", 1 + rng.next(CONTACTS)), false),
                 3 => (format!("/interactions/{}", 1 + rng.next(u64::from(ENTRIES))), false),
                 4 => ("/contacts?q=1".to_owned(), false),
                 5 => ("/decisions".to_owned(), false),
-                _ => (format!("/api/v1/interactions?q={}", topic(rng.next(200))), true),
+                _ => (format!("/api/v1/interactions?q={}", topic(rng.next(220))), true),
             };
             let auth = if api { ("Authorization", bearer.as_str()) } else { ("Cookie", session_cookie.as_str()) };
             let (status, _, _) = request(port, "GET", &path, &[auth], "")?;

@@ -115,6 +115,80 @@ pub(crate) async fn interaction(
     Ok(Json(value))
 }
 
+#[derive(serde::Deserialize)]
+pub(crate) struct NewOpportunityBody {
+    description: String,
+    #[serde(default)]
+    contact_no: Option<String>,
+    #[serde(default)]
+    contact_company_no: Option<String>,
+    #[serde(default)]
+    salesperson_code: Option<String>,
+    #[serde(default)]
+    estimated_value: Option<String>,
+}
+
+fn non_blank(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+fn amount(text: Option<String>) -> Result<Option<mailscribe_core::Amount>, ApiError> {
+    non_blank(text)
+        .map(|v| v.parse::<mailscribe_core::Amount>())
+        .transpose()
+        .map_err(|err| ApiError(ErrorKind::BadRequest(format!("estimated_value: {err}"))))
+}
+
+/// Creates an opportunity by hand. A salesperson's are always their own.
+pub(crate) async fn create_opportunity(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    JsonBody(body): JsonBody<NewOpportunityBody>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    let description = body.description.trim();
+    if description.is_empty() {
+        return Err(ApiError(ErrorKind::BadRequest("an opportunity needs a description".into())));
+    }
+    let salesperson_code = match own_code(&user)? {
+        Some(code) => Some(code),
+        None => non_blank(body.salesperson_code),
+    };
+    let new = mailscribe_store::NewOpportunity {
+        description: description.to_owned(),
+        contact_no: non_blank(body.contact_no),
+        contact_company_no: non_blank(body.contact_company_no),
+        salesperson_code,
+        estimated_value: amount(body.estimated_value)?,
+    };
+    let no = state.store.create_opportunity(&new, chrono::Utc::now()).await?;
+    let created = state.store.opportunity(&no).await?.ok_or(ApiError(ErrorKind::NotFound))?;
+    Ok((axum::http::StatusCode::CREATED, Json(opportunity_json(created))))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct OpportunityChange {
+    status: String,
+    #[serde(default)]
+    estimated_value: Option<String>,
+}
+
+/// Changes the status and estimated value of a visible opportunity.
+pub(crate) async fn update_opportunity(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(no): Path<String>,
+    JsonBody(body): JsonBody<OpportunityChange>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    // Not visible to the caller: "not found", as for reading it.
+    let _visible = opportunity(State(state.clone()), ApiUser(user.clone()), Path(no.clone())).await?;
+    match state.store.update_opportunity(&no, body.status.trim(), amount(body.estimated_value)?).await {
+        Ok(()) => {}
+        Err(mailscribe_store::StoreError::Conflict(why)) => return Err(ApiError(ErrorKind::BadRequest(why))),
+        Err(err) => return Err(err.into()),
+    }
+    opportunity(State(state), ApiUser(user), Path(no)).await
+}
+
 /// A JSON body, or a JSON error that says what is wrong with it.
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
@@ -384,12 +458,29 @@ pub(crate) fn openapi_document() -> serde_json::Value {
             },
             "/api/v1/opportunities": {
                 "get": { "summary": "Opportunities, newest first", "responses": {
-                    "200": { "description": "A list", "content": { "application/json": { "schema": list("Opportunity") } } }, "401": error } }
+                    "200": { "description": "A list", "content": { "application/json": { "schema": list("Opportunity") } } }, "401": error } },
+                "post": { "summary": "Create an opportunity by hand (bearer token only; a salesperson's are their own)",
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["description"], "properties": {
+                            "description": string, "contact_no": string, "contact_company_no": string, "salesperson_code": string,
+                            "estimated_value": { "type": "string", "description": "Decimal, e.g. 1200.50" } } } } } },
+                    "responses": { "201": { "description": "Created", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Opportunity" } } } },
+                                   "400": error, "401": error, "403": error } }
             },
             "/api/v1/opportunities/{no}": {
                 "get": { "summary": "One opportunity with its entries and comments",
                     "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
-                    "responses": { "200": { "description": "The opportunity", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpportunityCard" } } } }, "401": error, "404": error } }
+                    "responses": { "200": { "description": "The opportunity", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpportunityCard" } } } }, "401": error, "404": error } },
+                "patch": { "summary": "Change the status and estimated value (bearer token only)",
+                    "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["status"], "properties": {
+                            "status": { "type": "string", "enum": ["not_started", "in_progress", "won", "lost"] },
+                            "estimated_value": { "type": "string", "nullable": true } } } } } },
+                    "responses": { "200": { "description": "The opportunity", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpportunityCard" } } } },
+                                   "400": error, "401": error, "403": error, "404": error } }
             },
             "/api/v1/contacts": {
                 "get": { "summary": "Contacts whose number or name contains q", "parameters": [filter("q", "Part of the number or name")],

@@ -590,6 +590,27 @@ async fn the_api_writes_comments_cancelations_and_the_directory() {
     assert_eq!(app.send_json("PUT", "/api/v1/contacts/77", "root-token", Some(serde_json::json!({ "name": "Temp" }))).await.status, StatusCode::OK);
     assert_eq!(app.send_json("DELETE", "/api/v1/contacts/77", "root-token", None).await.status, StatusCode::NO_CONTENT);
     assert!(app.store.contact("77").await.unwrap().is_none());
+
+    // Opportunities by hand, and their status: a salesperson's are their own.
+    let reply = app.send_json("POST", "/api/v1/opportunities", "sam-token", Some(serde_json::json!({
+        "description": "Renewal", "contact_no": "2", "salesperson_code": "SP1", "estimated_value": "1200.50" }))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let created = json(&reply);
+    check_against(&document, &schema("Opportunity"), &created, "created by hand");
+    assert_eq!((created["salesperson_code"].as_str(), created["estimated_value"].as_str()), (Some("SP2"), Some("1200.50")));
+    let no = created["no"].as_str().unwrap().to_owned();
+    let reply = app.send_json("PATCH", &format!("/api/v1/opportunities/{no}"), "sam-token", Some(serde_json::json!({ "status": "won" }))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    check_against(&document, &schema("OpportunityCard"), &json(&reply), "changed");
+    assert_eq!(json(&reply)["status"], "won");
+    let reply = app.send_json("PATCH", &format!("/api/v1/opportunities/{no}"), "uma-token", Some(serde_json::json!({ "status": "sold" }))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let reply = app.send_json("POST", "/api/v1/opportunities", "uma-token", Some(serde_json::json!({ "description": " " }))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let theirs = app.send_json("POST", "/api/v1/opportunities", "uma-token", Some(serde_json::json!({ "description": "Other", "salesperson_code": "SP1" }))).await;
+    let theirs = json(&theirs)["no"].as_str().unwrap().to_owned();
+    let reply = app.send_json("PATCH", &format!("/api/v1/opportunities/{theirs}"), "sam-token", Some(serde_json::json!({ "status": "lost" }))).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "SP2 cannot change SP1's opportunity");
 }
 
 #[tokio::test]
