@@ -752,12 +752,16 @@ impl mailscribe_web::SetupBackend for SetupService {
     }
 }
 
+/// How often an idle scheduler (logging disabled or setup incomplete)
+/// looks whether it may run.
+const IDLE_RECHECK_SECONDS: u32 = 5;
+
 /// Runs the queue every interval while logging is enabled, until stopped.
 async fn schedule(store: &Store, url: &DatabaseUrl, args: &ServeArgs, mut stop: watch::Receiver<bool>) -> Result<(), Failure> {
     tracing::info!("the queue is processed every interval while logging is enabled");
     let mut last_idle_reason = String::new();
     loop {
-        let interval = store.settings().await.map(|s| s.interval_seconds).unwrap_or(60);
+        let mut interval = store.settings().await.map(|s| s.interval_seconds).unwrap_or(60);
         match run_options(store, url, args.max_per_run).await {
             Ok(options) => match mailscribe_worker::run_once(store, &options, &stop).await {
                 Ok(summary) => tracing::info!(
@@ -776,6 +780,9 @@ async fn schedule(store: &Store, url: &DatabaseUrl, args: &ServeArgs, mut stop: 
                     tracing::info!("idle: {reason}");
                     last_idle_reason = reason;
                 }
+                // Idle costs one small query: look again soon, so that
+                // logging starts within seconds of being enabled.
+                interval = interval.min(IDLE_RECHECK_SECONDS);
             }
             Err(failure) => tracing::error!(error = %failure.error, "cannot start a run"),
         }

@@ -31,11 +31,13 @@ impl Drop for Serve {
 
 fn serve(env: &Env) -> Serve {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(env.dir.path().join("serve.log")).expect("serve log");
     let mut child = env
         .command()
+        .env("RUST_LOG", "debug")
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start mailscribe serve");
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -217,5 +219,11 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
     for entry in std::fs::read_dir(env.db.sqlite_dir().unwrap()).unwrap().filter_map(Result::ok) {
         let bytes = std::fs::read(entry.path()).unwrap();
         assert!(!contains(&bytes, CLIENT_SECRET), "{:?} holds the client secret in plain text", entry.path());
+    }
+    // Nor in serve's debug log, which saw both setups and both runs.
+    let log = std::fs::read(env.dir.path().join("serve.log")).unwrap();
+    assert!(contains(&log, "run completed"), "the log is the one of the runs");
+    for secret in [env.dovecot.password(), CLIENT_SECRET, ADMIN_PASSWORD] {
+        assert!(!contains(&log, secret), "serve's log holds a secret");
     }
 }
