@@ -452,6 +452,22 @@ impl Session {
     }
 
     /// UIDs of the selected folder whose header `name` contains `value`.
+    /// Which of `uids` are still in the selected folder.
+    pub async fn existing_uids(&mut self, uids: &[u32]) -> Result<Vec<u32>> {
+        let mut found = Vec::new();
+        for chunk in uids.chunks(1000) {
+            self.command("UID SEARCH", &format!("UID SEARCH UID {}", uid_set(chunk)), |response| {
+                if let Response::MailboxData(MailboxDatum::Search(uids)) = response {
+                    found.extend_from_slice(uids);
+                }
+            })
+            .await?;
+        }
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+
     pub async fn search_header(&mut self, name: &str, value: &str) -> Result<Vec<u32>> {
         let mut found = Vec::new();
         self.command("UID SEARCH", &format!("UID SEARCH HEADER {} {}", quote(name), quote(value)), |response| {

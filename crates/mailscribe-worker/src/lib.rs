@@ -25,6 +25,11 @@ use mailscribe_store::StoreError;
 pub enum WorkerError {
     #[error("another run holds the mailbox ({holder}, until {expires_at}); try again when it has finished")]
     LeaseHeld { holder: String, expires_at: chrono::DateTime<chrono::Utc> },
+    #[error(
+        "the server kept {count} messages Mailscribe deleted from the queue (it ignored \\Deleted or the expunge); \
+         give the mailbox user the right to delete messages there (IMAP ACL rights t and e)"
+    )]
+    DeletionIgnored { count: usize },
     #[error(transparent)]
     Mail(#[from] MailError),
     #[error(transparent)]

@@ -237,12 +237,20 @@ async fn process_queue(
     let uids: Vec<u32> = to_delete.iter().map(|(uid, _)| *uid).collect();
     session.mark_deleted(&uids).await?;
     session.expunge(&uids).await?;
+    // A server may answer OK and keep the messages (Dovecot does, when the
+    // user lacks the ACL right to delete): look, rather than claim.
+    let kept = session.existing_uids(&uids).await?;
     summary.phases.mailbox += phase.elapsed();
     let deleted: Vec<DispositionUpdate> = to_delete
         .iter()
+        .filter(|(uid, _)| !kept.contains(uid))
         .map(|(_, ledger_id)| DispositionUpdate { ledger_id: *ledger_id, disposition: "deleted".into(), storage: None })
         .collect();
     record(store, &deleted).await?;
+    if !kept.is_empty() {
+        session.logout().await;
+        return Err(WorkerError::DeletionIgnored { count: kept.len() });
+    }
     session.logout().await;
     let phases = summary.phases;
     tracing::info!(

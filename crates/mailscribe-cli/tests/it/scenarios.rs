@@ -591,3 +591,35 @@ async fn check_reads_myrights_where_the_server_has_acls() {
         assert_eq!(env.run(&["enable", "--accept-data-statement"]).status.code(), Some(3), "{rights}");
     }
 }
+
+#[tokio::test]
+async fn a_server_that_ignores_deletion_fails_the_run_instead_of_claiming_it() {
+    use mailscribe_testkit::{Dovecot, DovecotOptions};
+    // The queue lets the user move messages out but not mark them deleted
+    // (no ACL right t): Dovecot answers OK to STORE \Deleted and keeps them.
+    // Check refuses such a queue, so the rights are taken away after logging
+    // was enabled, which is what the store records here.
+    let dovecot = Dovecot::start_with(DovecotOptions { acl: Some(vec![(QUEUE.to_owned(), "lrsiwe".to_owned())]), ..Default::default() });
+    let env = Env::with_dovecot(Backend::Sqlite, dovecot).await;
+    env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
+    env.write("contacts.csv", crate::harness::CONTACTS_CSV);
+    env.ok(&["salespeople", "import", "salespeople.csv"]);
+    env.ok(&["contacts", "import", "contacts.csv"]);
+    env.configure(&[]);
+    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
+    store
+        .set_enablement(&mailscribe_core::Enablement { enabled: true, accepted_by: Some("test".into()), accepted_at: Some(chrono::Utc::now()) })
+        .await
+        .unwrap();
+    store.close().await;
+
+    env.deliver(&crate::harness::numbered_message(5)); // unrelated: not logged, so deleted
+    let output = env.run(&["run", "--once"]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the server kept 1 messages Mailscribe deleted from the queue"), "{stderr}");
+    assert_eq!(env.dovecot.count(QUEUE), 1, "the message is still there, and the run says so");
+    let rows = crate::harness::decisions(&env);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0]["reason"].as_str(), rows[0]["disposition"].as_str()), (Some("unknown_sender"), None), "{rows:?}");
+}
