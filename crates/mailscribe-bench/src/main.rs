@@ -21,6 +21,18 @@ mod serve;
 
 use anyhow::bail;
 
+/// The number after `flag`, if the flag is given.
+fn number<T: std::str::FromStr>(args: &[String], flag: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match args.iter().position(|a| a == flag).map(|i| args.get(i + 1)) {
+        None => Ok(None),
+        Some(Some(n)) => Ok(Some(n.parse()?)),
+        Some(None) => bail!("{flag} needs a number"),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
@@ -29,20 +41,8 @@ fn main() -> anyhow::Result<()> {
     if command == "measure" {
         return measure::measure_child(&args[1..]);
     }
-    let messages = args
-        .iter()
-        .position(|a| a == "--messages")
-        .and_then(|i| args.get(i + 1))
-        .map(|n| n.parse())
-        .transpose()?
-        .unwrap_or(10_000);
-    let rounds = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1))
-        .map(|n| n.parse())
-        .transpose()?
-        .unwrap_or(serve::DEFAULT_ROUNDS);
+    let messages: u32 = number(&args, "--messages")?.unwrap_or(10_000);
+    let rounds: usize = number(&args, "--rounds")?.unwrap_or(serve::DEFAULT_ROUNDS);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         match command.as_str() {

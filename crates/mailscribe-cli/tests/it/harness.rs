@@ -79,13 +79,18 @@ impl Env {
     }
 
 
-    /// Imports the standard directory, configures the mailbox and enables
-    /// logging.
-    pub(crate) fn set_up(&self, batch_size: u32) {
+    /// Imports the standard salespeople and contacts.
+    pub(crate) fn import_directory(&self) {
         self.write("salespeople.csv", SALESPEOPLE_CSV);
         self.write("contacts.csv", CONTACTS_CSV);
         self.ok(&["salespeople", "import", "salespeople.csv"]);
         self.ok(&["contacts", "import", "contacts.csv"]);
+    }
+
+    /// Imports the standard directory, configures the mailbox and enables
+    /// logging.
+    pub(crate) fn set_up(&self, batch_size: u32) {
+        self.import_directory();
         self.configure(&["--batch-size", &batch_size.to_string()]);
         self.ok(&["enable", "--accept-data-statement"]);
     }

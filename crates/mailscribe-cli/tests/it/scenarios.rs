@@ -399,10 +399,7 @@ async fn inbound_dates_come_from_the_server_and_templates_price_the_entries() {
 #[tokio::test]
 async fn the_terminal_setup_goes_from_nothing_to_logged_mail() {
     let env = Env::new(Backend::Sqlite).await;
-    env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
-    env.write("contacts.csv", crate::harness::CONTACTS_CSV);
-    env.ok(&["salespeople", "import", "salespeople.csv"]);
-    env.ok(&["contacts", "import", "contacts.csv"]);
+    env.import_directory();
 
     // Without a terminal it stops politely and says what to use instead.
     let output = env.run(&["setup"]);
@@ -506,10 +503,7 @@ async fn check_reads_myrights_where_the_server_has_acls() {
             ..Default::default()
         });
         let env = Env::with_dovecot(Backend::Sqlite, dovecot).await;
-        env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
-        env.write("contacts.csv", crate::harness::CONTACTS_CSV);
-        env.ok(&["salespeople", "import", "salespeople.csv"]);
-        env.ok(&["contacts", "import", "contacts.csv"]);
+        env.import_directory();
         env.configure(&[]);
         env
     }
@@ -601,10 +595,7 @@ async fn a_server_that_ignores_deletion_fails_the_run_instead_of_claiming_it() {
     // was enabled, which is what the store records here.
     let dovecot = Dovecot::start_with(DovecotOptions { acl: Some(vec![(QUEUE.to_owned(), "lrsiwe".to_owned())]), ..Default::default() });
     let env = Env::with_dovecot(Backend::Sqlite, dovecot).await;
-    env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
-    env.write("contacts.csv", crate::harness::CONTACTS_CSV);
-    env.ok(&["salespeople", "import", "salespeople.csv"]);
-    env.ok(&["contacts", "import", "contacts.csv"]);
+    env.import_directory();
     env.configure(&[]);
     let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
     store

@@ -24,10 +24,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn oauth2_from_configure_to_logged_mail_without_leaking_the_secret() {
     let (server, env) = oauth_env().await;
-    env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
-    env.write("contacts.csv", crate::harness::CONTACTS_CSV);
-    env.ok(&["salespeople", "import", "salespeople.csv"]);
-    env.ok(&["contacts", "import", "contacts.csv"]);
+    env.import_directory();
     let token_url = server.token_url();
     let oauth = ["--auth", "oauth2", "--token-url", &token_url, "--client-id", "fixture-client"];
 

@@ -77,10 +77,7 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
         ..Default::default()
     });
     let env = Env::with_dovecot(Backend::Sqlite, dovecot).await;
-    env.write("salespeople.csv", crate::harness::SALESPEOPLE_CSV);
-    env.write("contacts.csv", crate::harness::CONTACTS_CSV);
-    env.ok(&["salespeople", "import", "salespeople.csv"]);
-    env.ok(&["contacts", "import", "contacts.csv"]);
+    env.import_directory();
     let server = serve(&env);
     let browser = Browser::start().await;
 
