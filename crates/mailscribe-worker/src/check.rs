@@ -161,13 +161,23 @@ async fn server_checks(setup: &MailboxSetup, connection: &ConnectionConfig, line
     let mut resolved: Vec<String> = [&queue, &storage].iter().filter_map(|r| r.as_ref().ok()).map(|f| f.raw_name.clone()).collect();
     for (check, path) in [("not_logged_folder", &setup.not_logged_folder), ("quarantine_folder", &setup.quarantine_folder)] {
         if let Some(path) = path {
-            lines.push(match session.resolve_folder(path).await {
-                Ok(folder) => {
-                    resolved.push(folder.raw_name);
-                    CheckLine::pass(check, format!("{path} exists"))
-                }
+            let line = match session.resolve_folder(path).await {
+                // Copies are moved there: on a server with ACLs, the user
+                // needs the insert right, or every run would fail on the move.
+                Ok(folder) => match session.my_rights(&folder).await {
+                    Ok(Some(rights)) if !rights.contains('i') => CheckLine::fail(
+                        check,
+                        format!("the mailbox user may not add messages to {path} (rights: {rights}); grant the insert right"),
+                    ),
+                    Ok(_) => {
+                        resolved.push(folder.raw_name);
+                        CheckLine::pass(check, format!("{path} exists"))
+                    }
+                    Err(err) => CheckLine::fail(check, err.to_string()),
+                },
                 Err(err) => CheckLine::fail(check, err.to_string()),
-            });
+            };
+            lines.push(line);
         }
     }
     let distinct: std::collections::HashSet<&String> = resolved.iter().collect();

@@ -614,3 +614,22 @@ async fn a_server_that_ignores_deletion_fails_the_run_instead_of_claiming_it() {
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0]["reason"].as_str(), rows[0]["disposition"].as_str()), (Some("unknown_sender"), None), "{rows:?}");
 }
+
+#[tokio::test]
+async fn check_needs_the_insert_right_on_the_quarantine_folder() {
+    use mailscribe_testkit::{Dovecot, DovecotOptions};
+    const QUARANTINE: &str = "Public Folders/Email Logging/Quarantine";
+    let dovecot = Dovecot::start_with(DovecotOptions { acl: Some(vec![(QUARANTINE.to_owned(), "lr".to_owned())]), ..Default::default() });
+    dovecot.create_folder(QUARANTINE);
+    let env = Env::with_dovecot(Backend::Sqlite, dovecot).await;
+    env.import_directory();
+    env.configure(&["--quarantine-folder", QUARANTINE]);
+    let output = env.run(&["check"]);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("FAIL quarantine_folder the mailbox user may not add messages to {QUARANTINE} (rights: lr); grant the insert right")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS storage_writable"), "{stdout}");
+}
