@@ -133,10 +133,12 @@ impl Browser {
         self.call("POST", &format!("/element/{element}/value"), json!({ "text": text })).await;
     }
 
-    /// Picks the option with this value in a `<select>`.
+    /// Picks the option with this value in a `<select>`, as a person would
+    /// (the page's change handlers run).
     pub async fn choose(&self, css: &str, value: &str) {
         let script = format!(
-            "const s = document.querySelector({css}); s.value = {value}; return s.value;",
+            "const s = document.querySelector({css}); s.value = {value}; \
+             s.dispatchEvent(new Event('change', {{ bubbles: true }})); return s.value;",
             css = Value::from(css),
             value = Value::from(value)
         );

@@ -194,7 +194,9 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
     browser.type_into("#port", &env.dovecot.imaps_port.to_string()).await;
     browser.type_into("#ca_file", &env.dovecot.ca_file().display().to_string()).await;
     next(&browser, 3).await;
+    assert_eq!(browser.size("#tenant").await, (0.0, 0.0), "the OAuth2 fields hide while basic is chosen");
     browser.choose("#auth", "oauth2").await;
+    assert_eq!(browser.size("#password").await, (0.0, 0.0), "and the password hides for OAuth2");
     browser.type_into("#username", env.dovecot.user()).await;
     browser.type_into("#token_url", &oauth.token_url()).await;
     browser.type_into("#client_id", "web-client").await;
