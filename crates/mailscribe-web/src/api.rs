@@ -300,6 +300,47 @@ pub(crate) async fn delete_contact(State(state): State<AppState>, ApiWriter(user
     }
 }
 
+fn summary_json(summary: mailscribe_store::ImportSummary) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "created": summary.created,
+        "updated": summary.updated,
+        "companies_created": summary.companies_created,
+    }))
+}
+
+/// Imports a contacts CSV (the body), all or nothing, by the rules and
+/// with the line-numbered errors of `mailscribe contacts import`.
+pub(crate) async fn import_contacts(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    csv: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    directory_admin(&user)?;
+    let rows = mailscribe_core::import::read_contacts(&csv[..]).map_err(import_refused)?;
+    let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
+    match state.store.import_contacts(&contacts).await {
+        Ok(summary) => Ok(summary_json(summary)),
+        Err(mailscribe_store::StoreError::Conflict(message)) => Err(ApiError(ErrorKind::BadRequest(message))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Imports a salespeople CSV (the body), all or nothing.
+pub(crate) async fn import_salespeople(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    csv: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    directory_admin(&user)?;
+    let rows = mailscribe_core::import::read_salespeople(&csv[..]).map_err(import_refused)?;
+    let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
+    match state.store.import_salespeople(&people).await {
+        Ok(summary) => Ok(summary_json(summary)),
+        Err(mailscribe_store::StoreError::Conflict(message)) => Err(ApiError(ErrorKind::BadRequest(message))),
+        Err(err) => Err(err.into()),
+    }
+}
+
 #[derive(serde::Deserialize)]
 pub(crate) struct SalespersonBody {
     name: String,
@@ -499,6 +540,20 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "security": [{ "bearer": [] }],
                     "responses": { "204": { "description": "Deleted" }, "400": error, "401": error, "403": error, "404": error } }
             },
+            "/api/v1/contacts/import": {
+                "post": { "summary": "Import a CSV file, all or nothing, by the rules of `mailscribe contacts import` (admins, bearer token only; up to 2 MB, larger files with the CLI)",
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": true, "content": { "text/csv": { "schema": { "type": "string", "description": "Header `no,name,email,company` and optionally `type`" } } } },
+                    "responses": { "200": { "description": "What was imported", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ImportSummary" } } } },
+                                   "400": error, "401": error, "403": error } }
+            },
+            "/api/v1/salespeople/import": {
+                "post": { "summary": "Import a CSV file, all or nothing, by the rules of `mailscribe salespeople import` (admins, bearer token only; up to 2 MB, larger files with the CLI)",
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": true, "content": { "text/csv": { "schema": { "type": "string", "description": "Header `code,name,email`" } } } },
+                    "responses": { "200": { "description": "What was imported", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ImportSummary" } } } },
+                                   "400": error, "401": error, "403": error } }
+            },
             "/api/v1/salespeople/{code}": {
                 "put": { "summary": "Add or change a salesperson, by the rules of the CSV import (admins, bearer token only)",
                     "parameters": [{ "name": "code", "in": "path", "required": true, "schema": string }],
@@ -601,6 +656,11 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "required": ["no", "name", "kind", "company_no", "addresses"],
                     "properties": { "no": string, "name": string, "kind": { "type": "string", "enum": ["person", "company"] },
                                     "company_no": nullable_string, "addresses": { "type": "array", "items": string } }
+                },
+                "ImportSummary": {
+                    "type": "object",
+                    "required": ["created", "updated", "companies_created"],
+                    "properties": { "created": integer, "updated": integer, "companies_created": { "type": "array", "items": string } }
                 },
                 "ContactInput": {
                     "type": "object",

@@ -108,6 +108,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/opportunities", get(api::opportunities).post(api::create_opportunity))
         .route("/api/v1/opportunities/{no}", get(api::opportunity).patch(api::update_opportunity))
         .route("/api/v1/contacts", get(api::contacts))
+        .route("/api/v1/contacts/import", post(api::import_contacts))
+        .route("/api/v1/salespeople/import", post(api::import_salespeople))
         .route("/api/v1/contacts/{no}", get(api::contact).put(api::put_contact).delete(api::delete_contact))
         .route("/api/v1/salespeople", get(api::salespeople))
         .route("/api/v1/salespeople/{code}", axum::routing::put(api::put_salesperson).delete(api::delete_salesperson))

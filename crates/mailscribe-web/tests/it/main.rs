@@ -471,6 +471,8 @@ async fn the_openapi_document_describes_what_the_api_answers() {
         "/api/v1/interactions/{entry_no}/cancel",
         "/api/v1/interactions/{entry_no}/restore",
         "/api/v1/salespeople/{code}",
+        "/api/v1/contacts/import",
+        "/api/v1/salespeople/import",
         "/api/v1/opportunities",
         "/api/v1/opportunities/{no}",
         "/api/v1/contacts",
@@ -590,6 +592,31 @@ async fn the_api_writes_comments_cancelations_and_the_directory() {
     assert_eq!(app.send_json("PUT", "/api/v1/contacts/77", "root-token", Some(serde_json::json!({ "name": "Temp" }))).await.status, StatusCode::OK);
     assert_eq!(app.send_json("DELETE", "/api/v1/contacts/77", "root-token", None).await.status, StatusCode::NO_CONTENT);
     assert!(app.store.contact("77").await.unwrap().is_none());
+
+    // CSV imports through the API: all or nothing, errors with line numbers.
+    let csv_request = |path: &str, token: &str, csv: &str| {
+        Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "text/csv")
+            .body(Body::from(csv.to_owned()))
+            .unwrap()
+    };
+    let bad = "no,name,email,company\n5,Eve,eve@customer.example,Acme\n5,Again,x@y.example,\n";
+    let reply = app.answer(csv_request("/api/v1/contacts/import", "root-token", bad)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(json(&reply)["error"]["message"].as_str().unwrap().contains("line 3"), "{}", reply.body);
+    assert!(app.store.contact("5").await.unwrap().is_none(), "nothing imported");
+    let good = "no,name,email,company\n5,Eve,eve@customer.example,Acme\n6,Finn,finn@customer.example,Acme\n";
+    let reply = app.answer(csv_request("/api/v1/contacts/import", "root-token", good)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    check_against(&document, &schema("ImportSummary"), &json(&reply), "import");
+    assert_eq!((json(&reply)["created"].as_u64(), json(&reply)["companies_created"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    let reply = app.answer(csv_request("/api/v1/salespeople/import", "uma-token", "code,name,email\nSP7,Seven,s7@ourco.example\n")).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "admins only");
+    let reply = app.answer(csv_request("/api/v1/salespeople/import", "root-token", "code,name,email\nSP7,Seven,s7@ourco.example\n")).await;
+    assert_eq!((reply.status, json(&reply)["created"].as_u64()), (StatusCode::OK, Some(1)), "{}", reply.body);
 
     // Opportunities by hand, and their status: a salesperson's are their own.
     let reply = app.send_json("POST", "/api/v1/opportunities", "sam-token", Some(serde_json::json!({
