@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::{ConnectionConfig, Credentials, MailError, Result, Security, TlsProblem, TlsTrust};
+use crate::{ConnectionConfig, Credentials, MailError, Result, Security, ServerCertificate, TlsProblem, TlsTrust};
 
 /// One stream type for plain, STARTTLS and implicit TLS connections.
 pub(crate) trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -86,7 +86,19 @@ fn classify_tls_error(err: &std::io::Error) -> TlsProblem {
     }
 }
 
-async fn start_tls(config: &ConnectionConfig, stream: BoxIo) -> Result<BoxIo> {
+/// What the check shows of the server's certificate once it is verified.
+fn describe_certificate(der: &CertificateDer<'_>) -> Option<ServerCertificate> {
+    use x509_cert::der::Decode;
+    let certificate = x509_cert::Certificate::from_der(der.as_ref()).ok()?;
+    let tbs = certificate.tbs_certificate;
+    let not_after = chrono::DateTime::<chrono::Utc>::from_timestamp(
+        i64::try_from(tbs.validity.not_after.to_unix_duration().as_secs()).ok()?,
+        0,
+    )?;
+    Some(ServerCertificate { issuer: tbs.issuer.to_string(), not_after })
+}
+
+async fn start_tls(config: &ConnectionConfig, stream: BoxIo) -> Result<(BoxIo, Option<ServerCertificate>)> {
     let connector = tokio_rustls::TlsConnector::from(tls_config(config)?);
     let server_name = ServerName::try_from(config.host.trim_matches(|c| c == '[' || c == ']').to_owned())
         .map_err(|err| MailError::Tls { host: config.host.clone(), problem: TlsProblem::Other(err.to_string()) })?;
@@ -94,7 +106,8 @@ async fn start_tls(config: &ConnectionConfig, stream: BoxIo) -> Result<BoxIo> {
         .await
         .map_err(|_| MailError::Timeout("the TLS handshake".into()))?
         .map_err(|err| MailError::Tls { host: config.host.clone(), problem: classify_tls_error(&err) })?;
-    Ok(Box::new(tls))
+    let certificate = tls.get_ref().1.peer_certificates().and_then(|chain| chain.first()).and_then(describe_certificate);
+    Ok((Box::new(tls), certificate))
 }
 
 /// Capabilities announced in a greeting or CAPABILITY response, upper-cased.
@@ -143,7 +156,8 @@ fn server_text(error: &async_imap::error::Error) -> String {
     }
 }
 
-pub(crate) async fn open(config: &ConnectionConfig) -> Result<async_imap::Session<BoxIo>> {
+/// A logged-in session, and the server's certificate when TLS was used.
+pub(crate) async fn open(config: &ConnectionConfig) -> Result<(async_imap::Session<BoxIo>, Option<ServerCertificate>)> {
     if config.security == Security::None && !config.allow_plaintext && !is_loopback(&config.host) {
         return Err(MailError::PlaintextRefused { host: config.host.clone() });
     }
@@ -155,8 +169,9 @@ pub(crate) async fn open(config: &ConnectionConfig) -> Result<async_imap::Sessio
         .map_err(connect_error)?;
     tcp.set_nodelay(true).ok();
     let mut stream: BoxIo = Box::new(tcp);
+    let mut certificate = None;
     if config.security == Security::Tls {
-        stream = start_tls(config, stream).await?;
+        (stream, certificate) = start_tls(config, stream).await?;
     }
 
     let mut client = async_imap::Client::new(stream);
@@ -195,15 +210,27 @@ pub(crate) async fn open(config: &ConnectionConfig) -> Result<async_imap::Sessio
             .await
             .map_err(|_| MailError::Timeout("STARTTLS".into()))?
             .map_err(|_| MailError::NoStartTls)?;
-        let upgraded = start_tls(config, client.into_inner()).await?;
+        let (upgraded, upgraded_certificate) = start_tls(config, client.into_inner()).await?;
+        certificate = upgraded_certificate;
         client = async_imap::Client::new(upgraded);
         // Capabilities from before TLS are not to be trusted (RFC 3501 6.2.1).
         capabilities = None;
     }
 
+    let session = log_in(config, client, capabilities.as_deref()).await?;
+    Ok((session, certificate))
+}
+
+/// Authenticates on a connection whose greeting (and TLS) is done.
+/// `capabilities` is `None` when they are not known yet.
+async fn log_in(
+    config: &ConnectionConfig,
+    mut client: async_imap::Client<BoxIo>,
+    capabilities: Option<&[String]>,
+) -> Result<async_imap::Session<BoxIo>> {
     let ignored = |cap: &String| config.ignore_capabilities.iter().any(|i| i.eq_ignore_ascii_case(cap));
     let offers = |mechanism: &str| {
-        capabilities.as_ref().map(|caps| caps.iter().any(|c| c == &format!("AUTH={mechanism}") && !ignored(c)))
+        capabilities.map(|caps| caps.iter().any(|c| c == &format!("AUTH={mechanism}") && !ignored(c)))
     };
     match &config.credentials {
         Credentials::Basic { username, password } => {

@@ -69,6 +69,14 @@ impl ConnectionConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
+/// The verified certificate of the server, as check setup reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCertificate {
+    /// The issuer's distinguished name (RFC 4514).
+    pub issuer: String,
+    pub not_after: chrono::DateTime<chrono::Utc>,
+}
+
 /// What kind of TLS failure, so that the admin gets the right hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsProblem {

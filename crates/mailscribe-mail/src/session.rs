@@ -48,6 +48,7 @@ pub struct Session {
     config: ConnectionConfig,
     /// Set when a command was cut off; the session cannot be used again.
     broken: bool,
+    certificate: Option<crate::ServerCertificate>,
 }
 
 impl std::fmt::Debug for Session {
@@ -102,8 +103,8 @@ fn probe_message(token: &str) -> Vec<u8> {
 
 impl Session {
     pub async fn connect(config: &ConnectionConfig) -> Result<Session> {
-        let inner = open(config).await?;
-        let mut session = Session { inner, capabilities: Vec::new(), config: config.clone(), broken: false };
+        let (inner, certificate) = open(config).await?;
+        let mut session = Session { inner, capabilities: Vec::new(), config: config.clone(), broken: false, certificate };
         let mut capabilities = Vec::new();
         session
             .command("CAPABILITY", "CAPABILITY", |response| {
@@ -114,6 +115,11 @@ impl Session {
             .await?;
         session.capabilities = capabilities;
         Ok(session)
+    }
+
+    /// The server's verified certificate, when the connection uses TLS.
+    pub fn certificate(&self) -> Option<&crate::ServerCertificate> {
+        self.certificate.as_ref()
     }
 
     pub fn has_capability(&self, name: &str) -> bool {

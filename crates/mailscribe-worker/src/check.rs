@@ -92,7 +92,8 @@ async fn server_checks(setup: &MailboxSetup, connection: &ConnectionConfig, line
         (Err(MailError::Connect { .. } | MailError::Timeout(_)), _) => {
             CheckLine::fail("tls", "the TLS handshake did not complete")
         }
-        (_, security) => CheckLine::pass("tls", format!("{} certificate verified for {}", security.as_str(), connection.host)),
+        (Ok(session), security) => CheckLine::pass("tls", tls_pass_hint(security, &connection.host, session.certificate(), chrono::Utc::now())),
+        (Err(_), security) => CheckLine::pass("tls", tls_pass_hint(security, &connection.host, None, chrono::Utc::now())),
     };
     let tls_failed = tls_line.status == CheckStatus::Fail;
     lines.push(tls_line);
@@ -227,6 +228,26 @@ fn can_remove_messages(rights: &str) -> bool {
     }
 }
 
+/// A certificate this close to its end passes, with a warning to renew it.
+const RENEW_WARNING_DAYS: i64 = 21;
+
+fn tls_pass_hint(
+    security: Security,
+    host: &str,
+    certificate: Option<&mailscribe_mail::ServerCertificate>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut hint = format!("{} certificate verified for {host}", security.as_str());
+    if let Some(certificate) = certificate {
+        hint.push_str(&format!(", issued by {}, valid until {}", certificate.issuer, certificate.not_after.format("%Y-%m-%d")));
+        let days_left = (certificate.not_after - now).num_days();
+        if days_left < RENEW_WARNING_DAYS {
+            hint.push_str(&format!("; it expires in {days_left} days: renew it before then"));
+        }
+    }
+    hint
+}
+
 fn skip_rest(lines: &mut Vec<CheckLine>, checks: &[&'static str]) {
     for check in checks {
         lines.push(CheckLine::skip(check, "skipped: an earlier check failed"));
@@ -235,7 +256,24 @@ fn skip_rest(lines: &mut Vec<CheckLine>, checks: &[&'static str]) {
 
 #[cfg(test)]
 mod tests {
-    use super::can_remove_messages;
+    use chrono::TimeZone;
+
+    use super::{Security, can_remove_messages, tls_pass_hint};
+
+    #[test]
+    fn a_passing_tls_line_names_the_issuer_and_warns_before_expiry() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let certificate = |days: i64| mailscribe_mail::ServerCertificate {
+            issuer: "CN=Contoso Root CA".into(),
+            not_after: now + chrono::Duration::days(days),
+        };
+        assert_eq!(
+            tls_pass_hint(Security::Tls, "imap.contoso.com", Some(&certificate(200)), now),
+            "tls certificate verified for imap.contoso.com, issued by CN=Contoso Root CA, valid until 2027-06-15"
+        );
+        assert!(tls_pass_hint(Security::StartTls, "h", Some(&certificate(5)), now).ends_with("; it expires in 5 days: renew it before then"));
+        assert_eq!(tls_pass_hint(Security::Tls, "h", None, now), "tls certificate verified for h");
+    }
 
     #[test]
     fn removing_needs_t_and_e_or_the_old_d() {

@@ -484,7 +484,7 @@ async fn a_bad_certificate_gets_a_check_line_that_says_why() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let check = env.command().env("SSL_CERT_FILE", env.dovecot.ca_file()).arg("check").output().unwrap();
     let text = String::from_utf8_lossy(&check.stdout).to_string();
-    assert!(text.contains("PASS tls tls certificate verified for 127.0.0.1"), "{text}");
+    assert!(text.contains("PASS tls tls certificate verified for 127.0.0.1, issued by CN=Mailscribe Fixture CA, valid until "), "{text}");
     let unset = env.command().env("SSL_CERT_FILE", "/nonexistent/ca.pem").arg("check").output().unwrap();
     let text = String::from_utf8_lossy(&unset.stdout).to_string();
     assert!(text.contains("FAIL tls"), "a system store without our CA does not trust the server: {text}");
