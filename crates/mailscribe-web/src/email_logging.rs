@@ -408,6 +408,12 @@ impl OptionsShown {
     }
 }
 
+/// A rendered page: 400 when it shows why a form was refused.
+fn respond(page: &impl Template, refused: bool) -> Result<Response, PageError> {
+    let status = if refused { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    Ok((status, Html(page.render()?)).into_response())
+}
+
 struct CheckRow {
     status: &'static str,
     check: &'static str,
@@ -466,7 +472,6 @@ async fn setup_page(state: &AppState, signed_in: &SignedIn, extras: Extras) -> R
         (Some(by), Some(at)) => format!("{by} at {}", at.with_timezone(&settings.time_zone).format("%Y-%m-%d %H:%M %Z")),
         _ => String::new(),
     };
-    let status = if extras.problem.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST };
     let page = SetupPage {
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
@@ -485,7 +490,8 @@ async fn setup_page(state: &AppState, signed_in: &SignedIn, extras: Extras) -> R
         notice: extras.notice,
         problem: extras.problem,
     };
-    Ok((status, Html(page.render()?)).into_response())
+    let refused = !page.problem.is_empty();
+    respond(&page, refused)
 }
 
 pub(crate) async fn show(
@@ -679,7 +685,6 @@ async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: 
             Err(err) => vec![CheckLine::fail("server_reachable", err)],
         };
     }
-    let status = if problem.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST };
     let page = AssistedPage {
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
@@ -698,7 +703,8 @@ async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: 
         statement: data_statement(draft.settings.storage_mode),
         problem,
     };
-    Ok((status, Html(page.render()?)).into_response())
+    let refused = !page.problem.is_empty();
+    respond(&page, refused)
 }
 
 pub(crate) async fn assisted(
