@@ -7,7 +7,6 @@ use std::time::Instant;
 use chrono::{Duration, TimeZone, Utc};
 use mailscribe_core::{ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, SalespersonCode};
 use mailscribe_store::{DecidedCopy, EntryFilter, Store};
-use mailscribe_testkit::TestDatabase;
 
 use crate::measure::percentile;
 use crate::messages::Lcg;
@@ -120,13 +119,5 @@ async fn bench(store: &Store, backend: &str) -> anyhow::Result<()> {
 
 pub(crate) async fn log() -> anyhow::Result<()> {
     println!("== interaction log: {ENTRIES} entries, {CONTACTS} contacts, {SALESPEOPLE} salespeople (goal: p95 under 50 ms)");
-    let sqlite = TestDatabase::sqlite();
-    let store = Store::open(&sqlite.url().parse()?).await?;
-    bench(&store, "SQLite").await?;
-    store.close().await;
-    let postgres = TestDatabase::postgres().await;
-    let store = Store::open(&postgres.url().parse()?).await?;
-    bench(&store, "PostgreSQL").await?;
-    store.close().await;
-    Ok(())
+    crate::measure::on_sqlite_and_postgres(async |store, backend| bench(store, backend).await).await
 }

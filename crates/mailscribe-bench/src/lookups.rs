@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use mailscribe_core::{Contact, ContactKind, ContactNo, EmailAddress};
 use mailscribe_store::Store;
-use mailscribe_testkit::TestDatabase;
 
 use crate::measure::percentile;
 use crate::messages::Lcg;
@@ -64,13 +63,5 @@ async fn bench(store: &Store, label: &str) -> anyhow::Result<()> {
 
 pub(crate) async fn lookups() -> anyhow::Result<()> {
     println!("== address lookups in a directory of {DIRECTORY} addresses");
-    let sqlite = TestDatabase::sqlite();
-    let store = Store::open(&sqlite.url().parse()?).await?;
-    bench(&store, "SQLite").await?;
-    store.close().await;
-    let postgres = TestDatabase::postgres().await;
-    let store = Store::open(&postgres.url().parse()?).await?;
-    bench(&store, "PostgreSQL").await?;
-    store.close().await;
-    Ok(())
+    crate::measure::on_sqlite_and_postgres(async |store, backend| bench(store, backend).await).await
 }

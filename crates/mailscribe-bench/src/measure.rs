@@ -70,3 +70,19 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
+
+/// Runs `bench` on a throwaway SQLite store, then on a throwaway
+/// PostgreSQL one, with the backend's name for the report.
+pub(crate) async fn on_sqlite_and_postgres(
+    bench: impl AsyncFn(&mailscribe_store::Store, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for (database, backend) in [
+        (mailscribe_testkit::TestDatabase::sqlite(), "SQLite"),
+        (mailscribe_testkit::TestDatabase::postgres().await, "PostgreSQL"),
+    ] {
+        let store = mailscribe_store::Store::open(&database.url().parse()?).await?;
+        bench(&store, backend).await?;
+        store.close().await;
+    }
+    Ok(())
+}

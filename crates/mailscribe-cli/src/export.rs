@@ -194,16 +194,13 @@ pub(crate) async fn interactions(
 ) -> anyhow::Result<u64> {
     let tz = store.settings().await?.time_zone;
     let mut writer = RecordWriter::new(format, open_output(output)?);
-    let (mut after, mut written) = (0, 0);
-    loop {
-        let page = store.entries_after(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.entry_no;
-        for row in page {
-            writer.write(&InteractionRecord::new(row, tz))?;
-            written += 1;
-        }
-    }
+    let written = write_pages(
+        &mut writer,
+        async |after| store.entries_after(after, PAGE).await,
+        |row: &EntryRow| row.entry_no,
+        |row| InteractionRecord::new(row, tz),
+    )
+    .await?;
     writer.finish(INTERACTION_COLUMNS)?;
     Ok(written)
 }
@@ -215,16 +212,34 @@ pub(crate) async fn decisions(
 ) -> anyhow::Result<u64> {
     let tz = store.settings().await?.time_zone;
     let mut writer = RecordWriter::new(format, open_output(output)?);
+    let written = write_pages(
+        &mut writer,
+        async |after| store.decisions_after(after, PAGE).await,
+        |row: &DecisionRow| row.id,
+        |row| DecisionRecord::new(row, tz),
+    )
+    .await?;
+    writer.finish(DECISION_COLUMNS)?;
+    Ok(written)
+}
+
+/// Writes every row, a page at a time in id order (`fetch` gives the rows
+/// after an id), so that memory stays flat whatever the table's size.
+async fn write_pages<Row, Record: Serialize>(
+    writer: &mut RecordWriter<impl Write>,
+    fetch: impl AsyncFn(i64) -> Result<Vec<Row>, mailscribe_store::StoreError>,
+    id: impl Fn(&Row) -> i64,
+    record: impl Fn(Row) -> Record,
+) -> anyhow::Result<u64> {
     let (mut after, mut written) = (0, 0);
     loop {
-        let page = store.decisions_after(after, PAGE).await?;
+        let page = fetch(after).await?;
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = id(last);
         for row in page {
-            writer.write(&DecisionRecord::new(row, tz))?;
+            writer.write(&record(row))?;
             written += 1;
         }
     }
-    writer.finish(DECISION_COLUMNS)?;
     Ok(written)
 }
