@@ -43,6 +43,7 @@ pub(crate) async fn fill(store: &Store, entries: u32) -> anyhow::Result<(f64, f6
                 let contact = 1 + rng.next(CONTACTS);
                 DecidedCopy {
                     mailbox: "bench".into(),
+                    mailbox_name: "default".into(),
                     uid_validity: 1,
                     uid: i + 1,
                     run_id: 1,
@@ -78,7 +79,7 @@ pub(crate) async fn fill(store: &Store, entries: u32) -> anyhow::Result<(f64, f6
                 }
             })
             .collect();
-        store.commit_batch(&copies, &template, Utc::now()).await?;
+        store.commit_batch(&copies, &template, Utc::now(), None).await?;
         first += BATCH;
     }
     let widest = matches.iter().copied().max().unwrap_or(0) as f64 / f64::from(entries);

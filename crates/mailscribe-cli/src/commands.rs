@@ -6,17 +6,18 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use chrono::Utc;
 use mailscribe_core::{
-    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Security, Settings, TlsTrust,
+    AuthKind, Enablement, InteractionTemplate, MailboxName, MailboxSetup, OAuthSetup, SecretRef, Security, Settings,
+    TlsTrust,
 };
 use mailscribe_mail::{ConnectionConfig, Credentials, OAuthClient, TokenProvider, entra_token_url};
 use mailscribe_store::{DatabaseUrl, Store, StoreError};
-use mailscribe_worker::{CheckLine, CheckStatus, RunOptions, RunSummary, WorkerError};
+use mailscribe_worker::{CheckLine, CheckStatus, HolderId, LeaseTimings, RunOptions, SummaryReport, WorkerError};
 use secrecy::SecretString;
 use tokio::sync::watch;
 
 use crate::secrets::{KeyRing, SourceError, resolve};
 use crate::{
-    Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, MailboxCommand, RunArgs,
+    Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, MailboxArg, MailboxCommand, RunArgs,
     SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, TokenCommand, UserCommand, exit,
     export,
 };
@@ -34,14 +35,15 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Salespeople { command } => salespeople(&store, command).await,
         Command::Contacts { command } => contacts(&store, command).await,
         Command::Mailbox { command: MailboxCommand::Configure(args) } => configure(&store, &url, args).await,
-        Command::Mailbox { command: MailboxCommand::Show } => show_mailbox(&store).await,
-        Command::Mailbox { command: MailboxCommand::Clear } => clear_mailbox(&store).await,
-        Command::Check => check(&store, &url).await,
-        Command::Setup => crate::wizard::setup(&store, &url).await,
+        Command::Mailbox { command: MailboxCommand::Show(arg) } => show_mailbox(&store, &mailbox_name(&arg)?).await,
+        Command::Mailbox { command: MailboxCommand::Clear(arg) } => clear_mailbox(&store, &mailbox_name(&arg)?).await,
+        Command::Mailbox { command: MailboxCommand::List } => list_mailboxes(&store).await,
+        Command::Check(arg) => check(&store, &url, &mailbox_name(&arg)?).await,
+        Command::Setup(arg) => crate::wizard::setup(&store, &url, &mailbox_name(&arg)?).await,
         Command::Settings { command } => settings(&store, command).await,
         Command::Template { command } => template(&store, command).await,
         Command::Enable(args) => enable(&store, &url, args).await,
-        Command::Disable => disable(&store).await,
+        Command::Disable(arg) => disable(&store, &mailbox_name(&arg)?).await,
         Command::Run(args) => run(&store, &url, args).await,
         Command::Serve(args) => serve(&store, &url, args).await,
         Command::Interactions { command: ExportCommand::Export { format, output } } => {
@@ -58,6 +60,15 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
     };
     store.close().await;
     result
+}
+
+/// The mailbox a command names, or a usage error saying what a name is.
+pub(crate) fn mailbox_name(arg: &MailboxArg) -> Result<MailboxName, Failure> {
+    parse_mailbox_name(&arg.mailbox)
+}
+
+fn parse_mailbox_name(text: &str) -> Result<MailboxName, Failure> {
+    MailboxName::parse(text).map_err(|err| Failure::new(exit::USAGE, anyhow!("--mailbox {text}: {err}")))
 }
 
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
@@ -166,10 +177,11 @@ fn secret_argument(
 
 async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Result<(), Failure> {
     let usage = |error: anyhow::Error| Failure::new(exit::USAGE, error);
-    if store.enablement().await?.enabled {
+    let name = mailbox_name(&args.mailbox)?;
+    if store.enablement(&name).await?.enabled {
         return Err(Failure::new(
             exit::OTHER,
-            anyhow!("logging is enabled, so the connection is locked: run `mailscribe disable` first"),
+            anyhow!("logging is enabled, so the connection is locked: run `mailscribe disable{}` first", mailbox_flag(&name)),
         ));
     }
     let security: Security = args.security.parse().map_err(|err| usage(anyhow!("--security: {err}")))?;
@@ -244,14 +256,15 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
         ca_file: args.ca_file.map(|p| p.canonicalize().unwrap_or(p).display().to_string()),
         tls_trust,
     };
-    store.save_mailbox_setup(&setup).await?;
+    store.save_mailbox_setup(&name, &setup).await?;
     println!(
-        "mailbox saved: {}@{}:{} ({}, {}); run `mailscribe check` to test it",
+        "mailbox saved: {}@{}:{} ({}, {}); run `mailscribe check{}` to test it",
         setup.username,
         setup.host,
         setup.port,
         setup.security.as_str(),
-        setup.auth.as_str()
+        setup.auth.as_str(),
+        mailbox_flag(&name)
     );
     Ok(())
 }
@@ -259,9 +272,10 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
 /// Seals every stored secret with a new key. The key file always holds a
 /// key that opens what the database holds, whatever step is interrupted.
 async fn rotate_key(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
-    let Some(mut setup) = store.mailbox_setup().await? else {
+    let mailboxes = store.mailboxes().await?;
+    if mailboxes.is_empty() {
         return Err(Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("there is no setup, so no stored secret")));
-    };
+    }
     let ring = KeyRing::load(url)?.begin_rotation(url)?;
     let reseal = |reference: &mut SecretRef, purpose: &str| -> Result<u32, Failure> {
         if let SecretRef::Sealed(sealed) = reference {
@@ -271,25 +285,33 @@ async fn rotate_key(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
         }
         Ok(0)
     };
+    // Every mailbox is resealed before the old key is retired: until then
+    // the key file holds both keys, so an interruption loses nothing.
     let mut resealed = 0;
-    if let Some(password) = setup.password.as_mut() {
-        resealed += reseal(password, PASSWORD_PURPOSE)?;
+    for mailbox in mailboxes {
+        let mut setup = mailbox.setup;
+        if let Some(password) = setup.password.as_mut() {
+            resealed += reseal(password, PASSWORD_PURPOSE)?;
+        }
+        if let Some(oauth) = setup.oauth.as_mut() {
+            resealed += reseal(&mut oauth.client_id, CLIENT_ID_PURPOSE)?;
+            resealed += reseal(&mut oauth.client_secret, CLIENT_SECRET_PURPOSE)?;
+        }
+        store.save_mailbox_setup(&mailbox.name, &setup).await?;
     }
-    if let Some(oauth) = setup.oauth.as_mut() {
-        resealed += reseal(&mut oauth.client_id, CLIENT_ID_PURPOSE)?;
-        resealed += reseal(&mut oauth.client_secret, CLIENT_SECRET_PURPOSE)?;
-    }
-    store.save_mailbox_setup(&setup).await?;
     let ring = ring.finish_rotation(url)?;
     println!("{resealed} stored secrets sealed with the new key {}", ring.current.id());
     Ok(())
 }
 
-async fn show_mailbox(store: &Store) -> Result<(), Failure> {
-    let Some(setup) = store.mailbox_setup().await? else {
-        return Err(Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("no mailbox is configured: run `mailscribe mailbox configure`")));
-    };
-    let enablement = store.enablement().await?;
+/// ` --mailbox NAME` for hints, empty for `default`.
+pub(crate) fn mailbox_flag(name: &MailboxName) -> String {
+    if name.is_default() { String::new() } else { format!(" --mailbox {name}") }
+}
+
+async fn show_mailbox(store: &Store, name: &MailboxName) -> Result<(), Failure> {
+    let setup = setup_or_incomplete(store, name).await?;
+    let enablement = store.enablement(name).await?;
     let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
     println!("host = {}", setup.host);
     println!("port = {}", setup.port);
@@ -318,14 +340,36 @@ async fn show_mailbox(store: &Store) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn clear_mailbox(store: &Store) -> Result<(), Failure> {
-    match store.clear_mailbox_setup().await {
+/// One line per mailbox, read from the database; tabs and line breaks in
+/// an error become spaces, so that the columns hold.
+async fn list_mailboxes(store: &Store) -> Result<(), Failure> {
+    let clean = |text: &str| text.replace(['\t', '\n', '\r'], " ");
+    let time = |at: Option<chrono::DateTime<Utc>>| at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default();
+    println!("name\tenabled\thost\tqueue\tlast_run_at\tstatus\tlast_error\tnext_attempt_at");
+    for mailbox in store.mailboxes().await? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            mailbox.name,
+            mailbox.enablement.enabled,
+            clean(&mailbox.setup.host),
+            clean(&mailbox.setup.queue_folder),
+            time(mailbox.status.last_run_at),
+            mailbox.status.status,
+            clean(mailbox.status.last_error.as_deref().unwrap_or("")),
+            time(mailbox.status.next_attempt_at),
+        );
+    }
+    Ok(())
+}
+
+async fn clear_mailbox(store: &Store, name: &MailboxName) -> Result<(), Failure> {
+    match store.clear_mailbox_setup(name).await {
         Ok(true) => println!("setup cleared: the connection, the folders and the stored secrets are removed"),
         Ok(false) => println!("there was no setup to clear"),
         Err(StoreError::Conflict(_)) => {
             return Err(Failure::new(
                 exit::OTHER,
-                anyhow!("logging is enabled, so the setup cannot be cleared: run `mailscribe disable` first"),
+                anyhow!("logging is enabled, so the setup cannot be cleared: run `mailscribe disable{}` first", mailbox_flag(name)),
             ));
         }
         Err(err) => return Err(err.into()),
@@ -381,11 +425,15 @@ pub(crate) fn connection_config(url: &DatabaseUrl, setup: &MailboxSetup) -> Resu
     })
 }
 
-async fn setup_or_incomplete(store: &Store) -> Result<MailboxSetup, Failure> {
-    store.mailbox_setup().await?.ok_or_else(|| {
+pub(crate) async fn setup_or_incomplete(store: &Store, name: &MailboxName) -> Result<MailboxSetup, Failure> {
+    store.mailbox_setup(name).await?.ok_or_else(|| {
         Failure::new(
             exit::DISABLED_OR_INCOMPLETE,
-            anyhow!("no mailbox is configured: run `mailscribe mailbox configure --host ... --user ... --password-env VAR --queue ... --storage ...`"),
+            if name.is_default() {
+                anyhow!("no mailbox is configured: run `mailscribe mailbox configure --host ... --user ... --password-env VAR --queue ... --storage ...`")
+            } else {
+                anyhow!("there is no mailbox named {name}: run `mailscribe mailbox configure --mailbox {name} --host ... --user ... --password-env VAR --queue ... --storage ...`")
+            },
         )
     })
 }
@@ -400,8 +448,8 @@ async fn check_lines(store: &Store, url: &DatabaseUrl, setup: &MailboxSetup) -> 
     lines
 }
 
-async fn check(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
-    let setup = setup_or_incomplete(store).await?;
+async fn check(store: &Store, url: &DatabaseUrl, name: &MailboxName) -> Result<(), Failure> {
+    let setup = setup_or_incomplete(store, name).await?;
     let lines = check_lines(store, url, &setup).await;
     for line in &lines {
         println!("{line}");
@@ -422,7 +470,16 @@ async fn settings(store: &Store, command: SettingsCommand) -> Result<(), Failure
         }
         SettingsCommand::Set { key, value } => {
             let mut settings = store.settings().await?;
+            let mode_before = settings.storage_mode;
             settings.set(&key, &value).map_err(|err| Failure::new(exit::USAGE, err))?;
+            // The storage mode is part of every mailbox's accepted data
+            // statement: it changes only while no mailbox logs.
+            if settings.storage_mode != mode_before && store.any_mailbox_enabled().await? {
+                return Err(Failure::new(
+                    exit::OTHER,
+                    anyhow!("logging is enabled on a mailbox, and the storage mode is part of its data statement: disable every mailbox first (`mailscribe mailbox list`)"),
+                ));
+            }
             let normalised = settings.pairs().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or(value);
             store.save_setting(&key, &normalised).await?;
             println!("{key} = {normalised}");
@@ -455,7 +512,8 @@ pub(crate) fn who_am_i() -> String {
 }
 
 async fn enable(store: &Store, url: &DatabaseUrl, args: EnableArgs) -> Result<(), Failure> {
-    let setup = setup_or_incomplete(store).await?;
+    let name = mailbox_name(&args.mailbox)?;
+    let setup = setup_or_incomplete(store, &name).await?;
     let lines = check_lines(store, url, &setup).await;
     let failed: Vec<&CheckLine> = lines.iter().filter(|l| l.status == CheckStatus::Fail).collect();
     if !failed.is_empty() {
@@ -464,7 +522,7 @@ async fn enable(store: &Store, url: &DatabaseUrl, args: EnableArgs) -> Result<()
         }
         return Err(Failure::new(
             exit::DISABLED_OR_INCOMPLETE,
-            anyhow!("logging stays disabled because {} checks failed; fix them and run `mailscribe enable` again", failed.len()),
+            anyhow!("logging stays disabled because {} checks failed; fix them and run `mailscribe enable{}` again", failed.len(), mailbox_flag(&name)),
         ));
     }
     let statement = mailscribe_core::data_statement(store.settings().await?.storage_mode);
@@ -487,26 +545,31 @@ async fn enable(store: &Store, url: &DatabaseUrl, args: EnableArgs) -> Result<()
         println!("{statement}\n");
     }
     let accepted = Enablement { enabled: true, accepted_by: Some(who_am_i()), accepted_at: Some(Utc::now()) };
-    store.set_enablement(&accepted).await?;
+    store.set_enablement(&name, &accepted).await?;
     println!("logging enabled; data statement accepted by {}", accepted.accepted_by.unwrap_or_default());
     Ok(())
 }
 
-async fn disable(store: &Store) -> Result<(), Failure> {
-    let mut enablement = store.enablement().await?;
+async fn disable(store: &Store, name: &MailboxName) -> Result<(), Failure> {
+    let mut enablement = store.enablement(name).await?;
     enablement.enabled = false;
-    store.set_enablement(&enablement).await.map_err(|err| Failure::new(exit::DISABLED_OR_INCOMPLETE, err))?;
+    store.set_enablement(name, &enablement).await.map_err(|err| Failure::new(exit::DISABLED_OR_INCOMPLETE, err))?;
     println!("logging disabled");
     Ok(())
 }
 
 /// Everything a run needs, or exit code 3 saying what is missing.
-async fn run_options(store: &Store, url: &DatabaseUrl, max_per_run: Option<usize>) -> Result<RunOptions, Failure> {
-    let setup = setup_or_incomplete(store).await?;
-    if !store.enablement().await?.enabled {
+pub(crate) async fn run_options(
+    store: &Store,
+    url: &DatabaseUrl,
+    name: &MailboxName,
+    max_per_run: Option<usize>,
+) -> Result<RunOptions, Failure> {
+    let setup = setup_or_incomplete(store, name).await?;
+    if !store.enablement(name).await?.enabled {
         return Err(Failure::new(
             exit::DISABLED_OR_INCOMPLETE,
-            anyhow!("logging is disabled: run `mailscribe enable` first"),
+            anyhow!("logging is disabled: run `mailscribe enable{}` first", mailbox_flag(name)),
         ));
     }
     let connection = connection_config(url, &setup).map_err(|err| Failure::new(exit::DISABLED_OR_INCOMPLETE, err))?;
@@ -515,12 +578,14 @@ async fn run_options(store: &Store, url: &DatabaseUrl, max_per_run: Option<usize
         Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("the EMAIL interaction template is missing"))
     })?;
     Ok(RunOptions {
+        mailbox_name: name.clone(),
         connection,
         setup,
         settings,
         template,
         max_per_run,
-        holder: mailscribe_worker::lease_holder_id(),
+        holder: HolderId::current(),
+        lease_timings: LeaseTimings::from_env(),
         max_batch_bytes: RunOptions::DEFAULT_MAX_BATCH_BYTES,
     })
 }
@@ -534,54 +599,10 @@ fn worker_failure(err: WorkerError) -> Failure {
     Failure::new(code, err)
 }
 
-fn print_summary(summary: &RunSummary, max_attempts: u32, format: SummaryFormat) -> anyhow::Result<()> {
-    let counts = &summary.counts;
-    let not_logged: Vec<(&String, &u64)> = counts
-        .by_reason
-        .iter()
-        .filter(|(reason, _)| reason.parse::<mailscribe_core::Reason>().is_ok_and(|r| r.outcome() == mailscribe_core::Outcome::NotLogged))
-        .collect();
+fn print_report(report: &SummaryReport, max_attempts: u32, format: SummaryFormat) -> anyhow::Result<()> {
     match format {
-        SummaryFormat::Json => {
-            let value = serde_json::json!({
-                "run_id": summary.run_id,
-                "seen": counts.seen,
-                "logged": counts.logged,
-                "duplicate": counts.duplicate,
-                "entries": counts.entries,
-                "not_logged": counts.not_logged,
-                "not_logged_by_reason": not_logged.iter().map(|(r, n)| ((*r).clone(), **n)).collect::<std::collections::BTreeMap<_, _>>(),
-                "failed": counts.failed,
-                "failures": summary.failed.iter().map(|f| serde_json::json!({
-                    "uid": f.uid, "reason": f.reason.as_str(), "error": f.error,
-                    "attempts": f.attempts, "quarantined": f.quarantined,
-                })).collect::<Vec<_>>(),
-                "resumed": summary.resumed,
-                "vanished": summary.vanished,
-                "stopped_early": summary.stopped_early,
-            });
-            println!("{}", serde_json::to_string_pretty(&value)?);
-        }
-        SummaryFormat::Text => {
-            println!(
-                "run {}: seen {}, logged {} ({} entries), duplicate {}, not logged {}, failed {}",
-                summary.run_id, counts.seen, counts.logged, counts.entries, counts.duplicate, counts.not_logged, counts.failed
-            );
-            if !not_logged.is_empty() {
-                let parts: Vec<String> = not_logged.iter().map(|(r, n)| format!("{r} {n}")).collect();
-                println!("not logged by reason: {}", parts.join(", "));
-            }
-            for failure in &summary.failed {
-                let fate = if failure.quarantined { "quarantined".to_owned() } else { format!("attempt {} of {max_attempts}, left in the queue", failure.attempts) };
-                println!("failed: uid {} {} ({fate}): {}", failure.uid, failure.reason, failure.error);
-            }
-            if summary.resumed > 0 {
-                println!("finished moving {} messages decided by an interrupted run", summary.resumed);
-            }
-            if summary.stopped_early {
-                println!("stopped early on request; the rest waits for the next run");
-            }
-        }
+        SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        SummaryFormat::Text => print!("{}", report.to_text(max_attempts)),
     }
     Ok(())
 }
@@ -611,11 +632,118 @@ async fn run(store: &Store, url: &DatabaseUrl, args: RunArgs) -> Result<(), Fail
     if !args.once {
         return Err(Failure::new(exit::USAGE, anyhow!("use `mailscribe run --once`, or `mailscribe serve` for scheduled runs")));
     }
-    let options = run_options(store, url, args.max_per_run).await?;
     let stop = stop_signal();
-    let summary = mailscribe_worker::run_once(store, &options, &stop).await.map_err(worker_failure)?;
-    print_summary(&summary, options.settings.max_attempts, args.format)?;
+    let wait = Duration::from_secs(args.wait);
+    if args.all {
+        return run_all(store, url, &args, wait, &stop).await;
+    }
+    let name = parse_mailbox_name(args.mailbox.as_deref().unwrap_or(MailboxName::DEFAULT))?;
+    let (report, max_attempts) = run_one(store, url, &name, args.max_per_run, wait, &stop).await?;
+    print_report(&report, max_attempts, args.format)?;
     Ok(())
+}
+
+/// Runs one mailbox. When a live `serve` holds it, asks that instance to
+/// run now and waits for its summary.
+async fn run_one(
+    store: &Store,
+    url: &DatabaseUrl,
+    name: &MailboxName,
+    max_per_run: Option<usize>,
+    wait: Duration,
+    stop: &watch::Receiver<bool>,
+) -> Result<(SummaryReport, u32), Failure> {
+    let options = run_options(store, url, name, max_per_run).await?;
+    let max_attempts = options.settings.max_attempts;
+    match mailscribe_worker::run_once(store, &options, stop).await {
+        Ok(summary) => Ok((SummaryReport::new(&summary), max_attempts)),
+        Err(held @ WorkerError::LeaseHeld { .. }) => {
+            let serving = store.live_instances(options.lease_timings.ttl_ms()).await?;
+            let Some(holder) = store.leases(&mailscribe_worker::mailbox_lease_name(&options.setup.mailbox_key())).await?.pop() else {
+                return Err(worker_failure(held));
+            };
+            if !serving.iter().any(|instance| instance.id == holder.holder) {
+                // Another `run --once`: nobody would answer a request.
+                return Err(worker_failure(held));
+            }
+            ask_holder_to_run(store, name, wait, held).await.map(|report| (report, max_attempts))
+        }
+        Err(err) => Err(worker_failure(err)),
+    }
+}
+
+/// "Run now" through the database: the instance holding the mailbox claims
+/// the request at its next heartbeat, runs, and writes its summary back.
+async fn ask_holder_to_run(store: &Store, name: &MailboxName, wait: Duration, held: WorkerError) -> Result<SummaryReport, Failure> {
+    let id = store.request_run(name.as_str(), &who_am_i(), Utc::now()).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let request = store.run_request(id).await?;
+        if request.finished_at.is_some() {
+            if let Some(error) = request.error {
+                return Err(Failure::new(exit::OTHER, anyhow!("the instance holding the mailbox could not run it: {error}")));
+            }
+            let summary = request.summary.ok_or_else(|| anyhow!("the instance holding the mailbox sent no summary"))?;
+            return Ok(serde_json::from_str(&summary).context("the run summary sent back is not readable")?);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            store.withdraw_run_request(id).await?;
+            if request.claimed_by.is_some() {
+                return Err(Failure::new(exit::LEASE_HELD, anyhow!("{held}; it took the request but did not finish within {} s", wait.as_secs())));
+            }
+            return Err(Failure::new(exit::LEASE_HELD, anyhow!("{held}; it did not answer within {} s", wait.as_secs())));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How serious an exit code is, for `run --once --all`: 5, then 4, 3, 1.
+fn severity(code: u8) -> u8 {
+    match code {
+        exit::CONNECTION => 4,
+        exit::LEASE_HELD => 3,
+        exit::DISABLED_OR_INCOMPLETE => 2,
+        0 => 0,
+        _ => 1,
+    }
+}
+
+async fn run_all(store: &Store, url: &DatabaseUrl, args: &RunArgs, wait: Duration, stop: &watch::Receiver<bool>) -> Result<(), Failure> {
+    let enabled: Vec<MailboxName> =
+        store.mailboxes().await?.into_iter().filter(|m| m.enablement.enabled).map(|m| m.name).collect();
+    if enabled.is_empty() {
+        return Err(Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("no mailbox has logging enabled")));
+    }
+    let mut worst: Option<Failure> = None;
+    let mut reports = Vec::new();
+    for name in enabled {
+        if *stop.borrow() {
+            break;
+        }
+        match run_one(store, url, &name, args.max_per_run, wait, stop).await {
+            Ok((mut report, max_attempts)) => {
+                report.mailbox = Some(name.to_string());
+                if args.format == SummaryFormat::Text {
+                    println!("mailbox {name}:");
+                    print!("{}", report.to_text(max_attempts));
+                }
+                reports.push(report);
+            }
+            Err(failure) => {
+                eprintln!("mailbox {name}: error: {:#}", failure.error);
+                if worst.as_ref().is_none_or(|w| severity(failure.code) > severity(w.code)) {
+                    worst = Some(Failure::new(failure.code, anyhow!("mailbox {name}: {:#}", failure.error)));
+                }
+            }
+        }
+    }
+    if args.format == SummaryFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    match worst {
+        Some(failure) => Err(failure),
+        None => Ok(()),
+    }
 }
 
 async fn add_user(store: &Store, name: &str, role: &str, salesperson: Option<&str>, password_env: &str) -> Result<(), Failure> {
@@ -666,6 +794,18 @@ async fn announce_first_admin_link(store: &Store, listen: std::net::SocketAddr) 
 }
 
 async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), Failure> {
+    let config = mailscribe_worker::supervisor::SupervisorConfig::from_env();
+    if url.sqlite_path().is_some() {
+        // SQLite is for one machine and one instance: a second `serve` on
+        // the same file would only fight the first over the write lock.
+        let me = HolderId::current();
+        if let Some(other) = mailscribe_worker::supervisor::other_live_instance(store, &me, &config.timings).await.map_err(anyhow::Error::from)? {
+            return Err(Failure::new(
+                exit::OTHER,
+                anyhow!("another mailscribe serve already works this SQLite database ({other}); stop it first, or use PostgreSQL to run several instances"),
+            ));
+        }
+    }
     let stop = stop_signal();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -683,9 +823,33 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
     let web = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = web_stop.wait_for(|stopped| *stopped).await;
     });
-    let (web, scheduler) = tokio::join!(web, schedule(store, url, &args, stop));
+    let planner = std::sync::Arc::new(ServePlanner { store: store.clone(), url: url.clone(), max_per_run: args.max_per_run });
+    let scheduler = mailscribe_worker::supervisor::supervise(store.clone(), planner, config, stop);
+    let (web, scheduler) = tokio::join!(web, scheduler);
     web.context("the web server failed")?;
-    scheduler
+    scheduler.map_err(|err| Failure::new(exit::OTHER, err))
+}
+
+/// Reads a mailbox's setup, settings and secrets afresh before each run.
+struct ServePlanner {
+    store: Store,
+    url: DatabaseUrl,
+    max_per_run: Option<usize>,
+}
+
+impl mailscribe_worker::supervisor::Planner for ServePlanner {
+    fn plan<'a>(
+        &'a self,
+        name: &'a MailboxName,
+    ) -> mailscribe_worker::supervisor::BoxFuture<'a, Result<RunOptions, mailscribe_worker::supervisor::PlanError>> {
+        use mailscribe_worker::supervisor::PlanError;
+        Box::pin(async move {
+            run_options(&self.store, &self.url, name, self.max_per_run).await.map_err(|failure| {
+                let reason = format!("{:#}", failure.error);
+                if failure.code == exit::DISABLED_OR_INCOMPLETE { PlanError::Idle(reason) } else { PlanError::Failed(reason) }
+            })
+        })
+    }
 }
 
 /// Reads `reference`-mode messages from the storage folder, with the
@@ -701,7 +865,14 @@ impl mailscribe_web::MessageSource for StorageReader {
         record: &'a mailscribe_store::MessageRecord,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>> {
         Box::pin(async move {
-            let setup = self.store.mailbox_setup().await.map_err(|e| e.to_string())?.ok_or("no mailbox is configured")?;
+            // The mailbox the message was stored through holds it.
+            let name = MailboxName::parse(&record.mailbox_name).map_err(|e| e.to_string())?;
+            let setup = self
+                .store
+                .mailbox_setup(&name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the mailbox {name} this message was logged through is no longer set up"))?;
             let connection = connection_config(&self.url, &setup).map_err(|e| e.to_string())?;
             mailscribe_worker::fetch_stored_message(&connection, &setup.storage_folder, record)
                 .await
@@ -750,50 +921,4 @@ impl mailscribe_web::SetupBackend for SetupService {
         (canonical(std::path::Path::new(path)) == key_file)
             .then(|| "that file is Mailscribe's secret key; name the file that holds the password".to_owned())
     }
-}
-
-/// How often an idle scheduler (logging disabled or setup incomplete)
-/// looks whether it may run.
-const IDLE_RECHECK_SECONDS: u32 = 5;
-
-/// Runs the queue every interval while logging is enabled, until stopped.
-async fn schedule(store: &Store, url: &DatabaseUrl, args: &ServeArgs, mut stop: watch::Receiver<bool>) -> Result<(), Failure> {
-    tracing::info!("the queue is processed every interval while logging is enabled");
-    let mut last_idle_reason = String::new();
-    loop {
-        let mut interval = store.settings().await.map(|s| s.interval_seconds).unwrap_or(60);
-        match run_options(store, url, args.max_per_run).await {
-            Ok(options) => match mailscribe_worker::run_once(store, &options, &stop).await {
-                Ok(summary) => tracing::info!(
-                    run = summary.run_id,
-                    seen = summary.counts.seen,
-                    logged = summary.counts.logged,
-                    entries = summary.counts.entries,
-                    failed = summary.counts.failed,
-                    "run completed"
-                ),
-                Err(err) => tracing::error!(error = %err, "run failed; retrying at the next interval"),
-            },
-            Err(failure) if failure.code == exit::DISABLED_OR_INCOMPLETE => {
-                let reason = format!("{:#}", failure.error);
-                if reason != last_idle_reason {
-                    tracing::info!("idle: {reason}");
-                    last_idle_reason = reason;
-                }
-                // Idle costs one small query: look again soon, so that
-                // logging starts within seconds of being enabled.
-                interval = interval.min(IDLE_RECHECK_SECONDS);
-            }
-            Err(failure) => tracing::error!(error = %failure.error, "cannot start a run"),
-        }
-        if *stop.borrow() {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(u64::from(interval))) => {}
-            _ = stop.changed() => break,
-        }
-    }
-    tracing::info!("stopped");
-    Ok(())
 }

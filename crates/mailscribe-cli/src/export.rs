@@ -38,6 +38,7 @@ struct InteractionRecord {
     canceled: bool,
     opportunity_no: Option<String>,
     date_fallback: bool,
+    mailbox_name: String,
 }
 
 impl InteractionRecord {
@@ -60,6 +61,7 @@ impl InteractionRecord {
             canceled: row.canceled,
             opportunity_no: row.opportunity_no,
             date_fallback: row.date_fallback,
+            mailbox_name: row.mailbox_name,
         }
     }
 }
@@ -83,6 +85,7 @@ struct DecisionRecord {
     uid: i64,
     disposition: Option<String>,
     date_fallback: bool,
+    mailbox_name: String,
 }
 
 fn local_time(at: DateTime<Utc>, tz: Tz) -> String {
@@ -108,6 +111,7 @@ impl DecisionRecord {
             uid: row.uid,
             disposition: row.disposition,
             date_fallback: row.date_fallback,
+            mailbox_name: row.mailbox_name,
         }
     }
 }

@@ -72,9 +72,9 @@ pub(crate) enum Command {
         command: MailboxCommand,
     },
     /// Check the setup: one line per check, PASS, FAIL or SKIP with a hint.
-    Check,
+    Check(MailboxArg),
     /// The assisted setup, step by step, in a terminal.
-    Setup,
+    Setup(MailboxArg),
     /// Operational settings.
     Settings {
         #[command(subcommand)]
@@ -88,7 +88,7 @@ pub(crate) enum Command {
     /// Turn logging on (after a passing check and accepting the data statement).
     Enable(EnableArgs),
     /// Turn logging off; scheduled runs idle.
-    Disable,
+    Disable(MailboxArg),
     /// Process the queue.
     Run(RunArgs),
     /// Run the queue every interval until stopped (Ctrl-C or SIGTERM).
@@ -159,19 +159,32 @@ pub(crate) enum DirectoryCommand {
     List,
 }
 
+/// Which mailbox setup a command works on.
+#[derive(Args, Clone)]
+pub(crate) struct MailboxArg {
+    /// The mailbox's name: ASCII letters, digits, '-' and '_' (default: default).
+    #[arg(long, default_value = "default")]
+    pub(crate) mailbox: String,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum MailboxCommand {
     /// Store the connection and folders (the password is stored encrypted).
     Configure(ConfigureArgs),
     /// Show the stored setup (the password is never shown).
-    Show,
+    Show(MailboxArg),
     /// Remove the setup and its stored secrets (only while logging is
     /// disabled). Logged entries and people are kept.
-    Clear,
+    Clear(MailboxArg),
+    /// Every mailbox, tab-separated: name, enabled, host, queue, last run,
+    /// status, last error, next attempt.
+    List,
 }
 
 #[derive(Args)]
 pub(crate) struct ConfigureArgs {
+    #[command(flatten)]
+    pub(crate) mailbox: MailboxArg,
     #[arg(long)]
     pub(crate) host: String,
     /// Default: 993 with tls, 143 otherwise.
@@ -268,6 +281,8 @@ pub(crate) enum TemplateCommand {
 
 #[derive(Args)]
 pub(crate) struct EnableArgs {
+    #[command(flatten)]
+    pub(crate) mailbox: MailboxArg,
     /// Accept the data statement without being asked (for scripts).
     #[arg(long)]
     pub(crate) accept_data_statement: bool,
@@ -284,6 +299,16 @@ pub(crate) struct RunArgs {
     /// text or json.
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) format: SummaryFormat,
+    /// The mailbox to run (default: default).
+    #[arg(long, conflicts_with = "all")]
+    pub(crate) mailbox: Option<String>,
+    /// Run every enabled mailbox, one after another.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// When a `serve` holds the mailbox, ask it to run and wait this many
+    /// seconds for its summary.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub(crate) wait: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -77,7 +77,7 @@ fn step(number: u32, title: &str) {
     println!("\n== Step {number} of 6: {title} ==");
 }
 
-pub(crate) async fn setup(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
+pub(crate) async fn setup(store: &Store, url: &DatabaseUrl, name: &mailscribe_core::MailboxName) -> Result<(), Failure> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(Failure::new(
             exit::USAGE,
@@ -87,11 +87,14 @@ pub(crate) async fn setup(store: &Store, url: &DatabaseUrl) -> Result<(), Failur
             ),
         ));
     }
-    if store.enablement().await?.enabled {
-        return Err(Failure::new(exit::OTHER, anyhow!("logging is enabled: run `mailscribe disable` before changing the setup")));
+    if store.enablement(name).await?.enabled {
+        return Err(Failure::new(
+            exit::OTHER,
+            anyhow!("logging is enabled: run `mailscribe disable{}` before changing the setup", crate::commands::mailbox_flag(name)),
+        ));
     }
     let mut prompter = Prompter { input: std::io::stdin().lock() };
-    match run_steps(store, url, &mut prompter).await {
+    match run_steps(store, url, name, &mut prompter).await {
         Ok(result) => result,
         Err(Abandoned) => {
             println!("\nSetup left unfinished: nothing was changed.");
@@ -100,8 +103,13 @@ pub(crate) async fn setup(store: &Store, url: &DatabaseUrl) -> Result<(), Failur
     }
 }
 
-async fn run_steps(store: &Store, url: &DatabaseUrl, p: &mut Prompter) -> Result<Result<(), Failure>, Abandoned> {
-    let previous = store.mailbox_setup().await.ok().flatten();
+async fn run_steps(
+    store: &Store,
+    url: &DatabaseUrl,
+    name: &mailscribe_core::MailboxName,
+    p: &mut Prompter,
+) -> Result<Result<(), Failure>, Abandoned> {
+    let previous = store.mailbox_setup(name).await.ok().flatten();
     step(1, "before you start");
     println!(
         "Mailscribe reads one queue folder over IMAP. Your mail server must copy every message between your\n\
@@ -274,7 +282,16 @@ async fn run_steps(store: &Store, url: &DatabaseUrl, p: &mut Prompter) -> Result
         return Ok(Ok(()));
     }
     let save = async {
-        store.save_mailbox_setup(&setup).await?;
+        // The storage mode is global and part of every accepted data
+        // statement: it changes only while no mailbox logs.
+        let current_mode = store.settings().await?.storage_mode;
+        if current_mode != mode && store.any_mailbox_enabled().await? {
+            return Err(mailscribe_store::StoreError::Conflict(format!(
+                "the storage mode is {} for every mailbox, and another mailbox has logging enabled: disable them all to change it",
+                current_mode.as_str()
+            )));
+        }
+        store.save_mailbox_setup(name, &setup).await?;
         store
             .save_template(&InteractionTemplate {
                 code: InteractionTemplate::EMAIL.into(),
@@ -286,7 +303,7 @@ async fn run_steps(store: &Store, url: &DatabaseUrl, p: &mut Prompter) -> Result
         store.save_setting("storage_mode", mode.as_str()).await?;
         if enable {
             store
-                .set_enablement(&Enablement {
+                .set_enablement(name, &Enablement {
                     enabled: true,
                     accepted_by: Some(crate::commands::who_am_i()),
                     accepted_at: Some(chrono::Utc::now()),

@@ -11,6 +11,7 @@ pub mod check;
 pub mod decision;
 pub mod directory;
 pub mod import;
+pub mod mailbox;
 pub mod message_id;
 pub mod message_view;
 pub mod money;
@@ -31,6 +32,7 @@ pub use setup::{
     AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef, SecretRefError,
     Security, SettingError, Settings, StorageMode, TlsTrust, data_statement,
 };
+pub use mailbox::{MailboxName, MailboxNameError};
 pub use message_id::{MessageId, MessageKey};
 pub use money::{Amount, AmountError};
 pub use parse::{ParseProblem, ParsedMessage, parse_message};

@@ -25,6 +25,8 @@ pub struct EntryRow {
     pub canceled: bool,
     pub opportunity_no: Option<String>,
     pub date_fallback: bool,
+    /// The mailbox the message was logged through.
+    pub mailbox_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,11 @@ pub struct DecisionRow {
     pub uid: i64,
     pub disposition: Option<String>,
     pub date_fallback: bool,
+    /// The name of the mailbox setup the copy came through.
+    pub mailbox_name: String,
+    /// Refused moves to the storage folder, and the last refusal.
+    pub move_attempts: i64,
+    pub move_error: Option<String>,
 }
 
 impl Store {
@@ -141,6 +148,7 @@ where
         canceled: r.try_get("canceled")?,
         opportunity_no: r.try_get("opportunity_no")?,
         date_fallback: r.try_get("date_fallback")?,
+        mailbox_name: r.try_get("mailbox_name")?,
     })
 }
 
@@ -172,5 +180,8 @@ where
         uid: r.try_get("uid")?,
         disposition: r.try_get("disposition")?,
         date_fallback: r.try_get("date_fallback")?,
+        mailbox_name: r.try_get("mailbox_name")?,
+        move_attempts: r.try_get("move_attempts")?,
+        move_error: r.try_get("move_error")?,
     })
 }

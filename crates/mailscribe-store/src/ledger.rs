@@ -17,7 +17,7 @@ use mailscribe_core::{InteractionTemplate, Outcome, PlannedEntry, Reason};
 use mailscribe_core::decision::ErrorClass;
 use sqlx::{Acquire, QueryBuilder, Row};
 
-use crate::{Result, Store, StoreError, with_pool};
+use crate::{Fence, Result, Store, StoreError, with_pool};
 
 /// What the ledger knows about one copy already.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,10 @@ impl LedgerState {
 /// One copy, decided, ready to commit.
 #[derive(Debug, Clone)]
 pub struct DecidedCopy {
+    /// The mailbox key (`user@host:port/queue`): part of the copy's identity.
     pub mailbox: String,
+    /// The name of the mailbox setup it came through: a label.
+    pub mailbox_name: String,
     pub uid_validity: u32,
     pub uid: u32,
     pub run_id: i64,
@@ -96,7 +99,7 @@ macro_rules! insert_entries {
             "INSERT INTO interaction_entries (message_record_id, contact_no, contact_company_no, \
              salesperson_code, occurred_at, description, subject, direction, initiated_by, \
              correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
-             attempt_failed, canceled, opportunity_no, date_fallback) ",
+             attempt_failed, canceled, opportunity_no, date_fallback, mailbox_name) ",
         );
         insert.push_values($rows, |mut b, (copy, entry, record): &(&DecidedCopy, &PlannedEntry, i64)| {
             b.push_bind(*record)
@@ -116,9 +119,34 @@ macro_rules! insert_entries {
                 .push_bind(false)
                 .push_bind(false)
                 .push_bind(None::<String>)
-                .push_bind(copy.date_fallback);
+                .push_bind(copy.date_fallback)
+                .push_bind(copy.mailbox_name.as_str());
         });
         insert.build().execute($connection).await?;
+    }};
+}
+
+/// The fencing check: the first statement of a commit under a lease. An
+/// UPDATE rather than a SELECT, so that it takes the row lock (PostgreSQL)
+/// or the write lock (SQLite) at once: a takeover cannot slip in between
+/// the check and the commit.
+macro_rules! check_fence {
+    ($connection:expr, $fence:expr) => {{
+        if let Some(fence) = $fence {
+            let fence: &Fence = fence;
+            let affected = sqlx::query(
+                "UPDATE leases SET generation = generation WHERE name = $1 AND holder = $2 AND generation = $3",
+            )
+            .bind(&fence.lease)
+            .bind(&fence.holder)
+            .bind(fence.generation)
+            .execute($connection)
+            .await?
+            .rows_affected();
+            if affected != 1 {
+                return Err(StoreError::LeaseLost(fence.lease.clone()));
+            }
+        }
     }};
 }
 
@@ -217,11 +245,18 @@ impl Store {
     /// one copy's data, that copy alone is recorded as `error:store` and the
     /// rest of the batch commits. When the database is unavailable the whole
     /// batch is rolled back and nothing counts as an attempt.
+    ///
+    /// With a `fence`, the transaction first checks that the lease is still
+    /// held at that generation, and writes nothing (`LeaseLost`) otherwise.
+    ///
+    /// A copy decided `logged` whose key another mailbox logged meanwhile
+    /// (two instances, one message) is recorded as a `duplicate` of it.
     pub async fn commit_batch(
         &self,
         copies: &[DecidedCopy],
         template: &InteractionTemplate,
         now: DateTime<Utc>,
+        fence: Option<&Fence>,
     ) -> Result<Vec<CommittedCopy>> {
         // Compression is CPU work: keep it off the async executor.
         let raws: Vec<Option<Vec<u8>>> = {
@@ -237,10 +272,10 @@ impl Store {
             .map_err(|err| StoreError::Corrupt(format!("compression failed: {err}")))?
         };
 
-        match self.commit_batch_whole(copies, &raws, template, now).await {
+        match self.commit_batch_whole(copies, &raws, template, now, fence).await {
             Err(StoreError::Refused(_) | StoreError::Conflict(_)) => {
                 tracing::info!("a copy in the batch was refused; committing copy by copy");
-                self.commit_batch_copy_by_copy(copies, &raws, template, now).await
+                self.commit_batch_copy_by_copy(copies, &raws, template, now, fence).await
             }
             other => other,
         }
@@ -254,6 +289,7 @@ impl Store {
         raws: &[Option<Vec<u8>>],
         template: &InteractionTemplate,
         now: DateTime<Utc>,
+        fence: Option<&Fence>,
     ) -> Result<Vec<CommittedCopy>> {
         if copies.is_empty() {
             return Ok(Vec::new());
@@ -268,13 +304,14 @@ impl Store {
             .collect();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            check_fence!(&mut *tx, fence);
             // 1. Message records of logged copies, by key (one logged copy
             //    per key: the unique index refuses a second).
             let mut record_of_key: HashMap<String, i64> = HashMap::new();
             if !logged.is_empty() {
                 let mut insert = QueryBuilder::new(
                     "INSERT INTO messages (message_id, message_key, subject, sender, sent_at, received_at, \
-                     date_fallback, size, raw_compressed, created_at) ",
+                     date_fallback, size, raw_compressed, created_at, mailbox_name) ",
                 );
                 insert.push_values(&logged, |mut b, (copy, raw)| {
                     b.push_bind(copy.message_id.as_deref())
@@ -286,7 +323,8 @@ impl Store {
                         .push_bind(copy.date_fallback)
                         .push_bind(i64::try_from(copy.size).unwrap_or(i64::MAX))
                         .push_bind(raw.as_deref())
-                        .push_bind(now);
+                        .push_bind(now)
+                        .push_bind(copy.mailbox_name.as_str());
                 });
                 insert.push(" RETURNING id, message_key");
                 for row in insert.build().fetch_all(&mut *tx).await? {
@@ -322,7 +360,7 @@ impl Store {
             let mut upsert = QueryBuilder::new(
                 "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, sender, \
                  subject, outcome, reason, entries, ambiguous, date_fallback, attempts, error, first_seen_at, \
-                 decided_at, run_id, message_record_id) ",
+                 decided_at, run_id, message_record_id, mailbox_name) ",
             );
             upsert.push_values(copies, |mut b, copy| {
                 let outcome = outcome_of(copy);
@@ -345,7 +383,8 @@ impl Store {
                     .push_bind(now)
                     .push_bind(now)
                     .push_bind(copy.run_id)
-                    .push_bind(record);
+                    .push_bind(record)
+                    .push_bind(copy.mailbox_name.as_str());
             });
             upsert.push(
                 " ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET message_id = excluded.message_id, \
@@ -354,7 +393,7 @@ impl Store {
                  entries = excluded.entries, ambiguous = excluded.ambiguous, \
                  date_fallback = excluded.date_fallback, attempts = decisions.attempts + 1, \
                  error = excluded.error, decided_at = excluded.decided_at, run_id = excluded.run_id, \
-                 message_record_id = excluded.message_record_id \
+                 message_record_id = excluded.message_record_id, mailbox_name = excluded.mailbox_name \
                  WHERE decisions.outcome = 'failed' RETURNING id, uid, attempts",
             );
             let mut written: HashMap<u32, (i64, u32)> = HashMap::new();
@@ -398,11 +437,20 @@ impl Store {
         raws: &[Option<Vec<u8>>],
         template: &InteractionTemplate,
         now: DateTime<Utc>,
+        fence: Option<&Fence>,
     ) -> Result<Vec<CommittedCopy>> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            check_fence!(&mut *tx, fence);
             let mut committed = Vec::with_capacity(copies.len());
             for (copy, raw) in copies.iter().zip(raws) {
+                // Another mailbox may log this key at the same moment
+                // (PRODUCT.md section 8): the unique index on logged keys
+                // then refuses this copy, and it becomes that copy's
+                // duplicate, never an error.
+                let mut as_duplicate: Option<DecidedCopy> = None;
+                loop {
+                let copy = as_duplicate.as_ref().unwrap_or(copy);
                 let mut savepoint = Acquire::begin(&mut *tx).await?;
                 let written: Result<CommittedCopy> = async {
                     let outcome = copy.reason.outcome();
@@ -410,14 +458,15 @@ impl Store {
                     let row = sqlx::query(
                         "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, sender, \
                          subject, outcome, reason, entries, ambiguous, date_fallback, attempts, error, first_seen_at, \
-                         decided_at, run_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $15, $15, $16) \
+                         decided_at, run_id, mailbox_name) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $15, $15, $16, $17) \
                          ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET message_id = excluded.message_id, \
                          message_key = excluded.message_key, sha256 = excluded.sha256, sender = excluded.sender, \
                          subject = excluded.subject, outcome = excluded.outcome, reason = excluded.reason, \
                          entries = excluded.entries, ambiguous = excluded.ambiguous, \
                          date_fallback = excluded.date_fallback, attempts = decisions.attempts + 1, \
-                         error = excluded.error, decided_at = excluded.decided_at, run_id = excluded.run_id \
+                         error = excluded.error, decided_at = excluded.decided_at, run_id = excluded.run_id, \
+                         mailbox_name = excluded.mailbox_name \
                          WHERE decisions.outcome = 'failed' \
                          RETURNING id, attempts",
                     )
@@ -437,6 +486,7 @@ impl Store {
                     .bind(&copy.error)
                     .bind(now)
                     .bind(copy.run_id)
+                    .bind(&copy.mailbox_name)
                     .fetch_optional(&mut *savepoint)
                     .await?;
                     let Some(row) = row else {
@@ -467,8 +517,8 @@ impl Store {
                         Outcome::Logged => {
                             let row = sqlx::query(
                                 "INSERT INTO messages (message_id, message_key, subject, sender, sent_at, received_at, \
-                                 date_fallback, size, raw_compressed, created_at) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                                 date_fallback, size, raw_compressed, created_at, mailbox_name) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
                             )
                             .bind(&copy.message_id)
                             .bind(&copy.message_key)
@@ -480,6 +530,7 @@ impl Store {
                             .bind(i64::try_from(copy.size).unwrap_or(i64::MAX))
                             .bind(raw.as_deref())
                             .bind(now)
+                            .bind(&copy.mailbox_name)
                             .fetch_one(&mut *savepoint)
                             .await?;
                             let message_record_id: i64 = row.try_get("id")?;
@@ -536,15 +587,30 @@ impl Store {
                     Ok(result) => {
                         savepoint.commit().await?;
                         committed.push(result);
+                        break;
                     }
                     Err(err @ (StoreError::Refused(_) | StoreError::Conflict(_))) => {
                         savepoint.rollback().await?;
+                        if as_duplicate.is_none() && copy.reason.outcome() == Outcome::Logged {
+                            let logged_elsewhere = sqlx::query(
+                                "SELECT id FROM decisions WHERE message_key = $1 AND outcome = 'logged' LIMIT 1",
+                            )
+                            .bind(&copy.message_key)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .is_some();
+                            if logged_elsewhere {
+                                as_duplicate =
+                                    Some(DecidedCopy { reason: Reason::Duplicate, entries: Vec::new(), ..copy.clone() });
+                                continue;
+                            }
+                        }
                         tracing::warn!(uid = copy.uid, error = %err, "the database refused a message; recorded as failed");
                         let row = sqlx::query(
                             "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, \
                              sender, outcome, reason, entries, ambiguous, date_fallback, attempts, error, \
-                             first_seen_at, decided_at, run_id) \
-                             VALUES ($1, $2, $3, NULL, $4, $5, NULL, 'failed', $6, 0, FALSE, FALSE, 1, $7, $8, $8, $9) \
+                             first_seen_at, decided_at, run_id, mailbox_name) \
+                             VALUES ($1, $2, $3, NULL, $4, $5, NULL, 'failed', $6, 0, FALSE, FALSE, 1, $7, $8, $8, $9, $10) \
                              ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET attempts = decisions.attempts + 1, \
                              outcome = 'failed', reason = excluded.reason, error = excluded.error, \
                              decided_at = excluded.decided_at, run_id = excluded.run_id \
@@ -560,6 +626,7 @@ impl Store {
                         .bind(err.to_string())
                         .bind(now)
                         .bind(copy.run_id)
+                        .bind(&copy.mailbox_name)
                         .fetch_one(&mut *tx)
                         .await?;
                         committed.push(CommittedCopy {
@@ -569,8 +636,10 @@ impl Store {
                             attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
                             entries: 0,
                         });
+                        break;
                     }
                     Err(other) => return Err(other),
+                }
                 }
             }
             tx.commit().await?;

@@ -26,7 +26,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use directory::{ContactRow, ImportSummary};
 pub use export::{DecisionRow, EntryRow};
 pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
-pub use lease::LeaseHolder;
+pub use lease::{Fence, InstanceRow, Lease, LeaseAttempt, RunRequest};
+pub use setup::{MailboxRow, MailboxStatus};
 pub use log::{EntryComment, EntryCursor, EntryFilter, MessageRecord};
 pub use opportunities::{NewOpportunity, OPPORTUNITY_STATUSES, Opportunity};
 pub use runs::{RunCounts, RunRecord};
@@ -58,6 +59,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A commit under a lease found the lease taken over (its fencing
+    /// token is stale): nothing was written.
+    #[error("the lease {0} was taken over by another instance; nothing was committed")]
+    LeaseLost(String),
 }
 
 /// Whether the database refused this data (a constraint, a bad value), as

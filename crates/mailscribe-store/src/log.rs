@@ -19,6 +19,8 @@ pub struct EntryFilter {
     pub direction: Option<String>,
     /// Words that must each start a word of the subject, ignoring case.
     pub text: Option<String>,
+    /// The mailbox the message was logged through (any case).
+    pub mailbox_name: Option<String>,
 }
 
 /// Where the next page starts: the last row of this one.
@@ -60,7 +62,8 @@ impl Store {
             && filter.text.is_some()
             && filter.contact_no.is_none()
             && filter.company_no.is_none()
-            && filter.salesperson_code.is_none();
+            && filter.salesperson_code.is_none()
+            && filter.mailbox_name.is_none();
         let from = if walk_by_date {
             "SELECT e.*, m.message_id FROM interaction_entries e INDEXED BY interaction_entries_occurred \
              JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1"
@@ -86,6 +89,9 @@ impl Store {
             }
             if let Some(direction) = &filter.direction {
                 query.push(" AND e.direction = ").push_bind(direction.clone());
+            }
+            if let Some(name) = &filter.mailbox_name {
+                query.push(" AND lower(e.mailbox_name) = ").push_bind(name.to_lowercase());
             }
             let words = filter.text.as_deref().map(search_words).unwrap_or_default();
             if !words.is_empty() {
@@ -189,6 +195,8 @@ pub struct MessageRecord {
     pub storage_uid_validity: Option<i64>,
     pub storage_uid: Option<i64>,
     pub has_raw: bool,
+    /// The mailbox it was logged through: its storage folder holds it.
+    pub mailbox_name: String,
 }
 
 impl Store {
@@ -196,7 +204,7 @@ impl Store {
         with_pool!(self, |pool| {
             sqlx::query(
                 "SELECT id, message_id, subject, storage_folder, storage_uid_validity, storage_uid, \
-                 raw_compressed IS NOT NULL AS has_raw FROM messages WHERE id = $1",
+                 raw_compressed IS NOT NULL AS has_raw, mailbox_name FROM messages WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
@@ -210,6 +218,7 @@ impl Store {
                     storage_uid_validity: r.try_get("storage_uid_validity")?,
                     storage_uid: r.try_get("storage_uid")?,
                     has_raw: r.try_get("has_raw")?,
+                    mailbox_name: r.try_get("mailbox_name")?,
                 })
             })
             .transpose()

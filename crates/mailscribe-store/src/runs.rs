@@ -37,7 +37,10 @@ impl RunCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
     pub id: i64,
+    /// The mailbox key (`user@host:port/queue`).
     pub mailbox: String,
+    /// The name of the mailbox setup.
+    pub mailbox_name: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// `running`, `completed`, or `aborted` (an infrastructure error ended it).
@@ -55,13 +58,14 @@ fn to_u64(n: i64) -> u64 {
 }
 
 impl Store {
-    pub async fn start_run(&self, mailbox: &str, started_at: DateTime<Utc>) -> Result<i64> {
+    pub async fn start_run(&self, mailbox: &str, mailbox_name: &str, started_at: DateTime<Utc>) -> Result<i64> {
         with_pool!(self, |pool| {
             let row = sqlx::query(
-                "INSERT INTO runs (mailbox, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
+                "INSERT INTO runs (mailbox, mailbox_name, started_at, status) VALUES ($1, $3, $2, 'running') RETURNING id",
             )
             .bind(mailbox)
             .bind(started_at)
+            .bind(mailbox_name)
             .fetch_one(pool)
             .await?;
             Ok(row.try_get::<i64, _>("id")?)
@@ -111,6 +115,7 @@ impl Store {
                     Ok(RunRecord {
                         id: row.try_get("id")?,
                         mailbox: row.try_get("mailbox")?,
+                        mailbox_name: row.try_get("mailbox_name")?,
                         started_at: row.try_get("started_at")?,
                         finished_at: row.try_get("finished_at")?,
                         status: row.try_get("status")?,

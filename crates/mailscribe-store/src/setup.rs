@@ -1,67 +1,148 @@
-//! The setup record, settings and interaction templates.
+//! The mailbox setups, settings and interaction templates.
 
 use chrono::{DateTime, Utc};
 use mailscribe_core::{
-    Amount, AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Settings,
+    Amount, AuthKind, Enablement, InteractionTemplate, MailboxName, MailboxSetup, OAuthSetup, SecretRef, Settings,
 };
 use sqlx::Row;
 
 use crate::{Result, Store, StoreError, with_pool};
 
+/// One mailbox as stored: its setup, whether logging is on, and what the
+/// instance working it last saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRow {
+    pub name: MailboxName,
+    pub setup: MailboxSetup,
+    pub enablement: Enablement,
+    pub status: MailboxStatus,
+}
+
+/// The operational state of a mailbox, for `mailbox list` and the status
+/// page. `status` is `new`, `ok`, `retrying` or `idle`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailboxStatus {
+    pub status: String,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+}
+
+const SETUP_COLUMNS: &str = "name, host, port, security, auth_kind, username, password_ref, queue_folder, \
+    storage_folder, not_logged_folder, quarantine_folder, batch_size, allow_plaintext, ca_file, oauth_token_url, \
+    oauth_tenant, oauth_client_id_ref, oauth_client_secret_ref, oauth_scope, tls_trust, enabled, accepted_by, \
+    accepted_at, status, last_run_at, last_error, next_attempt_at, consecutive_failures";
+
+macro_rules! mailbox_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let name: String = row.try_get("name")?;
+        let bad = |what: &str| StoreError::Corrupt(format!("mailbox {name}: {what}"));
+        let security: String = row.try_get("security")?;
+        let auth: String = row.try_get("auth_kind")?;
+        let port: i64 = row.try_get("port")?;
+        let batch_size: i64 = row.try_get("batch_size")?;
+        let failures: i64 = row.try_get("consecutive_failures")?;
+        let setup = MailboxSetup {
+            host: row.try_get("host")?,
+            port: u16::try_from(port).map_err(|_| bad("port"))?,
+            security: security.parse().map_err(|_| bad("security"))?,
+            auth: auth.parse::<AuthKind>().map_err(|_| bad("auth kind"))?,
+            username: row.try_get("username")?,
+            password: row.try_get::<Option<String>, _>("password_ref")?.as_deref().map(SecretRef::from_storage),
+            oauth: match (
+                row.try_get::<Option<String>, _>("oauth_token_url")?,
+                row.try_get::<Option<String>, _>("oauth_client_id_ref")?,
+                row.try_get::<Option<String>, _>("oauth_client_secret_ref")?,
+            ) {
+                (Some(token_url), Some(client_id), Some(client_secret)) => Some(OAuthSetup {
+                    token_url,
+                    tenant: row.try_get("oauth_tenant")?,
+                    client_id: SecretRef::from_storage(&client_id),
+                    client_secret: SecretRef::from_storage(&client_secret),
+                    scope: row.try_get::<Option<String>, _>("oauth_scope")?.unwrap_or_default(),
+                }),
+                _ => None,
+            },
+            queue_folder: row.try_get("queue_folder")?,
+            storage_folder: row.try_get("storage_folder")?,
+            not_logged_folder: row.try_get("not_logged_folder")?,
+            quarantine_folder: row.try_get("quarantine_folder")?,
+            batch_size: u32::try_from(batch_size).map_err(|_| bad("batch size"))?,
+            allow_plaintext: row.try_get("allow_plaintext")?,
+            ca_file: row.try_get("ca_file")?,
+            tls_trust: row.try_get::<String, _>("tls_trust")?.parse().map_err(|_| bad("tls trust"))?,
+        };
+        MailboxRow {
+            name: MailboxName::parse(&name).map_err(|_| bad("name"))?,
+            setup,
+            enablement: Enablement {
+                enabled: row.try_get("enabled")?,
+                accepted_by: row.try_get("accepted_by")?,
+                accepted_at: row.try_get::<Option<DateTime<Utc>>, _>("accepted_at")?,
+            },
+            status: MailboxStatus {
+                status: row.try_get("status")?,
+                last_run_at: row.try_get("last_run_at")?,
+                last_error: row.try_get("last_error")?,
+                next_attempt_at: row.try_get("next_attempt_at")?,
+                consecutive_failures: u32::try_from(failures).unwrap_or(0),
+            },
+        }
+    }};
+}
+
 impl Store {
-    pub async fn mailbox_setup(&self) -> Result<Option<MailboxSetup>> {
+    /// One mailbox, by name (without regard to case).
+    pub async fn mailbox(&self, name: &MailboxName) -> Result<Option<MailboxRow>> {
         with_pool!(self, |pool| {
-            let Some(row) = sqlx::query("SELECT * FROM mailbox_setup WHERE id = 1").fetch_optional(pool).await?
-            else {
-                return Ok(None);
-            };
-            let security: String = row.try_get("security")?;
-            let auth: String = row.try_get("auth_kind")?;
-            let port: i64 = row.try_get("port")?;
-            let batch_size: i64 = row.try_get("batch_size")?;
-            let bad = |what: &str| StoreError::Corrupt(format!("mailbox setup: {what}"));
-            Ok(Some(MailboxSetup {
-                host: row.try_get("host")?,
-                port: u16::try_from(port).map_err(|_| bad("port"))?,
-                security: security.parse().map_err(|_| bad("security"))?,
-                auth: auth.parse::<AuthKind>().map_err(|_| bad("auth kind"))?,
-                username: row.try_get("username")?,
-                password: row.try_get::<Option<String>, _>("password_ref")?.as_deref().map(SecretRef::from_storage),
-                oauth: match (
-                    row.try_get::<Option<String>, _>("oauth_token_url")?,
-                    row.try_get::<Option<String>, _>("oauth_client_id_ref")?,
-                    row.try_get::<Option<String>, _>("oauth_client_secret_ref")?,
-                ) {
-                    (Some(token_url), Some(client_id), Some(client_secret)) => Some(OAuthSetup {
-                        token_url,
-                        tenant: row.try_get("oauth_tenant")?,
-                        client_id: SecretRef::from_storage(&client_id),
-                        client_secret: SecretRef::from_storage(&client_secret),
-                        scope: row.try_get::<Option<String>, _>("oauth_scope")?.unwrap_or_default(),
-                    }),
-                    _ => None,
-                },
-                queue_folder: row.try_get("queue_folder")?,
-                storage_folder: row.try_get("storage_folder")?,
-                not_logged_folder: row.try_get("not_logged_folder")?,
-                quarantine_folder: row.try_get("quarantine_folder")?,
-                batch_size: u32::try_from(batch_size).map_err(|_| bad("batch size"))?,
-                allow_plaintext: row.try_get("allow_plaintext")?,
-                ca_file: row.try_get("ca_file")?,
-                tls_trust: row.try_get::<String, _>("tls_trust")?.parse().map_err(|_| bad("tls trust"))?,
-            }))
+            let row = sqlx::query(&format!("SELECT {SETUP_COLUMNS} FROM mailboxes WHERE lower(name) = $1"))
+                .bind(name.folded())
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(mailbox_from_row!(row))),
+                None => Ok(None),
+            }
         })
     }
 
-    /// Saves the connection and folders. Enablement is kept as it was.
-    pub async fn save_mailbox_setup(&self, setup: &MailboxSetup) -> Result<()> {
+    /// Every mailbox, by name.
+    pub async fn mailboxes(&self) -> Result<Vec<MailboxRow>> {
         with_pool!(self, |pool| {
+            sqlx::query(&format!("SELECT {SETUP_COLUMNS} FROM mailboxes ORDER BY lower(name)"))
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| Ok(mailbox_from_row!(row)))
+                .collect::<Result<Vec<_>>>()
+        })
+    }
+
+    pub async fn mailbox_setup(&self, name: &MailboxName) -> Result<Option<MailboxSetup>> {
+        Ok(self.mailbox(name).await?.map(|m| m.setup))
+    }
+
+    /// Saves the connection and folders of a mailbox, creating it when new.
+    /// Enablement and status are kept as they were.
+    pub async fn save_mailbox_setup(&self, name: &MailboxName, setup: &MailboxSetup) -> Result<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // The stored spelling of an existing name is kept.
+            let existing: Option<String> = sqlx::query("SELECT name FROM mailboxes WHERE lower(name) = $1")
+                .bind(name.folded())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get("name"))
+                .transpose()?;
+            let stored_name = existing.unwrap_or_else(|| name.as_str().to_owned());
             sqlx::query(
-                "INSERT INTO mailbox_setup (id, host, port, security, auth_kind, username, password_ref, \
+                "INSERT INTO mailboxes (name, host, port, security, auth_kind, username, password_ref, \
                  queue_folder, storage_folder, not_logged_folder, quarantine_folder, batch_size, allow_plaintext, ca_file, \
                  oauth_token_url, oauth_tenant, oauth_client_id_ref, oauth_client_secret_ref, oauth_scope, tls_trust) \
-                 VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-                 ON CONFLICT (id) DO UPDATE SET host = excluded.host, port = excluded.port, \
+                 VALUES ($20, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+                 ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, \
                  security = excluded.security, auth_kind = excluded.auth_kind, username = excluded.username, \
                  password_ref = excluded.password_ref, queue_folder = excluded.queue_folder, \
                  storage_folder = excluded.storage_folder, not_logged_folder = excluded.not_logged_folder, \
@@ -91,28 +172,35 @@ impl Store {
             .bind(setup.oauth.as_ref().map(|o| o.client_secret.to_storage()))
             .bind(setup.oauth.as_ref().map(|o| o.scope.as_str()))
             .bind(setup.tls_trust.as_str())
-            .execute(pool)
+            .bind(&stored_name)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(())
         })
     }
 
-    /// "Clear setup": removes the connection, the folders and the stored
-    /// secrets with them. Refused while logging is enabled, in the same
-    /// statement, so an enable racing with it cannot lose.
-    pub async fn clear_mailbox_setup(&self) -> Result<bool> {
+    /// "Clear setup": removes the mailbox, its connection, folders and the
+    /// stored secrets with them. Refused while logging is enabled, in the
+    /// same statement, so an enable racing with it cannot lose.
+    pub async fn clear_mailbox_setup(&self, name: &MailboxName) -> Result<bool> {
         let removed = with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM mailbox_setup WHERE id = 1 AND enabled = FALSE").execute(pool).await?.rows_affected()
+            sqlx::query("DELETE FROM mailboxes WHERE lower(name) = $1 AND enabled = FALSE")
+                .bind(name.folded())
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
-        if removed == 0 && self.enablement().await?.enabled {
+        if removed == 0 && self.enablement(name).await?.enabled {
             return Err(StoreError::Conflict("logging is enabled: disable it before clearing the setup".into()));
         }
         Ok(removed > 0)
     }
 
-    pub async fn enablement(&self) -> Result<Enablement> {
+    pub async fn enablement(&self, name: &MailboxName) -> Result<Enablement> {
         with_pool!(self, |pool| {
-            let row = sqlx::query("SELECT enabled, accepted_by, accepted_at FROM mailbox_setup WHERE id = 1")
+            let row = sqlx::query("SELECT enabled, accepted_by, accepted_at FROM mailboxes WHERE lower(name) = $1")
+                .bind(name.folded())
                 .fetch_optional(pool)
                 .await?;
             let Some(row) = row else { return Ok(Enablement::default()) };
@@ -124,23 +212,54 @@ impl Store {
         })
     }
 
-    /// Records enablement. Fails when there is no setup to enable.
-    pub async fn set_enablement(&self, enablement: &Enablement) -> Result<()> {
+    /// Whether any mailbox has logging on: global settings the data
+    /// statement covers (the storage mode) change only when none has.
+    pub async fn any_mailbox_enabled(&self) -> Result<bool> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM mailboxes WHERE enabled = TRUE").fetch_one(pool).await?;
+            Ok(row.try_get::<i64, _>("n")? > 0)
+        })
+    }
+
+    /// Records enablement. Fails when there is no such mailbox.
+    pub async fn set_enablement(&self, name: &MailboxName, enablement: &Enablement) -> Result<()> {
         let affected = with_pool!(self, |pool| {
-            sqlx::query("UPDATE mailbox_setup SET enabled = $1, accepted_by = $2, accepted_at = $3 WHERE id = 1")
+            sqlx::query("UPDATE mailboxes SET enabled = $1, accepted_by = $2, accepted_at = $3 WHERE lower(name) = $4")
                 .bind(enablement.enabled)
                 .bind(&enablement.accepted_by)
                 .bind(enablement.accepted_at)
+                .bind(name.folded())
                 .execute(pool)
                 .await?
                 .rows_affected()
         });
         if affected == 0 {
-            return Err(StoreError::Conflict(
-                "there is no mailbox setup yet: run `mailscribe mailbox configure` first".into(),
-            ));
+            return Err(StoreError::Conflict(if name.is_default() {
+                "there is no mailbox setup yet: run `mailscribe mailbox configure` first".into()
+            } else {
+                format!("there is no mailbox named {name}: run `mailscribe mailbox configure --mailbox {name}` first")
+            }));
         }
         Ok(())
+    }
+
+    /// Records what the instance working a mailbox last saw.
+    pub async fn record_mailbox_status(&self, name: &MailboxName, status: &MailboxStatus) -> Result<()> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE mailboxes SET status = $1, last_run_at = COALESCE($2, last_run_at), last_error = $3, \
+                 next_attempt_at = $4, consecutive_failures = $5 WHERE lower(name) = $6",
+            )
+            .bind(&status.status)
+            .bind(status.last_run_at)
+            .bind(&status.last_error)
+            .bind(status.next_attempt_at)
+            .bind(i64::from(status.consecutive_failures))
+            .bind(name.folded())
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The settings, defaults filled in for keys never set.

@@ -31,6 +31,7 @@ pub(crate) struct InteractionDto {
     canceled: bool,
     opportunity_no: Option<String>,
     message_record_id: i64,
+    mailbox_name: String,
 }
 
 fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
@@ -53,6 +54,7 @@ fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
         canceled: row.canceled,
         opportunity_no: row.opportunity_no,
         message_record_id: row.message_record_id,
+        mailbox_name: row.mailbox_name,
     }
 }
 
@@ -429,6 +431,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         filter("to", "Last day, YYYY-MM-DD in the configured time zone"),
                         filter("direction", "inbound or outbound"),
                         filter("q", "Words that must each start a word of the subject"),
+                        filter("mailbox", "The name of the mailbox the mail was logged through (any case)"),
                         filter("before_at", "Cursor: next_before_at of the previous page"),
                         { "name": "before_no", "in": "query", "required": false, "schema": integer, "description": "Cursor: next_before_no of the previous page" },
                         { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }
@@ -605,7 +608,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "type": "object",
                     "required": ["entry_no", "date", "time", "occurred_at", "direction", "initiated_by", "salesperson_code", "contact_no",
                                  "contact_company_no", "subject", "message_id", "template_code", "cost", "duration_minutes", "canceled",
-                                 "opportunity_no", "message_record_id"],
+                                 "opportunity_no", "message_record_id", "mailbox_name"],
                     "properties": {
                         "entry_no": integer, "date": string, "time": string, "occurred_at": { "type": "string", "format": "date-time" },
                         "direction": { "type": "string", "enum": ["inbound", "outbound"] },
@@ -613,7 +616,8 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         "salesperson_code": string, "contact_no": string, "contact_company_no": nullable_string,
                         "subject": string, "message_id": nullable_string, "template_code": string,
                         "cost": { "type": "string", "description": "Decimal with two digits" },
-                        "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": integer
+                        "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": integer,
+                        "mailbox_name": { "type": "string", "description": "The mailbox the message was logged through" }
                     }
                 },
                 "InteractionWithComments": {

@@ -120,6 +120,11 @@ pub(crate) struct SetupForm {
     accept: Option<String>,
 }
 
+/// The mailbox today's setup URLs work on.
+fn default_mailbox() -> mailscribe_core::MailboxName {
+    mailscribe_core::MailboxName::default_name()
+}
+
 fn admin(signed_in: &SignedIn) -> Result<(), PageError> {
     if !signed_in.user.is_admin() {
         return Err(PageError(ErrorKind::Forbidden("only an admin can change the email logging setup")));
@@ -464,8 +469,8 @@ struct Extras {
 }
 
 async fn setup_page(state: &AppState, signed_in: &SignedIn, extras: Extras) -> Result<Response, PageError> {
-    let setup = state.store.mailbox_setup().await?;
-    let enablement = state.store.enablement().await?;
+    let setup = state.store.mailbox_setup(&default_mailbox()).await?;
+    let enablement = state.store.enablement(&default_mailbox()).await?;
     let settings = state.store.settings().await?;
     let template = email_template(state).await?;
     let accepted = match (&enablement.accepted_by, enablement.accepted_at) {
@@ -502,7 +507,7 @@ pub(crate) async fn show(
     admin(&signed_in)?;
     let mut extras = Extras { notice: query.notice, ..Extras::default() };
     if query.folders.is_some() {
-        match (state.store.mailbox_setup().await?, backend(&state)) {
+        match (state.store.mailbox_setup(&default_mailbox()).await?, backend(&state)) {
             (None, _) => extras.folders_problem = "save the connection first".into(),
             (Some(_), Err(err)) => extras.folders_problem = err,
             (Some(setup), Ok(backend)) => match backend.list_folders(&setup).await {
@@ -522,8 +527,8 @@ fn saved(notice: &str) -> Response {
 /// do not touch the connection or the accepted statement can change.
 pub(crate) async fn save(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<SetupForm>) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    let enabled = state.store.enablement().await?.enabled;
-    let kept = state.store.mailbox_setup().await?;
+    let enabled = state.store.enablement(&default_mailbox()).await?.enabled;
+    let kept = state.store.mailbox_setup(&default_mailbox()).await?;
     let mut settings = state.store.settings().await?;
     let mut template = email_template(&state).await?;
     let problem = |text: String| Extras { problem: text, ..Extras::default() };
@@ -532,7 +537,7 @@ pub(crate) async fn save(State(state): State<AppState>, signed_in: SignedIn, For
     }
     if !enabled {
         match setup_from_form(&state, &form, kept.as_ref()) {
-            Ok(setup) => state.store.save_mailbox_setup(&setup).await?,
+            Ok(setup) => state.store.save_mailbox_setup(&default_mailbox(), &setup).await?,
             Err(err) => return setup_page(&state, &signed_in, problem(err)).await,
         }
     }
@@ -550,7 +555,7 @@ pub(crate) struct ActionForm {
 }
 
 async fn checks(state: &AppState) -> Result<Vec<CheckLine>, String> {
-    let setup = state.store.mailbox_setup().await.map_err(|err| err.to_string())?.ok_or("there is no setup to check yet")?;
+    let setup = state.store.mailbox_setup(&default_mailbox()).await.map_err(|err| err.to_string())?.ok_or("there is no setup to check yet")?;
     Ok(backend(state)?.check(&setup).await)
 }
 
@@ -584,17 +589,17 @@ pub(crate) async fn enable(State(state): State<AppState>, signed_in: SignedIn, F
 
 async fn accept_and_enable(state: &AppState, signed_in: &SignedIn) -> Result<(), PageError> {
     let accepted = Enablement { enabled: true, accepted_by: Some(signed_in.user.name.clone()), accepted_at: Some(Utc::now()) };
-    state.store.set_enablement(&accepted).await?;
+    state.store.set_enablement(&default_mailbox(), &accepted).await?;
     tracing::info!(admin = %signed_in.user.name, "email logging enabled from the web; data statement accepted");
     Ok(())
 }
 
 pub(crate) async fn disable(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ActionForm>) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    let mut enablement = state.store.enablement().await?;
+    let mut enablement = state.store.enablement(&default_mailbox()).await?;
     if enablement.enabled {
         enablement.enabled = false;
-        state.store.set_enablement(&enablement).await?;
+        state.store.set_enablement(&default_mailbox(), &enablement).await?;
         tracing::info!(admin = %signed_in.user.name, "email logging disabled from the web");
     }
     Ok(saved("Logging is disabled. A run in progress stops after its current batch."))
@@ -602,7 +607,7 @@ pub(crate) async fn disable(State(state): State<AppState>, signed_in: SignedIn, 
 
 pub(crate) async fn clear(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ActionForm>) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    match state.store.clear_mailbox_setup().await {
+    match state.store.clear_mailbox_setup(&default_mailbox()).await {
         Ok(_) => {
             tracing::info!(admin = %signed_in.user.name, "email logging setup cleared from the web");
             Ok(saved("Setup cleared: the connection, the folders and the stored secrets are removed."))
@@ -655,13 +660,13 @@ pub(crate) struct StepQuery {
 }
 
 async fn new_draft(state: &AppState) -> Result<Draft, PageError> {
-    let setup = state.store.mailbox_setup().await?.unwrap_or_else(blank_setup);
+    let setup = state.store.mailbox_setup(&default_mailbox()).await?.unwrap_or_else(blank_setup);
     Ok(Draft { setup, settings: state.store.settings().await?, template: email_template(state).await?, folders: Vec::new() })
 }
 
 async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: &Draft, problem: String) -> Result<Response, PageError> {
     let step = step.clamp(1, STEPS.len() as u8);
-    let enabled = state.store.enablement().await?.enabled;
+    let enabled = state.store.enablement(&default_mailbox()).await?.enabled;
     let mut folders = draft.folders.clone();
     let mut folders_problem = String::new();
     let mut checks = Vec::new();
@@ -737,7 +742,7 @@ pub(crate) async fn assisted_step(
     let Some(mut draft) = state.drafts.get(signed_in.user.id) else {
         return Ok(Redirect::to("/admin/email-logging/assisted").into_response());
     };
-    if state.store.enablement().await?.enabled {
+    if state.store.enablement(&default_mailbox()).await?.enabled {
         return assisted_page(&state, &signed_in, 1, &draft, "logging is enabled: disable it before changing the setup".into()).await;
     }
     let step = form.step;
@@ -776,7 +781,7 @@ async fn finish(state: &AppState, signed_in: &SignedIn, draft: Draft) -> Result<
     if !all_passed(&lines) {
         return assisted_page(state, signed_in, 5, &draft, "a check failed since the connection test: see the lines below".into()).await;
     }
-    state.store.save_mailbox_setup(&draft.setup).await?;
+    state.store.save_mailbox_setup(&default_mailbox(), &draft.setup).await?;
     save_options(state, &draft.settings, &draft.template).await?;
     accept_and_enable(state, signed_in).await?;
     state.drafts.remove(signed_in.user.id);

@@ -82,6 +82,9 @@ pub(crate) struct LogQuery {
     pub(crate) direction: String,
     #[serde(default)]
     pub(crate) q: String,
+    /// The name of the mailbox the mail was logged through.
+    #[serde(default)]
+    pub(crate) mailbox: String,
     /// The keyset cursor: the last row of the previous page.
     #[serde(default)]
     pub(crate) before_at: String,
@@ -131,6 +134,13 @@ impl LogQuery {
                 .transpose()?,
             direction,
             text: non_empty(&self.q),
+            mailbox_name: non_empty(&self.mailbox)
+                .map(|name| {
+                    mailscribe_core::MailboxName::parse(&name)
+                        .map(|n| n.as_str().to_owned())
+                        .map_err(|err| ErrorKind::BadRequest(format!("mailbox: {err}")))
+                })
+                .transpose()?,
         };
         match user.restricted_to() {
             None => {}
@@ -159,6 +169,7 @@ impl LogQuery {
             ("to", self.to.as_str()),
             ("direction", self.direction.as_str()),
             ("q", self.q.as_str()),
+            ("mailbox", self.mailbox.as_str()),
         ];
         let mut url = String::from("/interactions?");
         for (key, value) in pairs {

@@ -4,10 +4,15 @@
 //! no cleanup: as close to `kill -9` as a process can do to itself) the
 //! n-th time (default: first) the named point is passed. Unset, this costs
 //! one environment lookup per run.
+//!
+//! `MAILSCRIBE_FAILPOINT=<name>:stop` instead stops the whole process with
+//! SIGSTOP there, as a long GC pause or a frozen VM would: the fencing test
+//! lets another instance take the lease over, then continues it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
+/// The point, and the hit that triggers it (0: stop at the first hit).
 static TARGET: OnceLock<Option<(String, u32)>> = OnceLock::new();
 static HITS: AtomicU32 = AtomicU32::new(0);
 
@@ -15,13 +20,19 @@ pub(crate) fn hit(name: &str) {
     let target = TARGET.get_or_init(|| {
         let value = std::env::var("MAILSCRIBE_FAILPOINT").ok()?;
         let (point, count) = match value.split_once(':') {
+            Some((point, "stop")) => (point.to_owned(), 0),
             Some((point, count)) => (point.to_owned(), count.parse().unwrap_or(1)),
             None => (value, 1),
         };
         Some((point, count))
     });
     if let Some((point, count)) = target {
-        if point == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *count {
+        if point == name && *count == 0 && HITS.fetch_add(1, Ordering::SeqCst) == 0 {
+            eprintln!("failpoint {name} reached: stopping the process (SIGSTOP)");
+            let _ = std::process::Command::new("kill").arg("-STOP").arg(std::process::id().to_string()).status();
+            return;
+        }
+        if point == name && *count > 0 && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *count {
             eprintln!("failpoint {name} reached: aborting");
             std::process::abort();
         }

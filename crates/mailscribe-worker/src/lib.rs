@@ -10,13 +10,16 @@
 pub mod check;
 mod stored;
 mod failpoint;
-mod lease;
+pub mod lease;
+mod report;
 mod run;
+pub mod supervisor;
 
 pub use check::{CheckLine, CheckStatus, run_checks};
-pub use lease::lease_holder_id;
+pub use lease::{HolderId, LeaseTimings, mailbox_lease_name};
 pub use stored::fetch_stored_message;
-pub use run::{FailedMessage, PhaseTimes, RunOptions, RunSummary, run_once};
+pub use report::{FailureReport, SummaryReport};
+pub use run::{FailedMessage, PhaseTimes, RunOptions, RunSummary, run_once, run_under_lease};
 
 use mailscribe_mail::MailError;
 use mailscribe_store::StoreError;
@@ -25,6 +28,10 @@ use mailscribe_store::StoreError;
 pub enum WorkerError {
     #[error("another run holds the mailbox ({holder}, until {expires_at}); try again when it has finished")]
     LeaseHeld { holder: String, expires_at: chrono::DateTime<chrono::Utc> },
+    /// The lease was taken over while this run worked (it was paused, or
+    /// cut off from the database): it stopped, committing nothing more.
+    #[error("the mailbox lease was taken over by another instance; this run stopped without committing more")]
+    LeaseLost,
     #[error(
         "the server kept {count} messages Mailscribe deleted from the queue (it ignored \\Deleted or the expunge); \
          give the mailbox user the right to delete messages there (IMAP ACL rights t and e)"
@@ -33,5 +40,26 @@ pub enum WorkerError {
     #[error(transparent)]
     Mail(#[from] MailError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for WorkerError {
+    fn from(err: StoreError) -> WorkerError {
+        match err {
+            StoreError::LeaseLost(_) => WorkerError::LeaseLost,
+            other => WorkerError::Store(other),
+        }
+    }
+}
+
+impl WorkerError {
+    /// A lost connection to the mail server or the database: worth trying
+    /// again after a pause, and never a message's fault.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            WorkerError::Mail(mail) => mail.is_connection(),
+            WorkerError::Store(store) => store.is_unavailable(),
+            _ => false,
+        }
+    }
 }

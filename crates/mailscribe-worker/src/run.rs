@@ -7,27 +7,31 @@ use chrono::{DateTime, Duration, Utc};
 use mailscribe_core::decision::ErrorClass;
 use mailscribe_core::parse::sha256_hex;
 use mailscribe_core::{
-    DecisionInput, Direction, EmailAddress, InteractionTemplate, MailboxSetup, Outcome, ParsedMessage, Reason,
-    Settings, StorageMode, decide, parse_message,
+    DecisionInput, Direction, EmailAddress, InteractionTemplate, MailboxName, MailboxSetup, Outcome, ParsedMessage,
+    Reason, Settings, StorageMode, decide, parse_message,
 };
 use mailscribe_mail::{ConnectionConfig, FetchedMessage, FolderInfo, MailError, MessageSummary, Session, plan_batches};
-use mailscribe_store::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState, RunCounts, Store};
+use mailscribe_store::{CommittedCopy, DecidedCopy, DispositionUpdate, Fence, LedgerState, RunCounts, Store};
 use tokio::sync::watch;
 
-use crate::{WorkerError, failpoint, lease};
+use crate::lease::{self, HolderId, LeaseTimings};
+use crate::{WorkerError, failpoint};
 
 /// Everything one run needs, read from the store and the environment by
 /// the caller.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// The name of the mailbox setup (a label on what the run writes).
+    pub mailbox_name: MailboxName,
     pub connection: ConnectionConfig,
     pub setup: MailboxSetup,
     pub settings: Settings,
     pub template: InteractionTemplate,
     /// Handle at most this many messages; the rest wait for the next run.
     pub max_per_run: Option<usize>,
-    /// Who holds the lease (see `lease_holder_id`).
-    pub holder: String,
+    /// Who holds the lease.
+    pub holder: HolderId,
+    pub lease_timings: LeaseTimings,
     /// A batch is cut when its messages (by RFC822.SIZE) exceed this.
     pub max_batch_bytes: u64,
 }
@@ -71,6 +75,8 @@ pub struct RunSummary {
     pub failed: Vec<FailedMessage>,
     /// A stop was requested; the remaining batches wait for the next run.
     pub stopped_early: bool,
+    /// Logged or duplicate copies whose move the storage folder refused.
+    pub moves_failed: u64,
 }
 
 /// Performs one run. Takes the mailbox lease first and gives it back at
@@ -80,29 +86,35 @@ pub async fn run_once(
     options: &RunOptions,
     stop: &watch::Receiver<bool>,
 ) -> Result<RunSummary, WorkerError> {
-    let mailbox = options.setup.mailbox_key();
-    lease::acquire(store, &mailbox, &options.holder).await?;
-    // Renewed in the background too, so that one slow batch (a large
-    // message on a slow server) never lets the lease lapse mid-run.
-    let heartbeat = lease::heartbeat(store.clone(), mailbox.clone(), options.holder.clone());
-    let result = run_with_lease(store, options, stop, &mailbox).await;
+    let lease_name = lease::mailbox_lease_name(&options.setup.mailbox_key());
+    let fence = lease::acquire(store, &lease_name, &options.holder, &options.lease_timings).await?;
+    // Renewed in the background, so that one slow batch (a large message
+    // on a slow server) never lets the lease lapse mid-run.
+    let (lost, _lost_seen) = watch::channel(false);
+    let heartbeat = lease::heartbeat(store.clone(), fence.clone(), options.lease_timings, lost);
+    let result = run_under_lease(store, options, &fence, stop).await;
     heartbeat.abort();
     let _ = heartbeat.await;
-    if let Err(err) = store.release_lease(&mailbox, &options.holder).await {
+    if let Err(err) = store.release_lease(&fence).await {
         tracing::warn!(error = %err, "could not release the mailbox lease; it expires by itself");
     }
     result
 }
 
-async fn run_with_lease(
+/// Performs one run under a lease the caller holds and renews (`serve`
+/// holds its mailboxes' leases between runs). Every commit checks `fence`:
+/// once the lease is lost, the run ends with `LeaseLost` and writes
+/// nothing more.
+pub async fn run_under_lease(
     store: &Store,
     options: &RunOptions,
+    fence: &Fence,
     stop: &watch::Receiver<bool>,
-    mailbox: &str,
 ) -> Result<RunSummary, WorkerError> {
-    let run_id = store.start_run(mailbox, Utc::now()).await?;
+    let mailbox = options.setup.mailbox_key();
+    let run_id = store.start_run(&mailbox, options.mailbox_name.as_str(), Utc::now()).await?;
     let mut summary = RunSummary { run_id, ..RunSummary::default() };
-    let result = process_queue(store, options, stop, mailbox, &mut summary).await;
+    let result = process_queue(store, options, fence, stop, &mailbox, &mut summary).await;
     let (status, error) = match &result {
         Ok(()) => ("completed", None),
         Err(err) => ("aborted", Some(err.to_string())),
@@ -124,6 +136,7 @@ struct Folders {
 async fn process_queue(
     store: &Store,
     options: &RunOptions,
+    fence: &Fence,
     stop: &watch::Receiver<bool>,
     mailbox: &str,
     summary: &mut RunSummary,
@@ -169,7 +182,7 @@ async fn process_queue(
     for (index, batch) in batches.iter().enumerate() {
         // A stop request, or logging disabled meanwhile, ends the run at a
         // batch boundary; the rest waits for the next run.
-        if *stop.borrow() || (index > 0 && !store.enablement().await?.enabled) {
+        if *stop.borrow() || (index > 0 && !store.enablement(&options.mailbox_name).await?.enabled) {
             summary.stopped_early = true;
             break;
         }
@@ -188,7 +201,7 @@ async fn process_queue(
         let (committed, imap) = tokio::join!(
             async {
                 record(store, &to_record).await?;
-                decide_and_commit(store, options, mailbox, uid_validity, run_id, current).await
+                decide_and_commit(store, options, fence, mailbox, uid_validity, run_id, current).await
             },
             async {
                 let moved = match &previous {
@@ -220,7 +233,6 @@ async fn process_queue(
             count(summary, copy, result, target_for(result.reason, result.attempts, options) == Target::Quarantine);
         }
         to_move = Some(committed);
-        lease::renew(store, mailbox, &options.holder).await?;
     }
     if let Some(last) = to_move.take() {
         let (updates, deletions, took) = apply_dispositions(&mut session, &folders, &last.plan).await?;
@@ -366,6 +378,7 @@ async fn fetch_batch(
 async fn decide_and_commit(
     store: &Store,
     options: &RunOptions,
+    fence: &Fence,
     mailbox: &str,
     uid_validity: u32,
     run_id: i64,
@@ -379,7 +392,7 @@ async fn decide_and_commit(
     phases.decide = phase.elapsed();
     failpoint::hit("before_commit");
     let phase = std::time::Instant::now();
-    let results = store.commit_batch(&copies, &options.template, now).await?;
+    let results = store.commit_batch(&copies, &options.template, now, Some(fence)).await?;
     phases.commit = phase.elapsed();
     failpoint::hit("after_commit");
 
@@ -456,6 +469,7 @@ async fn decide_batch(
         let Some(parsed) = parsed else {
             copies.push(DecidedCopy {
                 mailbox: mailbox.to_owned(),
+                mailbox_name: options.mailbox_name.as_str().to_owned(),
                 uid_validity,
                 uid: message.uid,
                 run_id,
@@ -501,6 +515,7 @@ async fn decide_batch(
         let keep_raw = outcome == Outcome::Logged && options.settings.storage_mode == StorageMode::Full;
         copies.push(DecidedCopy {
             mailbox: mailbox.to_owned(),
+            mailbox_name: options.mailbox_name.as_str().to_owned(),
             uid_validity,
             uid: message.uid,
             run_id,
