@@ -659,7 +659,8 @@ async fn run_one(
         Ok(summary) => Ok((SummaryReport::new(&summary), max_attempts)),
         Err(held @ WorkerError::LeaseHeld { .. }) => {
             let serving = store.live_instances(options.lease_timings.ttl_ms()).await?;
-            let Some(holder) = store.leases(&mailscribe_worker::mailbox_lease_name(&options.setup.mailbox_key())).await?.pop() else {
+            let lease_name = mailscribe_worker::mailbox_lease_name(&options.setup.mailbox_key());
+            let Some(holder) = store.leases(&lease_name).await?.into_iter().find(|lease| lease.name == lease_name) else {
                 return Err(worker_failure(held));
             };
             if !serving.iter().any(|instance| instance.id == holder.holder) {

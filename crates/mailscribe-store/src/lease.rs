@@ -167,12 +167,11 @@ impl Store {
         })
     }
 
-    /// Every lease whose name starts with `prefix`.
+    /// Every lease whose name starts with `prefix` (one per mailbox at
+    /// most: the table is small, so the prefix is tested here).
     pub async fn leases(&self, prefix: &str) -> Result<Vec<Lease>> {
-        with_pool!(self, |pool| {
-            sqlx::query("SELECT name, holder, generation, expires_at_ms FROM leases WHERE substr(name, 1, $1) = $2")
-                .bind(i64::try_from(prefix.len()).unwrap_or(i64::MAX))
-                .bind(prefix)
+        let all: Vec<Lease> = with_pool!(self, |pool| {
+            sqlx::query("SELECT name, holder, generation, expires_at_ms FROM leases ORDER BY name")
                 .fetch_all(pool)
                 .await?
                 .iter()
@@ -184,8 +183,9 @@ impl Store {
                         expires_at_ms: row.try_get("expires_at_ms")?,
                     })
                 })
-                .collect()
-        })
+                .collect::<Result<Vec<_>>>()?
+        });
+        Ok(all.into_iter().filter(|lease| lease.name.starts_with(prefix)).collect())
     }
 
     /// Registers or refreshes a running instance.

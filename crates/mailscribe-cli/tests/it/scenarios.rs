@@ -215,17 +215,20 @@ async fn an_unreachable_server_exits_5_and_a_held_lease_exits_4() {
     env.deliver(&crate::harness::numbered_message(1));
     // Someone alive holds the lease: this very test process.
     let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
-    let holder = format!("{host}:{}:1", std::process::id());
+    let me = mailscribe_worker::HolderId::current();
     let mailbox = format!("{}@127.0.0.1:{}/{QUEUE}", env.dovecot.user(), env.dovecot.imaps_port);
-    let now = chrono::Utc::now();
-    assert!(store.try_acquire_lease(&mailbox, &holder, now, now + chrono::Duration::minutes(5)).await.unwrap().is_none());
+    let lease = mailscribe_worker::mailbox_lease_name(&mailbox);
+    let acquired = |attempt| match attempt {
+        mailscribe_store::LeaseAttempt::Acquired(fence) => fence,
+        held => panic!("the lease was not free: {held:?}"),
+    };
+    let fence = acquired(store.try_acquire_lease(&lease, &me.to_text(), 300_000).await.unwrap());
     let output = env.run(&["run", "--once"]);
     assert_eq!(output.status.code(), Some(4), "{}", String::from_utf8_lossy(&output.stderr));
-    store.release_lease(&mailbox, &holder).await.unwrap();
-    // A holder that died on this host is taken over.
-    let dead = format!("{host}:{}:1", u32::MAX - 7);
-    assert!(store.try_acquire_lease(&mailbox, &dead, now, now + chrono::Duration::minutes(5)).await.unwrap().is_none());
+    store.release_lease(&fence).await.unwrap();
+    // A holder that died on this host is taken over at once.
+    let dead = mailscribe_worker::HolderId { pid: u32::MAX - 7, ..me.clone() };
+    acquired(store.try_acquire_lease(&lease, &dead.to_text(), 300_000).await.unwrap());
     env.ok(&["run", "--once"]);
     store.close().await;
 
@@ -599,7 +602,10 @@ async fn a_server_that_ignores_deletion_fails_the_run_instead_of_claiming_it() {
     env.configure(&[]);
     let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
     store
-        .set_enablement(&mailscribe_core::Enablement { enabled: true, accepted_by: Some("test".into()), accepted_at: Some(chrono::Utc::now()) })
+        .set_enablement(
+            &mailscribe_core::MailboxName::default_name(),
+            &mailscribe_core::Enablement { enabled: true, accepted_by: Some("test".into()), accepted_at: Some(chrono::Utc::now()) },
+        )
         .await
         .unwrap();
     store.close().await;

@@ -1,14 +1,16 @@
 //! The store conformance suite: every case runs against SQLite and against
 //! PostgreSQL, on a fresh database each.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use mailscribe_core::{
     Amount, AuthKind, Contact, ContactKind, ContactNo, ContactRef, Direction, EmailAddress, Enablement,
-    InteractionTemplate, MailboxSetup, OAuthSetup, PlannedEntry, Reason, Salesperson, SalespersonCode, SealedSecret,
+    InteractionTemplate, MailboxName, MailboxSetup, OAuthSetup, PlannedEntry, Reason, Salesperson, SalespersonCode, SealedSecret,
     SecretRef, Security, StorageMode, TlsTrust,
 };
 use mailscribe_core::decision::ErrorClass;
-use mailscribe_store::{DecidedCopy, DispositionUpdate, EntryCursor, EntryFilter, RunCounts, Store, StoreError};
+use mailscribe_store::{
+    DecidedCopy, DispositionUpdate, EntryCursor, EntryFilter, Fence, LeaseAttempt, MailboxStatus, RunCounts, Store, StoreError,
+};
 use mailscribe_testkit::TestDatabase;
 
 macro_rules! conformance {
@@ -45,6 +47,10 @@ conformance!(
     lookups_resolve_addresses_lowest_contact_first,
     setup_settings_and_templates_round_trip,
     one_lease_holder_at_a_time,
+    a_stale_fence_commits_nothing,
+    several_mailboxes_by_name,
+    a_key_logged_in_another_mailbox_makes_a_duplicate,
+    instances_and_run_requests,
     a_batch_commits_decisions_and_entries,
     final_decisions_are_never_overwritten,
     failed_copies_count_attempts_then_succeed,
@@ -91,6 +97,7 @@ fn at(hour: u32) -> DateTime<Utc> {
 fn copy(uid: u32, key: &str, reason: Reason, entries: Vec<PlannedEntry>) -> DecidedCopy {
     DecidedCopy {
         mailbox: "queue@localhost:993/Queue".into(),
+        mailbox_name: "default".into(),
         uid_validity: 7,
         uid,
         run_id: 1,
@@ -221,8 +228,8 @@ async fn lookups_resolve_addresses_lowest_contact_first(store: &Store) {
 }
 
 async fn setup_settings_and_templates_round_trip(store: &Store) {
-    assert_eq!(store.mailbox_setup().await.unwrap(), None);
-    assert!(store.set_enablement(&Enablement { enabled: true, ..Default::default() }).await.is_err());
+    assert_eq!(store.mailbox_setup(&MailboxName::default_name()).await.unwrap(), None);
+    assert!(store.set_enablement(&MailboxName::default_name(), &Enablement { enabled: true, ..Default::default() }).await.is_err());
     let setup = MailboxSetup {
         host: "imap.example".into(),
         port: 993,
@@ -240,8 +247,8 @@ async fn setup_settings_and_templates_round_trip(store: &Store) {
         ca_file: None,
         tls_trust: TlsTrust::Bundled,
     };
-    store.save_mailbox_setup(&setup).await.unwrap();
-    assert_eq!(store.mailbox_setup().await.unwrap().as_ref(), Some(&setup));
+    store.save_mailbox_setup(&MailboxName::default_name(), &setup).await.unwrap();
+    assert_eq!(store.mailbox_setup(&MailboxName::default_name()).await.unwrap().as_ref(), Some(&setup));
     let oauth = MailboxSetup {
         auth: AuthKind::OAuth2,
         password: None,
@@ -256,24 +263,24 @@ async fn setup_settings_and_templates_round_trip(store: &Store) {
         ca_file: Some("/etc/mailscribe/internal-ca.pem".into()),
         ..setup.clone()
     };
-    store.save_mailbox_setup(&oauth).await.unwrap();
-    assert_eq!(store.mailbox_setup().await.unwrap().as_ref(), Some(&oauth));
+    store.save_mailbox_setup(&MailboxName::default_name(), &oauth).await.unwrap();
+    assert_eq!(store.mailbox_setup(&MailboxName::default_name()).await.unwrap().as_ref(), Some(&oauth));
     let accepted = Enablement { enabled: true, accepted_by: Some("root".into()), accepted_at: Some(at(9)) };
-    store.set_enablement(&accepted).await.unwrap();
-    assert_eq!(store.enablement().await.unwrap(), accepted);
+    store.set_enablement(&MailboxName::default_name(), &accepted).await.unwrap();
+    assert_eq!(store.enablement(&MailboxName::default_name()).await.unwrap(), accepted);
     // Saving the setup again keeps enablement.
-    store.save_mailbox_setup(&setup).await.unwrap();
-    assert!(store.enablement().await.unwrap().enabled);
+    store.save_mailbox_setup(&MailboxName::default_name(), &setup).await.unwrap();
+    assert!(store.enablement(&MailboxName::default_name()).await.unwrap().enabled);
     // Clearing is refused while enabled, and removes the secrets once disabled.
-    assert!(matches!(store.clear_mailbox_setup().await, Err(StoreError::Conflict(_))));
-    assert!(store.mailbox_setup().await.unwrap().is_some());
-    store.set_enablement(&Enablement { enabled: false, ..accepted.clone() }).await.unwrap();
-    assert!(store.clear_mailbox_setup().await.unwrap());
-    assert_eq!(store.mailbox_setup().await.unwrap(), None);
-    assert!(!store.clear_mailbox_setup().await.unwrap(), "nothing left to clear");
-    store.save_mailbox_setup(&setup).await.unwrap();
-    assert!(!store.enablement().await.unwrap().enabled, "a new setup starts disabled");
-    store.set_enablement(&accepted).await.unwrap();
+    assert!(matches!(store.clear_mailbox_setup(&MailboxName::default_name()).await, Err(StoreError::Conflict(_))));
+    assert!(store.mailbox_setup(&MailboxName::default_name()).await.unwrap().is_some());
+    store.set_enablement(&MailboxName::default_name(), &Enablement { enabled: false, ..accepted.clone() }).await.unwrap();
+    assert!(store.clear_mailbox_setup(&MailboxName::default_name()).await.unwrap());
+    assert_eq!(store.mailbox_setup(&MailboxName::default_name()).await.unwrap(), None);
+    assert!(!store.clear_mailbox_setup(&MailboxName::default_name()).await.unwrap(), "nothing left to clear");
+    store.save_mailbox_setup(&MailboxName::default_name(), &setup).await.unwrap();
+    assert!(!store.enablement(&MailboxName::default_name()).await.unwrap().enabled, "a new setup starts disabled");
+    store.set_enablement(&MailboxName::default_name(), &accepted).await.unwrap();
 
     let defaults = store.settings().await.unwrap();
     assert_eq!(defaults.storage_mode, StorageMode::Reference);
@@ -289,24 +296,160 @@ async fn setup_settings_and_templates_round_trip(store: &Store) {
     assert_eq!(store.template("EMAIL").await.unwrap(), Some(email_template()));
 }
 
+fn acquired(attempt: LeaseAttempt) -> Fence {
+    match attempt {
+        LeaseAttempt::Acquired(fence) => fence,
+        held => panic!("expected the lease, got {held:?}"),
+    }
+}
+
 async fn one_lease_holder_at_a_time(store: &Store) {
-    let mailbox = "m";
-    let now = at(10);
-    assert_eq!(store.try_acquire_lease(mailbox, "a", now, now + Duration::minutes(1)).await.unwrap(), None);
-    let held = store.try_acquire_lease(mailbox, "b", now, now + Duration::minutes(1)).await.unwrap();
-    assert_eq!(held.map(|h| h.holder).as_deref(), Some("a"));
-    // Our own lease is renewed by acquiring again.
-    assert_eq!(store.try_acquire_lease(mailbox, "a", now, now + Duration::minutes(2)).await.unwrap(), None);
-    store.renew_lease(mailbox, "a", now + Duration::minutes(3)).await.unwrap();
-    assert!(store.renew_lease(mailbox, "b", now).await.is_err());
-    // An expired lease is free.
-    let later = now + Duration::minutes(10);
-    assert_eq!(store.try_acquire_lease(mailbox, "b", later, later + Duration::minutes(1)).await.unwrap(), None);
+    let lease = "mailbox:m";
+    let a = acquired(store.try_acquire_lease(lease, "a", 60_000).await.unwrap());
+    match store.try_acquire_lease(lease, "b", 60_000).await.unwrap() {
+        LeaseAttempt::Held { current, now_ms } => {
+            assert_eq!((current.holder.as_str(), current.generation), ("a", a.generation));
+            assert!(current.expires_at_ms > now_ms, "expiry is on the database clock, ahead of now");
+        }
+        other => panic!("b must not get the lease: {other:?}"),
+    }
+    // Our own lease is renewed by acquiring again, with the same fence.
+    assert_eq!(acquired(store.try_acquire_lease(lease, "a", 60_000).await.unwrap()), a);
+    assert!(store.renew_lease(&a, 60_000).await.unwrap());
+    // An expired lease is free, and changing hands moves the generation on.
+    assert!(store.renew_lease(&a, -1).await.unwrap());
+    let b = acquired(store.try_acquire_lease(lease, "b", 60_000).await.unwrap());
+    assert!(b.generation > a.generation);
+    assert!(!store.renew_lease(&a, 60_000).await.unwrap(), "a lost it: its fence is stale");
     // A dead holder's lease can be taken over, once.
-    assert!(store.take_over_lease(mailbox, "b", "c", later + Duration::minutes(1)).await.unwrap());
-    assert!(!store.take_over_lease(mailbox, "b", "d", later + Duration::minutes(1)).await.unwrap());
-    store.release_lease(mailbox, "c").await.unwrap();
-    assert_eq!(store.try_acquire_lease(mailbox, "e", now, now + Duration::minutes(1)).await.unwrap(), None);
+    let held = store.leases("mailbox:").await.unwrap().pop().unwrap();
+    let c = store.take_over_lease(&held, "c", 60_000).await.unwrap().expect("taken over");
+    assert_eq!(c.generation, b.generation + 1);
+    assert_eq!(store.take_over_lease(&held, "d", 60_000).await.unwrap(), None, "only once");
+    // Releasing with a stale fence does nothing; with the right one, frees it.
+    store.release_lease(&b).await.unwrap();
+    assert!(matches!(store.try_acquire_lease(lease, "e", 60_000).await.unwrap(), LeaseAttempt::Held { .. }));
+    store.release_lease(&c).await.unwrap();
+    acquired(store.try_acquire_lease(lease, "e", 60_000).await.unwrap());
+    assert!(store.database_now_ms().await.unwrap() > 1_700_000_000_000);
+}
+
+async fn a_stale_fence_commits_nothing(store: &Store) {
+    let old = acquired(store.try_acquire_lease("mailbox:m", "paused", 60_000).await.unwrap());
+    // The holder is paused past its expiry; another instance takes over.
+    assert!(store.renew_lease(&old, -1).await.unwrap());
+    let new = acquired(store.try_acquire_lease("mailbox:m", "other", 60_000).await.unwrap());
+    let logged = copy(1, "m1@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)]);
+    let refused = store.commit_batch(&[logged.clone()], &email_template(), at(12), Some(&old)).await;
+    assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
+    assert!(store.decisions_after(0, 100).await.unwrap().is_empty());
+    assert!(store.entries_after(0, 100).await.unwrap().is_empty());
+    // The same holds on the careful path (a batch with a refused copy).
+    let doubled = vec![entry(Direction::Outbound, "SP1", "C1", None), entry(Direction::Outbound, "SP1", "C1", None)];
+    let refused = store.commit_batch(&[copy(2, "bad@x", Reason::Logged, doubled)], &email_template(), at(12), Some(&old)).await;
+    assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
+    assert!(store.decisions_after(0, 100).await.unwrap().is_empty());
+    // The current holder commits.
+    store.commit_batch(&[logged], &email_template(), at(12), Some(&new)).await.unwrap();
+    assert_eq!(store.entries_after(0, 100).await.unwrap().len(), 1);
+}
+
+async fn several_mailboxes_by_name(store: &Store) {
+    let setup = |host: &str| MailboxSetup {
+        host: host.into(),
+        port: 993,
+        security: Security::Tls,
+        auth: AuthKind::Basic,
+        username: "queue".into(),
+        password: Some(SecretRef::Env("PW".into())),
+        oauth: None,
+        queue_folder: "Queue".into(),
+        storage_folder: "Storage".into(),
+        not_logged_folder: None,
+        quarantine_folder: None,
+        batch_size: 100,
+        allow_plaintext: false,
+        ca_file: None,
+        tls_trust: TlsTrust::Bundled,
+    };
+    let nordic = MailboxName::parse("Nordic").unwrap();
+    store.save_mailbox_setup(&MailboxName::default_name(), &setup("a.example")).await.unwrap();
+    store.save_mailbox_setup(&nordic, &setup("b.example")).await.unwrap();
+    // Names compare without case; the first spelling is kept.
+    store.save_mailbox_setup(&MailboxName::parse("NORDIC").unwrap(), &setup("c.example")).await.unwrap();
+    let all = store.mailboxes().await.unwrap();
+    let listed: Vec<(&str, &str, bool)> =
+        all.iter().map(|m| (m.name.as_str(), m.setup.host.as_str(), m.enablement.enabled)).collect();
+    assert_eq!(listed, [("default", "a.example", false), ("Nordic", "c.example", false)]);
+    assert_eq!(all[1].status.status, "new");
+    assert!(!store.any_mailbox_enabled().await.unwrap());
+    store.set_enablement(&MailboxName::parse("nordic").unwrap(), &Enablement { enabled: true, ..Default::default() }).await.unwrap();
+    assert!(store.any_mailbox_enabled().await.unwrap());
+    assert!(!store.enablement(&MailboxName::default_name()).await.unwrap().enabled, "enablement is per mailbox");
+    let status = MailboxStatus {
+        status: "retrying".into(),
+        last_run_at: Some(at(9)),
+        last_error: Some("connection refused".into()),
+        next_attempt_at: Some(at(10)),
+        consecutive_failures: 3,
+    };
+    store.record_mailbox_status(&nordic, &status).await.unwrap();
+    assert_eq!(store.mailbox(&nordic).await.unwrap().unwrap().status, status);
+    // A status without a run keeps the time of the last one.
+    store.record_mailbox_status(&nordic, &MailboxStatus { status: "ok".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(store.mailbox(&nordic).await.unwrap().unwrap().status.last_run_at, Some(at(9)));
+    assert!(store.clear_mailbox_setup(&MailboxName::default_name()).await.unwrap());
+    assert!(store.clear_mailbox_setup(&nordic).await.is_err(), "enabled: not cleared");
+    assert_eq!(store.mailboxes().await.unwrap().len(), 1);
+}
+
+async fn a_key_logged_in_another_mailbox_makes_a_duplicate(store: &Store) {
+    let entries = || vec![entry(Direction::Inbound, "SP1", "C1", None)];
+    let first = DecidedCopy { mailbox_name: "eu".into(), ..copy(1, "m1@x", Reason::Logged, entries()) };
+    store.commit_batch(&[first], &email_template(), at(12), None).await.unwrap();
+    // Another mailbox decided the same message at the same moment, before
+    // it could see the first commit: it is recorded as a duplicate.
+    let second = DecidedCopy {
+        mailbox: "queue@other:993/Queue".into(),
+        mailbox_name: "us".into(),
+        ..copy(1, "m1@x", Reason::Logged, entries())
+    };
+    let committed = store.commit_batch(&[second], &email_template(), at(12), None).await.unwrap();
+    assert_eq!((committed[0].reason, committed[0].entries), (Reason::Duplicate, 0));
+    let decisions = store.decisions_after(0, 100).await.unwrap();
+    let rows: Vec<(&str, &str)> = decisions.iter().map(|d| (d.mailbox_name.as_str(), d.outcome.as_str())).collect();
+    assert_eq!(rows, [("eu", "logged"), ("us", "duplicate")]);
+    let entries = store.entries_after(0, 100).await.unwrap();
+    assert_eq!(entries.len(), 1, "one message, its entries once");
+    assert_eq!(entries[0].mailbox_name, "eu");
+    let filter = EntryFilter { mailbox_name: Some("EU".into()), ..Default::default() };
+    assert_eq!(store.entries_page(&filter, None, 10).await.unwrap().len(), 1);
+    let filter = EntryFilter { mailbox_name: Some("us".into()), ..Default::default() };
+    assert!(store.entries_page(&filter, None, 10).await.unwrap().is_empty());
+}
+
+async fn instances_and_run_requests(store: &Store) {
+    store.instance_heartbeat("a", "host-a", 10, at(9)).await.unwrap();
+    store.instance_heartbeat("b", "host-b", 11, at(9)).await.unwrap();
+    let live: Vec<String> = store.live_instances(60_000).await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(live, ["a", "b"]);
+    store.remove_instance("b").await.unwrap();
+    assert_eq!(store.live_instances(60_000).await.unwrap().len(), 1);
+    assert!(store.live_instances(-1).await.unwrap().is_empty(), "rows not seen within the ttl are purged");
+
+    let id = store.request_run("Nordic", "alice", at(10)).await.unwrap();
+    assert!(store.run_requested("nordic").await.unwrap());
+    assert!(!store.run_requested("default").await.unwrap());
+    assert_eq!(store.claim_run_requests("NORDIC", "a").await.unwrap(), [id]);
+    assert!(store.claim_run_requests("nordic", "b").await.unwrap().is_empty(), "claimed once");
+    assert!(!store.run_requested("nordic").await.unwrap());
+    store.finish_run_requests(&[id], at(11), Some(7), Some("{}"), None).await.unwrap();
+    let request = store.run_request(id).await.unwrap();
+    assert_eq!((request.claimed_by.as_deref(), request.run_id, request.summary.as_deref()), (Some("a"), Some(7), Some("{}")));
+    assert!(request.finished_at.is_some());
+    let unanswered = store.request_run("default", "bob", at(12)).await.unwrap();
+    store.withdraw_run_request(unanswered).await.unwrap();
+    assert!(store.run_request(unanswered).await.is_err());
 }
 
 async fn a_batch_commits_decisions_and_entries(store: &Store) {
@@ -320,7 +463,7 @@ async fn a_batch_commits_decisions_and_entries(store: &Store) {
         copy(2, "m1@x", Reason::Duplicate, vec![]),
         copy(3, "m3@x", Reason::UnknownSender, vec![]),
     ];
-    let committed = store.commit_batch(&copies, &email_template(), at(12)).await.unwrap();
+    let committed = store.commit_batch(&copies, &email_template(), at(12), None).await.unwrap();
     let reasons: Vec<Reason> = committed.iter().map(|c| c.reason).collect();
     assert_eq!(reasons, [Reason::Logged, Reason::Duplicate, Reason::UnknownSender]);
     assert_eq!(committed[0].entries, 2);
@@ -375,10 +518,10 @@ async fn a_batch_commits_decisions_and_entries(store: &Store) {
 
 async fn final_decisions_are_never_overwritten(store: &Store) {
     let logged = copy(1, "m1@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)]);
-    store.commit_batch(&[logged.clone()], &email_template(), at(12)).await.unwrap();
+    store.commit_batch(&[logged.clone()], &email_template(), at(12), None).await.unwrap();
     // The same copy again (a run that crashed before the move, then a
     // worker that decided anyway) changes nothing and adds no entry.
-    let again = store.commit_batch(&[copy(1, "m1@x", Reason::NoCounterpart, vec![])], &email_template(), at(13)).await.unwrap();
+    let again = store.commit_batch(&[copy(1, "m1@x", Reason::NoCounterpart, vec![])], &email_template(), at(13), None).await.unwrap();
     assert_eq!((again[0].reason, again[0].entries), (Reason::Logged, 1));
     assert_eq!(store.entries_after(0, 100).await.unwrap().len(), 1);
     assert_eq!(store.decisions_after(0, 100).await.unwrap().len(), 1);
@@ -386,13 +529,13 @@ async fn final_decisions_are_never_overwritten(store: &Store) {
 
 async fn failed_copies_count_attempts_then_succeed(store: &Store) {
     let failed = DecidedCopy { error: Some("no body".into()), ..copy(5, "m5@x", Reason::Error(ErrorClass::Fetch), vec![]) };
-    let first = store.commit_batch(&[failed.clone()], &email_template(), at(12)).await.unwrap();
-    let second = store.commit_batch(&[failed], &email_template(), at(13)).await.unwrap();
+    let first = store.commit_batch(&[failed.clone()], &email_template(), at(12), None).await.unwrap();
+    let second = store.commit_batch(&[failed], &email_template(), at(13), None).await.unwrap();
     assert_eq!((first[0].attempts, second[0].attempts), (1, 2));
     let states = store.ledger_states("queue@localhost:993/Queue", 7, &[5]).await.unwrap();
     assert!(!states[&5].is_final());
     let ok = store
-        .commit_batch(&[copy(5, "m5@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)])], &email_template(), at(14))
+        .commit_batch(&[copy(5, "m5@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)])], &email_template(), at(14), None)
         .await
         .unwrap();
     assert_eq!((ok[0].reason, ok[0].attempts), (Reason::Logged, 3));
@@ -415,6 +558,7 @@ async fn a_refused_copy_fails_alone(store: &Store) {
             ],
             &email_template(),
             at(12),
+            None,
         )
         .await
         .unwrap();
@@ -435,6 +579,7 @@ async fn not_logged_rows_are_purged(store: &Store) {
             &[copy(1, "a@x", Reason::UnknownSender, vec![]), copy(2, "b@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)])],
             &email_template(),
             at(10),
+            None,
         )
         .await
         .unwrap();
@@ -445,7 +590,7 @@ async fn not_logged_rows_are_purged(store: &Store) {
 }
 
 async fn runs_are_recorded(store: &Store) {
-    let id = store.start_run("m", at(10)).await.unwrap();
+    let id = store.start_run("m", "default", at(10)).await.unwrap();
     let mut counts = RunCounts { seen: 3, logged: 1, not_logged: 2, entries: 2, ..Default::default() };
     counts.by_reason.insert("logged".into(), 1);
     counts.by_reason.insert("unknown_sender".into(), 2);
@@ -458,7 +603,7 @@ async fn runs_are_recorded(store: &Store) {
 async fn full_mode_keeps_the_raw_bytes(store: &Store) {
     let raw: Vec<u8> = b"From: a@b.c\r\nTo: d@e.f\r\n\r\n\xff\x00binary body\r\n".repeat(1000);
     let with_raw = DecidedCopy { raw: Some(raw.clone()), ..copy(1, "m@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)]) };
-    store.commit_batch(&[with_raw], &email_template(), at(10)).await.unwrap();
+    store.commit_batch(&[with_raw], &email_template(), at(10), None).await.unwrap();
     let entries = store.entries_after(0, 1).await.unwrap();
     let stored = store.stored_raw_message(entries[0].message_record_id).await.unwrap();
     assert_eq!(stored.as_deref(), Some(raw.as_slice()));
@@ -507,7 +652,7 @@ async fn the_log_filters_and_pages_newest_first(store: &Store) {
         c.subject = format!("Offer_{i} for Spring{i} 100% discount");
         copies.push(c);
     }
-    store.commit_batch(&copies, &email_template(), at(20)).await.unwrap();
+    store.commit_batch(&copies, &email_template(), at(20), None).await.unwrap();
     let page = |filter: EntryFilter, before: Option<EntryCursor>, limit: i64| {
         let filter = filter.clone();
         async move {
@@ -553,7 +698,7 @@ async fn opportunities_from_entries_link_both_ways(store: &Store) {
         copy(1, "a@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", Some("CO1"))]),
         copy(2, "b@x", Reason::Logged, vec![entry(Direction::Outbound, "SP2", "C2", None)]),
     ];
-    store.commit_batch(&copies, &email_template(), at(10)).await.unwrap();
+    store.commit_batch(&copies, &email_template(), at(10), None).await.unwrap();
     let entries = store.entries_after(0, 10).await.unwrap();
     let (first, second) = (entries[0].entry_no, entries[1].entry_no);
     store.add_entry_comment(first, "asked for a quote", at(11)).await.unwrap();

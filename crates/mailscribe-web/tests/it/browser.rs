@@ -62,7 +62,7 @@ async fn sign_in_filter_open_view_and_create_an_opportunity_in_chromium() {
     let (trap_port, trap_hits) = trap();
     let copy = logged_copy(100, "quarterly@customer.example", "Quarterly review", "SP1", "1", Some(hostile_message(trap_port).into_bytes()));
     let template = crate::email_template();
-    app.store.commit_batch(&[copy], &template, Utc::now()).await.unwrap();
+    app.store.commit_batch(&[copy], &template, Utc::now(), None).await.unwrap();
     app.add_user("root", Role::Admin, None).await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

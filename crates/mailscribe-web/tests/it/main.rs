@@ -134,7 +134,7 @@ impl App {
                 logged_copy(i + 1, &format!("m{i}@x"), &subject, sp, contact, None)
             })
             .collect();
-        self.store.commit_batch(&copies, &email_template(), Utc::now()).await.unwrap();
+        self.store.commit_batch(&copies, &email_template(), Utc::now(), None).await.unwrap();
         let mut numbers: Vec<i64> = self.store.entries_after(0, 100).await.unwrap().iter().map(|e| e.entry_no).collect();
         numbers.sort();
         numbers
@@ -146,6 +146,7 @@ pub(crate) fn logged_copy(uid: u32, key: &str, subject: &str, salesperson: &str,
     let at = Utc.with_ymd_and_hms(2026, 3, 3, 8, 0, 0).unwrap() + chrono::Duration::hours(i64::from(uid));
     DecidedCopy {
         mailbox: "m".into(),
+        mailbox_name: "default".into(),
         uid_validity: 1,
         uid,
         run_id: 1,
@@ -392,7 +393,7 @@ async fn runs_and_decisions_are_for_admins_and_users_only() {
     app.add_user("sally", Role::Salesperson, Some("SP1")).await;
     let uma = app.login("uma").await;
     let sally = app.login("sally").await;
-    let run = app.store.start_run("m", Utc::now()).await.unwrap();
+    let run = app.store.start_run("m", "default", Utc::now()).await.unwrap();
     app.store.finish_run(run, Utc::now(), "completed", &Default::default(), None).await.unwrap();
     assert_eq!(app.get("/runs", Some(&uma)).await.status, StatusCode::OK);
     let decisions = app.get("/decisions?reason=logged&q=m3", Some(&uma)).await;
@@ -522,7 +523,7 @@ async fn the_openapi_document_describes_what_the_api_answers() {
     check_against(&document, &list("Contact"), &json(&app.get("/api/v1/contacts?q=carl", Some(&uma)).await), "contacts");
     check_against(&document, &schema("Contact"), &json(&app.get("/api/v1/contacts/1", Some(&uma)).await), "contact");
     check_against(&document, &list("Salesperson"), &json(&app.get("/api/v1/salespeople", Some(&uma)).await), "salespeople");
-    let run = app.store.start_run("m", Utc::now()).await.unwrap();
+    let run = app.store.start_run("m", "default", Utc::now()).await.unwrap();
     app.store.finish_run(run, Utc::now(), "completed", &Default::default(), None).await.unwrap();
     check_against(&document, &list("Run"), &json(&app.get("/api/v1/runs", Some(&uma)).await), "runs");
     let decisions = json(&app.get("/api/v1/decisions?reason=logged", Some(&uma)).await);

@@ -28,7 +28,7 @@ Content-Disposition: attachment; filename=\"../page.html\"\r\n\r\n<script>alert(
 async fn log_hostile(app: &App, full: bool) -> (i64, i64) {
     let copy = logged_copy(1, "hostile@customer.example", "Your offer", "SP1", "1", full.then(|| HOSTILE.as_bytes().to_vec()));
     let template = email_template();
-    let committed = app.store.commit_batch(&[copy], &template, Utc::now()).await.unwrap();
+    let committed = app.store.commit_batch(&[copy], &template, Utc::now(), None).await.unwrap();
     let entry = app.store.entries_after(0, 1).await.unwrap().remove(0);
     (entry.entry_no, committed[0].ledger_id)
 }

@@ -4,7 +4,7 @@
 //! mail server; the binary's end-to-end test in the CLI crate covers them.)
 
 use axum::http::StatusCode;
-use mailscribe_core::{Enablement, Role, SecretRef};
+use mailscribe_core::{Enablement, MailboxName, Role, SecretRef};
 
 use crate::App;
 
@@ -50,7 +50,7 @@ async fn only_admins_reach_the_setup_and_every_form_needs_its_csrf_token() {
         let reply = post(&app, &session, path, &format!("{SETUP}&password_source=env:X&accept=on&step=2")).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} without the CSRF token");
     }
-    assert_eq!(app.store.mailbox_setup().await.unwrap(), None);
+    assert_eq!(app.store.mailbox_setup(&MailboxName::default_name()).await.unwrap(), None);
     let _ = csrf;
 }
 
@@ -67,7 +67,7 @@ async fn a_web_session_cannot_store_a_command_as_a_secret_source() {
         let reply = post(&app, &session, "/admin/email-logging", &form).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{field}");
         assert!(reply.body.contains("can only be set with `mailscribe mailbox configure`"), "{}", reply.body);
-        assert_eq!(app.store.mailbox_setup().await.unwrap(), None, "nothing saved");
+        assert_eq!(app.store.mailbox_setup(&MailboxName::default_name()).await.unwrap(), None, "nothing saved");
     }
     // Mailscribe's own variables cannot be sent to a server as a password.
     let reply = post(&app, &session, "/admin/email-logging", &format!("csrf={csrf}&{SETUP}&password_source=env%3AMAILSCRIBE_SECRET_KEY")).await;
@@ -88,7 +88,7 @@ async fn a_web_session_cannot_store_a_command_as_a_secret_source() {
     // env: and file: sources are fine, and shown as such (they are not secrets).
     let reply = post(&app, &session, "/admin/email-logging", &format!("csrf={csrf}&{SETUP}&password_source=env%3AIMAP_PASSWORD")).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
-    let setup = app.store.mailbox_setup().await.unwrap().unwrap();
+    let setup = app.store.mailbox_setup(&MailboxName::default_name()).await.unwrap().unwrap();
     assert_eq!(setup.password, Some(SecretRef::Env("IMAP_PASSWORD".into())));
     assert_eq!((setup.host.as_str(), setup.port), ("imap.example.com", 993));
     assert!(app.get("/admin/email-logging", Some(&session)).await.body.contains("env:IMAP_PASSWORD"));
@@ -96,7 +96,7 @@ async fn a_web_session_cannot_store_a_command_as_a_secret_source() {
     // Saved again with the secret fields empty: the stored source is kept.
     let reply = post(&app, &session, "/admin/email-logging", &format!("csrf={csrf}&{SETUP}&batch_size=50")).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
-    let setup = app.store.mailbox_setup().await.unwrap().unwrap();
+    let setup = app.store.mailbox_setup(&MailboxName::default_name()).await.unwrap().unwrap();
     assert_eq!((setup.password, setup.batch_size), (Some(SecretRef::Env("IMAP_PASSWORD".into())), 50));
 }
 
@@ -112,10 +112,10 @@ async fn the_connection_is_locked_while_logging_is_enabled_and_clear_needs_it_di
     assert!(reply.body.contains("accept the data statement"));
     let reply = post(&app, &session, "/admin/email-logging/enable", &format!("csrf={csrf}&accept=on")).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "no check can run without the mail server");
-    assert!(!app.store.enablement().await.unwrap().enabled);
+    assert!(!app.store.enablement(&MailboxName::default_name()).await.unwrap().enabled);
 
     app.store
-        .set_enablement(&Enablement { enabled: true, accepted_by: Some("root".into()), accepted_at: Some(chrono::Utc::now()) })
+        .set_enablement(&MailboxName::default_name(), &Enablement { enabled: true, accepted_by: Some("root".into()), accepted_at: Some(chrono::Utc::now()) })
         .await
         .unwrap();
     let page = app.get("/admin/email-logging", Some(&session)).await;
@@ -125,7 +125,7 @@ async fn the_connection_is_locked_while_logging_is_enabled_and_clear_needs_it_di
     let changed = SETUP.replace("imap.example.com", "evil.example.com");
     let reply = post(&app, &session, "/admin/email-logging", &format!("csrf={csrf}&{changed}&interval=5m&cost=1.25")).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
-    assert_eq!(app.store.mailbox_setup().await.unwrap().unwrap().host, "imap.example.com");
+    assert_eq!(app.store.mailbox_setup(&MailboxName::default_name()).await.unwrap().unwrap().host, "imap.example.com");
     assert_eq!(app.store.settings().await.unwrap().interval_seconds, 300);
     assert_eq!(app.store.template("EMAIL").await.unwrap().unwrap().cost.to_string(), "1.25");
     // The storage mode is part of what was accepted.
@@ -140,14 +140,14 @@ async fn the_connection_is_locked_while_logging_is_enabled_and_clear_needs_it_di
 
     let reply = post(&app, &session, "/admin/email-logging/clear", &format!("csrf={csrf}")).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(app.store.mailbox_setup().await.unwrap().is_some(), "not cleared while enabled");
+    assert!(app.store.mailbox_setup(&MailboxName::default_name()).await.unwrap().is_some(), "not cleared while enabled");
 
     let reply = post(&app, &session, "/admin/email-logging/disable", &format!("csrf={csrf}")).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert!(!app.store.enablement().await.unwrap().enabled);
+    assert!(!app.store.enablement(&MailboxName::default_name()).await.unwrap().enabled);
     let reply = post(&app, &session, "/admin/email-logging/clear", &format!("csrf={csrf}")).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert_eq!(app.store.mailbox_setup().await.unwrap(), None, "the setup and its secrets are gone");
+    assert_eq!(app.store.mailbox_setup(&MailboxName::default_name()).await.unwrap(), None, "the setup and its secrets are gone");
 }
 
 #[tokio::test]
@@ -171,6 +171,6 @@ async fn leaving_the_assisted_setup_unfinished_changes_nothing() {
     let reply = post(&app, &session, "/admin/email-logging/assisted", &format!("csrf={csrf}&step=7")).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("nothing has been saved"));
-    assert_eq!(app.store.mailbox_setup().await.unwrap(), None);
-    assert!(!app.store.enablement().await.unwrap().enabled);
+    assert_eq!(app.store.mailbox_setup(&MailboxName::default_name()).await.unwrap(), None);
+    assert!(!app.store.enablement(&MailboxName::default_name()).await.unwrap().enabled);
 }
