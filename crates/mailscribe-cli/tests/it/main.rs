@@ -4,6 +4,7 @@
 mod crash;
 mod corpus;
 mod harness;
+mod mailboxes;
 mod postfix;
 mod secrets;
 mod scenarios;

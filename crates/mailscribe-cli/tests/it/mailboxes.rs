@@ -1,0 +1,263 @@
+//! Several mailboxes, `serve` with IDLE and backoff, run requests, and
+//! several instances sharing mailboxes through leases with fencing tokens,
+//! all against the real binary, Dovecot, SQLite and PostgreSQL.
+//!
+//! Lease timings and backoff are shortened through the test-only variables
+//! (`MAILSCRIBE_LEASE_*_MS`, `MAILSCRIBE_BACKOFF_*_MS`) so that nothing is
+//! waited out; every wait polls a condition with a deadline.
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use mailscribe_core::MailboxName;
+use mailscribe_testkit::{QUEUE, STORAGE, wait_until};
+
+use crate::harness::{Backend, Env, decisions, entry_keys, numbered_message};
+
+const QUEUE_EU: &str = "Public Folders/Email Logging/Queue EU";
+const STORAGE_EU: &str = "Public Folders/Email Logging/Storage EU";
+
+/// Lease and backoff timings short enough for a test.
+const FAST: &[(&str, &str)] = &[
+    ("MAILSCRIBE_LEASE_TTL_MS", "1500"),
+    ("MAILSCRIBE_LEASE_HEARTBEAT_MS", "200"),
+    ("MAILSCRIBE_LEASE_SCAN_MS", "200"),
+    ("MAILSCRIBE_BACKOFF_BASE_MS", "100"),
+    ("MAILSCRIBE_BACKOFF_CAP_MS", "400"),
+];
+
+/// A `mailscribe serve` child, killed when dropped; its log in `log`.
+struct Serve {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Serve {
+    fn start(env: &Env, name: &str, extra: &[(&str, &str)]) -> Serve {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = env.dir.path().join(format!("serve-{name}.log"));
+        let mut command = env.command();
+        command
+            .env("RUST_LOG", "info,mailscribe_worker=debug")
+            .envs(FAST.iter().copied())
+            .envs(extra.iter().copied())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("serve log"));
+        Serve { child: command.spawn().expect("start serve"), log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill").arg(signal).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The state letter of a process (`R`, `S`, `T` stopped, `Z` zombie).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// Entries expected from numbered messages `range`: one per message that
+/// is not every fifth (those are between strangers).
+fn expected_entries(range: std::ops::RangeInclusive<u32>) -> usize {
+    range.filter(|n| n % 5 != 0).count()
+}
+
+/// `mailbox list` as rows of columns, header first.
+fn mailbox_list(env: &Env) -> Vec<Vec<String>> {
+    env.ok(&["mailbox", "list"]).lines().map(|l| l.split('\t').map(str::to_owned).collect()).collect()
+}
+
+fn configure_eu(env: &Env) {
+    env.dovecot.create_folder(QUEUE_EU);
+    env.dovecot.create_folder(STORAGE_EU);
+    env.configure(&["--mailbox", "eu", "--queue", QUEUE_EU, "--storage", STORAGE_EU]);
+}
+
+#[tokio::test]
+async fn two_mailboxes_log_overlapping_mail_once() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(4);
+    configure_eu(&env);
+    // The same messages 6..=10 arrive in both queues.
+    for n in 1..=10 {
+        env.deliver(&numbered_message(n));
+    }
+    for n in 6..=15 {
+        env.dovecot.deliver(QUEUE_EU, &numbered_message(n), None, false);
+    }
+    // Not enabled yet: --all skips it, and naming it says so.
+    assert_eq!(env.run(&["run", "--once", "--mailbox", "eu"]).status.code(), Some(3));
+    assert_eq!(env.run(&["run", "--once", "--mailbox", "nope"]).status.code(), Some(3));
+    assert_eq!(env.run(&["run", "--once", "--mailbox", "all"]).status.code(), Some(2), "a reserved name");
+    env.ok(&["enable", "--mailbox", "EU", "--accept-data-statement"]);
+
+    let list = mailbox_list(&env);
+    assert_eq!(list[0].join("\t"), "name\tenabled\thost\tqueue\tlast_run_at\tstatus\tlast_error\tnext_attempt_at");
+    let names: Vec<(&str, &str, &str)> = list[1..].iter().map(|r| (r[0].as_str(), r[1].as_str(), r[3].as_str())).collect();
+    assert_eq!(names, [("default", "true", QUEUE), ("eu", "true", QUEUE_EU)]);
+
+    let json = env.ok(&["run", "--once", "--all", "--format", "json"]);
+    let summaries: Vec<serde_json::Value> = serde_json::from_str(&json).expect("a JSON array");
+    let per_mailbox: Vec<(&str, u64, u64)> = summaries
+        .iter()
+        .map(|s| (s["mailbox"].as_str().unwrap(), s["seen"].as_u64().unwrap(), s["duplicate"].as_u64().unwrap()))
+        .collect();
+    // 6..=9 were logged through default first; 10 is between strangers.
+    assert_eq!(per_mailbox, [("default", 10, 0), ("eu", 10, 4)]);
+    assert_eq!(env.dovecot.count(QUEUE) + env.dovecot.count(QUEUE_EU), 0);
+
+    let keys = entry_keys(&env);
+    assert_eq!(keys.len(), expected_entries(1..=15), "each message's entries once: {keys:?}");
+    let rows = decisions(&env);
+    let duplicates: Vec<&str> = rows
+        .iter()
+        .filter(|d| d["outcome"] == "duplicate")
+        .map(|d| d["mailbox_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(duplicates, ["eu"; 4]);
+
+    // The exports end with the new column.
+    let csv = env.ok(&["interactions", "export", "--format", "csv"]);
+    assert!(csv.lines().next().unwrap().ends_with(",date_fallback,mailbox_name"), "{csv}");
+    assert!(csv.lines().skip(1).any(|l| l.ends_with(",eu")));
+    let csv = env.ok(&["decisions", "export", "--format", "csv"]);
+    assert!(csv.lines().next().unwrap().ends_with(",disposition,date_fallback,mailbox_name"), "{csv}");
+
+    // Without a flag, run --once is today's: the default mailbox, today's text.
+    env.deliver(&numbered_message(21));
+    let text = env.ok(&["run", "--once"]);
+    assert!(text.starts_with("run ") && text.contains("seen 1, logged 1"), "{text}");
+    assert_eq!(env.dovecot.count(QUEUE_EU), 0);
+    // The status columns are filled in by runs of serve; a mailbox can be
+    // cleared once disabled, and its entries stay.
+    env.ok(&["disable", "--mailbox", "eu"]);
+    env.ok(&["mailbox", "clear", "--mailbox", "eu"]);
+    assert_eq!(mailbox_list(&env).len(), 2);
+    assert_eq!(entry_keys(&env).len(), expected_entries(1..=15) + 1);
+}
+
+#[tokio::test]
+async fn a_killed_run_that_is_not_reaped_is_taken_over_at_once() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    for n in 1..=6 {
+        env.deliver(&numbered_message(n));
+    }
+    // The run stops itself just before its commit, holding the lease; then
+    // it is killed and, its parent not waiting for it, stays a zombie.
+    let mut run =
+        env.command().env("MAILSCRIBE_FAILPOINT", "before_commit:stop").args(["run", "--once"]).stderr(Stdio::null()).spawn().unwrap();
+    let pid = run.id();
+    wait_until("the run to stop before its commit", Duration::from_secs(30), || process_state(pid) == Some('T'));
+    std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status().unwrap();
+    wait_until("the killed run to be a zombie", Duration::from_secs(10), || process_state(pid) == Some('Z'));
+    // The next run does not wait for the five-minute lease: it takes over.
+    let text = env.ok(&["run", "--once"]);
+    assert!(text.contains("seen 6"), "{text}");
+    assert_eq!(entry_keys(&env).len(), expected_entries(1..=6));
+    let _ = run.wait();
+}
+
+#[tokio::test]
+async fn serve_logs_new_mail_through_idle_and_answers_run_now() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    // The sweep is an hour away: only IDLE can bring a new message in.
+    env.ok(&["settings", "set", "interval", "3600"]);
+    let serve = Serve::start(&env, "a", &[]);
+    wait_until("the first sweep", Duration::from_secs(30), || mailbox_list(&env).get(1).is_some_and(|r| r[5] == "ok"));
+    env.deliver(&numbered_message(1));
+    wait_until("the message logged through IDLE", Duration::from_secs(20), || entry_keys(&env).len() == 1);
+
+    // run --once asks the serve that holds the mailbox, and prints its run.
+    env.deliver(&numbered_message(2));
+    let text = env.ok(&["run", "--once", "--wait", "30"]);
+    assert!(text.starts_with("run "), "{text}");
+    wait_until("both logged", Duration::from_secs(20), || entry_keys(&env).len() == 2);
+
+    // A second serve on the same SQLite file refuses to start, naming the first.
+    let second = env.run(&["serve", "--listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", serve.child.id())), "{stderr}");
+    let list = mailbox_list(&env);
+    assert!(!list[1][4].is_empty(), "last_run_at is shown: {list:?}");
+    assert!(!list[1][7].is_empty(), "next_attempt_at is shown: {list:?}");
+    assert!(serve.log().contains("run completed"), "{}", serve.log());
+}
+
+#[tokio::test]
+async fn a_broken_mailbox_backs_off_and_never_delays_another() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    env.ok(&["settings", "set", "interval", "3600"]);
+    let proxy = mailscribe_testkit::TcpProxy::start(env.dovecot.imaps_port);
+    configure_eu(&env);
+    env.configure(&["--mailbox", "eu", "--queue", QUEUE_EU, "--storage", STORAGE_EU, "--port", &proxy.port.to_string()]);
+    env.ok(&["enable", "--mailbox", "eu", "--accept-data-statement"]);
+    proxy.cut();
+    env.dovecot.deliver(QUEUE_EU, &numbered_message(3), None, false);
+    let _serve = Serve::start(&env, "a", &[]);
+    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
+    let eu = MailboxName::parse("eu").unwrap();
+    // The healthy mailbox works while the broken one fails again and again.
+    wait_until("the default mailbox's first run", Duration::from_secs(30), || mailbox_list(&env)[1][5] == "ok");
+    env.deliver(&numbered_message(1));
+    wait_until("mail in the healthy mailbox logged", Duration::from_secs(20), || entry_keys(&env).len() == 1);
+    let mut failures = 0;
+    for _ in 0..400 {
+        failures = store.mailbox(&eu).await.unwrap().unwrap().status.consecutive_failures;
+        if failures >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(failures >= 4, "the broken mailbox is retried, with backoff: {failures} failures");
+    let row = mailbox_list(&env).into_iter().find(|r| r[0] == "eu").unwrap();
+    assert_eq!(row[5], "retrying");
+    assert!(!row[6].is_empty() && !row[7].is_empty(), "last error and next attempt: {row:?}");
+    // The server comes back: the next attempt succeeds and the count resets.
+    proxy.restore();
+    wait_until("the broken mailbox recovers", Duration::from_secs(30), || entry_keys(&env).len() == 2);
+    let status = store.mailbox(&eu).await.unwrap().unwrap().status;
+    assert_eq!((status.status.as_str(), status.consecutive_failures, status.last_error), ("ok", 0, None));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_paused_instance_never_commits_after_another_took_over() {
+    let env = Env::new(Backend::Postgres).await;
+    env.set_up(100);
+    for n in 1..=20 {
+        env.deliver(&numbered_message(n));
+    }
+    // Instance A takes the mailbox and is frozen just before its commit,
+    // as a long GC pause or a stopped VM would freeze it.
+    let a = Serve::start(&env, "a", &[("MAILSCRIBE_INSTANCE_ID", "host-a"), ("MAILSCRIBE_FAILPOINT", "before_commit:stop")]);
+    wait_until("instance A to freeze before its commit", Duration::from_secs(30), || process_state(a.child.id()) == Some('T'));
+    // Instance B, on "another host", takes over once A's lease expires.
+    let _b = Serve::start(&env, "b", &[("MAILSCRIBE_INSTANCE_ID", "host-b")]);
+    wait_until("instance B to log the queue", Duration::from_secs(30), || {
+        env.dovecot.count(QUEUE) == 0 && entry_keys(&env).len() == expected_entries(1..=20)
+    });
+    // A wakes up and tries to commit what it had decided: the fence refuses.
+    a.signal("-CONT");
+    wait_until("A to find its lease lost", Duration::from_secs(30), || a.log().contains("the lease was lost"));
+    assert_eq!(entry_keys(&env).len(), expected_entries(1..=20));
+    assert_eq!(decisions(&env).len(), 20, "one ledger row per copy, none from the stale holder");
+    assert_eq!(env.dovecot.count(STORAGE), 16, "the logged copies are stored once");
+}
