@@ -26,6 +26,9 @@ pub struct LedgerState {
     pub reason: Reason,
     pub attempts: u32,
     pub disposition: Option<String>,
+    /// Refused moves of this copy to its folder, counted apart from
+    /// `attempts`: the decision stands, only the move is retried.
+    pub move_attempts: u32,
 }
 
 impl LedgerState {
@@ -87,6 +90,9 @@ pub struct DispositionUpdate {
     pub disposition: String,
     /// Folder, UIDVALIDITY and UID in the storage folder, when known.
     pub storage: Option<(String, u32, u32)>,
+    /// The server refused to move this copy (it stays `kept` in the queue):
+    /// its words. Counts one more refused move.
+    pub move_error: Option<String>,
 }
 
 /// Inserts `(copy, entry, message record id)` rows into the interaction
@@ -176,9 +182,9 @@ impl Store {
     ) -> Result<HashMap<u32, LedgerState>> {
         let mut states = HashMap::new();
         for chunk in uids.chunks(500) {
-            let rows: Vec<(i64, i64, String, i64, Option<String>)> = with_pool!(self, |pool| {
+            let rows: Vec<(i64, i64, String, i64, Option<String>, i64)> = with_pool!(self, |pool| {
                 let mut query = QueryBuilder::new(
-                    "SELECT id, uid, reason, attempts, disposition FROM decisions WHERE mailbox = ",
+                    "SELECT id, uid, reason, attempts, disposition, move_attempts FROM decisions WHERE mailbox = ",
                 );
                 query.push_bind(mailbox).push(" AND uid_validity = ").push_bind(i64::from(uid_validity));
                 query.push(" AND uid IN (");
@@ -193,11 +199,18 @@ impl Store {
                     .await?
                     .iter()
                     .map(|r| {
-                        Ok((r.try_get("id")?, r.try_get("uid")?, r.try_get("reason")?, r.try_get("attempts")?, r.try_get("disposition")?))
+                        Ok((
+                            r.try_get("id")?,
+                            r.try_get("uid")?,
+                            r.try_get("reason")?,
+                            r.try_get("attempts")?,
+                            r.try_get("disposition")?,
+                            r.try_get("move_attempts")?,
+                        ))
                     })
                     .collect::<Result<Vec<_>>>()?
             });
-            for (id, uid, reason, attempts, disposition) in rows {
+            for (id, uid, reason, attempts, disposition, move_attempts) in rows {
                 let uid = u32::try_from(uid).map_err(|_| StoreError::Corrupt(format!("uid {uid}")))?;
                 states.insert(
                     uid,
@@ -206,6 +219,7 @@ impl Store {
                         reason: reason.parse().map_err(|_| bad_reason(&reason))?,
                         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                         disposition,
+                        move_attempts: u32::try_from(move_attempts).unwrap_or(u32::MAX),
                     },
                 );
             }
@@ -678,6 +692,15 @@ impl Store {
                     update.push(")");
                     update.build().execute(&mut *tx).await?;
                 }
+            }
+            // Refused moves: counted, with the server's words, so that the
+            // copy goes to quarantine after the maximum attempts.
+            for update in updates.iter().filter(|u| u.move_error.is_some()) {
+                sqlx::query("UPDATE decisions SET move_attempts = move_attempts + 1, move_error = $1 WHERE id = $2")
+                    .bind(&update.move_error)
+                    .bind(update.ledger_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             // Where each logged message now lies. VALUES columns are named
             // column1, column2... in both dialects.

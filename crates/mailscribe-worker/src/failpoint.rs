@@ -38,3 +38,18 @@ pub(crate) fn hit(name: &str) {
         }
     }
 }
+
+/// Test-only: `MAILSCRIBE_FAILPOINT_REFUSE_MOVE=UID[,UID...]` makes the
+/// worker treat a move of those queue UIDs as refused by the server, as a
+/// quota or a message the server cannot copy would: the one boundary the
+/// tests cannot make Dovecot produce on demand for one chosen message.
+pub(crate) fn refused_moves() -> Vec<u32> {
+    static REFUSED: OnceLock<Vec<u32>> = OnceLock::new();
+    REFUSED
+        .get_or_init(|| {
+            std::env::var("MAILSCRIBE_FAILPOINT_REFUSE_MOVE")
+                .map(|list| list.split(',').filter_map(|uid| uid.trim().parse().ok()).collect())
+                .unwrap_or_default()
+        })
+        .clone()
+}

@@ -37,6 +37,10 @@ pub enum WorkerError {
          give the mailbox user the right to delete messages there (IMAP ACL rights t and e)"
     )]
     DeletionIgnored { count: usize },
+    /// A folder copies are moved to is gone or refuses every message: the
+    /// mailbox's problem, so the run ends (the copies stay in the queue).
+    #[error("the folder {folder} cannot take messages: {detail}; check it exists and the mailbox user may add messages to it")]
+    FolderUnusable { folder: String, detail: String },
     #[error(transparent)]
     Mail(#[from] MailError),
     #[error(transparent)]

@@ -218,6 +218,7 @@ async fn process_queue(
         let committed = committed?;
         let (moved, next) = imap?;
         if let Some((updates, deletions, took)) = moved {
+            summary.moves_failed += updates.iter().filter(|u| u.move_error.is_some()).count() as u64;
             unrecorded = updates;
             to_delete.extend(deletions);
             summary.phases.mailbox += took;
@@ -230,13 +231,14 @@ async fn process_queue(
         summary.vanished += committed.vanished;
         summary.resumed += committed.resumed;
         for (copy, result) in committed.copies.iter().zip(&committed.results) {
-            count(summary, copy, result, target_for(result.reason, result.attempts, options) == Target::Quarantine);
+            count(summary, copy, result, target_for(result.reason, result.attempts, 0, options) == Target::Quarantine);
         }
         to_move = Some(committed);
     }
     if let Some(last) = to_move.take() {
         let (updates, deletions, took) = apply_dispositions(&mut session, &folders, &last.plan).await?;
         summary.phases.mailbox += took;
+        summary.moves_failed += updates.iter().filter(|u| u.move_error.is_some()).count() as u64;
         unrecorded.extend(updates);
         to_delete.extend(deletions);
     }
@@ -256,7 +258,12 @@ async fn process_queue(
     let deleted: Vec<DispositionUpdate> = to_delete
         .iter()
         .filter(|(uid, _)| !kept.contains(uid))
-        .map(|(_, ledger_id)| DispositionUpdate { ledger_id: *ledger_id, disposition: "deleted".into(), storage: None })
+        .map(|(_, ledger_id)| DispositionUpdate {
+            ledger_id: *ledger_id,
+            disposition: "deleted".into(),
+            storage: None,
+            move_error: None,
+        })
         .collect();
     record(store, &deleted).await?;
     if !kept.is_empty() {
@@ -287,8 +294,16 @@ enum Target {
     Keep,
 }
 
-fn target_for(reason: Reason, attempts: u32, options: &RunOptions) -> Target {
+/// `move_attempts` counts the moves the server refused for a decided copy:
+/// after the maximum it goes to quarantine, its decision unchanged.
+fn target_for(reason: Reason, attempts: u32, move_attempts: u32, options: &RunOptions) -> Target {
+    let quarantine = options.setup.quarantine_folder.is_some();
     match reason.outcome() {
+        Outcome::Logged | Outcome::Duplicate | Outcome::NotLogged
+            if move_attempts >= options.settings.max_attempts && quarantine =>
+        {
+            Target::Quarantine
+        }
         Outcome::Logged | Outcome::Duplicate => Target::Storage,
         Outcome::NotLogged if options.setup.not_logged_folder.is_some() => Target::NotLoggedFolder,
         Outcome::NotLogged => Target::Delete,
@@ -399,10 +414,10 @@ async fn decide_and_commit(
     let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(batch.resumed.len() + results.len());
     for uid in &batch.resumed {
         let state = &batch.known[uid];
-        plan.push((*uid, state.id, target_for(state.reason, state.attempts, options)));
+        plan.push((*uid, state.id, target_for(state.reason, state.attempts, state.move_attempts, options)));
     }
     for result in &results {
-        plan.push((result.uid, result.ledger_id, target_for(result.reason, result.attempts, options)));
+        plan.push((result.uid, result.ledger_id, target_for(result.reason, result.attempts, 0, options)));
     }
     Ok(CommittedBatch {
         copies,
@@ -566,7 +581,8 @@ fn count(summary: &mut RunSummary, copy: &DecidedCopy, result: &CommittedCopy, q
 
 /// Moves in the mailbox, one command per target folder. Copies to delete
 /// are returned (UID, ledger id) for the one expunge at the end of the run;
-/// their dispositions are recorded then.
+/// their dispositions are recorded then. A copy the server refuses to move
+/// stays in the queue (`kept`, with the server's words) and the rest go on.
 async fn apply_dispositions(
     session: &mut Session,
     folders: &Folders,
@@ -577,39 +593,112 @@ async fn apply_dispositions(
         plan.iter().filter(|(_, _, t)| *t == target).map(|(uid, _, _)| *uid).collect()
     };
     let mut storage_locations: HashMap<u32, (String, u32, u32)> = HashMap::new();
+    let mut refused: HashMap<u32, String> = HashMap::new();
     let to_storage = uids_for(Target::Storage);
     if !to_storage.is_empty() {
-        let moved = session.move_messages(&to_storage, &folders.storage).await?;
+        let (moved, refusals) = move_isolating_refusals(session, &to_storage, &folders.storage).await?;
         failpoint::hit("after_move");
         if let Some(validity) = moved.dest_uid_validity {
             for (source, dest) in moved.mapping {
                 storage_locations.insert(source, (folders.storage.display_name.clone(), validity, dest));
             }
         }
+        refused.extend(refusals);
     }
     if let Some(folder) = &folders.not_logged {
-        session.move_messages(&uids_for(Target::NotLoggedFolder), folder).await?;
+        let (_, refusals) = move_isolating_refusals(session, &uids_for(Target::NotLoggedFolder), folder).await?;
+        refused.extend(refusals);
     }
     let to_delete: Vec<(u32, i64)> =
         plan.iter().filter(|(_, _, t)| *t == Target::Delete).map(|(uid, id, _)| (*uid, *id)).collect();
     if let Some(folder) = &folders.quarantine {
-        session.move_messages(&uids_for(Target::Quarantine), folder).await?;
+        let (_, refusals) = move_isolating_refusals(session, &uids_for(Target::Quarantine), folder).await?;
+        refused.extend(refusals);
     }
     let updates = plan
         .iter()
         .filter(|(_, _, target)| *target != Target::Delete)
-        .map(|(uid, ledger_id, target)| DispositionUpdate {
-            ledger_id: *ledger_id,
-            disposition: match target {
-                Target::Storage => "stored",
-                Target::NotLoggedFolder => "moved",
-                Target::Delete => "deleted",
-                Target::Quarantine => "quarantined",
-                Target::Keep => "kept",
-            }
-            .to_owned(),
-            storage: storage_locations.get(uid).cloned(),
+        .map(|(uid, ledger_id, target)| match refused.get(uid) {
+            Some(error) => DispositionUpdate {
+                ledger_id: *ledger_id,
+                disposition: "kept".to_owned(),
+                storage: None,
+                move_error: Some(error.clone()),
+            },
+            None => DispositionUpdate {
+                ledger_id: *ledger_id,
+                disposition: match target {
+                    Target::Storage => "stored",
+                    Target::NotLoggedFolder => "moved",
+                    Target::Delete => "deleted",
+                    Target::Quarantine => "quarantined",
+                    Target::Keep => "kept",
+                }
+                .to_owned(),
+                storage: storage_locations.get(uid).cloned(),
+                move_error: None,
+            },
         })
         .collect();
     Ok((updates, to_delete, started.elapsed()))
+}
+
+/// Moves `uids` to `folder`. When the server refuses the command (a quota,
+/// one message it cannot copy), the UIDs are moved one at a time, so that
+/// only the messages it refuses stay behind; those come back with the
+/// server's words. When it refuses every one, the folder itself is looked
+/// at: gone, or without the right to insert, ends the run.
+async fn move_isolating_refusals(
+    session: &mut Session,
+    uids: &[u32],
+    folder: &FolderInfo,
+) -> Result<(mailscribe_mail::MoveOutcome, Vec<(u32, String)>), WorkerError> {
+    let refuse = failpoint::refused_moves();
+    let refusal = |uid: u32| MailError::Refused {
+        command: "UID MOVE".into(),
+        text: format!("uid {uid}: refused by the test-only MAILSCRIBE_FAILPOINT_REFUSE_MOVE"),
+    };
+    let whole = match uids.iter().find(|uid| refuse.contains(uid)) {
+        Some(uid) => Err(refusal(*uid)),
+        None => session.move_messages(uids, folder).await,
+    };
+    let text = match whole {
+        Ok(moved) => return Ok((moved, Vec::new())),
+        Err(MailError::Refused { text, .. }) => text,
+        Err(other) => return Err(other.into()),
+    };
+    tracing::warn!(folder = %folder.display_name, reason = %text, "the server refused a move; moving one message at a time");
+    let mut moved = mailscribe_mail::MoveOutcome::default();
+    let mut refused = Vec::new();
+    for uid in uids {
+        let one = if refuse.contains(uid) { Err(refusal(*uid)) } else { session.move_messages(&[*uid], folder).await };
+        match one {
+            Ok(outcome) => {
+                moved.dest_uid_validity = moved.dest_uid_validity.or(outcome.dest_uid_validity);
+                moved.mapping.extend(outcome.mapping);
+            }
+            Err(MailError::Refused { text, .. }) => {
+                tracing::warn!(uid, folder = %folder.display_name, reason = %text, "the server refused to move a message; it stays in the queue");
+                refused.push((*uid, text));
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    if refused.len() == uids.len() {
+        // Everything refused: a folder that vanished or lost its rights is
+        // the mailbox's problem, not the messages'.
+        let current = session.resolve_folder(&folder.display_name).await.map_err(|err| WorkerError::FolderUnusable {
+            folder: folder.display_name.clone(),
+            detail: err.to_string(),
+        })?;
+        if let Some(rights) = session.my_rights(&current).await? {
+            if !rights.contains('i') {
+                return Err(WorkerError::FolderUnusable {
+                    folder: folder.display_name.clone(),
+                    detail: format!("the mailbox user lacks the right to add messages there (IMAP ACL rights: {rights})"),
+                });
+            }
+        }
+    }
+    Ok((moved, refused))
 }

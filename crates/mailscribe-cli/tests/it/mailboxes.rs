@@ -261,3 +261,46 @@ async fn a_paused_instance_never_commits_after_another_took_over() {
     assert_eq!(decisions(&env).len(), 20, "one ledger row per copy, none from the stale holder");
     assert_eq!(env.dovecot.count(STORAGE), 16, "the logged copies are stored once");
 }
+
+#[tokio::test]
+async fn a_refused_storage_move_keeps_that_message_and_logs_the_rest() {
+    const QUARANTINE: &str = "Public Folders/Email Logging/Quarantine";
+    let env = Env::new(Backend::Sqlite).await;
+    env.dovecot.create_folder(QUARANTINE);
+    env.import_directory();
+    env.configure(&["--quarantine-folder", QUARANTINE]);
+    env.ok(&["enable", "--accept-data-statement"]);
+    for n in 1..=6 {
+        env.deliver(&numbered_message(n));
+    }
+    // The server refuses to store UID 2 (as a quota would): the others go on.
+    let refuse = |args: &[&str]| {
+        let output = env.command().env("MAILSCRIBE_FAILPOINT_REFUSE_MOVE", "2").args(args).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let text = refuse(&["run", "--once"]);
+    assert!(text.contains("1 logged messages could not be moved to the storage folder"), "{text}");
+    assert_eq!((env.dovecot.count(QUEUE), env.dovecot.count(STORAGE)), (1, 4));
+    assert_eq!(entry_keys(&env).len(), 5, "the refused copy is logged all the same");
+    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
+    let row_of_uid_2 = || async {
+        store.decisions_after(0, 100).await.unwrap().into_iter().find(|d| d.uid == 2).unwrap()
+    };
+    let row = row_of_uid_2().await;
+    assert_eq!((row.outcome.as_str(), row.disposition.as_deref(), row.move_attempts), ("logged", Some("kept"), 1));
+    assert!(row.move_error.as_deref().is_some_and(|e| e.contains("refused")), "{row:?}");
+    // Later runs retry only the move; after the maximum attempts (3) the
+    // copy goes to quarantine, its decision and entries unchanged.
+    refuse(&["run", "--once"]);
+    refuse(&["run", "--once"]);
+    assert_eq!(row_of_uid_2().await.move_attempts, 3);
+    let json = env.ok(&["run", "--once", "--format", "json"]);
+    let summary: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((summary["seen"].as_u64(), summary["resumed"].as_u64()), (Some(0), Some(1)), "{json}");
+    assert_eq!((env.dovecot.count(QUEUE), env.dovecot.count(QUARANTINE)), (0, 1));
+    assert_eq!(row_of_uid_2().await.disposition.as_deref(), Some("quarantined"));
+    assert_eq!(entry_keys(&env).len(), 5);
+    assert_eq!(decisions(&env).len(), 6, "no ledger row was added by the retries");
+    store.close().await;
+}

@@ -480,9 +480,24 @@ async fn a_batch_commits_decisions_and_entries(store: &Store) {
             ledger_id: committed[0].ledger_id,
             disposition: "stored".into(),
             storage: Some(("Storage".into(), 99, 5)),
+            move_error: None,
         }])
         .await
         .unwrap();
+    // A refused move keeps the copy in the queue and counts the refusal.
+    let refused = DispositionUpdate {
+        ledger_id: committed[1].ledger_id,
+        disposition: "kept".into(),
+        storage: None,
+        move_error: Some("NO [OVERQUOTA] Quota exceeded".into()),
+    };
+    store.record_dispositions(&[refused.clone()]).await.unwrap();
+    store.record_dispositions(&[refused]).await.unwrap();
+    let uid = u32::try_from(store.decisions_after(0, 100).await.unwrap()[1].uid).unwrap();
+    let state = &store.ledger_states("queue@localhost:993/Queue", 7, &[uid]).await.unwrap()[&uid];
+    assert_eq!((state.disposition.as_deref(), state.move_attempts), (Some("kept"), 2));
+    let row = &store.decisions_after(0, 100).await.unwrap()[1];
+    assert_eq!((row.move_attempts, row.move_error.as_deref()), (2, Some("NO [OVERQUOTA] Quota exceeded")));
 
     let entries = store.entries_after(0, 100).await.unwrap();
     assert_eq!(entries.len(), 2);

@@ -107,7 +107,7 @@ async fn reference_mode_reads_the_storage_folder_and_says_when_the_message_is_go
     // Put it there, as a run would, and record a wrong UID: the Message-ID finds it.
     dovecot.deliver(STORAGE, HOSTILE.as_bytes(), None, false);
     app.store
-        .record_dispositions(&[DispositionUpdate { ledger_id, disposition: "stored".into(), storage: Some((STORAGE.into(), 1, 999)) }])
+        .record_dispositions(&[DispositionUpdate { ledger_id, disposition: "stored".into(), storage: Some((STORAGE.into(), 1, 999)), move_error: None }])
         .await
         .unwrap();
     let page = app.get(&format!("/interactions/{no}/message"), Some(&uma)).await;
@@ -122,7 +122,7 @@ async fn reference_mode_reads_the_storage_folder_and_says_when_the_message_is_go
     let uid = session.list_messages(selected).await.unwrap()[0].uid;
     session.logout().await;
     app.store
-        .record_dispositions(&[DispositionUpdate { ledger_id, disposition: "stored".into(), storage: Some((STORAGE.into(), selected.uid_validity, uid)) }])
+        .record_dispositions(&[DispositionUpdate { ledger_id, disposition: "stored".into(), storage: Some((STORAGE.into(), selected.uid_validity, uid)), move_error: None }])
         .await
         .unwrap();
     assert_eq!(app.get(&format!("/interactions/{no}/message"), Some(&uma)).await.status, StatusCode::OK);
