@@ -1,5 +1,6 @@
 //! The IMAP connector: connect (TLS, STARTTLS or plain), log in, find
-//! folders as users write them, and fetch, move and delete in batches.
+//! folders as users write them, fetch, move and delete in batches, and
+//! watch the queue with IDLE.
 //!
 //! Boundary: this crate knows nothing about the database. It answers "what
 //! is in the queue" and does "move these UIDs there"; the worker decides.
@@ -13,6 +14,7 @@ mod connect;
 mod folder;
 mod oauth;
 mod session;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ pub use batch::{MessageSummary, plan_batches, uid_set};
 pub use folder::{FolderInfo, decode_modified_utf7, encode_modified_utf7};
 pub use oauth::{EXCHANGE_ONLINE_SCOPE, OAuthClient, TokenProvider, entra_token_url};
 pub use session::{FetchedMessage, MoveOutcome, SelectedFolder, Session};
+pub use watch::{QueueWatcher, WatchEvent};
 
 pub use mailscribe_core::{Security, TlsTrust};
 use secrecy::SecretString;

@@ -1,11 +1,13 @@
 //! A logged-in session and the commands the worker and the checks need.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_imap::imap_proto::rfc4315::UidSetMember;
-use async_imap::imap_proto::{AttributeValue, MailboxDatum, NameAttribute, Response, ResponseCode, Status};
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, NameAttribute, RequestId, Response, ResponseCode, Status};
 use chrono::{DateTime, Utc};
-use tokio::time::timeout;
+use tokio::time::error::Elapsed;
+use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::batch::{MessageSummary, uid_set};
 use crate::connect::{BoxIo, capability_names, open};
@@ -87,6 +89,22 @@ fn expand(members: &[UidSetMember]) -> Vec<u32> {
         .collect()
 }
 
+/// The outcome of the command tagged `tag` when `response` is its tagged
+/// answer: NO and BAD become `Refused`.
+pub(crate) fn tagged_completion(response: &Response<'_>, tag: &RequestId, label: &str) -> Option<Result<()>> {
+    let Response::Done { tag: done, status, outcome } = response else { return None };
+    if done != tag {
+        return None;
+    }
+    Some(match status {
+        Status::Ok => Ok(()),
+        _ => Err(MailError::Refused {
+            command: label.to_owned(),
+            text: outcome.information.as_deref().unwrap_or("(no text)").to_owned(),
+        }),
+    })
+}
+
 fn parse_internal_date(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_str(text.trim(), "%d-%b-%Y %H:%M:%S %z").ok().map(|d| d.with_timezone(&Utc))
 }
@@ -140,62 +158,121 @@ impl Session {
         command: &str,
         mut on_response: impl FnMut(&Response<'_>),
     ) -> Result<()> {
+        let tag = self.send_command(label, command).await?;
+        loop {
+            let completion = self
+                .next_answer(label, |response| {
+                    on_response(response);
+                    tagged_completion(response, &tag, label)
+                })
+                .await?;
+            if let Some(result) = completion {
+                return result;
+            }
+        }
+    }
+
+    /// Sends a tagged command without reading its answer, within the
+    /// command timeout.
+    pub(crate) async fn send_command(&mut self, label: &str, command: &str) -> Result<RequestId> {
         if self.broken {
             return Err(MailError::ConnectionLost(label.to_owned()));
         }
-        let limit = self.config.timeout;
-        let sent = timeout(limit, self.inner.run_command(command)).await;
-        let tag = match sent {
+        let sent = timeout(self.config.timeout, self.inner.run_command(command)).await;
+        self.after_send(label, sent)
+    }
+
+    /// Sends a line without a tag (the `DONE` that ends IDLE), by
+    /// `deadline`.
+    pub(crate) async fn send_untagged(&mut self, label: &str, line: &str, deadline: Instant) -> Result<()> {
+        if self.broken {
+            return Err(MailError::ConnectionLost(label.to_owned()));
+        }
+        let sent = timeout_at(deadline, self.inner.run_command_untagged(line)).await;
+        self.after_send(label, sent)
+    }
+
+    fn after_send<T>(
+        &mut self,
+        label: &str,
+        sent: std::result::Result<async_imap::error::Result<T>, Elapsed>,
+    ) -> Result<T> {
+        match sent {
+            Ok(Ok(value)) => Ok(value),
             Err(_) => {
                 self.broken = true;
-                return Err(MailError::Timeout(label.to_owned()));
+                Err(MailError::Timeout(label.to_owned()))
             }
             Ok(Err(_)) => {
                 self.broken = true;
-                return Err(MailError::ConnectionLost(label.to_owned()));
-            }
-            Ok(Ok(tag)) => tag,
-        };
-        loop {
-            let response = match timeout(limit, self.inner.read_response()).await {
-                Err(_) => {
-                    self.broken = true;
-                    return Err(MailError::Timeout(label.to_owned()));
-                }
-                Ok(Err(err)) => {
-                    self.broken = true;
-                    return Err(match err.kind() {
-                        std::io::ErrorKind::Other | std::io::ErrorKind::InvalidData => {
-                            MailError::Protocol { command: label.to_owned(), detail: err.to_string() }
-                        }
-                        _ => MailError::ConnectionLost(label.to_owned()),
-                    });
-                }
-                Ok(Ok(None)) => {
-                    self.broken = true;
-                    return Err(MailError::ConnectionLost(label.to_owned()));
-                }
-                Ok(Ok(Some(response))) => response,
-            };
-            let parsed = response.parsed();
-            on_response(parsed);
-            match parsed {
-                Response::Done { tag: done, status, outcome } if *done == tag => {
-                    return match status {
-                        Status::Ok => Ok(()),
-                        _ => Err(MailError::Refused {
-                            command: label.to_owned(),
-                            text: outcome.information.as_deref().unwrap_or("(no text)").to_owned(),
-                        }),
-                    };
-                }
-                Response::Data { status: Status::Bye, .. } => {
-                    self.broken = true;
-                    return Err(MailError::ConnectionLost(label.to_owned()));
-                }
-                _ => {}
+                Err(MailError::ConnectionLost(label.to_owned()))
             }
         }
+    }
+
+    /// Reads the next response and hands it to `read`; `Ok(None)` when
+    /// `deadline` passes first. The session stays usable after a deadline:
+    /// async-imap keeps partly read data in its own buffer, so a read cut
+    /// short (or a future dropped mid-read) loses nothing. A closed
+    /// connection or a BYE is `ConnectionLost`, an unreadable response
+    /// `Protocol`; both leave the session broken.
+    pub(crate) async fn next_response<T>(
+        &mut self,
+        label: &str,
+        deadline: Instant,
+        read: impl FnOnce(&Response<'_>) -> T,
+    ) -> Result<Option<T>> {
+        if self.broken {
+            return Err(MailError::ConnectionLost(label.to_owned()));
+        }
+        let response = match timeout_at(deadline, self.inner.read_response()).await {
+            Err(_) => return Ok(None),
+            Ok(Err(err)) => {
+                self.broken = true;
+                return Err(match err.kind() {
+                    std::io::ErrorKind::Other | std::io::ErrorKind::InvalidData => {
+                        MailError::Protocol { command: label.to_owned(), detail: err.to_string() }
+                    }
+                    _ => MailError::ConnectionLost(label.to_owned()),
+                });
+            }
+            Ok(Ok(None)) => {
+                self.broken = true;
+                return Err(MailError::ConnectionLost(label.to_owned()));
+            }
+            Ok(Ok(Some(response))) => response,
+        };
+        let parsed = response.parsed();
+        let value = read(parsed);
+        if let Response::Data { status: Status::Bye, .. } = parsed {
+            self.broken = true;
+            return Err(MailError::ConnectionLost(label.to_owned()));
+        }
+        Ok(Some(value))
+    }
+
+    /// `next_response` within the command timeout: a server silent for
+    /// that long leaves the session broken.
+    pub(crate) async fn next_answer<T>(&mut self, label: &str, read: impl FnOnce(&Response<'_>) -> T) -> Result<T> {
+        let deadline = Instant::now() + self.config.timeout;
+        match self.next_response(label, deadline, read).await? {
+            Some(value) => Ok(value),
+            None => {
+                self.broken = true;
+                Err(MailError::Timeout(label.to_owned()))
+            }
+        }
+    }
+
+    /// `ConnectionConfig::timeout`: the longest wait for one answer.
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
+    /// Marks the session unusable, for a caller that lost track of where
+    /// the conversation with the server stands.
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
     }
 
     /// Every folder of the server, namespaces included.

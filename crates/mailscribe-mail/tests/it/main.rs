@@ -8,6 +8,8 @@ use mailscribe_mail::{ConnectionConfig, Credentials, MailError, OAuthClient, Sec
 use mailscribe_testkit::{Dovecot, DovecotOptions, OAuthServer, QUEUE, STORAGE, ServerCertificate, TcpProxy};
 use secrecy::SecretString;
 
+mod watch;
+
 fn config(dovecot: &Dovecot, security: Security) -> ConnectionConfig {
     ConnectionConfig {
         host: "127.0.0.1".into(),
