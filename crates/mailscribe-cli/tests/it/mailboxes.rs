@@ -233,6 +233,10 @@ async fn a_broken_mailbox_backs_off_and_never_delays_another() {
     // The server comes back: the next attempt succeeds and the count resets.
     proxy.restore();
     wait_until("the broken mailbox recovers", Duration::from_secs(30), || entry_keys(&env).len() == 2);
+    // Its status is recorded once the run has finished its moves.
+    wait_until("the recovered status", Duration::from_secs(30), || {
+        mailbox_list(&env).iter().any(|r| r[0] == "eu" && r[5] == "ok")
+    });
     let status = store.mailbox(&eu).await.unwrap().unwrap().status;
     assert_eq!((status.status.as_str(), status.consecutive_failures, status.last_error), ("ok", 0, None));
     store.close().await;
