@@ -137,6 +137,8 @@ pub async fn other_live_instance(store: &Store, me: &HolderId, timings: &LeaseTi
 struct MailboxTask {
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
+    /// Asked to give the mailbox back; it ends after its current batch.
+    stopping: bool,
 }
 
 /// Runs until `stop` turns true, then lets each mailbox finish its batch and
@@ -178,8 +180,9 @@ pub async fn supervise(
         // Work spreads: with N instances and M mailboxes, each holds at
         // most ceil(M / N).
         let share = enabled.len().div_ceil(instances.len().max(1));
+        let held = |tasks: &HashMap<String, (MailboxName, MailboxTask)>| tasks.values().filter(|(_, t)| !t.stopping).count();
         for mailbox in &enabled {
-            if tasks.len() >= share {
+            if held(&tasks) >= share {
                 break;
             }
             let lease_name = lease::mailbox_lease_name(&mailbox.setup.mailbox_key());
@@ -196,11 +199,12 @@ pub async fn supervise(
                 Err(err) => tracing::warn!(mailbox = %mailbox.name, error = %err, "cannot take the mailbox lease"),
             }
         }
-        if tasks.len() > share {
+        if held(&tasks) > share {
             // Give one back at a time; another instance takes it at its
             // next scan.
-            if let Some((_, (name, task))) = tasks.iter().next() {
+            if let Some((_, (name, task))) = tasks.iter_mut().find(|(_, (_, t))| !t.stopping) {
                 tracing::info!(mailbox = %name, "giving the mailbox to another instance");
+                task.stopping = true;
                 let _ = task.stop.send(true);
             }
         }
@@ -234,8 +238,11 @@ fn spawn_mailbox(
             tracing::warn!(mailbox = %name, error = %err, "could not release the lease; it expires by itself");
         }
     });
-    MailboxTask { stop, handle }
+    MailboxTask { stop, handle, stopping: false }
 }
+
+/// How soon a mailbox that is enabled but cannot run looks again.
+const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
 /// Why the next run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +271,7 @@ async fn work_mailbox(
     let mut watcher: Option<JoinHandle<()>> = None;
     let mut failures: u32 = 0;
     let mut next_sweep = tokio::time::Instant::now();
+    let mut last_idle_reason: Option<String> = None;
     loop {
         let wake = tokio::select! {
             biased;
@@ -285,13 +293,25 @@ async fn work_mailbox(
             while changes.try_recv().is_ok() {}
         }
         let options = match planner.plan(name).await {
-            Ok(options) => options,
+            Ok(options) => {
+                last_idle_reason = None;
+                options
+            }
             Err(PlanError::Idle(reason)) => {
-                tracing::info!(mailbox = %name, "idle: {reason}");
-                let status = MailboxStatus { status: "idle".into(), last_error: None, ..Default::default() };
-                let _ = store.record_mailbox_status(name, &status).await;
                 answer_requests(store, name, fence, None, Some(&reason)).await;
-                break;
+                if last_idle_reason.as_deref() != Some(reason.as_str()) {
+                    tracing::info!(mailbox = %name, "idle: {reason}");
+                    let status = MailboxStatus { status: "idle".into(), last_error: Some(reason.clone()), ..Default::default() };
+                    let _ = store.record_mailbox_status(name, &status).await;
+                    last_idle_reason = Some(reason);
+                }
+                // Disabled: give the mailbox back. Enabled but incomplete
+                // (a template removed, say): look again soon, holding on.
+                if !store.enablement(name).await.map(|e| e.enabled).unwrap_or(true) {
+                    break;
+                }
+                next_sweep = tokio::time::Instant::now() + IDLE_RECHECK;
+                continue;
             }
             Err(PlanError::Failed(reason)) => {
                 failures += 1;
@@ -417,7 +437,8 @@ fn spawn_watcher(
             match QueueWatcher::start(&options.connection, &options.setup.queue_folder).await {
                 Ok(None) => {
                     tracing::info!(mailbox = %options.mailbox_name, "the server does not offer IDLE; the queue is swept every interval");
-                    return;
+                    // Stay finished without asking again at every run.
+                    std::future::pending::<()>().await;
                 }
                 Ok(Some(mut watcher)) => {
                     failures = 0;

@@ -308,3 +308,69 @@ async fn a_refused_storage_move_keeps_that_message_and_logs_the_rest() {
     assert_eq!(decisions(&env).len(), 6, "no ledger row was added by the retries");
     store.close().await;
 }
+
+/// Three instances on one PostgreSQL database share three mailboxes with
+/// overlapping mail; one is killed and another frozen past its lease in the
+/// middle of the work. The log must end exactly as one clean run leaves it.
+#[tokio::test]
+async fn three_instances_survive_a_kill_and_a_pause_and_log_exactly_once() {
+    const QUEUE_US: &str = "Public Folders/Email Logging/Queue US";
+    const STORAGE_US: &str = "Public Folders/Email Logging/Storage US";
+    let env = Env::new(Backend::Postgres).await;
+    env.set_up(10);
+    configure_eu(&env);
+    env.dovecot.create_folder(QUEUE_US);
+    env.dovecot.create_folder(STORAGE_US);
+    // Small batches: many commits, so that the faults land between them.
+    env.configure(&["--mailbox", "us", "--queue", QUEUE_US, "--storage", STORAGE_US, "--batch-size", "10"]);
+    env.configure(&["--mailbox", "eu", "--queue", QUEUE_EU, "--storage", STORAGE_EU, "--batch-size", "10"]);
+    env.ok(&["enable", "--mailbox", "eu", "--accept-data-statement"]);
+    env.ok(&["enable", "--mailbox", "us", "--accept-data-statement"]);
+    let spans = [(QUEUE, 1..=700), (QUEUE_EU, 500..=1300), (QUEUE_US, 1100..=1800)];
+    let mut copies = 0;
+    for (queue, range) in spans.clone() {
+        for n in range {
+            env.dovecot.deliver(queue, &numbered_message(n), None, false);
+            copies += 1;
+        }
+    }
+    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
+    let instances: Vec<Serve> =
+        ["a", "b", "c"].iter().map(|id| Serve::start(&env, id, &[("MAILSCRIBE_INSTANCE_ID", &format!("host-{id}"))])).collect();
+    let holders = || async {
+        store.leases("mailbox:").await.unwrap().into_iter().map(|l| l.holder.split('|').next().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    // Work spreads: three mailboxes, three instances, one each.
+    let mut spread = Vec::new();
+    for _ in 0..600 {
+        spread = holders().await;
+        spread.sort();
+        if spread == ["host-a", "host-b", "host-c"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(spread, ["host-a", "host-b", "host-c"], "each instance holds one mailbox");
+    // Mid-work: kill one instance, freeze another for longer than a lease.
+    wait_until("some entries", Duration::from_secs(60), || !entry_keys(&env).is_empty());
+    std::process::Command::new("kill").arg("-KILL").arg(instances[0].child.id().to_string()).status().unwrap();
+    instances[1].signal("-STOP");
+    let left: usize = spans.iter().map(|(queue, _)| env.dovecot.count(queue)).sum();
+    assert!(left > 0, "the faults must land in the middle of the work");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    instances[1].signal("-CONT");
+    let expected = expected_entries(1..=1800);
+    wait_until("every queue empty and every entry written", Duration::from_secs(240), || {
+        spans.iter().all(|(queue, _)| env.dovecot.count(queue) == 0) && entry_keys(&env).len() >= expected
+    });
+    let keys = entry_keys(&env);
+    let mut unique = keys.clone();
+    unique.dedup();
+    assert_eq!((keys.len(), unique.len()), (expected, expected), "every entry once");
+    let logged_ids: std::collections::BTreeSet<String> = keys.iter().map(|k| k.0.clone()).collect();
+    let expected_ids: std::collections::BTreeSet<String> =
+        (1..=1800).filter(|n| n % 5 != 0).map(|n| format!("<n{n}@test.example>")).collect();
+    assert_eq!(logged_ids, expected_ids);
+    assert_eq!(decisions(&env).len(), copies, "one ledger row per copy");
+    store.close().await;
+}
