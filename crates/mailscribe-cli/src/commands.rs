@@ -190,6 +190,16 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
     if args.batch_size == 0 {
         return Err(usage(anyhow!("--batch-size must be at least 1")));
     }
+    // `None`: leave as it is; `Some(None)`: back to the global interval.
+    let interval: Option<Option<u32>> = match args.interval.as_deref().map(str::trim) {
+        None => None,
+        Some("global") => Some(None),
+        Some(text) => {
+            let mut parsed = Settings::default();
+            parsed.set("interval", text).map_err(|err| usage(anyhow!("--interval: {err}")))?;
+            Some(Some(parsed.interval_seconds))
+        }
+    };
     if let Some(ca_file) = &args.ca_file {
         if !ca_file.is_file() {
             return Err(usage(anyhow!("--ca-file {} does not exist", ca_file.display())));
@@ -257,6 +267,9 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
         tls_trust,
     };
     store.save_mailbox_setup(&name, &setup).await?;
+    if let Some(interval) = interval {
+        store.set_mailbox_interval(&name, interval).await?;
+    }
     println!(
         "mailbox saved: {}@{}:{} ({}, {}); run `mailscribe check{}` to test it",
         setup.username,
@@ -312,6 +325,7 @@ pub(crate) fn mailbox_flag(name: &MailboxName) -> String {
 async fn show_mailbox(store: &Store, name: &MailboxName) -> Result<(), Failure> {
     let setup = setup_or_incomplete(store, name).await?;
     let enablement = store.enablement(name).await?;
+    let interval = store.mailbox(name).await?.and_then(|m| m.interval_seconds);
     let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
     println!("host = {}", setup.host);
     println!("port = {}", setup.port);
@@ -333,6 +347,7 @@ async fn show_mailbox(store: &Store, name: &MailboxName) -> Result<(), Failure> 
     println!("allow_plaintext = {}", setup.allow_plaintext);
     println!("ca_file = {}", optional(&setup.ca_file));
     println!("trust = {}", setup.tls_trust.as_str());
+    println!("interval = {}", interval.map_or_else(|| "global".to_owned(), |s| s.to_string()));
     println!("enabled = {}", enablement.enabled);
     if let (Some(by), Some(at)) = (&enablement.accepted_by, enablement.accepted_at) {
         println!("data statement accepted by {by} at {}", at.to_rfc3339());
@@ -573,7 +588,10 @@ pub(crate) async fn run_options(
         ));
     }
     let connection = connection_config(url, &setup).map_err(|err| Failure::new(exit::DISABLED_OR_INCOMPLETE, err))?;
-    let settings: Settings = store.settings().await?;
+    let mut settings: Settings = store.settings().await?;
+    if let Some(seconds) = store.mailbox(name).await?.and_then(|m| m.interval_seconds) {
+        settings.interval_seconds = seconds;
+    }
     let template = store.template(InteractionTemplate::EMAIL).await?.ok_or_else(|| {
         Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("the EMAIL interaction template is missing"))
     })?;

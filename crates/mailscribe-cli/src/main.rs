@@ -252,6 +252,10 @@ pub(crate) struct ConfigureArgs {
     /// SSL_CERT_DIR are honoured).
     #[arg(long, default_value = "bundled")]
     pub(crate) trust: String,
+    /// This mailbox's sweep interval (seconds, or like 5m), instead of the
+    /// global `interval` setting; `global` goes back to it.
+    #[arg(long)]
+    pub(crate) interval: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -16,6 +16,8 @@ pub struct MailboxRow {
     pub setup: MailboxSetup,
     pub enablement: Enablement,
     pub status: MailboxStatus,
+    /// The sweep interval of this mailbox, when it has its own.
+    pub interval_seconds: Option<u32>,
 }
 
 /// The operational state of a mailbox, for `mailbox list` and the status
@@ -32,7 +34,7 @@ pub struct MailboxStatus {
 const SETUP_COLUMNS: &str = "name, host, port, security, auth_kind, username, password_ref, queue_folder, \
     storage_folder, not_logged_folder, quarantine_folder, batch_size, allow_plaintext, ca_file, oauth_token_url, \
     oauth_tenant, oauth_client_id_ref, oauth_client_secret_ref, oauth_scope, tls_trust, enabled, accepted_by, \
-    accepted_at, status, last_run_at, last_error, next_attempt_at, consecutive_failures";
+    accepted_at, status, last_run_at, last_error, next_attempt_at, consecutive_failures, interval_seconds";
 
 macro_rules! mailbox_from_row {
     ($row:expr) => {{
@@ -89,6 +91,10 @@ macro_rules! mailbox_from_row {
                 next_attempt_at: row.try_get("next_attempt_at")?,
                 consecutive_failures: u32::try_from(failures).unwrap_or(0),
             },
+            interval_seconds: row
+                .try_get::<Option<i64>, _>("interval_seconds")?
+                .map(|seconds| u32::try_from(seconds).map_err(|_| bad("interval")))
+                .transpose()?,
         }
     }};
 }
@@ -241,6 +247,18 @@ impl Store {
             }));
         }
         Ok(())
+    }
+
+    /// Gives a mailbox its own sweep interval, or (`None`) the global one.
+    pub async fn set_mailbox_interval(&self, name: &MailboxName, seconds: Option<u32>) -> Result<()> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE mailboxes SET interval_seconds = $1 WHERE lower(name) = $2")
+                .bind(seconds.map(i64::from))
+                .bind(name.folded())
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Records what the instance working a mailbox last saw.

@@ -287,6 +287,11 @@ async fn work_mailbox(
         if wake == Wake::Stop {
             break;
         }
+        if wake == Wake::Changed && failures > 0 && tokio::time::Instant::now() < next_sweep {
+            // Backing off: new mail waits for the next attempt, which picks
+            // it up, rather than making the broken part retry at once.
+            continue;
+        }
         if wake == Wake::Changed {
             // A burst of arrivals becomes one run.
             tokio::time::sleep(config.debounce).await;

@@ -88,6 +88,18 @@ fn configure_eu(env: &Env) {
 }
 
 #[tokio::test]
+async fn a_mailbox_can_have_its_own_interval() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.configure(&["--mailbox", "eu", "--interval", "5m"]);
+    assert!(env.ok(&["mailbox", "show", "--mailbox", "eu"]).contains("interval = 300"));
+    env.configure(&["--mailbox", "eu", "--interval", "global"]);
+    assert!(env.ok(&["mailbox", "show", "--mailbox", "eu"]).contains("interval = global"));
+    let bad = env.run(&["mailbox", "configure", "--mailbox", "eu", "--host", "h", "--user", "u", "--password-env", "IMAP_PASSWORD",
+        "--queue", "Q", "--storage", "S", "--interval", "soon"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+}
+
+#[tokio::test]
 async fn two_mailboxes_log_overlapping_mail_once() {
     let env = Env::new(Backend::Sqlite).await;
     env.set_up(4);
@@ -104,6 +116,7 @@ async fn two_mailboxes_log_overlapping_mail_once() {
     assert_eq!(env.run(&["run", "--once", "--mailbox", "nope"]).status.code(), Some(3));
     assert_eq!(env.run(&["run", "--once", "--mailbox", "all"]).status.code(), Some(2), "a reserved name");
     env.ok(&["enable", "--mailbox", "EU", "--accept-data-statement"]);
+    assert!(env.ok(&["mailbox", "show", "--mailbox", "eu"]).contains("interval = global"));
 
     let list = mailbox_list(&env);
     assert_eq!(list[0].join("\t"), "name\tenabled\thost\tqueue\tlast_run_at\tstatus\tlast_error\tnext_attempt_at");

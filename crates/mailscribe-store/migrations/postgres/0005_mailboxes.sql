@@ -26,6 +26,8 @@ CREATE TABLE mailboxes (
     allow_plaintext BOOLEAN NOT NULL,
     ca_file TEXT,
     tls_trust TEXT NOT NULL DEFAULT 'bundled',
+    -- The sweep interval of this mailbox; NULL: the global `interval` setting.
+    interval_seconds BIGINT,
     enabled BOOLEAN NOT NULL DEFAULT FALSE,
     accepted_by TEXT,
     accepted_at TIMESTAMPTZ,

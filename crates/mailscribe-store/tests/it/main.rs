@@ -382,6 +382,9 @@ async fn several_mailboxes_by_name(store: &Store) {
         all.iter().map(|m| (m.name.as_str(), m.setup.host.as_str(), m.enablement.enabled)).collect();
     assert_eq!(listed, [("default", "a.example", false), ("Nordic", "c.example", false)]);
     assert_eq!(all[1].status.status, "new");
+    assert_eq!(all[1].interval_seconds, None, "the global interval unless set");
+    store.set_mailbox_interval(&nordic, Some(300)).await.unwrap();
+    assert_eq!(store.mailbox(&nordic).await.unwrap().unwrap().interval_seconds, Some(300));
     assert!(!store.any_mailbox_enabled().await.unwrap());
     store.set_enablement(&MailboxName::parse("nordic").unwrap(), &Enablement { enabled: true, ..Default::default() }).await.unwrap();
     assert!(store.any_mailbox_enabled().await.unwrap());
