@@ -163,11 +163,9 @@ pub async fn acquire(store: &Store, name: &str, me: &HolderId, timings: &LeaseTi
         LeaseAttempt::Acquired(fence) => Ok(fence),
         LeaseAttempt::Held { current, now_ms } => {
             let dead = HolderId::parse(&current.holder).is_some_and(|other| me.knows_dead(&other));
-            if dead {
-                if let Some(fence) = store.take_over_lease(&current, &holder, timings.ttl_ms()).await? {
-                    tracing::info!(previous = %HolderId::describe(&current.holder), "took over the lease of a holder that died");
-                    return Ok(fence);
-                }
+            if dead && let Some(fence) = store.take_over_lease(&current, &holder, timings.ttl_ms()).await? {
+                tracing::info!(previous = %HolderId::describe(&current.holder), "took over the lease of a holder that died");
+                return Ok(fence);
             }
             let remaining_ms = (current.expires_at_ms - now_ms).max(0);
             Err(WorkerError::LeaseHeld {

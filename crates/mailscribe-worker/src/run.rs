@@ -691,13 +691,13 @@ async fn move_isolating_refusals(
             folder: folder.display_name.clone(),
             detail: err.to_string(),
         })?;
-        if let Some(rights) = session.my_rights(&current).await? {
-            if !rights.contains('i') {
-                return Err(WorkerError::FolderUnusable {
-                    folder: folder.display_name.clone(),
-                    detail: format!("the mailbox user lacks the right to add messages there (IMAP ACL rights: {rights})"),
-                });
-            }
+        if let Some(rights) = session.my_rights(&current).await?
+            && !rights.contains('i')
+        {
+            return Err(WorkerError::FolderUnusable {
+                folder: folder.display_name.clone(),
+                detail: format!("the mailbox user lacks the right to add messages there (IMAP ACL rights: {rights})"),
+            });
         }
     }
     Ok((moved, refused))

@@ -420,10 +420,10 @@ async fn retry_after(
 
 /// Answers the open "run now" requests of a mailbox that could not run.
 async fn answer_requests(store: &Store, name: &MailboxName, fence: &Fence, run_id: Option<i64>, error: Option<&str>) {
-    if let Ok(ids) = store.claim_run_requests(name.as_str(), &fence.holder).await {
-        if !ids.is_empty() {
-            let _ = store.finish_run_requests(&ids, Utc::now(), run_id, None, error).await;
-        }
+    if let Ok(ids) = store.claim_run_requests(name.as_str(), &fence.holder).await
+        && !ids.is_empty()
+    {
+        let _ = store.finish_run_requests(&ids, Utc::now(), run_id, None, error).await;
     }
 }
 
