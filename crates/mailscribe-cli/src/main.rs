@@ -5,6 +5,7 @@
 
 mod commands;
 mod export;
+mod logging;
 mod secrets;
 mod wizard;
 
@@ -50,6 +51,9 @@ pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// Log lines for people (text) or one JSON object per line (json).
+    #[arg(long, global = true, env = "MAILSCRIBE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub(crate) log_format: logging::LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -346,7 +350,7 @@ pub(crate) enum ExportCommand {
     },
 }
 
-fn init_logging(verbose: u8, default: &str) {
+fn init_logging(verbose: u8, default: &str, format: logging::LogFormat) {
     let level = match verbose {
         0 => default,
         1 => "info",
@@ -361,7 +365,11 @@ fn init_logging(verbose: u8, default: &str) {
             filter = filter.add_directive(directive);
         }
     }
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        logging::LogFormat::Text => builder.init(),
+        logging::LogFormat::Json => builder.fmt_fields(logging::JsonFields).event_format(logging::JsonLines).init(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -373,7 +381,7 @@ fn main() -> ExitCode {
         }
     };
     let serving = matches!(cli.command, Command::Serve(_));
-    init_logging(cli.verbose, if serving { "info" } else { "warn" });
+    init_logging(cli.verbose, if serving { "info" } else { "warn" }, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
