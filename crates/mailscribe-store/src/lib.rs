@@ -7,6 +7,7 @@
 //! its own migrations. One conformance suite (`tests/it`) runs against both.
 
 mod directory;
+mod drafts;
 mod export;
 mod ledger;
 mod lease;

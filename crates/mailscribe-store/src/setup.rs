@@ -36,6 +36,23 @@ const SETUP_COLUMNS: &str = "name, host, port, security, auth_kind, username, pa
     oauth_tenant, oauth_client_id_ref, oauth_client_secret_ref, oauth_scope, tls_trust, enabled, accepted_by, \
     accepted_at, status, last_run_at, last_error, next_attempt_at, consecutive_failures, interval_seconds";
 
+/// Turns the insert of `write_mailbox_setup` into an update of the
+/// connection and folders of an existing mailbox.
+const UPSERT_SETUP: &str = " ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, \
+    security = excluded.security, auth_kind = excluded.auth_kind, username = excluded.username, \
+    password_ref = excluded.password_ref, queue_folder = excluded.queue_folder, \
+    storage_folder = excluded.storage_folder, not_logged_folder = excluded.not_logged_folder, \
+    quarantine_folder = excluded.quarantine_folder, batch_size = excluded.batch_size, \
+    allow_plaintext = excluded.allow_plaintext, ca_file = excluded.ca_file, \
+    oauth_token_url = excluded.oauth_token_url, oauth_tenant = excluded.oauth_tenant, \
+    oauth_client_id_ref = excluded.oauth_client_id_ref, \
+    oauth_client_secret_ref = excluded.oauth_client_secret_ref, oauth_scope = excluded.oauth_scope, \
+    tls_trust = excluded.tls_trust";
+
+fn exists(name: &MailboxName) -> StoreError {
+    StoreError::Conflict(format!("a mailbox named {name} exists already (names ignore case); choose another name"))
+}
+
 macro_rules! mailbox_from_row {
     ($row:expr) => {{
         let row = $row;
@@ -133,6 +150,20 @@ impl Store {
     /// Saves the connection and folders of a mailbox, creating it when new.
     /// Enablement and status are kept as they were.
     pub async fn save_mailbox_setup(&self, name: &MailboxName, setup: &MailboxSetup) -> Result<()> {
+        self.write_mailbox_setup(name, setup, true).await
+    }
+
+    /// Creates a mailbox; `Conflict` when one of that name (in any case)
+    /// exists already, even one created a moment ago by another instance.
+    pub async fn create_mailbox_setup(&self, name: &MailboxName, setup: &MailboxSetup) -> Result<()> {
+        match self.write_mailbox_setup(name, setup, false).await {
+            Err(StoreError::Refused(sqlx::Error::Database(db))) if db.is_unique_violation() => Err(exists(name)),
+            other => other,
+        }
+    }
+
+    async fn write_mailbox_setup(&self, name: &MailboxName, setup: &MailboxSetup, replace: bool) -> Result<()> {
+        let on_conflict = if replace { UPSERT_SETUP } else { "" };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             // The stored spelling of an existing name is kept.
@@ -142,23 +173,16 @@ impl Store {
                 .await?
                 .map(|row| row.try_get("name"))
                 .transpose()?;
+            if existing.is_some() && !replace {
+                return Err(exists(name));
+            }
             let stored_name = existing.unwrap_or_else(|| name.as_str().to_owned());
-            sqlx::query(
+            sqlx::query(&format!(
                 "INSERT INTO mailboxes (name, host, port, security, auth_kind, username, password_ref, \
                  queue_folder, storage_folder, not_logged_folder, quarantine_folder, batch_size, allow_plaintext, ca_file, \
                  oauth_token_url, oauth_tenant, oauth_client_id_ref, oauth_client_secret_ref, oauth_scope, tls_trust) \
-                 VALUES ($20, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-                 ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, \
-                 security = excluded.security, auth_kind = excluded.auth_kind, username = excluded.username, \
-                 password_ref = excluded.password_ref, queue_folder = excluded.queue_folder, \
-                 storage_folder = excluded.storage_folder, not_logged_folder = excluded.not_logged_folder, \
-                 quarantine_folder = excluded.quarantine_folder, batch_size = excluded.batch_size, \
-                 allow_plaintext = excluded.allow_plaintext, ca_file = excluded.ca_file, \
-                 oauth_token_url = excluded.oauth_token_url, oauth_tenant = excluded.oauth_tenant, \
-                 oauth_client_id_ref = excluded.oauth_client_id_ref, \
-                 oauth_client_secret_ref = excluded.oauth_client_secret_ref, oauth_scope = excluded.oauth_scope, \
-                 tls_trust = excluded.tls_trust",
-            )
+                 VALUES ($20, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19){on_conflict}"
+            ))
             .bind(&setup.host)
             .bind(i64::from(setup.port))
             .bind(setup.security.as_str())

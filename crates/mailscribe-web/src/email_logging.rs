@@ -1,28 +1,34 @@
-//! Email logging setup, for admins: the setup page with every field of
-//! PRODUCT.md section 6, check setup, enable (after accepting the data
-//! statement) and disable, clear setup, and the assisted setup in steps.
+//! Email logging setup of one mailbox, for admins: the setup page with
+//! every field of PRODUCT.md section 6 and the mailbox's status, check
+//! setup, enable (after accepting the data statement) and disable, clear
+//! setup, and the assisted setup in steps, which creates a new mailbox.
+//!
+//! The pages of a mailbox live under `/admin/mailboxes/{name}`; today's
+//! `/admin/email-logging` URLs are the same handlers on `default`, so that
+//! bookmarks and scripts keep working (see [`Target`]).
 //!
 //! Talking to the mail server and sealing secrets happen outside this
 //! crate, behind [`SetupBackend`], which the binary provides: the web crate
 //! knows no IMAP and holds no key.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use mailscribe_core::check::all_passed;
 use mailscribe_core::setup::{EXCHANGE_ONLINE_SCOPE, entra_token_url};
 use mailscribe_core::{
-    Amount, AuthKind, CheckLine, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef,
-    Security, Settings, TlsTrust, data_statement,
+    Amount, AuthKind, CheckLine, Enablement, InteractionTemplate, MailboxName, MailboxSetup, OAuthSetup, SealedSecret,
+    SecretRef, Security, Settings, TlsTrust, data_statement,
 };
+use mailscribe_store::{MailboxRow, MailboxStatus, StoreError};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::SignedIn;
@@ -54,13 +60,64 @@ pub trait SetupBackend: Send + Sync {
     fn refuse_source(&self, source: &SecretRef) -> Option<String>;
 }
 
-/// Unfinished assisted setups, one per admin. Nothing reaches the store
-/// before the last step, so leaving the flow changes nothing.
-#[derive(Default)]
-pub(crate) struct Drafts(std::sync::Mutex<HashMap<i64, Draft>>);
+/// The mailbox a setup URL works on: the `{name}` of
+/// `/admin/mailboxes/{name}/...`, or `default` for today's
+/// `/admin/email-logging/...` (the same handlers serve both). A name that
+/// does not parse is a 400.
+pub(crate) struct Target {
+    name: MailboxName,
+    /// Reached through `/admin/email-logging`: works before `default`
+    /// exists (its page offers to set it up, its save creates it), as
+    /// those URLs always did.
+    legacy: bool,
+}
 
+impl Target {
+    /// Where this mailbox's page and forms are.
+    fn base(&self) -> String {
+        if self.legacy { "/admin/email-logging".to_owned() } else { mailbox_url(&self.name) }
+    }
+
+    /// The stored mailbox. Unknown names are "not found", except `default`
+    /// through today's URLs.
+    async fn stored(&self, state: &AppState) -> Result<Option<MailboxRow>, PageError> {
+        match state.store.mailbox(&self.name).await? {
+            Some(row) => Ok(Some(row)),
+            None if self.legacy => Ok(None),
+            None => Err(PageError(ErrorKind::NotFound)),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Target {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Target, PageError> {
+        let path = <Option<Path<String>> as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map_err(|err| PageError(ErrorKind::BadRequest(err.body_text())))?;
+        match path {
+            None => Ok(Target { name: MailboxName::default_name(), legacy: true }),
+            Some(Path(name)) => MailboxName::parse(&name)
+                .map(|name| Target { name, legacy: false })
+                .map_err(|err| PageError(ErrorKind::BadRequest(err.to_string()))),
+        }
+    }
+}
+
+pub(crate) fn mailbox_url(name: &MailboxName) -> String {
+    format!("/admin/mailboxes/{name}")
+}
+
+/// An unfinished assisted setup, one per admin, kept in the database (as
+/// [`StoredDraft`]) so that every instance of `serve` sees it. Nothing
+/// reaches the mailboxes before the last step, so leaving the flow changes
+/// nothing.
 #[derive(Clone)]
-pub(crate) struct Draft {
+struct Draft {
+    /// The name of the mailbox to create, as typed; checked at the first
+    /// step and again at the last.
+    name: String,
     setup: MailboxSetup,
     settings: Settings,
     template: InteractionTemplate,
@@ -68,16 +125,138 @@ pub(crate) struct Draft {
     folders: Vec<String>,
 }
 
-impl Drafts {
-    fn get(&self, user: i64) -> Option<Draft> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&user).cloned()
+/// A draft as stored: JSON of plain fields. A secret is only ever in its
+/// stored form, a sealed value or an `env:`/`file:` source, never as typed.
+#[derive(Serialize, Deserialize)]
+struct StoredDraft {
+    name: String,
+    host: String,
+    port: u16,
+    security: String,
+    auth: String,
+    username: String,
+    password: Option<String>,
+    oauth: Option<StoredOAuth>,
+    queue_folder: String,
+    storage_folder: String,
+    not_logged_folder: Option<String>,
+    quarantine_folder: Option<String>,
+    batch_size: u32,
+    allow_plaintext: bool,
+    ca_file: Option<String>,
+    tls_trust: String,
+    settings: Vec<(String, String)>,
+    template_code: String,
+    template_description: String,
+    cost_hundredths: i64,
+    duration_minutes: u32,
+    folders: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredOAuth {
+    token_url: String,
+    tenant: Option<String>,
+    client_id: String,
+    client_secret: String,
+    scope: String,
+}
+
+impl From<&Draft> for StoredDraft {
+    fn from(draft: &Draft) -> StoredDraft {
+        let setup = &draft.setup;
+        StoredDraft {
+            name: draft.name.clone(),
+            host: setup.host.clone(),
+            port: setup.port,
+            security: setup.security.as_str().to_owned(),
+            auth: setup.auth.as_str().to_owned(),
+            username: setup.username.clone(),
+            password: setup.password.as_ref().map(SecretRef::to_storage),
+            oauth: setup.oauth.as_ref().map(|o| StoredOAuth {
+                token_url: o.token_url.clone(),
+                tenant: o.tenant.clone(),
+                client_id: o.client_id.to_storage(),
+                client_secret: o.client_secret.to_storage(),
+                scope: o.scope.clone(),
+            }),
+            queue_folder: setup.queue_folder.clone(),
+            storage_folder: setup.storage_folder.clone(),
+            not_logged_folder: setup.not_logged_folder.clone(),
+            quarantine_folder: setup.quarantine_folder.clone(),
+            batch_size: setup.batch_size,
+            allow_plaintext: setup.allow_plaintext,
+            ca_file: setup.ca_file.clone(),
+            tls_trust: setup.tls_trust.as_str().to_owned(),
+            settings: draft.settings.pairs().into_iter().map(|(key, value)| (key.to_owned(), value)).collect(),
+            template_code: draft.template.code.clone(),
+            template_description: draft.template.description.clone(),
+            cost_hundredths: draft.template.cost.hundredths(),
+            duration_minutes: draft.template.duration_minutes,
+            folders: draft.folders.clone(),
+        }
     }
-    fn put(&self, user: i64, draft: Draft) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(user, draft);
+}
+
+impl TryFrom<StoredDraft> for Draft {
+    type Error = String;
+
+    fn try_from(stored: StoredDraft) -> Result<Draft, String> {
+        let mut settings = Settings::default();
+        for (key, value) in &stored.settings {
+            settings.set(key, value).map_err(|err| err.to_string())?;
+        }
+        let setup = MailboxSetup {
+            host: stored.host,
+            port: stored.port,
+            security: stored.security.parse().map_err(|err| format!("{err}"))?,
+            auth: stored.auth.parse().map_err(|err| format!("{err}"))?,
+            username: stored.username,
+            password: stored.password.as_deref().map(SecretRef::from_storage),
+            oauth: stored.oauth.map(|o| OAuthSetup {
+                token_url: o.token_url,
+                tenant: o.tenant,
+                client_id: SecretRef::from_storage(&o.client_id),
+                client_secret: SecretRef::from_storage(&o.client_secret),
+                scope: o.scope,
+            }),
+            queue_folder: stored.queue_folder,
+            storage_folder: stored.storage_folder,
+            not_logged_folder: stored.not_logged_folder,
+            quarantine_folder: stored.quarantine_folder,
+            batch_size: stored.batch_size,
+            allow_plaintext: stored.allow_plaintext,
+            ca_file: stored.ca_file,
+            tls_trust: stored.tls_trust.parse().map_err(|err| format!("{err}"))?,
+        };
+        let template = InteractionTemplate {
+            code: stored.template_code,
+            description: stored.template_description,
+            cost: Amount::from_hundredths(stored.cost_hundredths),
+            duration_minutes: stored.duration_minutes,
+        };
+        Ok(Draft { name: stored.name, setup, settings, template, folders: stored.folders })
     }
-    fn remove(&self, user: i64) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&user);
+}
+
+/// The user's draft. One that no longer reads (written by another version)
+/// is dropped: the assisted setup starts over.
+async fn load_draft(state: &AppState, user: i64) -> Result<Option<Draft>, PageError> {
+    let Some(text) = state.store.setup_draft(user).await? else { return Ok(None) };
+    match serde_json::from_str::<StoredDraft>(&text).map_err(|err| err.to_string()).and_then(Draft::try_from) {
+        Ok(draft) => Ok(Some(draft)),
+        Err(err) => {
+            tracing::warn!(user, error = %err, "an assisted-setup draft that does not read is dropped");
+            Ok(None)
+        }
     }
+}
+
+async fn save_draft(state: &AppState, user: i64, draft: &Draft) -> Result<(), PageError> {
+    let text = serde_json::to_string(&StoredDraft::from(draft))
+        .map_err(|err| PageError(ErrorKind::Internal(format!("assisted-setup draft: {err}"))))?;
+    state.store.save_setup_draft(user, &text, Utc::now()).await?;
+    Ok(())
 }
 
 /// Every field of the setup form; the assisted setup posts a subset.
@@ -118,21 +297,21 @@ pub(crate) struct SetupForm {
     cost: String,
     minutes: String,
     accept: Option<String>,
+    /// The assisted setup's mailbox name.
+    name: String,
+    /// Set by the page of a mailbox that does not exist yet: the save
+    /// creates it, and is refused if one of that name appeared meanwhile.
+    create: Option<String>,
 }
 
-/// The mailbox today's setup URLs work on.
-fn default_mailbox() -> mailscribe_core::MailboxName {
-    mailscribe_core::MailboxName::default_name()
-}
-
-fn admin(signed_in: &SignedIn) -> Result<(), PageError> {
+pub(crate) fn admin(signed_in: &SignedIn) -> Result<(), PageError> {
     if !signed_in.user.is_admin() {
         return Err(PageError(ErrorKind::Forbidden("only an admin can change the email logging setup")));
     }
     Ok(())
 }
 
-fn admin_form(signed_in: &SignedIn, csrf: &str) -> Result<(), PageError> {
+pub(crate) fn admin_form(signed_in: &SignedIn, csrf: &str) -> Result<(), PageError> {
     signed_in.check_csrf(csrf)?;
     admin(signed_in)
 }
@@ -279,14 +458,14 @@ fn folders_from_form(form: &SetupForm, setup: &mut MailboxSetup) -> Result<(), S
     Ok(())
 }
 
-/// The options half: settings and the interaction template. Storage mode
-/// is only changed when `may_change_mode` (it is part of what the admin
-/// accepted when enabling).
+/// The options half: settings and the interaction template. The storage
+/// mode is not changed while `mode_lock` says why (it is part of what the
+/// admins accepted when enabling).
 fn options_from_form(
     form: &SetupForm,
     settings: &mut Settings,
     template: &mut InteractionTemplate,
-    may_change_mode: bool,
+    mode_lock: Option<&str>,
 ) -> Result<(), String> {
     let fields = [
         ("interval", &form.interval),
@@ -302,8 +481,8 @@ fn options_from_form(
     }
     if let Some(mode) = trimmed(&form.storage_mode) {
         if mode != settings.storage_mode.as_str() {
-            if !may_change_mode {
-                return Err("the storage mode is part of the accepted data statement: disable logging to change it".into());
+            if let Some(why) = mode_lock {
+                return Err(why.to_owned());
             }
             settings.set("storage_mode", &mode).map_err(|err| err.to_string())?;
         }
@@ -316,6 +495,31 @@ fn options_from_form(
             minutes.parse().ok().filter(|m| *m <= 24 * 60).ok_or("the duration is a number of minutes up to 1440")?;
     }
     Ok(())
+}
+
+/// The mailboxes with logging on.
+async fn enabled_mailboxes(state: &AppState) -> Result<Vec<MailboxName>, PageError> {
+    Ok(state.store.mailboxes().await?.into_iter().filter(|m| m.enablement.enabled).map(|m| m.name).collect())
+}
+
+/// Why the storage mode cannot change now, if it cannot. It is global, and
+/// part of the data statement accepted for every enabled mailbox, so it
+/// changes only while no mailbox logs (`this` is the page's mailbox).
+fn mode_lock_reason(this: Option<&MailboxName>, enabled: &[MailboxName]) -> Option<String> {
+    match enabled {
+        [] => None,
+        [only] if this == Some(only) => {
+            Some("the storage mode is part of the accepted data statement: disable logging to change it".into())
+        }
+        _ => {
+            let names: Vec<&str> = enabled.iter().map(MailboxName::as_str).collect();
+            Some(format!(
+                "the storage mode is shared by every mailbox and part of the data statement accepted for each, \
+                 and logging is enabled on {}: disable logging on every mailbox to change it",
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 async fn save_options(state: &AppState, settings: &Settings, template: &InteractionTemplate) -> Result<(), PageError> {
@@ -414,7 +618,7 @@ impl OptionsShown {
 }
 
 /// A rendered page: 400 when it shows why a form was refused.
-fn respond(page: &impl Template, refused: bool) -> Result<Response, PageError> {
+pub(crate) fn respond(page: &impl Template, refused: bool) -> Result<Response, PageError> {
     let status = if refused { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
     Ok((status, Html(page.render()?)).into_response())
 }
@@ -435,12 +639,20 @@ struct SetupPage {
     user_name: String,
     role: String,
     csrf: String,
+    /// The mailbox, as stored (or as written in the URL when new).
+    name: String,
+    /// Where this page and its forms are.
+    base: String,
+    /// The mailbox does not exist yet: saving the form creates it.
+    creating: bool,
     configured: bool,
     enabled: bool,
     locked: bool,
     accepted: String,
+    status: Option<StatusShown>,
     shown: Shown,
     options: OptionsShown,
+    mode_lock: String,
     folders: Vec<String>,
     folders_problem: String,
     checks: Vec<CheckRow>,
@@ -450,12 +662,41 @@ struct SetupPage {
     problem: String,
 }
 
+/// What the worker last saw of a mailbox, times in the configured zone.
+pub(crate) struct StatusShown {
+    pub(crate) status: String,
+    pub(crate) last_run: String,
+    pub(crate) last_error: String,
+    pub(crate) next_attempt: String,
+    pub(crate) failures: u32,
+}
+
+impl StatusShown {
+    pub(crate) fn of(status: &MailboxStatus, settings: &Settings) -> StatusShown {
+        let local = |at: Option<DateTime<Utc>>| at.map(|at| local_time(at, settings)).unwrap_or_default();
+        StatusShown {
+            status: status.status.clone(),
+            last_run: local(status.last_run_at),
+            last_error: status.last_error.clone().unwrap_or_default(),
+            next_attempt: local(status.next_attempt_at),
+            failures: status.consecutive_failures,
+        }
+    }
+}
+
+pub(crate) fn local_time(at: DateTime<Utc>, settings: &Settings) -> String {
+    at.with_timezone(&settings.time_zone).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
 #[derive(Deserialize, Default)]
 pub(crate) struct PageQuery {
     #[serde(default)]
     folders: Option<String>,
     #[serde(default)]
     notice: String,
+    /// From "add a mailbox": the page of a name that does not exist yet.
+    #[serde(default)]
+    new: Option<String>,
 }
 
 /// What the page shows besides the stored values.
@@ -468,25 +709,37 @@ struct Extras {
     problem: String,
 }
 
-async fn setup_page(state: &AppState, signed_in: &SignedIn, extras: Extras) -> Result<Response, PageError> {
-    let setup = state.store.mailbox_setup(&default_mailbox()).await?;
-    let enablement = state.store.enablement(&default_mailbox()).await?;
+fn problem(text: impl Into<String>) -> Extras {
+    Extras { problem: text.into(), ..Extras::default() }
+}
+
+async fn setup_page(state: &AppState, signed_in: &SignedIn, target: &Target, extras: Extras) -> Result<Response, PageError> {
+    let mailboxes = state.store.mailboxes().await?;
+    let row = mailboxes.iter().find(|m| m.name == target.name);
+    let enabled_names: Vec<MailboxName> = mailboxes.iter().filter(|m| m.enablement.enabled).map(|m| m.name.clone()).collect();
+    let setup = row.map(|m| &m.setup);
+    let enablement = row.map(|m| m.enablement.clone()).unwrap_or_default();
     let settings = state.store.settings().await?;
     let template = email_template(state).await?;
     let accepted = match (&enablement.accepted_by, enablement.accepted_at) {
-        (Some(by), Some(at)) => format!("{by} at {}", at.with_timezone(&settings.time_zone).format("%Y-%m-%d %H:%M %Z")),
+        (Some(by), Some(at)) => format!("{by} at {}", local_time(at, &settings)),
         _ => String::new(),
     };
     let page = SetupPage {
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
         csrf: signed_in.csrf.clone(),
+        name: row.map_or_else(|| target.name.to_string(), |m| m.name.to_string()),
+        base: target.base(),
+        creating: row.is_none() && !target.legacy,
         configured: setup.is_some(),
         enabled: enablement.enabled,
         locked: enablement.enabled,
         accepted,
-        shown: Shown::of(setup.as_ref()),
+        status: row.map(|m| StatusShown::of(&m.status, &settings)),
+        shown: Shown::of(setup),
         options: OptionsShown::of(&settings, &template),
+        mode_lock: mode_lock_reason(Some(&target.name), &enabled_names).unwrap_or_default(),
         statement: data_statement(settings.storage_mode),
         folders: extras.folders,
         folders_problem: extras.folders_problem,
@@ -499,15 +752,19 @@ async fn setup_page(state: &AppState, signed_in: &SignedIn, extras: Extras) -> R
     respond(&page, refused)
 }
 
+/// The page of one mailbox. `?new=1` (from "add a mailbox") opens the
+/// page of a name that does not exist yet; any other unknown name is 404.
 pub(crate) async fn show(
     State(state): State<AppState>,
     signed_in: SignedIn,
+    target: Target,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     admin(&signed_in)?;
+    let row = if query.new.is_some() { state.store.mailbox(&target.name).await? } else { target.stored(&state).await? };
     let mut extras = Extras { notice: query.notice, ..Extras::default() };
     if query.folders.is_some() {
-        match (state.store.mailbox_setup(&default_mailbox()).await?, backend(&state)) {
+        match (row.map(|m| m.setup), backend(&state)) {
             (None, _) => extras.folders_problem = "save the connection first".into(),
             (Some(_), Err(err)) => extras.folders_problem = err,
             (Some(setup), Ok(backend)) => match backend.list_folders(&setup).await {
@@ -516,34 +773,60 @@ pub(crate) async fn show(
             },
         }
     }
-    setup_page(&state, &signed_in, extras).await
+    setup_page(&state, &signed_in, &target, extras).await
 }
 
-fn saved(notice: &str) -> Response {
-    Redirect::to(&format!("/admin/email-logging?notice={}", crate::pages::percent_encode(notice))).into_response()
+fn saved(base: &str, notice: &str) -> Response {
+    Redirect::to(&format!("{base}?notice={}", crate::pages::percent_encode(notice))).into_response()
 }
 
 /// Saves the setup page. While logging is enabled only the options that
 /// do not touch the connection or the accepted statement can change.
-pub(crate) async fn save(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<SetupForm>) -> Result<Response, PageError> {
+pub(crate) async fn save(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    target: Target,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    let enabled = state.store.enablement(&default_mailbox()).await?.enabled;
-    let kept = state.store.mailbox_setup(&default_mailbox()).await?;
+    // Today's URL creates `default` as it always did; elsewhere a new
+    // mailbox comes from its "new" page, which says so.
+    let creating = form.create.is_some() && !target.legacy;
+    let kept = if creating { state.store.mailbox(&target.name).await? } else { target.stored(&state).await? };
+    if creating && kept.is_some() {
+        let exists = format!("a mailbox named {} exists already: this is its page. Choose another name to add a new one.", target.name);
+        return setup_page(&state, &signed_in, &target, problem(exists)).await;
+    }
+    let enabled = kept.as_ref().is_some_and(|m| m.enablement.enabled);
     let mut settings = state.store.settings().await?;
     let mut template = email_template(&state).await?;
-    let problem = |text: String| Extras { problem: text, ..Extras::default() };
-    if let Err(err) = options_from_form(&form, &mut settings, &mut template, !enabled) {
-        return setup_page(&state, &signed_in, problem(err)).await;
+    let mode_lock = mode_lock_reason(Some(&target.name), &enabled_mailboxes(&state).await?);
+    if let Err(err) = options_from_form(&form, &mut settings, &mut template, mode_lock.as_deref()) {
+        return setup_page(&state, &signed_in, &target, problem(err)).await;
     }
     if !enabled {
-        match setup_from_form(&state, &form, kept.as_ref()) {
-            Ok(setup) => state.store.save_mailbox_setup(&default_mailbox(), &setup).await?,
-            Err(err) => return setup_page(&state, &signed_in, problem(err)).await,
+        let setup = match setup_from_form(&state, &form, kept.as_ref().map(|m| &m.setup)) {
+            Ok(setup) => setup,
+            Err(err) => return setup_page(&state, &signed_in, &target, problem(err)).await,
+        };
+        if creating {
+            match state.store.create_mailbox_setup(&target.name, &setup).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(why)) => return setup_page(&state, &signed_in, &target, problem(why)).await,
+                Err(err) => return Err(err.into()),
+            }
+        } else {
+            state.store.save_mailbox_setup(&target.name, &setup).await?;
         }
     }
     save_options(&state, &settings, &template).await?;
-    tracing::info!(admin = %signed_in.user.name, "email logging setup saved from the web");
-    Ok(saved(if enabled { "Options saved. The connection is locked while logging is enabled." } else { "Setup saved. Run the check before enabling." }))
+    tracing::info!(admin = %signed_in.user.name, mailbox = %target.name, "email logging setup saved from the web");
+    let notice = match (enabled, creating) {
+        (true, _) => "Options saved. The connection is locked while logging is enabled.",
+        (false, true) => "Mailbox added. Run the check before enabling.",
+        (false, false) => "Setup saved. Run the check before enabling.",
+    };
+    Ok(saved(&target.base(), notice))
 }
 
 #[derive(Deserialize, Default)]
@@ -554,67 +837,93 @@ pub(crate) struct ActionForm {
     accept: Option<String>,
 }
 
-async fn checks(state: &AppState) -> Result<Vec<CheckLine>, String> {
-    let setup = state.store.mailbox_setup(&default_mailbox()).await.map_err(|err| err.to_string())?.ok_or("there is no setup to check yet")?;
+async fn checks(state: &AppState, row: Option<MailboxRow>) -> Result<Vec<CheckLine>, String> {
+    let setup = row.ok_or("there is no setup to check yet")?.setup;
     Ok(backend(state)?.check(&setup).await)
 }
 
-pub(crate) async fn check(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ActionForm>) -> Result<Response, PageError> {
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    target: Target,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    let extras = match checks(&state).await {
+    let row = target.stored(&state).await?;
+    let extras = match checks(&state, row).await {
         Ok(lines) => Extras { checks: lines, ..Extras::default() },
-        Err(err) => Extras { problem: err, ..Extras::default() },
+        Err(err) => problem(err),
     };
-    setup_page(&state, &signed_in, extras).await
+    setup_page(&state, &signed_in, &target, extras).await
 }
 
 /// Enables logging: the data statement accepted, and a passing check.
-pub(crate) async fn enable(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ActionForm>) -> Result<Response, PageError> {
+pub(crate) async fn enable(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    target: Target,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
+    let row = target.stored(&state).await?;
     if form.accept.is_none() {
-        let problem = "logging stays disabled: accept the data statement to enable it".to_owned();
-        return setup_page(&state, &signed_in, Extras { problem, ..Extras::default() }).await;
+        let why = "logging stays disabled: accept the data statement to enable it";
+        return setup_page(&state, &signed_in, &target, problem(why)).await;
     }
-    let lines = match checks(&state).await {
+    let lines = match checks(&state, row).await {
         Ok(lines) => lines,
-        Err(err) => return setup_page(&state, &signed_in, Extras { problem: err, ..Extras::default() }).await,
+        Err(err) => return setup_page(&state, &signed_in, &target, problem(err)).await,
     };
     if !all_passed(&lines) {
-        let problem = "logging stays disabled because a check failed: fix what the failed lines say, then enable again".to_owned();
-        return setup_page(&state, &signed_in, Extras { problem, checks: lines, ..Extras::default() }).await;
+        let why = "logging stays disabled because a check failed: fix what the failed lines say, then enable again";
+        return setup_page(&state, &signed_in, &target, Extras { checks: lines, ..problem(why) }).await;
     }
-    accept_and_enable(&state, &signed_in).await?;
-    Ok(saved("Logging is enabled. The queue is read at every interval."))
+    accept_and_enable(&state, &signed_in, &target.name).await?;
+    Ok(saved(&target.base(), "Logging is enabled. The queue is read at every interval."))
 }
 
-async fn accept_and_enable(state: &AppState, signed_in: &SignedIn) -> Result<(), PageError> {
+async fn accept_and_enable(state: &AppState, signed_in: &SignedIn, name: &MailboxName) -> Result<(), PageError> {
     let accepted = Enablement { enabled: true, accepted_by: Some(signed_in.user.name.clone()), accepted_at: Some(Utc::now()) };
-    state.store.set_enablement(&default_mailbox(), &accepted).await?;
-    tracing::info!(admin = %signed_in.user.name, "email logging enabled from the web; data statement accepted");
+    state.store.set_enablement(name, &accepted).await?;
+    tracing::info!(admin = %signed_in.user.name, mailbox = %name, "email logging enabled from the web; data statement accepted");
     Ok(())
 }
 
-pub(crate) async fn disable(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ActionForm>) -> Result<Response, PageError> {
+pub(crate) async fn disable(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    target: Target,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    let mut enablement = state.store.enablement(&default_mailbox()).await?;
-    if enablement.enabled {
+    if let Some(mut enablement) = target.stored(&state).await?.map(|m| m.enablement).filter(|e| e.enabled) {
         enablement.enabled = false;
-        state.store.set_enablement(&default_mailbox(), &enablement).await?;
-        tracing::info!(admin = %signed_in.user.name, "email logging disabled from the web");
+        state.store.set_enablement(&target.name, &enablement).await?;
+        tracing::info!(admin = %signed_in.user.name, mailbox = %target.name, "email logging disabled from the web");
     }
-    Ok(saved("Logging is disabled. A run in progress stops after its current batch."))
+    Ok(saved(&target.base(), "Logging is disabled. A run in progress stops after its current batch."))
 }
 
-pub(crate) async fn clear(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ActionForm>) -> Result<Response, PageError> {
+/// Clears the setup: the mailbox is gone, so the mailbox list says so
+/// (today's URL keeps showing the empty page of `default`).
+pub(crate) async fn clear(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    target: Target,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    match state.store.clear_mailbox_setup(&default_mailbox()).await {
+    target.stored(&state).await?;
+    match state.store.clear_mailbox_setup(&target.name).await {
         Ok(_) => {
-            tracing::info!(admin = %signed_in.user.name, "email logging setup cleared from the web");
-            Ok(saved("Setup cleared: the connection, the folders and the stored secrets are removed."))
+            tracing::info!(admin = %signed_in.user.name, mailbox = %target.name, "email logging setup cleared from the web");
+            let notice = format!("Setup cleared: the mailbox {}, its connection, folders and stored secrets are removed.", target.name);
+            let back = if target.legacy { target.base() } else { "/admin/mailboxes".to_owned() };
+            Ok(saved(&back, &notice))
         }
-        Err(mailscribe_store::StoreError::Conflict(_)) => {
-            let problem = "logging is enabled: disable it before clearing the setup".to_owned();
-            setup_page(&state, &signed_in, Extras { problem, ..Extras::default() }).await
+        Err(StoreError::Conflict(_)) => {
+            let why = "logging is enabled: disable it before clearing the setup";
+            setup_page(&state, &signed_in, &target, problem(why)).await
         }
         Err(err) => Err(err.into()),
     }
@@ -641,7 +950,8 @@ struct AssistedPage {
     step: u8,
     title: &'static str,
     steps: Vec<(u8, &'static str)>,
-    enabled: bool,
+    /// The name of the mailbox to create, as typed so far.
+    name: String,
     locked: bool,
     shown: Shown,
     folders: Vec<String>,
@@ -649,6 +959,7 @@ struct AssistedPage {
     checks: Vec<CheckRow>,
     checks_passed: bool,
     options: OptionsShown,
+    mode_lock: String,
     statement: String,
     problem: String,
 }
@@ -657,34 +968,48 @@ struct AssistedPage {
 pub(crate) struct StepQuery {
     #[serde(default)]
     step: Option<u8>,
+    /// A name to suggest at the first step.
+    #[serde(default)]
+    name: Option<String>,
 }
 
-async fn new_draft(state: &AppState) -> Result<Draft, PageError> {
-    let setup = state.store.mailbox_setup(&default_mailbox()).await?.unwrap_or_else(blank_setup);
-    Ok(Draft { setup, settings: state.store.settings().await?, template: email_template(state).await?, folders: Vec::new() })
+/// A fresh draft for a new mailbox. The name suggested is `name`, else
+/// `default` while no mailbox exists, else nothing.
+async fn new_draft(state: &AppState, name: Option<String>) -> Result<Draft, PageError> {
+    let name = match name {
+        Some(name) => name,
+        None if state.store.mailboxes().await?.is_empty() => MailboxName::DEFAULT.to_owned(),
+        None => String::new(),
+    };
+    Ok(Draft {
+        name,
+        setup: blank_setup(),
+        settings: state.store.settings().await?,
+        template: email_template(state).await?,
+        folders: Vec::new(),
+    })
 }
 
 async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: &Draft, problem: String) -> Result<Response, PageError> {
     let step = step.clamp(1, STEPS.len() as u8);
-    let enabled = state.store.enablement(&default_mailbox()).await?.enabled;
     let mut folders = draft.folders.clone();
     let mut folders_problem = String::new();
     let mut checks = Vec::new();
-    if !enabled && step == 4 && folders.is_empty() {
+    if step == 4 && folders.is_empty() {
         match backend(state) {
             Ok(backend) => match backend.list_folders(&draft.setup).await {
                 Ok(listed) => {
                     folders = listed;
                     let mut updated = draft.clone();
                     updated.folders = folders.clone();
-                    state.drafts.put(signed_in.user.id, updated);
+                    save_draft(state, signed_in.user.id, &updated).await?;
                 }
                 Err(err) => folders_problem = format!("cannot list the folders: {err}. Go back and correct the connection, or type the folder names."),
             },
             Err(err) => folders_problem = err,
         }
     }
-    if !enabled && step == 5 {
+    if step == 5 {
         checks = match backend(state) {
             Ok(backend) => backend.check(&draft.setup).await,
             Err(err) => vec![CheckLine::fail("server_reachable", err)],
@@ -697,7 +1022,7 @@ async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: 
         step,
         title: STEPS[usize::from(step) - 1],
         steps: (1..).zip(STEPS).collect(),
-        enabled,
+        name: draft.name.clone(),
         locked: false,
         shown: Shown::of(Some(&draft.setup)),
         folders,
@@ -705,6 +1030,7 @@ async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: 
         checks_passed: !checks.is_empty() && all_passed(&checks),
         checks: rows(&checks),
         options: OptionsShown::of(&draft.settings, &draft.template),
+        mode_lock: mode_lock_reason(None, &enabled_mailboxes(state).await?).unwrap_or_default(),
         statement: data_statement(draft.settings.storage_mode),
         problem,
     };
@@ -712,48 +1038,73 @@ async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: 
     respond(&page, refused)
 }
 
+/// A step of the assisted setup. Without `?step` it starts over with a
+/// new draft; a step keeps the draft (going back to the first step to
+/// change the name loses nothing).
 pub(crate) async fn assisted(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Query(query): Query<StepQuery>,
 ) -> Result<Response, PageError> {
     admin(&signed_in)?;
-    let step = query.step.unwrap_or(1);
-    let draft = match state.drafts.get(signed_in.user.id) {
-        Some(draft) if step > 1 => draft,
-        _ => {
-            // Step 1 starts over from what is stored.
-            let draft = new_draft(&state).await?;
-            state.drafts.put(signed_in.user.id, draft.clone());
+    let kept = match query.step {
+        Some(_) => load_draft(&state, signed_in.user.id).await?,
+        None => None,
+    };
+    let draft = match kept {
+        Some(draft) => draft,
+        None => {
+            let draft = new_draft(&state, query.name).await?;
+            save_draft(&state, signed_in.user.id, &draft).await?;
             draft
         }
     };
-    assisted_page(&state, &signed_in, step, &draft, String::new()).await
+    assisted_page(&state, &signed_in, query.step.unwrap_or(1), &draft, String::new()).await
+}
+
+/// The name of a new mailbox: valid, and not taken.
+async fn new_name(state: &AppState, typed: &str) -> Result<Result<MailboxName, String>, PageError> {
+    let name = match MailboxName::parse(typed) {
+        Ok(name) => name,
+        Err(err) => return Ok(Err(err.to_string())),
+    };
+    if let Some(existing) = state.store.mailbox(&name).await? {
+        return Ok(Err(format!(
+            "a mailbox named {} exists already: the assisted setup adds a new mailbox, so choose another name \
+             (to change {0}, open it from the mailbox list)",
+            existing.name
+        )));
+    }
+    Ok(Ok(name))
 }
 
 /// One step's answers: kept in the draft, then on to the next step. The
-/// last step saves everything and enables logging.
+/// last step creates the mailbox and enables logging.
 pub(crate) async fn assisted_step(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Form(form): Form<SetupForm>,
 ) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    let Some(mut draft) = state.drafts.get(signed_in.user.id) else {
+    let Some(mut draft) = load_draft(&state, signed_in.user.id).await? else {
         return Ok(Redirect::to("/admin/email-logging/assisted").into_response());
     };
-    if state.store.enablement(&default_mailbox()).await?.enabled {
-        return assisted_page(&state, &signed_in, 1, &draft, "logging is enabled: disable it before changing the setup".into()).await;
-    }
     let step = form.step;
     let outcome: Result<(), String> = match step {
+        1 => {
+            draft.name = form.name.trim().to_owned();
+            new_name(&state, &form.name).await?.map(|_| ())
+        }
         2 => server_from_form(&form, &mut draft.setup),
         3 => auth_from_form(&state, &form, &mut draft.setup).map(|()| {
             // Another login may see other folders.
             draft.folders.clear();
         }),
         4 => folders_from_form(&form, &mut draft.setup),
-        6 => options_from_form(&form, &mut draft.settings, &mut draft.template, true),
+        6 => {
+            let mode_lock = mode_lock_reason(None, &enabled_mailboxes(&state).await?);
+            options_from_form(&form, &mut draft.settings, &mut draft.template, mode_lock.as_deref())
+        }
         7 => {
             if form.accept.is_none() {
                 Err("accept the data statement to enable logging, or leave the assisted setup: nothing has been saved".into())
@@ -765,15 +1116,32 @@ pub(crate) async fn assisted_step(
     };
     match outcome {
         Ok(()) => {
-            state.drafts.put(signed_in.user.id, draft);
+            save_draft(&state, signed_in.user.id, &draft).await?;
             Ok(Redirect::to(&format!("/admin/email-logging/assisted?step={}", step.saturating_add(1))).into_response())
         }
-        Err(problem) => assisted_page(&state, &signed_in, step, &draft, problem).await,
+        Err(problem) => {
+            // What was typed stays in the draft, as the page shows it.
+            if step == 1 {
+                save_draft(&state, signed_in.user.id, &draft).await?;
+            }
+            assisted_page(&state, &signed_in, step, &draft, problem).await
+        }
     }
 }
 
-/// The last step: check once more, then save and enable in one go.
+/// The last step: check the name, the storage mode and the connection once
+/// more, then create the mailbox and enable it in one go.
 async fn finish(state: &AppState, signed_in: &SignedIn, draft: Draft) -> Result<Response, PageError> {
+    let name = match new_name(state, &draft.name).await? {
+        Ok(name) => name,
+        Err(why) => return assisted_page(state, signed_in, 1, &draft, why).await,
+    };
+    // Another mailbox may have been enabled since the options step.
+    let mode_changes = draft.settings.storage_mode != state.store.settings().await?.storage_mode;
+    let mode_lock = if mode_changes { mode_lock_reason(None, &enabled_mailboxes(state).await?) } else { None };
+    if let Some(why) = mode_lock {
+        return assisted_page(state, signed_in, 6, &draft, why).await;
+    }
     let lines = match backend(state) {
         Ok(backend) => backend.check(&draft.setup).await,
         Err(err) => return assisted_page(state, signed_in, 7, &draft, err).await,
@@ -781,11 +1149,15 @@ async fn finish(state: &AppState, signed_in: &SignedIn, draft: Draft) -> Result<
     if !all_passed(&lines) {
         return assisted_page(state, signed_in, 5, &draft, "a check failed since the connection test: see the lines below".into()).await;
     }
-    state.store.save_mailbox_setup(&default_mailbox(), &draft.setup).await?;
+    match state.store.create_mailbox_setup(&name, &draft.setup).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(why)) => return assisted_page(state, signed_in, 1, &draft, why).await,
+        Err(err) => return Err(err.into()),
+    }
     save_options(state, &draft.settings, &draft.template).await?;
-    accept_and_enable(state, signed_in).await?;
-    state.drafts.remove(signed_in.user.id);
-    Ok(saved("Assisted setup finished: logging is enabled."))
+    accept_and_enable(state, signed_in, &name).await?;
+    state.store.delete_setup_draft(signed_in.user.id).await?;
+    Ok(saved(&mailbox_url(&name), &format!("Assisted setup finished: the mailbox {name} is added and logging is enabled.")))
 }
 
 /// The mail-server guide, for the assisted setup's first step.
@@ -823,16 +1195,53 @@ mod tests {
         let mut settings = Settings::default();
         let mut template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Amount::from_hundredths(0), duration_minutes: 0 };
         let answers = form(&[("interval", "5m"), ("time_zone", "Europe/Helsinki"), ("cost", "2.50"), ("minutes", "5"), ("storage_mode", "full")]);
-        options_from_form(&answers, &mut settings, &mut template, true).unwrap();
+        options_from_form(&answers, &mut settings, &mut template, None).unwrap();
         assert_eq!((settings.interval_seconds, settings.storage_mode), (300, StorageMode::Full));
         assert_eq!((template.cost.to_string().as_str(), template.duration_minutes), ("2.50", 5));
 
         let back = form(&[("storage_mode", "reference")]);
-        let err = options_from_form(&back, &mut settings, &mut template, false).unwrap_err();
-        assert!(err.contains("disable logging"), "{err}");
+        let lock = mode_lock_reason(Some(&MailboxName::default_name()), &[MailboxName::default_name()]);
+        let err = options_from_form(&back, &mut settings, &mut template, lock.as_deref()).unwrap_err();
+        assert!(err.contains("disable logging to change it"), "{err}");
         for bad in [("interval", "1"), ("time_zone", "Mars/Olympus"), ("cost", "abc"), ("minutes", "9999")] {
-            assert!(options_from_form(&form(&[bad]), &mut settings, &mut template, true).is_err(), "{bad:?}");
+            assert!(options_from_form(&form(&[bad]), &mut settings, &mut template, None).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_storage_mode_is_locked_while_any_mailbox_logs() {
+        let name = |text: &str| MailboxName::parse(text).unwrap();
+        assert_eq!(mode_lock_reason(Some(&name("eu")), &[]), None);
+        assert!(mode_lock_reason(Some(&name("eu")), &[name("EU")]).unwrap().contains("disable logging to change it"));
+        for this in [Some(name("eu")), None] {
+            let why = mode_lock_reason(this.as_ref(), &[name("us")]).unwrap();
+            assert!(why.contains("logging is enabled on us") && why.contains("every mailbox"), "{why}");
+        }
+        let why = mode_lock_reason(Some(&name("eu")), &[name("eu"), name("us")]).unwrap();
+        assert!(why.contains("eu, us"), "{why}");
+    }
+
+    #[test]
+    fn a_stored_draft_reads_back_and_holds_secrets_only_in_their_stored_form() {
+        let mut setup = blank_setup();
+        setup.host = "imap.example.com".into();
+        setup.password = Some(SecretRef::Sealed(SealedSecret("v1:k1:nonce:ciphertext".into())));
+        setup.oauth = Some(OAuthSetup {
+            token_url: "https://login.example/token".into(),
+            tenant: None,
+            client_id: SecretRef::Env("CID".into()),
+            client_secret: SecretRef::File("/run/secret".into()),
+            scope: EXCHANGE_ONLINE_SCOPE.into(),
+        });
+        let mut settings = Settings::default();
+        settings.set("storage_mode", "full").unwrap();
+        settings.set("time_zone", "Europe/Helsinki").unwrap();
+        let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Amount::from_hundredths(250), duration_minutes: 5 };
+        let draft = Draft { name: "eu".into(), setup, settings, template, folders: vec!["Queue".into()] };
+        let text = serde_json::to_string(&StoredDraft::from(&draft)).unwrap();
+        assert!(text.contains("v1:k1:nonce:ciphertext") && text.contains("env:CID") && text.contains("file:/run/secret"), "{text}");
+        let back = Draft::try_from(serde_json::from_str::<StoredDraft>(&text).unwrap()).unwrap();
+        assert_eq!((back.name, back.setup, back.settings, back.template, back.folders), (draft.name, draft.setup, draft.settings, draft.template, draft.folders));
     }
 
     #[test]

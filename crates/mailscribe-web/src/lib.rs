@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod email_logging;
 mod error;
+mod mailboxes;
 mod message;
 mod pages;
 mod people;
@@ -34,7 +35,6 @@ pub struct AppState {
     pub message_source: Option<Arc<dyn MessageSource>>,
     /// Checks, lists folders and seals secrets for the setup pages.
     pub setup_backend: Option<Arc<dyn SetupBackend>>,
-    drafts: Arc<email_logging::Drafts>,
     throttle: Arc<auth::LoginThrottle>,
     password_checks: Arc<tokio::sync::Semaphore>,
 }
@@ -46,7 +46,6 @@ impl AppState {
             secure_cookies,
             message_source: None,
             setup_backend: None,
-            drafts: Arc::default(),
             throttle: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(4)),
         }
@@ -86,6 +85,13 @@ pub fn router(state: AppState) -> Router {
         .route("/salespeople/import", post(people::import_salespeople))
         .route("/salespeople/{code}", get(people::salesperson))
         .route("/salespeople/{code}/delete", post(people::delete_salesperson))
+        .route("/admin/mailboxes", get(mailboxes::list).post(mailboxes::add))
+        .route("/admin/mailboxes/{name}", get(email_logging::show).post(email_logging::save))
+        .route("/admin/mailboxes/{name}/check", post(email_logging::check))
+        .route("/admin/mailboxes/{name}/enable", post(email_logging::enable))
+        .route("/admin/mailboxes/{name}/disable", post(email_logging::disable))
+        .route("/admin/mailboxes/{name}/clear", post(email_logging::clear))
+        // Today's URLs: the same handlers, on the mailbox `default`.
         .route("/admin/email-logging", get(email_logging::show).post(email_logging::save))
         .route("/admin/email-logging/check", post(email_logging::check))
         .route("/admin/email-logging/enable", post(email_logging::enable))

@@ -3,7 +3,7 @@
 //! are the testkit's local stand-in for Entra ID) and headless Chromium:
 //! from the first-admin link to logged mail through the assisted setup,
 //! with a wrong password on the way; disable and clear; then the assisted
-//! setup again with OAuth2.
+//! setup again with OAuth2, for a mailbox with another name.
 
 use std::io::BufRead;
 use std::process::{Child, Stdio};
@@ -95,6 +95,8 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
     browser.wait_for_url("step 1", |url| url.contains("/admin/email-logging/assisted")).await;
     assert!(browser.text("#step-title").await.contains("Step 1 of 7"));
     assert_eq!(browser.count("#guide-link").await, 1, "the introduction links the mail-server guide");
+    let suggested = browser.execute("return document.getElementById('name').value;").await;
+    assert_eq!(suggested.as_str(), Some("default"), "the first mailbox is suggested as default");
     shot(&browser, "assisted-setup-intro").await;
     next(&browser, 2).await;
 
@@ -153,7 +155,7 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
     shot(&browser, "assisted-setup-statement").await;
     browser.click("#accept").await;
     browser.click("#next").await;
-    browser.wait_for_url("the setup page", |url| url.contains("/admin/email-logging?notice=")).await;
+    browser.wait_for_url("the setup page", |url| url.contains("/admin/mailboxes/default?notice=")).await;
     let status = browser.text("#status").await;
     assert!(status.contains("enabled") && status.contains("accepted by admin"), "{status}");
     assert_eq!(browser.count("fieldset[disabled]").await, 3, "the connection is locked while enabled");
@@ -179,6 +181,15 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
     browser.click("#check").await;
     assert!(browser.text("#checks").await.contains("PASS login logged in as"));
 
+    // The mailbox list shows it.
+    browser.click("#all-mailboxes").await;
+    browser.wait_for_url("the mailbox list", |url| url.ends_with("/admin/mailboxes")).await;
+    let listed = browser.text("#mailbox-default").await;
+    assert!(listed.contains("enabled") && listed.contains(QUEUE), "{listed}");
+    shot(&browser, "mailboxes").await;
+    browser.click("#mailbox-default a").await;
+    browser.wait_for_url("the mailbox again", |url| url.ends_with("/admin/mailboxes/default")).await;
+
     // Disable, then clear: the secrets go with the setup.
     browser.click("#disable").await;
     browser.wait_for_url("disabled", |url| url.contains("notice=Logging%20is%20disabled")).await;
@@ -187,8 +198,9 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
     browser.wait_for_url("cleared", |url| url.contains("notice=Setup%20cleared")).await;
     assert!(!env.run(&["mailbox", "show"]).status.success(), "the setup is gone");
 
-    // Again with OAuth2 against the token endpoint.
+    // Again with OAuth2 against the token endpoint, named this time.
     browser.goto(&format!("{}/admin/email-logging/assisted", server.base)).await;
+    browser.type_into("#name", "exchange").await;
     next(&browser, 2).await;
     browser.type_into("#host", "127.0.0.1").await;
     browser.type_into("#port", &env.dovecot.imaps_port.to_string()).await;
@@ -211,7 +223,8 @@ async fn an_admin_goes_from_nothing_to_logged_mail_with_the_web_assisted_setup()
     next(&browser, 7).await;
     browser.click("#accept").await;
     browser.click("#next").await;
-    browser.wait_for_url("the setup page", |url| url.contains("/admin/email-logging?notice=")).await;
+    browser.wait_for_url("the setup page", |url| url.contains("/admin/mailboxes/exchange?notice=")).await;
+    assert!(env.ok(&["mailbox", "show", "--mailbox", "exchange"]).contains("enabled = true"));
     env.deliver(&numbered_message(4));
     mailscribe_testkit::wait_until("serve to log over OAuth2", Duration::from_secs(60), || entry_keys(&env).len() == 2);
     assert!(oauth.token_requests() >= 1);

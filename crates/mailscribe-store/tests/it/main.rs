@@ -59,6 +59,7 @@ conformance!(
     runs_are_recorded,
     full_mode_keeps_the_raw_bytes,
     users_sessions_and_tokens,
+    setup_drafts_are_kept_per_user,
     the_log_filters_and_pages_newest_first,
     opportunities_from_entries_link_both_ways,
     deleting_from_the_directory,
@@ -377,6 +378,11 @@ async fn several_mailboxes_by_name(store: &Store) {
     store.save_mailbox_setup(&nordic, &setup("b.example")).await.unwrap();
     // Names compare without case; the first spelling is kept.
     store.save_mailbox_setup(&MailboxName::parse("NORDIC").unwrap(), &setup("c.example")).await.unwrap();
+    // Creating refuses a name that exists, in any case.
+    let refused = store.create_mailbox_setup(&MailboxName::parse("nordic").unwrap(), &setup("d.example")).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(ref why)) if why.contains("exists already")), "{refused:?}");
+    store.create_mailbox_setup(&MailboxName::parse("Asia").unwrap(), &setup("e.example")).await.unwrap();
+    assert!(store.clear_mailbox_setup(&MailboxName::parse("asia").unwrap()).await.unwrap());
     let all = store.mailboxes().await.unwrap();
     let listed: Vec<(&str, &str, bool)> =
         all.iter().map(|m| (m.name.as_str(), m.setup.host.as_str(), m.enablement.enabled)).collect();
@@ -655,6 +661,22 @@ async fn users_sessions_and_tokens(store: &Store) {
     store.create_api_token("token-hash", seller, at(10)).await.unwrap();
     assert_eq!(store.api_token_user("token-hash").await.unwrap().map(|u| u.id), Some(seller));
     assert!(store.api_token_user("other").await.unwrap().is_none());
+}
+
+async fn setup_drafts_are_kept_per_user(store: &Store) {
+    use mailscribe_core::Role;
+    let alice = store.create_user("alice", "h", Role::Admin, None, at(10)).await.unwrap();
+    let bob = store.create_user("bob", "h", Role::Admin, None, at(10)).await.unwrap();
+    assert_eq!(store.setup_draft(alice).await.unwrap(), None);
+    store.save_setup_draft(alice, r#"{"name":"eu"}"#, at(10)).await.unwrap();
+    store.save_setup_draft(bob, r#"{"name":"us"}"#, at(10)).await.unwrap();
+    // A later save replaces the user's draft.
+    store.save_setup_draft(alice, r#"{"name":"nordic"}"#, at(11)).await.unwrap();
+    assert_eq!(store.setup_draft(alice).await.unwrap().as_deref(), Some(r#"{"name":"nordic"}"#));
+    store.delete_setup_draft(alice).await.unwrap();
+    store.delete_setup_draft(alice).await.unwrap();
+    assert_eq!(store.setup_draft(alice).await.unwrap(), None);
+    assert_eq!(store.setup_draft(bob).await.unwrap().as_deref(), Some(r#"{"name":"us"}"#), "only alice's went");
 }
 
 async fn the_log_filters_and_pages_newest_first(store: &Store) {
