@@ -189,7 +189,8 @@ pub fn heartbeat(store: Store, fence: Fence, timings: LeaseTimings, lost: watch:
             match store.renew_lease(&fence, timings.ttl_ms()).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::warn!(lease = %fence.lease, "the lease was taken over by another instance");
+                    // Not the lease's name: it holds the mailbox user's address.
+                    tracing::warn!(generation = fence.generation, "the mailbox lease was taken over by another instance");
                     let _ = lost.send(true);
                     return;
                 }

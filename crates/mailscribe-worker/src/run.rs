@@ -114,7 +114,11 @@ pub async fn run_under_lease(
     let mailbox = options.setup.mailbox_key();
     let run_id = store.start_run(&mailbox, options.mailbox_name.as_str(), Utc::now()).await?;
     let mut summary = RunSummary { run_id, ..RunSummary::default() };
-    let result = process_queue(store, options, fence, stop, &mailbox, &mut summary).await;
+    // Every line the run logs carries its run and mailbox (never the
+    // mailbox key: it holds the mailbox user's address).
+    let span = tracing::info_span!("run", run_id, mailbox = %options.mailbox_name);
+    let result =
+        tracing::Instrument::instrument(process_queue(store, options, fence, stop, &mailbox, &mut summary), span).await;
     let (status, error) = match &result {
         Ok(()) => ("completed", None),
         Err(err) => ("aborted", Some(err.to_string())),
@@ -516,6 +520,8 @@ async fn decide_batch(
             directory: &directory,
         });
         let outcome = decision.outcome();
+        // Debug only: a Message-ID may hold an address.
+        tracing::debug!(uid = message.uid, message_key = %key, reason = decision.reason.as_str(), "decided");
         if outcome == Outcome::Logged {
             logged_in_batch.insert(key.clone());
         }

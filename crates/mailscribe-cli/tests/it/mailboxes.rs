@@ -387,3 +387,36 @@ async fn three_instances_survive_a_kill_and_a_pause_and_log_exactly_once() {
     assert_eq!(decisions(&env).len(), copies, "one ledger row per copy");
     store.close().await;
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_run_and_no_address() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    for n in 1..=4 {
+        env.deliver(&numbered_message(n));
+    }
+    let output = env.command().args(["run", "--once", "--log-format", "json", "-vv"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<serde_json::Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    for line in &lines {
+        for key in ["ts", "level", "msg", "target"] {
+            assert!(line.get(key).is_some(), "{key} missing: {line}");
+        }
+        if ["info", "warn", "error"].contains(&line["level"].as_str().unwrap()) {
+            assert!(!line.to_string().contains('@'), "an address at info or above: {line}");
+        }
+    }
+    let listed = lines.iter().find(|l| l["msg"] == "queue listed").expect("the listing is logged");
+    assert_eq!(listed["mailbox"], "default");
+    assert!(listed["run_id"].as_i64().is_some(), "{listed}");
+    let decided: Vec<&serde_json::Value> = lines.iter().filter(|l| l["msg"] == "decided").collect();
+    assert_eq!(decided.len(), 4);
+    assert!(decided.iter().all(|l| l["uid"].as_u64().is_some() && l["message_key"].as_str().is_some() && l["run_id"] == listed["run_id"]));
+    // The environment variable does the same.
+    let output = env.command().env("MAILSCRIBE_LOG_FORMAT", "json").args(["run", "--once", "--mailbox", "nope"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr.contains("there is no mailbox named nope"), "{stderr}");
+}
