@@ -833,19 +833,50 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
     tracing::info!(listen = %args.listen, "serving the web app and the API");
     let source = std::sync::Arc::new(StorageReader { store: store.clone(), url: url.clone() });
     let setup = std::sync::Arc::new(SetupService { store: store.clone(), url: url.clone() });
-    let app = mailscribe_web::router(
-        mailscribe_web::AppState::new(store.clone(), args.secure_cookies)
-            .with_message_source(source)
-            .with_setup_backend(setup),
-    );
+    let pulse = mailscribe_web::SchedulerPulse {
+        last_tick_ms: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(Utc::now().timestamp_millis())),
+        // Three scans without a tick: the scheduler is stuck or gone.
+        max_silence: (config.timings.scan.min(config.timings.heartbeat) * 3).max(Duration::from_secs(15)),
+    };
+    let state = mailscribe_web::AppState::new(store.clone(), args.secure_cookies)
+        .with_message_source(source)
+        .with_setup_backend(setup)
+        .with_metrics(crate::telemetry::install()?)
+        .with_scheduler_pulse(pulse.clone());
+    let operations = match args.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;
+            tracing::info!(listen = %address, "serving /metrics, /healthz and /readyz");
+            Some((listener, mailscribe_web::operations_router(state.clone())))
+        }
+        None => None,
+    };
+    let app = mailscribe_web::router(state);
     let mut web_stop = stop.clone();
-    let web = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = web_stop.wait_for(|stopped| *stopped).await;
-    });
+    let web = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = web_stop.wait_for(|stopped| *stopped).await;
+        });
+    let mut operations_stop = stop.clone();
+    let operations = async move {
+        match operations {
+            Some((listener, router)) => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = operations_stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
     let planner = std::sync::Arc::new(ServePlanner { store: store.clone(), url: url.clone(), max_per_run: args.max_per_run });
-    let scheduler = mailscribe_worker::supervisor::supervise(store.clone(), planner, config, stop);
-    let (web, scheduler) = tokio::join!(web, scheduler);
+    let scheduler = mailscribe_worker::supervisor::supervise(store.clone(), planner, config, pulse.last_tick_ms, stop);
+    let (web, operations, scheduler) = tokio::join!(web, operations, scheduler);
     web.context("the web server failed")?;
+    operations.context("the metrics listener failed")?;
     scheduler.map_err(|err| Failure::new(exit::OTHER, err))
 }
 

@@ -6,6 +6,7 @@
 mod commands;
 mod export;
 mod logging;
+mod telemetry;
 mod secrets;
 mod wizard;
 
@@ -336,6 +337,10 @@ pub(crate) struct ServeArgs {
     /// Mark cookies Secure: set this when users reach Mailscribe over HTTPS (a TLS proxy in front).
     #[arg(long)]
     pub(crate) secure_cookies: bool,
+    /// Also serve /metrics, /healthz and /readyz here, to any client (on the
+    /// main listener /metrics answers loopback clients only).
+    #[arg(long, env = "MAILSCRIBE_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]

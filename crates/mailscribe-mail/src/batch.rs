@@ -5,6 +5,8 @@
 pub struct MessageSummary {
     pub uid: u32,
     pub size: u64,
+    /// When the server received it: how long the queue has waited.
+    pub internal_date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Splits the listing into batches of at most `max_count` UIDs and at most
@@ -60,7 +62,7 @@ mod tests {
 
     #[test]
     fn batches_cut_by_count_and_bytes() {
-        let m = |uid, size| MessageSummary { uid, size };
+        let m = |uid, size| MessageSummary { uid, size, internal_date: None };
         let cases: Vec<(Vec<MessageSummary>, usize, u64, Vec<Vec<u32>>)> = vec![
             (vec![], 100, 1000, vec![]),
             (vec![m(1, 10), m(2, 10), m(3, 10)], 2, 1000, vec![vec![1, 2], vec![3]]),

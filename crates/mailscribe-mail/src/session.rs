@@ -343,19 +343,21 @@ impl Session {
             return Ok(Vec::new());
         }
         let mut messages = Vec::new();
-        self.command("UID FETCH (listing)", "UID FETCH 1:* (UID RFC822.SIZE)", |response| {
+        self.command("UID FETCH (listing)", "UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE)", |response| {
             if let Response::Fetch(_, attributes) = response {
                 let mut uid = None;
                 let mut size = 0u64;
+                let mut internal_date = None;
                 for attribute in attributes {
                     match attribute {
                         AttributeValue::Uid(u) => uid = Some(*u),
                         AttributeValue::Rfc822Size(s) => size = u64::from(*s),
+                        AttributeValue::InternalDate(d) => internal_date = parse_internal_date(d),
                         _ => {}
                     }
                 }
                 if let Some(uid) = uid {
-                    messages.push(MessageSummary { uid, size });
+                    messages.push(MessageSummary { uid, size, internal_date });
                 }
             }
         })

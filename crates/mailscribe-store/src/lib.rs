@@ -248,6 +248,23 @@ impl Store {
         Ok(Store { backend })
     }
 
+    /// Whether the database answers and holds exactly the migrations this
+    /// version ships, for readiness checks. An error when it does not
+    /// answer.
+    pub async fn migrations_current(&self) -> Result<bool> {
+        let (applied, known): (i64, usize) = match &self.backend {
+            Backend::Sqlite(pool) => {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success").fetch_one(pool).await?;
+                (sqlx::Row::try_get(&row, "n")?, sqlx::migrate!("./migrations/sqlite").iter().count())
+            }
+            Backend::Postgres(pool) => {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success").fetch_one(pool).await?;
+                (sqlx::Row::try_get(&row, "n")?, sqlx::migrate!("./migrations/postgres").iter().count())
+            }
+        };
+        Ok(usize::try_from(applied).is_ok_and(|applied| applied == known))
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",

@@ -10,6 +10,7 @@ mod email_logging;
 mod error;
 mod mailboxes;
 mod message;
+pub mod operations;
 mod pages;
 mod people;
 mod sales;
@@ -23,6 +24,7 @@ use mailscribe_store::Store;
 pub use auth::{generate_token, hash_password, hash_token};
 pub use email_logging::{BoxFuture, SecretField, SetupBackend};
 pub use message::MessageSource;
+pub use operations::{MetricsRenderer, SchedulerPulse, describe_metrics};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -35,6 +37,10 @@ pub struct AppState {
     pub message_source: Option<Arc<dyn MessageSource>>,
     /// Checks, lists folders and seals secrets for the setup pages.
     pub setup_backend: Option<Arc<dyn SetupBackend>>,
+    /// Renders `/metrics`, when this process records metrics.
+    pub metrics: Option<operations::MetricsRenderer>,
+    /// The scheduler's pulse, for `/readyz`.
+    pub scheduler_pulse: Option<operations::SchedulerPulse>,
     throttle: Arc<auth::LoginThrottle>,
     password_checks: Arc<tokio::sync::Semaphore>,
 }
@@ -46,6 +52,8 @@ impl AppState {
             secure_cookies,
             message_source: None,
             setup_backend: None,
+            metrics: None,
+            scheduler_pulse: None,
             throttle: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(4)),
         }
@@ -60,11 +68,23 @@ impl AppState {
         self.setup_backend = Some(backend);
         self
     }
+
+    pub fn with_metrics(mut self, renderer: operations::MetricsRenderer) -> AppState {
+        self.metrics = Some(renderer);
+        self
+    }
+
+    pub fn with_scheduler_pulse(mut self, pulse: operations::SchedulerPulse) -> AppState {
+        self.scheduler_pulse = Some(pulse);
+        self
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(operations::readyz))
+        .route("/metrics", get(operations::metrics_on_main_listener))
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
@@ -121,5 +141,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/salespeople/{code}", axum::routing::put(api::put_salesperson).delete(api::delete_salesperson))
         .route("/api/v1/runs", get(api::runs))
         .route("/api/v1/decisions", get(api::decisions))
+        .layer(axum::middleware::from_fn(operations::track))
+        .with_state(state)
+}
+
+/// The operations listener of `serve --metrics-listen`: health, readiness
+/// and metrics, without the loopback rule of the main listener.
+pub fn operations_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(operations::readyz))
+        .route("/metrics", get(operations::metrics_open))
         .with_state(state)
 }

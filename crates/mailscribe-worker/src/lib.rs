@@ -11,6 +11,7 @@ pub mod check;
 mod stored;
 mod failpoint;
 pub mod lease;
+pub mod metrics;
 mod report;
 mod run;
 pub mod supervisor;

@@ -15,7 +15,7 @@ use mailscribe_store::{CommittedCopy, DecidedCopy, DispositionUpdate, Fence, Led
 use tokio::sync::watch;
 
 use crate::lease::{self, HolderId, LeaseTimings};
-use crate::{WorkerError, failpoint};
+use crate::{WorkerError, failpoint, metrics};
 
 /// Everything one run needs, read from the store and the environment by
 /// the caller.
@@ -112,6 +112,7 @@ pub async fn run_under_lease(
     stop: &watch::Receiver<bool>,
 ) -> Result<RunSummary, WorkerError> {
     let mailbox = options.setup.mailbox_key();
+    let started = std::time::Instant::now();
     let run_id = store.start_run(&mailbox, options.mailbox_name.as_str(), Utc::now()).await?;
     let mut summary = RunSummary { run_id, ..RunSummary::default() };
     // Every line the run logs carries its run and mailbox (never the
@@ -119,6 +120,7 @@ pub async fn run_under_lease(
     let span = tracing::info_span!("run", run_id, mailbox = %options.mailbox_name);
     let result =
         tracing::Instrument::instrument(process_queue(store, options, fence, stop, &mailbox, &mut summary), span).await;
+    metrics::run_finished(options.mailbox_name.as_str(), started.elapsed(), result.as_ref().map(|_| ()), Utc::now());
     let (status, error) = match &result {
         Ok(()) => ("completed", None),
         Err(err) => ("aborted", Some(err.to_string())),
@@ -153,6 +155,9 @@ async fn process_queue(
 
     let setup = &options.setup;
     let mut session = Session::connect(&options.connection).await?;
+    if let Some(certificate) = session.certificate() {
+        metrics::certificate(options.mailbox_name.as_str(), certificate.not_after);
+    }
     let folders = Folders {
         queue: session.resolve_folder(&setup.queue_folder).await?,
         storage: session.resolve_folder(&setup.storage_folder).await?,
@@ -168,6 +173,8 @@ async fn process_queue(
     let selected = session.select(&folders.queue).await?;
     let uid_validity = selected.uid_validity;
     let mut listing = session.list_messages(selected).await?;
+    let oldest = listing.iter().filter_map(|m| m.internal_date).min();
+    metrics::listed(options.mailbox_name.as_str(), listing.len(), oldest, Utc::now());
     if let Some(cap) = options.max_per_run {
         listing.truncate(cap);
     }
@@ -232,6 +239,7 @@ async fn process_queue(
         if let Some(fetched) = &prefetched {
             summary.phases.add(&fetched.phases);
         }
+        metrics::committed(options.mailbox_name.as_str(), &committed.copies, &committed.results);
         summary.vanished += committed.vanished;
         summary.resumed += committed.resumed;
         for (copy, result) in committed.copies.iter().zip(&committed.results) {
@@ -273,6 +281,14 @@ async fn process_queue(
     if !kept.is_empty() {
         session.logout().await;
         return Err(WorkerError::DeletionIgnored { count: kept.len() });
+    }
+    // The queue as the run leaves it, for the queue gauges: what waits for
+    // the next run (failed copies kept, the rest of a capped run), not what
+    // was there when this one started.
+    if let Ok(after) = session.select(&folders.queue).await
+        && let Ok(left) = session.list_messages(after).await
+    {
+        metrics::listed(options.mailbox_name.as_str(), left.len(), left.iter().filter_map(|m| m.internal_date).min(), Utc::now());
     }
     session.logout().await;
     let phases = summary.phases;

@@ -143,10 +143,14 @@ struct MailboxTask {
 
 /// Runs until `stop` turns true, then lets each mailbox finish its batch and
 /// gives the leases back.
+///
+/// `pulse` receives the time of each tick (Unix milliseconds), so that
+/// readiness can tell a stuck scheduler.
 pub async fn supervise(
     store: Store,
     planner: Arc<dyn Planner>,
     config: SupervisorConfig,
+    pulse: Arc<std::sync::atomic::AtomicI64>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let me = HolderId::current();
@@ -164,6 +168,7 @@ pub async fn supervise(
         if *stop.borrow() {
             break;
         }
+        pulse.store(Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
         tasks.retain(|_, (_, task)| !task.handle.is_finished());
         if let Err(err) = store.instance_heartbeat(&me.to_text(), &me.host, me.pid, started_at).await {
             tracing::warn!(error = %err, "cannot reach the database; trying again");

@@ -420,3 +420,99 @@ async fn json_logs_carry_the_run_and_no_address() {
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr.contains("there is no mailbox named nope"), "{stderr}");
 }
+
+/// A plain HTTP/1.1 GET: (status, body).
+fn http_get(port: u16, path: &str, extra_headers: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra_headers}Connection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of one sample line, `name{labels} value`.
+fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_match_the_runs_and_readiness_is_reported() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    for n in 1..=10 {
+        env.deliver(&numbered_message(n));
+    }
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (main_port, metrics_port) = (free_port(), free_port());
+    let log = env.dir.path().join("serve-metrics.log");
+    let mut child = env
+        .command()
+        .envs(FAST.iter().copied())
+        .args(["serve", "--listen", &format!("127.0.0.1:{main_port}"), "--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the run", Duration::from_secs(30), || mailbox_list(&env).get(1).is_some_and(|r| r[5] == "ok"));
+    assert_eq!(entry_keys(&env).len(), expected_entries(1..=10));
+
+    let (status, text) = http_get(metrics_port, "/metrics", "");
+    assert_eq!(status, 200, "{text}");
+    // The counters equal what the runs recorded.
+    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
+    let runs = store.recent_runs(100).await.unwrap();
+    let total = |f: fn(&mailscribe_store::RunCounts) -> u64| runs.iter().map(|r| f(&r.counts)).sum::<u64>() as f64;
+    let logged = r#"mailscribe_messages_total{mailbox="default",outcome="logged",reason="logged"}"#;
+    let unknown = r#"mailscribe_messages_total{mailbox="default",outcome="not_logged",reason="unknown_sender"}"#;
+    assert_eq!(sample(&text, logged), Some(total(|c| c.logged)), "{text}");
+    assert_eq!(sample(&text, unknown), Some(total(|c| c.not_logged)), "{text}");
+    let inbound = sample(&text, r#"mailscribe_entries_total{mailbox="default",direction="inbound"}"#).unwrap_or(0.0);
+    let outbound = sample(&text, r#"mailscribe_entries_total{mailbox="default",direction="outbound"}"#).unwrap_or(0.0);
+    assert_eq!(inbound + outbound, total(|c| c.entries));
+    assert_eq!(sample(&text, r#"mailscribe_queue_messages{mailbox="default"}"#), Some(0.0), "the latest listing: {text}");
+    assert!(sample(&text, r#"mailscribe_last_success_timestamp_seconds{mailbox="default"}"#).is_some_and(|t| t > 1.7e9));
+    assert!(sample(&text, r#"mailscribe_certificate_expiry_timestamp_seconds{mailbox="default"}"#).is_some_and(|t| t > 1.7e9));
+    assert!(sample(&text, r#"mailscribe_run_duration_seconds_count{mailbox="default"}"#).is_some_and(|n| n >= 1.0));
+    assert!(sample(&text, "process_resident_memory_bytes").is_some_and(|b| b > 1e6));
+    assert!(sample(&text, "process_open_fds").is_some_and(|n| n > 3.0));
+    assert!(!text.contains('@'), "no address in any label");
+    // promtool (Prometheus's own checker) accepts the exposition.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed by scripts/test.sh");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // The main listener serves metrics to loopback clients that did not come
+    // through a proxy, and counts its own requests by route template.
+    let (status, _) = http_get(main_port, "/metrics", "X-Forwarded-For: 203.0.113.9\r\n");
+    assert_eq!(status, 403);
+    http_get(main_port, "/interactions/123", "");
+    let (status, text) = http_get(main_port, "/metrics", "");
+    assert_eq!(status, 200);
+    assert!(sample(&text, r#"mailscribe_http_requests_total{route="/interactions/{entry_no}",status="303"}"#).is_some(), "{text}");
+    assert!(!text.contains("/interactions/123"), "raw paths never become labels");
+
+    let (status, body) = http_get(metrics_port, "/readyz", "");
+    assert_eq!((status, body.contains(r#""ready":true"#)), (200, true), "{body}");
+    assert_eq!(http_get(main_port, "/healthz", "").0, 200);
+    // Disabling logging is not a reason to be unready.
+    env.ok(&["disable"]);
+    assert_eq!(http_get(main_port, "/readyz", "").0, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    store.close().await;
+}

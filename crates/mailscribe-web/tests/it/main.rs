@@ -741,3 +741,34 @@ async fn admins_add_change_and_delete_single_contacts_and_salespeople() {
     let denied = app.send("POST", "/contacts", &[("mailscribe_session", &uma)], Some(&format!("csrf={uma_csrf}&key=9&name=X&kind=person")), None).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn readiness_follows_the_database_and_the_scheduler_pulse() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let db = TestDatabase::sqlite();
+    let store = Store::open(&db.url().parse().unwrap()).await.unwrap();
+    let last_tick_ms = Arc::new(AtomicI64::new(Utc::now().timestamp_millis()));
+    let pulse = mailscribe_web::SchedulerPulse { last_tick_ms: last_tick_ms.clone(), max_silence: std::time::Duration::from_secs(15) };
+    let renderer: mailscribe_web::MetricsRenderer = Arc::new(|| "# TYPE up gauge\nup 1\n".to_owned());
+    let app = App { _db: db, store: store.clone(), router: router(AppState::new(store.clone(), false).with_scheduler_pulse(pulse).with_metrics(renderer)) };
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(json(&ready)["ready"], true);
+    // The scheduler stopped ticking a minute ago.
+    last_tick_ms.store(Utc::now().timestamp_millis() - 60_000, Ordering::Relaxed);
+    let stuck = app.get("/readyz", None).await;
+    assert_eq!(stuck.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(json(&stuck)["reasons"][0].as_str().unwrap().contains("scheduler has not ticked"), "{}", stuck.body);
+    // Without a peer address (no socket: these requests come through no
+    // listener) /metrics is refused on the main router.
+    assert_eq!(app.get("/metrics", None).await.status, StatusCode::FORBIDDEN);
+    let open = mailscribe_web::operations_router(AppState::new(store.clone(), false).with_metrics(Arc::new(|| "up 1\n".to_owned())));
+    let response = open.oneshot(Request::builder().uri("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // A database that is gone is a reason too.
+    store.close().await;
+    let gone = app.get("/readyz", None).await;
+    assert_eq!(gone.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(json(&gone)["reasons"][0].as_str().unwrap().contains("database does not answer"), "{}", gone.body);
+}
