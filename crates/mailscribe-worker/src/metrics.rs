@@ -21,6 +21,11 @@ pub const RUN_DURATION: &str = "mailscribe_run_duration_seconds";
 pub const LAST_SUCCESS: &str = "mailscribe_last_success_timestamp_seconds";
 pub const ERRORS: &str = "mailscribe_errors_total";
 pub const CERTIFICATE_EXPIRY: &str = "mailscribe_certificate_expiry_timestamp_seconds";
+pub const SWEEP_INTERVAL: &str = "mailscribe_sweep_interval_seconds";
+
+/// Every metric name the worker records.
+pub const NAMES: &[&str] =
+    &[MESSAGES, ENTRIES, QUEUE_MESSAGES, QUEUE_OLDEST, RUN_DURATION, LAST_SUCCESS, ERRORS, CERTIFICATE_EXPIRY, SWEEP_INTERVAL];
 
 /// Bucket bounds of the run duration, in seconds.
 pub const RUN_DURATION_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
@@ -35,6 +40,7 @@ pub fn describe() {
     metrics::describe_gauge!(LAST_SUCCESS, "When a run of the mailbox last completed (Unix time)");
     metrics::describe_counter!(ERRORS, "Errors by class: connection, tls, auth, store, message");
     metrics::describe_gauge!(CERTIFICATE_EXPIRY, "Expiry of the mail server's certificate at the latest TLS connection (Unix time)");
+    metrics::describe_gauge!(SWEEP_INTERVAL, metrics::Unit::Seconds, "The mailbox's sweep interval, for alerts on missed runs");
 }
 
 pub(crate) fn committed(mailbox: &str, copies: &[DecidedCopy], results: &[CommittedCopy]) {
@@ -69,6 +75,18 @@ pub(crate) fn run_finished(mailbox: &str, took: std::time::Duration, result: Res
             }
         }
     }
+}
+
+/// The instance works this mailbox, sweeping at `interval`.
+pub(crate) fn working(mailbox: &str, interval: std::time::Duration) {
+    metrics::gauge!(SWEEP_INTERVAL, "mailbox" => mailbox.to_owned()).set(interval.as_secs_f64());
+}
+
+/// The instance gave the mailbox up: its queue gauges no longer speak for
+/// the queue (another instance's do), so they read empty here.
+pub(crate) fn released(mailbox: &str) {
+    metrics::gauge!(QUEUE_MESSAGES, "mailbox" => mailbox.to_owned()).set(0.0);
+    metrics::gauge!(QUEUE_OLDEST, "mailbox" => mailbox.to_owned()).set(0.0);
 }
 
 pub(crate) fn certificate(mailbox: &str, not_after: DateTime<Utc>) {

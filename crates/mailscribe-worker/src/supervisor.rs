@@ -349,6 +349,7 @@ async fn work_mailbox(
         let result = run_under_lease(store, &options, fence, &run_stop).await;
         forward.abort();
         let interval = Duration::from_secs(u64::from(options.settings.interval_seconds.max(1)));
+        crate::metrics::working(name.as_str(), interval);
         match result {
             Ok(summary) => {
                 failures = 0;
@@ -398,6 +399,7 @@ async fn work_mailbox(
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    crate::metrics::released(name.as_str());
 }
 
 /// Records a failure and returns when to try again.

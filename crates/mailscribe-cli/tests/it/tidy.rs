@@ -93,3 +93,44 @@ fn dependencies_point_toward_the_core() {
         }
     }
 }
+
+/// Every `mailscribe_*` metric a document names exists in the code.
+fn assert_known_metrics(text: &str, what: &str) {
+    let known: Vec<&str> = mailscribe_worker::metrics::NAMES
+        .iter()
+        .copied()
+        .chain([mailscribe_web::operations::HTTP_REQUESTS, mailscribe_web::operations::HTTP_DURATION])
+        .collect();
+    let mut rest = text;
+    while let Some(start) = rest.find("mailscribe_") {
+        let name: String = rest[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let base = ["_bucket", "_count", "_sum"].iter().fold(name.as_str(), |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+        assert!(known.contains(&base), "{what} names the metric {name}, which the code does not record");
+        rest = &rest[start + name.len()..];
+    }
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_the_dashboard_names_real_metrics() {
+    let docs = workspace().join("docs");
+    let operations = std::fs::read_to_string(docs.join("operations.md")).unwrap();
+    let rules = operations.split("```yaml\n").nth(1).and_then(|r| r.split("```").next()).expect("a yaml block of rules");
+    assert_known_metrics(rules, "the alert rules");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let checked = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool (Debian package prometheus) is installed by scripts/test.sh");
+    assert!(checked.status.success(), "{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("4 rules found"));
+    for alert in ["MailscribeNoSuccessfulRun", "MailscribeQueueStale", "MailscribeFailedMessages", "MailscribeCertificateExpiring"] {
+        assert!(operations.contains(&format!("### {alert}")), "a runbook entry for {alert}");
+    }
+    let dashboard = std::fs::read_to_string(docs.join("grafana-dashboard.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    assert!(parsed["panels"].as_array().is_some_and(|p| p.len() >= 8));
+    assert_known_metrics(&dashboard, "the dashboard");
+}
