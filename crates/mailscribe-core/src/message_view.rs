@@ -55,7 +55,7 @@ fn content_type_of(part: &mail_parser::MessagePart<'_>) -> String {
 
 /// Parses a whole message; `None` only when there is no message at all.
 pub fn read_message(raw: &[u8]) -> Option<MessageContent> {
-    let message = MessageParser::new().parse(raw)?;
+    let message = MessageParser::new().parse(crate::parse::header_section(raw).0)?;
     let wanted = ["From", "Sender", "To", "Cc", "Date", "Subject", "Message-ID"];
     let headers = wanted
         .iter()
@@ -108,7 +108,7 @@ pub fn read_message(raw: &[u8]) -> Option<MessageContent> {
 
 /// The bytes of one attachment, with its name and content type.
 pub fn read_attachment(raw: &[u8], index: usize) -> Option<(AttachmentInfo, Vec<u8>)> {
-    let message = MessageParser::new().parse(raw)?;
+    let message = MessageParser::new().parse(crate::parse::header_section(raw).0)?;
     let part = message.attachments().nth(index)?;
     let info = AttachmentInfo {
         index,

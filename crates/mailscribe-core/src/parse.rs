@@ -24,6 +24,9 @@ pub enum ParseProblem {
     MissingDate,
     /// An address in From, Sender, To or Cc that is not `local@domain`.
     UnusableAddress { field: &'static str, value: String },
+    /// Bytes before the first header were skipped (whitespace, an mbox
+    /// `From ` line): how many.
+    SkippedBeforeHeaders(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,23 @@ pub fn sha256_hex(raw: &[u8]) -> String {
     hex
 }
 
+/// Where the header section really starts. Real mail sometimes carries
+/// junk before its first header: spaces, tabs or blank lines (so that the
+/// first header line begins with whitespace), or the `From ` separator line
+/// of an mbox file. Strictly that makes the whole message a body; we skip
+/// it, as mail clients do. Returns the rest and how many bytes were
+/// skipped. A message with no header at all stays without one.
+pub fn header_section(raw: &[u8]) -> (&[u8], usize) {
+    let skip_blank = |bytes: &[u8]| bytes.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).count();
+    let mut start = skip_blank(raw);
+    if raw[start..].starts_with(b"From ") {
+        // The mbox separator: `From sender date`, one line.
+        start += raw[start..].iter().position(|b| *b == b'\n').map_or(raw.len() - start, |end| end + 1);
+        start += skip_blank(&raw[start..]);
+    }
+    (&raw[start..], start)
+}
+
 pub fn parse_message(raw: &[u8]) -> ParsedMessage {
     let mut parsed = ParsedMessage {
         from: None,
@@ -97,6 +117,12 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
         sha256: sha256_hex(raw),
         problems: Vec::new(),
     };
+    // The hash above is of the bytes as the server returns them; parsing
+    // starts where the headers do.
+    let (raw, skipped) = header_section(raw);
+    if skipped > 0 {
+        parsed.problems.push(ParseProblem::SkippedBeforeHeaders(skipped));
+    }
     let message = match MessageParser::new().parse_headers(raw) {
         Some(message) if !message.headers().is_empty() => message,
         _ => {

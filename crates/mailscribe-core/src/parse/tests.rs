@@ -115,3 +115,39 @@ fn an_over_long_sender_is_kept_but_never_matches() {
     let sender = msg.sender().expect("still a sender");
     assert!(!sender.can_match());
 }
+
+#[test]
+fn junk_before_the_first_header_is_skipped() {
+    let headers = "From: Carl <c1@customer.example>\r\nTo: sp1@ourco.example\r\nSubject: hello\r\nMessage-ID: <m@x>\r\n\r\nbody\r\n";
+    let cases: &[(&str, &str)] = &[
+        ("leading spaces on the first header line", "   "),
+        ("a tab", "\t"),
+        ("blank lines (CR/LF) first", "\r\n\r\n"),
+        ("a line of spaces, then the headers", "    \r\n"),
+        ("an mbox separator", "From c1@customer.example Tue Mar  3 10:00:00 2026\n"),
+        ("whitespace, then an mbox separator", " \nFrom MAILER-DAEMON Tue Mar  3 10:00:00 2026\r\n"),
+    ];
+    for (what, junk) in cases {
+        let raw = format!("{junk}{headers}");
+        let skipped = &junk.len();
+        let msg = parse_message(raw.as_bytes());
+        assert_eq!(msg.sender().map(|a| a.as_str()), Some("c1@customer.example"), "{what}");
+        assert_eq!(msg.to.len(), 1, "{what}");
+        assert_eq!(msg.subject, "hello", "{what}");
+        assert_eq!(msg.message_id.as_ref().map(|m| m.normalised()), Some("m@x"), "{what}");
+        assert!(msg.problems.contains(&ParseProblem::SkippedBeforeHeaders(*skipped)), "{what}: {:?}", msg.problems);
+        // The key of a message without Message-ID stays the hash of the
+        // bytes as the server returns them, junk included.
+        assert_eq!(msg.sha256, sha256_hex(raw.as_bytes()), "{what}");
+        // The message view reads it too.
+        let view = crate::message_view::read_message(raw.as_bytes()).expect("readable");
+        assert!(view.headers.iter().any(|(name, value)| name == "Subject" && value == "hello"), "{what}: {:?}", view.headers);
+        assert_eq!(view.text.as_deref().map(str::trim), Some("body"), "{what}");
+    }
+    // Without junk nothing is noted.
+    assert!(!parse_message(headers.as_bytes()).problems.iter().any(|p| matches!(p, ParseProblem::SkippedBeforeHeaders(_))));
+    // A message with no header at all still has none.
+    for raw in [&b"   \r\n\r\n"[..], b"From nobody Tue Mar  3 10:00:00 2026\n", b"\r\n\r\nonly a body, no header\r\n"] {
+        assert!(!parse_message(raw).has_headers(), "{:?}", String::from_utf8_lossy(raw));
+    }
+}
