@@ -295,17 +295,28 @@ plugin {{
             run(Command::new("chown").args(["-R", "nobody:nogroup"]).arg(root.join("mail")).arg(root.join("public")));
         }
 
+        let mut dovecot = Dovecot { dir, child: None, imap_port, imaps_port, lmtp_port, options, mail_owner };
+        dovecot.launch();
+        dovecot.create_folder(QUEUE);
+        dovecot.create_folder(STORAGE);
+        dovecot
+    }
+
+    /// Starts the server process on the written configuration and waits
+    /// until it listens.
+    fn launch(&mut self) {
         let child = Command::new("/usr/sbin/dovecot")
             .arg("-F")
             .arg("-c")
-            .arg(root.join("dovecot.conf"))
+            .arg(self.conf())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start dovecot");
-        let dovecot = Dovecot { dir, child: Some(child), imap_port, imaps_port, lmtp_port, options, mail_owner };
-        let auth_socket = dovecot.dir.path().join("run/auth-userdb");
+        self.child = Some(child);
+        let auth_socket = self.dir.path().join("run/auth-userdb");
+        let (imap_port, imaps_port, lmtp_port) = (self.imap_port, self.imaps_port, self.lmtp_port);
         // Generous: on a loaded 2-core machine a start can take a while.
         wait_until("Dovecot to listen", Duration::from_secs(90), || {
             auth_socket.exists()
@@ -313,9 +324,25 @@ plugin {{
                 && TcpStream::connect(("127.0.0.1", imaps_port)).is_ok()
                 && lmtp_port.is_none_or(|port| TcpStream::connect(("127.0.0.1", port)).is_ok())
         });
-        dovecot.create_folder(QUEUE);
-        dovecot.create_folder(STORAGE);
-        dovecot
+    }
+
+    /// Kills the server and every process it started, at once, as a crash
+    /// or a power cut would: open connections drop mid-command.
+    pub fn crash(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("pkill").args(["-KILL", "-P"]).arg(child.id().to_string()).status();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts a stopped server again, on the same ports and mail (for
+    /// tests of a server that restarts).
+    pub fn restart(&mut self) {
+        self.stop();
+        // Its sockets go with the old process; wait until they have.
+        let auth_socket = self.dir.path().join("run/auth-userdb");
+        let _ = std::fs::remove_file(&auth_socket);
+        self.launch();
     }
 
     /// A folder path written with `/`, in this server's separator.

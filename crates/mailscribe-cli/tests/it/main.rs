@@ -2,6 +2,7 @@
 //! PostgreSQL, real processes (killed, for the crash tests).
 
 mod crash;
+mod faults;
 mod corpus;
 mod harness;
 mod mailboxes;
