@@ -28,8 +28,14 @@ impl TestDatabase {
     /// Creates a fresh database. Panics with a hint when no server answers:
     /// the README's test command starts one, or set `TEST_DATABASE_URL`.
     pub async fn postgres() -> TestDatabase {
+        TestDatabase::postgres_on(&postgres_admin_url()).await
+    }
+
+    /// Creates a fresh database on the server of `admin_url` (a private
+    /// `PgServer`, say).
+    pub async fn postgres_on(admin_url: &str) -> TestDatabase {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let admin_url = postgres_admin_url();
+        let admin_url = admin_url.to_owned();
         let name = format!(
             "mailscribe_test_{}_{}_{}",
             std::process::id(),

@@ -10,13 +10,13 @@
 //! IMAP `ACL`/`MYRIGHTS`), as a server where an administrator granted the
 //! mailbox user only some rights on the public folders.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use crate::wait_until;
+use crate::{free_port, wait_until};
 
 pub const QUEUE: &str = "Public Folders/Email Logging/Queue";
 pub const STORAGE: &str = "Public Folders/Email Logging/Storage";
@@ -90,10 +90,6 @@ pub struct Dovecot {
     pub lmtp_port: Option<u16>,
     pub options: DovecotOptions,
     mail_owner: Option<(u32, u32)>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 fn run(command: &mut Command) {

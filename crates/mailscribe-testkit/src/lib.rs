@@ -9,6 +9,7 @@ mod browser;
 mod database;
 mod dovecot;
 mod oauth;
+mod pg_server;
 mod postfix;
 mod proxy;
 
@@ -16,6 +17,7 @@ pub use browser::Browser;
 pub use database::{TestDatabase, postgres_admin_url};
 pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate};
 pub use oauth::OAuthServer;
+pub use pg_server::PgServer;
 pub use postfix::{Postfix, QUEUE_RECIPIENT};
 pub use proxy::TcpProxy;
 
@@ -36,4 +38,9 @@ pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool
 pub fn corpus_dir() -> Option<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
     dir.is_dir().then(|| dir.canonicalize().unwrap_or(dir))
+}
+
+/// A TCP port nothing listens on now, on loopback.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }

@@ -115,3 +115,29 @@ async fn twenty_cut_connections_leave_the_log_exact() {
     });
     assert_exact(&env, MESSAGES);
 }
+
+#[tokio::test]
+async fn serve_survives_postgresql_restarting_mid_run() {
+    const MESSAGES: u32 = 1500;
+    // A server of the test's own, so that the shared one is never stopped.
+    let postgres = mailscribe_testkit::PgServer::start();
+    let db = mailscribe_testkit::TestDatabase::postgres_on(&postgres.url()).await;
+    let env = Env::with_database(db, mailscribe_testkit::Dovecot::start());
+    env.set_up(20);
+    for n in 1..=MESSAGES {
+        env.deliver(&numbered_message(n));
+    }
+    let mut serve = serve(&env);
+    wait_until("the run to be under way", Duration::from_secs(60), || !entry_keys(&env).is_empty());
+    postgres.stop();
+    assert!(env.dovecot.count(QUEUE) > 0, "the database went away in the middle of the work");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(serve.0.try_wait().unwrap().is_none(), "serve keeps running");
+    postgres.start_again();
+    wait_until("the queue done after the restart", Duration::from_secs(120), || env.dovecot.count(QUEUE) == 0);
+    wait_until("the last entries", Duration::from_secs(30), || {
+        entry_keys(&env).len() == (1..=MESSAGES).filter(|n| n % 5 != 0).count()
+    });
+    assert_exact(&env, MESSAGES);
+    assert!(serve.0.try_wait().unwrap().is_none());
+}

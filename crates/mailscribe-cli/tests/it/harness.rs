@@ -38,6 +38,10 @@ impl Env {
             Backend::Sqlite => TestDatabase::sqlite(),
             Backend::Postgres => TestDatabase::postgres().await,
         };
+        Env::with_database(db, dovecot)
+    }
+
+    pub(crate) fn with_database(db: TestDatabase, dovecot: Dovecot) -> Env {
         Env { dir: tempfile::tempdir().expect("tempdir"), db, dovecot }
     }
 
