@@ -52,6 +52,10 @@ pub enum StoreError {
     /// without counting attempts against any message.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The disk that holds the database is full: the transaction was rolled
+    /// back whole. Infrastructure, like `Unavailable`: no attempt counts.
+    #[error("the disk holding the database is full ({0}); nothing of the interrupted batch was written: free space on that disk, then run again")]
+    DiskFull(#[source] sqlx::Error),
     /// The database refused a statement (a constraint, a bad value).
     #[error("the database refused the data: {0}")]
     Refused(#[source] sqlx::Error),
@@ -66,6 +70,24 @@ pub enum StoreError {
     LeaseLost(String),
 }
 
+/// A database error's code: SQLite's numeric result code, or PostgreSQL's
+/// SQLSTATE. Told apart by the error's type, not by the code's digits
+/// (SQLSTATEs such as 22021 are digits too).
+enum ErrorCode {
+    Sqlite(i64),
+    Postgres(String),
+    Unknown,
+}
+
+fn error_code(err: &(dyn sqlx::error::DatabaseError + 'static)) -> ErrorCode {
+    let Some(code) = err.code() else { return ErrorCode::Unknown };
+    if err.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        return ErrorCode::Postgres(code.into_owned());
+    }
+    // Extended SQLite codes keep the primary code in the low byte.
+    code.parse::<i64>().map_or(ErrorCode::Unknown, |sqlite| ErrorCode::Sqlite(sqlite & 0xff))
+}
+
 /// Whether the database refused this data (a constraint, a bad value), as
 /// opposed to failing as a whole (a deadlock, a timeout, a full disk), which
 /// must never count against a message.
@@ -73,19 +95,28 @@ fn is_refusal(err: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
     if err.kind() != sqlx::error::ErrorKind::Other {
         return true;
     }
-    let Some(code) = err.code() else { return false };
-    match code.parse::<i64>() {
-        // SQLite: TOOBIG, CONSTRAINT, MISMATCH (extended codes keep the
-        // primary code in the low byte).
-        Ok(sqlite) => matches!(sqlite & 0xff, 18..=20),
+    match error_code(err) {
+        // SQLite: TOOBIG, CONSTRAINT, MISMATCH.
+        ErrorCode::Sqlite(code) => matches!(code, 18..=20),
         // PostgreSQL SQLSTATE: class 22 data exception, 23 integrity.
-        Err(_) => code.starts_with("22") || code.starts_with("23"),
+        ErrorCode::Postgres(code) => code.starts_with("22") || code.starts_with("23"),
+        ErrorCode::Unknown => false,
+    }
+}
+
+/// SQLite's SQLITE_FULL (13) and PostgreSQL's disk_full (53100).
+fn is_disk_full(err: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
+    match error_code(err) {
+        ErrorCode::Sqlite(code) => code == 13,
+        ErrorCode::Postgres(code) => code == "53100",
+        ErrorCode::Unknown => false,
     }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> StoreError {
         match err {
+            sqlx::Error::Database(db) if is_disk_full(db.as_ref()) => StoreError::DiskFull(sqlx::Error::Database(db)),
             sqlx::Error::Database(db) if is_refusal(db.as_ref()) => StoreError::Refused(sqlx::Error::Database(db)),
             sqlx::Error::Database(db) => StoreError::Unavailable(sqlx::Error::Database(db)),
             sqlx::Error::RowNotFound
@@ -102,7 +133,7 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// Infrastructure errors end a run; they are never a message's fault.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Open(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Open(_) | StoreError::DiskFull(_))
     }
 }
 

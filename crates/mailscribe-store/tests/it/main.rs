@@ -55,6 +55,7 @@ conformance!(
     final_decisions_are_never_overwritten,
     failed_copies_count_attempts_then_succeed,
     a_refused_copy_fails_alone,
+    a_value_the_database_cannot_hold_fails_that_copy_alone,
     not_logged_rows_are_purged,
     runs_are_recorded,
     full_mode_keeps_the_raw_bytes,
@@ -780,4 +781,17 @@ async fn deleting_from_the_directory(store: &Store) {
     store.import_salespeople(&[salesperson("SP1", &["s@x.example"])]).await.unwrap();
     assert!(store.delete_salesperson("SP1").await.unwrap());
     assert_eq!(store.count_salespeople_with_address().await.unwrap(), 0);
+}
+
+async fn a_value_the_database_cannot_hold_fails_that_copy_alone(store: &Store) {
+    // PostgreSQL refuses NUL in text (SQLSTATE 22021, a data exception, all
+    // digits); SQLite keeps it. Either way the batch commits, and on
+    // PostgreSQL the copy is `error:store`, never an outage of the run.
+    let bad = DecidedCopy { sender: Some("nul\0@x.example".into()), ..copy(1, "m1@x", Reason::UnknownSender, vec![]) };
+    let good = copy(2, "m2@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)]);
+    let committed = store.commit_batch(&[bad, good], &email_template(), at(12), None).await.expect("not an outage");
+    let reasons: Vec<Reason> = committed.iter().map(|c| c.reason).collect();
+    let expected_first = if store.backend_name() == "postgres" { Reason::Error(ErrorClass::Store) } else { Reason::UnknownSender };
+    assert_eq!(reasons, [expected_first, Reason::Logged]);
+    assert_eq!(store.entries_after(0, 100).await.unwrap().len(), 1);
 }
