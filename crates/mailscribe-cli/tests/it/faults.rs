@@ -141,3 +141,95 @@ async fn serve_survives_postgresql_restarting_mid_run() {
     assert_exact(&env, MESSAGES);
     assert!(serve.0.try_wait().unwrap().is_none());
 }
+
+/// A small tmpfs, mounted for the test (tests run as root here) and
+/// unmounted when dropped.
+struct SmallDisk {
+    mount: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> SmallDisk {
+        let mount = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(mount.path())
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mounting a tmpfs needs root: run the README's test command as root");
+        SmallDisk { mount }
+    }
+
+    fn grow(&self, megabytes: u32) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={megabytes}m")])
+            .arg(self.mount.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount the tmpfs larger");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.mount.path()).status();
+    }
+}
+
+/// A message from a contact to a salesperson whose body does not compress:
+/// in `full` storage mode each adds its size to the database.
+fn bulky_message(n: u32) -> Vec<u8> {
+    let mut body = String::new();
+    let mut state = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while body.len() < 120_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        body.push_str(&format!("{state:016x}"));
+    }
+    crate::harness::message(
+        &[
+            "From: c1@customer.example",
+            "To: sp1@ourco.example",
+            &format!("Subject: bulky {n}"),
+            &format!("Message-ID: <bulky{n}@test.example>"),
+            "Date: Tue, 3 Mar 2026 10:00:00 +0000",
+        ],
+        &body,
+    )
+}
+
+#[tokio::test]
+async fn a_full_disk_stops_the_run_cleanly_and_the_next_run_finishes() {
+    const MESSAGES: u32 = 40;
+    let disk = SmallDisk::mount(3);
+    let dir = tempfile::tempdir_in(disk.mount.path()).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mailscribe.db").display());
+    let db = mailscribe_testkit::TestDatabase::Sqlite { dir, url };
+    let env = Env::with_database(db, mailscribe_testkit::Dovecot::start());
+    env.ok(&["settings", "set", "storage_mode", "full"]);
+    env.set_up(5);
+    for n in 1..=MESSAGES {
+        env.deliver(&bulky_message(n));
+    }
+    // 40 messages of 120 KB that do not compress need more than 3 MB.
+    let output = env.run(&["run", "--once"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the disk holding the database is full"), "the error names the disk: {stderr}");
+    // Nothing half-written: every logged decision has its entry and its
+    // stored message, and what was not committed is still in the queue.
+    let rows = decisions(&env);
+    let logged = rows.iter().filter(|d| d["outcome"] == "logged").count();
+    assert!(logged < MESSAGES as usize, "the disk filled before the end");
+    assert_eq!(entry_keys(&env).len(), logged);
+    assert!(rows.iter().all(|d| d["outcome"] == "logged"), "no failed or half rows: {rows:?}");
+    assert_eq!(env.dovecot.count(QUEUE) + env.dovecot.count(STORAGE), MESSAGES as usize);
+    // Space freed: the next run finishes the job.
+    disk.grow(64);
+    env.ok(&["run", "--once"]);
+    assert_eq!(entry_keys(&env).len(), MESSAGES as usize);
+    assert_eq!(decisions(&env).len(), MESSAGES as usize);
+    assert_eq!(env.dovecot.count(QUEUE), 0);
+    drop(env);
+}
