@@ -233,3 +233,114 @@ async fn a_full_disk_stops_the_run_cleanly_and_the_next_run_finishes() {
     assert_eq!(env.dovecot.count(QUEUE), 0);
     drop(env);
 }
+
+/// Runs the binary as `nobody` (tests run as root here, and root reads
+/// every file).
+fn as_nobody(command: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    command.uid(65534).gid(65534)
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chown_nobody(path: &std::path::Path) {
+    std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
+}
+
+#[tokio::test]
+async fn an_unreadable_key_file_or_a_read_only_database_stop_the_run_and_lose_nothing() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    for n in 1..=4 {
+        env.deliver(&numbered_message(n));
+    }
+    // Everything the run needs is open to nobody, except the key file.
+    let db_dir = env.db.sqlite_dir().unwrap().to_path_buf();
+    for path in [env.dir.path(), db_dir.as_path()] {
+        chmod(path, 0o777);
+    }
+    for entry in std::fs::read_dir(&db_dir).unwrap() {
+        let path = entry.unwrap().path();
+        chown_nobody(&path);
+    }
+    let key_file = env.dir.path().join("test.key");
+    chmod(&key_file, 0o600);
+    let output = as_nobody(&mut env.command()).args(["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("test.key") && stderr.contains("ermission denied"), "the error names the key file: {stderr}");
+    assert_eq!(env.dovecot.count(QUEUE), 4, "nothing was touched");
+    assert!(entry_keys(&env).is_empty() && decisions(&env).is_empty());
+
+    // The key readable, the database read-only: the run stops at its first
+    // write, before touching the mailbox.
+    chown_nobody(&key_file);
+    for entry in std::fs::read_dir(&db_dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+        chmod(&path, 0o644);
+    }
+    chmod(&db_dir, 0o755);
+    let output = as_nobody(&mut env.command()).args(["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.to_lowercase().contains("readonly") || stderr.to_lowercase().contains("read-only"), "{stderr}");
+    assert_eq!(env.dovecot.count(QUEUE), 4, "nothing was touched");
+    // As the owner again, the run does the job.
+    env.ok(&["run", "--once"]);
+    assert_eq!(entry_keys(&env).len(), 4);
+}
+
+#[tokio::test]
+async fn the_clock_jumping_backwards_loses_nothing() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    for n in 1..=5 {
+        env.deliver(&numbered_message(n));
+    }
+    env.ok(&["run", "--once"]);
+    for n in 6..=10 {
+        env.deliver(&numbered_message(n));
+    }
+    // A day in the past, for this process and the database clock it reads.
+    let in_the_past = || {
+        let mut command = env.command();
+        command.env("FAKETIME", "-1d").env("LD_PRELOAD", faketime_library()).args(["run", "--once", "--format", "json"]);
+        command
+    };
+    // The server's certificate was made today: a day ago it was not yet
+    // valid, which is said plainly, and nothing is touched.
+    let output = in_the_past().output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("not yet valid"), "{stderr}");
+    assert_eq!(env.dovecot.count(QUEUE), 5);
+    // Over plain IMAP on loopback the run goes through, on the past clock.
+    env.ok(&["disable"]);
+    env.configure(&["--security", "none", "--port", &env.dovecot.imap_port.to_string()]);
+    env.ok(&["enable", "--accept-data-statement"]);
+    let output = in_the_past().output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["seen"], 5);
+    // Back to the present: nothing is decided twice, nothing is missing.
+    for n in 11..=12 {
+        env.deliver(&numbered_message(n));
+    }
+    env.ok(&["run", "--once"]);
+    assert_eq!(entry_keys(&env).len(), (1..=12).filter(|n| n % 5 != 0).count());
+    assert_eq!(decisions(&env).len(), 12);
+    assert_eq!(env.dovecot.count(QUEUE), 0);
+}
+
+/// libfaketime (Debian package faketime), which the test command installs.
+fn faketime_library() -> String {
+    ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("libfaketime (apt-get install faketime; the README's test command does)")
+        .to_owned()
+}
