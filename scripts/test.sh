@@ -6,8 +6,9 @@
 #   1. installs the system packages the tests need (Dovecot with IMAP, LMTP
 #      and Sieve, OpenSSL, Postfix for the mail-flow-rule test, Chromium
 #      with its WebDriver for the browser tests, Prometheus for promtool,
-#      which checks /metrics and the alert rules, and faketime for the test
-#      of a clock that jumps backwards) when they are missing and we
+#      which checks /metrics and the alert rules, faketime for the test of a
+#      clock that jumps backwards, and systemd for `systemd-analyze verify`
+#      of the unit; systemd is not started) when they are missing and we
 #      run as root; Postfix is installed unconfigured, so the system's own
 #      instance never starts (the test runs a private one);
 #   2. makes sure a PostgreSQL server is reachable: TEST_DATABASE_URL when set,
@@ -32,7 +33,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
 readonly PG_HOST=127.0.0.1
 readonly PG_PORT=5432
-readonly SYSTEM_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl postfix chromium chromium-driver prometheus faketime)
+readonly SYSTEM_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl postfix chromium chromium-driver prometheus faketime systemd)
 # postgresql-common's own override for /etc/postgresql.
 readonly PG_CONF_ROOT="${PG_CLUSTER_CONF_ROOT:-/etc/postgresql}"
 readonly READY_TIMEOUT_MS=30000
@@ -72,6 +73,7 @@ package_installed() {
             postfix) [[ -x /usr/sbin/postfix ]] ;;
             prometheus) command -v promtool >/dev/null 2>&1 ;;
             faketime) command -v faketime >/dev/null 2>&1 ;;
+            systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
             *) [[ -x /usr/sbin/dovecot ]] ;;
         esac
     fi

@@ -57,6 +57,9 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
             add_user(&store, &name, &role, salesperson.as_deref(), &password_env).await
         }
         Command::Token { command: TokenCommand::Create { user } } => create_token(&store, &user).await,
+        Command::Backup { output } => backup(&store, &url, &output).await,
+        // Answered in `main` without a database.
+        Command::Completions { .. } | Command::Man => Ok(()),
     };
     store.close().await;
     result
@@ -763,6 +766,29 @@ async fn run_all(store: &Store, url: &DatabaseUrl, args: &RunArgs, wait: Duratio
         Some(failure) => Err(failure),
         None => Ok(()),
     }
+}
+
+/// `backup`: a consistent copy of a SQLite database, and a reminder of the
+/// key, which is never in the database.
+async fn backup(store: &Store, url: &DatabaseUrl, output: &std::path::Path) -> Result<(), Failure> {
+    if url.sqlite_path().is_none() {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!("backup copies SQLite databases; for PostgreSQL use pg_dump (e.g. pg_dump --format=custom --file mailscribe.dump DBNAME), and back up the key with it"),
+        ));
+    }
+    if output.exists() {
+        return Err(Failure::new(exit::USAGE, anyhow!("{} exists already: name a new file", output.display())));
+    }
+    store.backup_sqlite_into(output).await.with_context(|| format!("cannot write the backup {}", output.display()))?;
+    println!("backup written to {}", output.display());
+    let key = if std::env::var("MAILSCRIBE_SECRET_KEY").is_ok() {
+        "the key in MAILSCRIBE_SECRET_KEY".to_owned()
+    } else {
+        format!("the key file {}", crate::secrets::SecretKey::key_file_for(url).display())
+    };
+    println!("back up {key} too: it is not in the database, and without it the stored passwords cannot be read");
+    Ok(())
 }
 
 async fn add_user(store: &Store, name: &str, role: &str, salesperson: Option<&str>, password_env: &str) -> Result<(), Failure> {

@@ -44,7 +44,11 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 #[derive(Parser)]
-#[command(name = "mailscribe", version, about = "Logs the mail between salespeople and contacts from an IMAP queue folder")]
+#[command(
+    name = "mailscribe",
+    version = env!("MAILSCRIBE_VERSION"),
+    about = "Logs the mail between salespeople and contacts from an IMAP queue folder"
+)]
 pub(crate) struct Cli {
     /// Database: sqlite://PATH, a file path, or postgres://USER@HOST/DB.
     #[arg(long, global = true, env = "MAILSCRIBE_DB", default_value = "./mailscribe.db")]
@@ -123,6 +127,27 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// A consistent copy of a SQLite database (VACUUM INTO). Back up the
+    /// key file with it. On PostgreSQL, use pg_dump.
+    Backup {
+        /// Where to write the copy; it must not exist yet.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Print a shell completion script: bash, zsh or fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the manual page (roff), for `man -l -` or /usr/local/share/man/man1.
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand)]
@@ -385,6 +410,29 @@ fn main() -> ExitCode {
             return ExitCode::from(if err.use_stderr() { exit::USAGE } else { 0 });
         }
     };
+    // What needs no database and no runtime.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "mailscribe", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            return match page.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: cannot write the manual page: {err}");
+                    ExitCode::from(exit::OTHER)
+                }
+            };
+        }
+        _ => {}
+    }
     let serving = matches!(cli.command, Command::Serve(_));
     init_logging(cli.verbose, if serving { "info" } else { "warn" }, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -296,6 +296,19 @@ impl Store {
         Ok(usize::try_from(applied).is_ok_and(|applied| applied == known))
     }
 
+    /// A consistent copy of a SQLite database in a new file (`VACUUM INTO`),
+    /// taken while others keep writing. `None` on PostgreSQL, whose own
+    /// tools (`pg_dump`) do this.
+    pub async fn backup_sqlite_into(&self, path: &Path) -> Result<Option<()>> {
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query("VACUUM INTO $1").bind(path.display().to_string()).execute(pool).await?;
+                Ok(Some(()))
+            }
+            Backend::Postgres(_) => Ok(None),
+        }
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",

@@ -639,3 +639,25 @@ async fn check_needs_the_insert_right_on_the_quarantine_folder() {
     );
     assert!(stdout.contains("PASS storage_writable"), "{stdout}");
 }
+
+#[tokio::test]
+async fn backup_copies_a_sqlite_database_and_points_postgresql_to_pg_dump() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    env.deliver(&crate::harness::numbered_message(1));
+    env.ok(&["run", "--once"]);
+    let copy = env.dir.path().join("copy.db");
+    let text = env.ok(&["backup", "--output", copy.to_str().unwrap()]);
+    assert!(text.contains("key file") && text.contains("test.key"), "{text}");
+    // The copy is a working database with the same log.
+    let copied = env.command().env("MAILSCRIBE_DB", format!("sqlite://{}", copy.display())).args(["interactions", "export", "--format", "json"]).output().unwrap();
+    assert!(copied.status.success());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&copied.stdout).unwrap();
+    assert_eq!(rows.len(), entry_keys(&env).len());
+    // An existing file is never overwritten.
+    assert_eq!(env.run(&["backup", "--output", copy.to_str().unwrap()]).status.code(), Some(2));
+    let postgres = Env::new(Backend::Postgres).await;
+    let output = postgres.run(&["backup", "--output", "x.db"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+}

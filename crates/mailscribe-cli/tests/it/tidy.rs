@@ -134,3 +134,44 @@ fn the_alert_rules_pass_promtool_and_the_dashboard_names_real_metrics() {
     assert!(parsed["panels"].as_array().is_some_and(|p| p.len() >= 8));
     assert_known_metrics(&dashboard, "the dashboard");
 }
+
+#[test]
+fn the_systemd_unit_verifies_cleanly() {
+    let unit = std::fs::read_to_string(workspace().join("packaging/mailscribe.service")).unwrap();
+    for hardening in ["DynamicUser=yes", "StateDirectory=mailscribe", "ProtectSystem=strict", "NoNewPrivileges=yes", "Restart=on-failure", "KillSignal=SIGTERM"] {
+        assert!(unit.contains(hardening), "the unit sets {hardening}");
+    }
+    // systemd itself does not run here; `verify` checks the unit offline,
+    // with ExecStart pointing at this build (it must be executable).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailscribe.service");
+    std::fs::write(&file, unit.replace("/usr/local/bin/mailscribe", env!("CARGO_BIN_EXE_mailscribe"))).unwrap();
+    let output = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Unknown keys and bad values are only warnings: none may appear.
+    assert!(output.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+}
+
+#[test]
+fn version_completions_and_the_manual_come_from_the_cli_definition() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mailscribe")).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let version = run(&["--version"]);
+    assert!(version.starts_with(&format!("mailscribe {}", env!("CARGO_PKG_VERSION"))), "{version}");
+    if workspace().join(".git").exists() {
+        assert!(version.contains("(commit "), "a checkout's build names its commit: {version}");
+    }
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("complete -F") && bash.contains("rotate-key") && bash.contains("--mailbox"));
+    assert!(run(&["completions", "zsh"]).contains("#compdef mailscribe"));
+    assert!(run(&["completions", "fish"]).contains("complete -c mailscribe"));
+    let man = run(&["man"]);
+    assert!(man.contains(".TH mailscribe") && man.contains("serve"), "{}", &man[..man.len().min(300)]);
+}
