@@ -15,8 +15,12 @@ fn main() {
         None => version,
     };
     println!("cargo:rustc-env=MAILSCRIBE_VERSION={full}");
-    // A new commit changes HEAD or the branch it points to.
+    // A new commit changes HEAD or the branch it points to. Only paths that
+    // exist: cargo reruns the script every time for a missing one.
+    println!("cargo:rerun-if-changed=build.rs");
     for path in ["../../.git/HEAD", "../../.git/refs/heads", "../../.git/packed-refs"] {
-        println!("cargo:rerun-if-changed={path}");
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
 }
