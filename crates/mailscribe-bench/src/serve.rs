@@ -81,7 +81,7 @@ pub(crate) async fn serve_memory(rounds: usize) -> anyhow::Result<()> {
     let hash = mailscribe_web::hash_password("bench-password".into()).await.map_err(anyhow::Error::msg)?;
     let admin = store.create_user("bench", &hash, Role::Admin, None, Utc::now()).await?;
     let token = mailscribe_web::generate_token();
-    store.create_api_token(&mailscribe_web::hash_token(&token), admin, Utc::now()).await?;
+    store.create_api_token(&mailscribe_web::hash_token(&token), admin, Utc::now(), None).await?;
     store.close().await;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::secrets::{KeyRing, SourceError, resolve};
 use crate::{
     Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, MailboxArg, MailboxCommand, RunArgs,
-    SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, TokenCommand, UserCommand, exit,
+    SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, TokenCommand, exit,
     export,
 };
 use mailscribe_core::import;
@@ -53,10 +53,10 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
             export::decisions(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
         }
         Command::Secrets { command: SecretsCommand::RotateKey } => rotate_key(&store, &url).await,
-        Command::User { command: UserCommand::Add { name, role, salesperson, password_env } } => {
-            add_user(&store, &name, &role, salesperson.as_deref(), &password_env).await
-        }
-        Command::Token { command: TokenCommand::Create { user } } => create_token(&store, &user).await,
+        Command::User { command } => crate::accounts::user(&store, command).await,
+        Command::Token { command: TokenCommand::Create { user, expires_in } } => create_token(&store, &user, &expires_in).await,
+        Command::Token { command: TokenCommand::List { user } } => list_tokens(&store, user.as_deref()).await,
+        Command::Token { command: TokenCommand::Revoke { id } } => revoke_token(&store, id).await,
         Command::Backup { output } => backup(&store, &url, &output).await,
         // Answered in `main` without a database.
         Command::Completions { .. } | Command::Man => Ok(()),
@@ -791,38 +791,63 @@ async fn backup(store: &Store, url: &DatabaseUrl, output: &std::path::Path) -> R
     Ok(())
 }
 
-async fn add_user(store: &Store, name: &str, role: &str, salesperson: Option<&str>, password_env: &str) -> Result<(), Failure> {
+pub(crate) async fn add_user(store: &Store, name: &str, role: &str, salesperson: Option<&str>, password_env: &str) -> Result<(), Failure> {
     let usage = |error: anyhow::Error| Failure::new(exit::USAGE, error);
-    let role: mailscribe_core::Role = role.parse().map_err(|err: mailscribe_core::RoleError| usage(err.into()))?;
-    let code = salesperson
-        .map(mailscribe_core::SalespersonCode::parse)
-        .transpose()
-        .map_err(|err| usage(anyhow!("--salesperson: {err}")))?;
-    if (role == mailscribe_core::Role::Salesperson) != code.is_some() {
-        return Err(usage(anyhow!("--salesperson CODE goes with --role salesperson, and only with it")));
-    }
+    let (role, code) = crate::accounts::role_and_code(role, salesperson)?;
     let name = name.trim();
     if name.is_empty() {
         return Err(usage(anyhow!("the user name is empty")));
     }
-    let password = std::env::var(password_env)
-        .ok()
-        .filter(|p| p.chars().count() >= 10)
-        .ok_or_else(|| usage(anyhow!("{password_env} must hold a password of at least 10 characters")))?;
+    let password = crate::accounts::new_password(password_env)?;
     let hash = mailscribe_web::hash_password(password).await.map_err(|err| anyhow!(err))?;
     store.create_user(name, &hash, role, code.as_ref(), Utc::now()).await?;
     println!("user {name} added ({})", role.as_str());
     Ok(())
 }
 
-async fn create_token(store: &Store, name: &str) -> Result<(), Failure> {
+async fn create_token(store: &Store, name: &str, expires_in: &str) -> Result<(), Failure> {
+    let expires_at = match expires_in.trim() {
+        "never" => None,
+        days => {
+            let days: i64 = days
+                .parse()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| Failure::new(exit::USAGE, anyhow!("--expires-in is a number of days from 1 to 3650, or never")))?;
+            Some(Utc::now() + chrono::Duration::days(days))
+        }
+    };
     let Some((user, _)) = store.user_by_name(name).await? else {
-        return Err(Failure::new(exit::USAGE, anyhow!("there is no user named {name}")));
+        return Err(Failure::new(exit::USAGE, anyhow!("there is no active user named {name}")));
     };
     let token = mailscribe_web::generate_token();
-    store.create_api_token(&mailscribe_web::hash_token(&token), user.id, Utc::now()).await?;
+    store.create_api_token(&mailscribe_web::hash_token(&token), user.id, Utc::now(), expires_at).await?;
     // The token itself is shown this once; only its hash is kept.
     println!("{token}");
+    Ok(())
+}
+
+async fn list_tokens(store: &Store, user: Option<&str>) -> Result<(), Failure> {
+    let time = |at: Option<chrono::DateTime<Utc>>| at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default();
+    println!("id\tuser\tcreated_at\tlast_used_at\texpires_at");
+    for token in store.list_tokens(user).await? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            token.id,
+            token.user,
+            time(Some(token.created_at)),
+            time(token.last_used_at),
+            token.expires_at.map_or_else(|| "never".to_owned(), |t| time(Some(t)))
+        );
+    }
+    Ok(())
+}
+
+async fn revoke_token(store: &Store, id: i64) -> Result<(), Failure> {
+    if !store.revoke_token(id).await? {
+        return Err(Failure::new(exit::OTHER, anyhow!("there is no token with id {id}: see `mailscribe token list`")));
+    }
+    println!("token {id} revoked");
     Ok(())
 }
 

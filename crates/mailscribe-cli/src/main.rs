@@ -3,6 +3,7 @@
 //! The command names, flags, output columns and exit codes are a contract
 //! that scripts rely on (README.md lists them).
 
+mod accounts;
 mod commands;
 mod export;
 mod logging;
@@ -164,6 +165,28 @@ pub(crate) enum UserCommand {
         #[arg(long, value_name = "VAR")]
         password_env: String,
     },
+    /// Every user, tab-separated: name, role, salesperson code, status, last sign-in.
+    List,
+    /// Set a user's password; their sessions end and their tokens are revoked.
+    Passwd {
+        name: String,
+        #[arg(long, value_name = "VAR")]
+        password_env: String,
+    },
+    /// Change a user's role; their sessions end and their tokens are revoked.
+    SetRole {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        salesperson: Option<String>,
+    },
+    /// Lock a user out: sessions end and tokens are revoked at once.
+    Disable { name: String },
+    /// Let a disabled user sign in again (with no old session or token).
+    Enable { name: String },
+    /// Remove a user with their sessions and tokens.
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -172,7 +195,17 @@ pub(crate) enum TokenCommand {
     Create {
         #[arg(long)]
         user: String,
+        /// Days until it expires (default 90), or `never`.
+        #[arg(long, value_name = "DAYS", default_value = "90")]
+        expires_in: String,
     },
+    /// Tokens, tab-separated: id, user, created, last used, expires (never the token).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by its id (from `token list`).
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]

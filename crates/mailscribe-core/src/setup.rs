@@ -296,6 +296,8 @@ pub struct Settings {
     pub max_attempts: u32,
     /// Days before ledger rows of not-logged messages are purged.
     pub not_logged_retention_days: u32,
+    /// A web session unused this long ends (besides its absolute 12 hours).
+    pub session_idle_minutes: u32,
 }
 
 impl Default for Settings {
@@ -307,18 +309,20 @@ impl Default for Settings {
             skip_sensitive: true,
             max_attempts: 3,
             not_logged_retention_days: 90,
+            session_idle_minutes: 30,
         }
     }
 }
 
 impl Settings {
-    pub const KEYS: [&'static str; 6] = [
+    pub const KEYS: [&'static str; 7] = [
         "interval",
         "time_zone",
         "storage_mode",
         "sensitivity_rule",
         "max_attempts",
         "not_logged_retention_days",
+        "session_idle_minutes",
     ];
 
     /// Applies one `key = value` pair, validating the value.
@@ -367,6 +371,13 @@ impl Settings {
                     .filter(|n| (1..=3650).contains(n))
                     .ok_or_else(|| invalid("not_logged_retention_days", "a whole number of days from 1 to 3650"))?;
             }
+            "session_idle_minutes" => {
+                self.session_idle_minutes = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=720).contains(n))
+                    .ok_or_else(|| invalid("session_idle_minutes", "a whole number of minutes from 1 to 720"))?;
+            }
             other => return Err(SettingError::UnknownKey(other.to_owned())),
         }
         Ok(())
@@ -381,6 +392,7 @@ impl Settings {
             ("sensitivity_rule", if self.skip_sensitive { "on" } else { "off" }.to_owned()),
             ("max_attempts", self.max_attempts.to_string()),
             ("not_logged_retention_days", self.not_logged_retention_days.to_string()),
+            ("session_idle_minutes", self.session_idle_minutes.to_string()),
         ]
     }
 }

@@ -467,9 +467,26 @@ impl Store {
     }
 
     /// Deletes a salesperson and their addresses. Their entries stay.
+    /// Deletes a salesperson. The accounts tied to the code are disabled
+    /// and lose their sessions and tokens in the same transaction, so that a
+    /// later salesperson given the same code never inherits them.
     pub async fn delete_salesperson(&self, code: &str) -> Result<bool> {
         with_pool!(self, |pool| {
-            Ok(sqlx::query("DELETE FROM salespeople WHERE code = $1").bind(code).execute(pool).await?.rows_affected() == 1)
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query("DELETE FROM salespeople WHERE code = $1").bind(code).execute(&mut *tx).await?.rows_affected() == 1;
+            if deleted {
+                for table in ["sessions", "api_tokens"] {
+                    sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE user_id IN (SELECT id FROM users WHERE salesperson_code = $1)"
+                    ))
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("UPDATE users SET disabled = TRUE WHERE salesperson_code = $1").bind(code).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
         })
     }
 }

@@ -29,6 +29,7 @@ pub use export::{DecisionRow, EntryRow};
 pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
 pub use lease::{Fence, InstanceRow, Lease, LeaseAttempt, RunRequest};
 pub use setup::{MailboxRow, MailboxStatus};
+pub use users::{TokenRow, UserChange, UserRow};
 pub use log::{EntryComment, EntryCursor, EntryFilter, MessageRecord};
 pub use opportunities::{NewOpportunity, OPPORTUNITY_STATUSES, Opportunity};
 pub use runs::{RunCounts, RunRecord};

@@ -90,9 +90,11 @@ impl SignedIn {
 async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<Option<SignedIn>, ErrorKind> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     let token_hash = hash_token(&token);
+    let now = chrono::Utc::now();
+    let idle = chrono::Duration::minutes(i64::from(state.store.settings().await?.session_idle_minutes));
     Ok(state
         .store
-        .session_user(&token_hash, chrono::Utc::now())
+        .session_user(&token_hash, now, now - idle)
         .await?
         .map(|(user, csrf)| SignedIn { user, csrf, token_hash }))
 }
@@ -121,7 +123,7 @@ impl FromRequestParts<AppState> for ApiUser {
         if let Some(token) = bearer {
             return state
                 .store
-                .api_token_user(&hash_token(token.trim()))
+                .api_token_user(&hash_token(token.trim()), chrono::Utc::now())
                 .await?
                 .map(ApiUser)
                 .ok_or(ApiError(ErrorKind::Unauthenticated));

@@ -278,6 +278,11 @@ pub(crate) async fn login(
     match found {
         Some((user, _)) if verified => {
             state.throttle.succeeded(name);
+            let now = Utc::now();
+            state.store.record_sign_in(user.id, now).await?;
+            // Sessions that ended meanwhile (expired or idle) go now.
+            let idle = Duration::minutes(i64::from(state.store.settings().await?.session_idle_minutes));
+            state.store.purge_sessions(now, now - idle).await?;
             start_session(&state, user.id).await
         }
         _ => {

@@ -1,6 +1,7 @@
 //! The `mailscribe` binary end to end: real Dovecot, real SQLite and
 //! PostgreSQL, real processes (killed, for the crash tests).
 
+mod accounts;
 mod crash;
 mod faults;
 mod corpus;

@@ -60,6 +60,8 @@ conformance!(
     runs_are_recorded,
     full_mode_keeps_the_raw_bytes,
     users_sessions_and_tokens,
+    accounts_are_managed_and_changes_revoke_access,
+    deleting_a_salesperson_disables_their_accounts,
     setup_drafts_are_kept_per_user,
     the_log_filters_and_pages_newest_first,
     opportunities_from_entries_link_both_ways,
@@ -653,15 +655,95 @@ async fn users_sessions_and_tokens(store: &Store) {
     assert!(store.user_by_name("nobody").await.unwrap().is_none());
 
     store.create_session("session-hash", admin, "csrf-1", at(10), at(14)).await.unwrap();
-    let (user, csrf) = store.session_user("session-hash", at(11)).await.unwrap().unwrap();
+    let (user, csrf) = store.session_user("session-hash", at(11), at(9)).await.unwrap().unwrap();
     assert_eq!((user.name.as_str(), csrf.as_str()), ("root", "csrf-1"));
-    assert!(store.session_user("session-hash", at(15)).await.unwrap().is_none(), "expired");
+    assert!(store.session_user("session-hash", at(15), at(9)).await.unwrap().is_none(), "expired");
+    // Idle: used at 11 (recorded above), so alive for "idle since 10:59",
+    // gone for "idle since 11:01".
+    assert!(store.session_user("session-hash", at(12), at(10)).await.unwrap().is_some());
+    assert!(store.session_user("session-hash", at(13), at(12) + chrono::Duration::minutes(1)).await.unwrap().is_none(), "idle");
     store.delete_session("session-hash").await.unwrap();
-    assert!(store.session_user("session-hash", at(11)).await.unwrap().is_none());
+    assert!(store.session_user("session-hash", at(11), at(9)).await.unwrap().is_none());
 
-    store.create_api_token("token-hash", seller, at(10)).await.unwrap();
-    assert_eq!(store.api_token_user("token-hash").await.unwrap().map(|u| u.id), Some(seller));
-    assert!(store.api_token_user("other").await.unwrap().is_none());
+    store.create_api_token("token-hash", seller, at(10), None).await.unwrap();
+    assert_eq!(store.api_token_user("token-hash", at(11)).await.unwrap().map(|u| u.id), Some(seller));
+    assert!(store.api_token_user("other", at(11)).await.unwrap().is_none());
+    store.create_api_token("short-hash", seller, at(10), Some(at(12))).await.unwrap();
+    assert!(store.api_token_user("short-hash", at(11)).await.unwrap().is_some());
+    assert!(store.api_token_user("short-hash", at(13)).await.unwrap().is_none(), "expired");
+}
+
+async fn accounts_are_managed_and_changes_revoke_access(store: &Store) {
+    use mailscribe_core::Role;
+    use mailscribe_store::UserChange;
+    let root = store.create_user("root", "h", Role::Admin, None, at(10)).await.unwrap();
+    let code = SalespersonCode::parse("SP1").unwrap();
+    let sally = store.create_user("sally", "h", Role::Salesperson, Some(&code), at(10)).await.unwrap();
+    let holds = |user: i64, n: &'static str| async move {
+        store.create_session(&format!("s-{n}"), user, "c", at(10), at(20)).await.unwrap();
+        store.create_api_token(&format!("t-{n}"), user, at(10), None).await.unwrap();
+    };
+    let can = |n: &'static str| async move {
+        (
+            store.session_user(&format!("s-{n}"), at(11), at(9)).await.unwrap().is_some(),
+            store.api_token_user(&format!("t-{n}"), at(11)).await.unwrap().is_some(),
+        )
+    };
+    holds(sally, "1").await;
+    assert_eq!(can("1").await, (true, true));
+    store.change_user("sally", &UserChange::Password("new".into())).await.unwrap();
+    assert_eq!(can("1").await, (false, false), "a new password ends sessions and revokes tokens");
+    holds(sally, "2").await;
+    store.change_user("sally", &UserChange::Disable).await.unwrap();
+    assert_eq!(can("2").await, (false, false));
+    assert!(store.user_by_name("sally").await.unwrap().is_none(), "a disabled user cannot sign in");
+    store.change_user("sally", &UserChange::Enable).await.unwrap();
+    holds(sally, "3").await;
+    store.change_user("sally", &UserChange::Role(Role::User, None)).await.unwrap();
+    assert_eq!(can("3").await, (false, false), "a new role too");
+    // The last admin stays.
+    for change in [UserChange::Disable, UserChange::Remove, UserChange::Role(Role::User, None)] {
+        let refused = store.change_user("root", &change).await;
+        assert!(matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("last active admin")), "{change:?}: {refused:?}");
+    }
+    assert!(matches!(store.change_user("nobody", &UserChange::Disable).await, Err(StoreError::Conflict(_))));
+    store.change_user("sally", &UserChange::Role(Role::Admin, None)).await.unwrap();
+    store.change_user("root", &UserChange::Disable).await.unwrap();
+    let listed: Vec<(String, bool)> = store.list_users().await.unwrap().into_iter().map(|u| (u.user.name, u.disabled)).collect();
+    assert_eq!(listed, [("root".to_owned(), true), ("sally".to_owned(), false)]);
+    // Tokens are listed without the token and revoked by id.
+    let id = store.create_api_token("t-x", sally, at(10), Some(at(20))).await.unwrap();
+    let tokens = store.list_tokens(Some("sally")).await.unwrap();
+    assert_eq!(tokens.iter().map(|t| (t.id, t.expires_at)).collect::<Vec<_>>(), [(id, Some(at(20)))]);
+    assert!(store.list_tokens(Some("root")).await.unwrap().is_empty());
+    assert!(store.revoke_token(id).await.unwrap());
+    assert!(!store.revoke_token(id).await.unwrap());
+    // Sign out everywhere; purge what expired or went idle.
+    store.create_session("s-a", sally, "c", at(10), at(20)).await.unwrap();
+    store.create_session("s-b", sally, "c", at(10), at(20)).await.unwrap();
+    assert_eq!(store.end_sessions(sally).await.unwrap(), 2);
+    store.create_session("s-old", sally, "c", at(10), at(11)).await.unwrap();
+    store.create_session("s-new", sally, "c", at(12), at(20)).await.unwrap();
+    assert_eq!(store.purge_sessions(at(12), at(9)).await.unwrap(), 1);
+    let _ = root;
+}
+
+async fn deleting_a_salesperson_disables_their_accounts(store: &Store) {
+    use mailscribe_core::Role;
+    store
+        .import_salespeople(&[Salesperson {
+            code: SalespersonCode::parse("SP9").unwrap(),
+            name: "Nine".into(),
+            addresses: vec![EmailAddress::parse("nine@ourco.example").unwrap()],
+        }])
+        .await
+        .unwrap();
+    let code = SalespersonCode::parse("SP9").unwrap();
+    let nine = store.create_user("nine", "h", Role::Salesperson, Some(&code), at(10)).await.unwrap();
+    store.create_api_token("t-nine", nine, at(10), None).await.unwrap();
+    assert!(store.delete_salesperson("SP9").await.unwrap());
+    assert!(store.api_token_user("t-nine", at(11)).await.unwrap().is_none());
+    assert!(store.list_users().await.unwrap().iter().any(|u| u.user.name == "nine" && u.disabled));
 }
 
 async fn setup_drafts_are_kept_per_user(store: &Store) {

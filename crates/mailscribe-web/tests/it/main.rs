@@ -311,7 +311,7 @@ async fn bearer_tokens_open_the_api() {
     app.seed_entries().await;
     app.add_user("bot", Role::Salesperson, Some("SP2")).await;
     let (user, _) = app.store.user_by_name("bot").await.unwrap().unwrap();
-    app.store.create_api_token(&hash_token("tok-123"), user.id, Utc::now()).await.unwrap();
+    app.store.create_api_token(&hash_token("tok-123"), user.id, Utc::now(), None).await.unwrap();
     let me = app.send("GET", "/api/v1/me", &[], None, Some("tok-123")).await;
     assert_eq!(json(&me)["salesperson_code"], "SP2");
     let list = json(&app.send("GET", "/api/v1/interactions?limit=1", &[], None, Some("tok-123")).await);
@@ -494,7 +494,7 @@ async fn the_openapi_document_describes_what_the_api_answers() {
 
     // The rest of the API, each answer against its schema.
     let (user, _) = app.store.user_by_name("uma").await.unwrap().unwrap();
-    app.store.create_api_token(&hash_token("uma-token"), user.id, Utc::now()).await.unwrap();
+    app.store.create_api_token(&hash_token("uma-token"), user.id, Utc::now(), None).await.unwrap();
     let post = |uri: String| {
         let app = &app;
         async move { app.send("POST", &uri, &[], None, Some("uma-token")).await }
@@ -548,7 +548,7 @@ async fn the_api_writes_comments_cancelations_and_the_directory() {
     for (name, role, code) in [("root", Role::Admin, None), ("uma", Role::User, None), ("sam", Role::Salesperson, Some("SP2"))] {
         app.add_user(name, role, code).await;
         let (user, _) = app.store.user_by_name(name).await.unwrap().unwrap();
-        app.store.create_api_token(&hash_token(&format!("{name}-token")), user.id, Utc::now()).await.unwrap();
+        app.store.create_api_token(&hash_token(&format!("{name}-token")), user.id, Utc::now(), None).await.unwrap();
     }
 
     // Comments and cancelation, on entries the caller may see.
@@ -771,4 +771,44 @@ async fn readiness_follows_the_database_and_the_scheduler_pulse() {
     let gone = app.get("/readyz", None).await;
     assert_eq!(gone.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(json(&gone)["reasons"][0].as_str().unwrap().contains("database does not answer"), "{}", gone.body);
+}
+
+#[tokio::test]
+async fn a_disabled_user_is_locked_out_of_every_read_route_at_once() {
+    use mailscribe_store::UserChange;
+    let app = App::new().await;
+    let entries = app.seed_entries().await;
+    app.add_user("root", Role::Admin, None).await;
+    app.add_user("sally", Role::Salesperson, Some("SP1")).await;
+    let session = app.login("sally").await;
+    let (user, _) = app.store.user_by_name("sally").await.unwrap().unwrap();
+    app.store.create_api_token(&hash_token("sally-token"), user.id, Utc::now(), None).await.unwrap();
+    let entry = entries[0];
+    let pages = ["/interactions".to_owned(), format!("/interactions/{entry}"), "/opportunities".into(), "/contacts".into(), "/salespeople".into()];
+    let api = [
+        "/api/v1/me".to_owned(),
+        "/api/v1/interactions".into(),
+        format!("/api/v1/interactions/{entry}"),
+        "/api/v1/opportunities".into(),
+        "/api/v1/contacts".into(),
+        "/api/v1/salespeople".into(),
+    ];
+    assert_eq!(app.get("/api/v1/me", Some(&session)).await.status, StatusCode::OK);
+    assert_eq!(app.send("GET", "/api/v1/me", &[], None, Some("sally-token")).await.status, StatusCode::OK);
+    app.store.change_user("sally", &UserChange::Disable).await.unwrap();
+    for page in &pages {
+        let reply = app.get(page, Some(&session)).await;
+        assert_eq!((reply.status, reply.location()), (StatusCode::SEE_OTHER, "/login"), "{page}");
+    }
+    for route in &api {
+        assert_eq!(app.get(route, Some(&session)).await.status, StatusCode::UNAUTHORIZED, "{route} with the cookie");
+        assert_eq!(app.send("GET", route, &[], None, Some("sally-token")).await.status, StatusCode::UNAUTHORIZED, "{route} with the token");
+    }
+    // Enabled again, the old cookie and token stay dead.
+    app.store.change_user("sally", &UserChange::Enable).await.unwrap();
+    assert_eq!(app.get("/api/v1/me", Some(&session)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.send("GET", "/api/v1/me", &[], None, Some("sally-token")).await.status, StatusCode::UNAUTHORIZED);
+    // A new sign-in works.
+    let again = app.login("sally").await;
+    assert_eq!(app.get("/api/v1/me", Some(&again)).await.status, StatusCode::OK);
 }
