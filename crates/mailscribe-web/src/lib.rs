@@ -14,6 +14,7 @@ pub mod operations;
 mod pages;
 mod people;
 mod sales;
+mod users;
 
 use std::sync::Arc;
 
@@ -119,6 +120,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/email-logging/clear", post(email_logging::clear))
         .route("/admin/email-logging/assisted", get(email_logging::assisted).post(email_logging::assisted_step))
         .route("/admin/mail-server-guide", get(email_logging::guide))
+        .route("/admin/users", get(users::list))
+        .route("/admin/users/{name}/disable", post(users::disable))
+        .route("/admin/users/{name}/enable", post(users::enable))
+        .route("/admin/users/{name}/remove", post(users::remove))
+        .route("/admin/users/{name}/role", post(users::set_role))
+        .route("/account", get(users::account))
+        .route("/account/password", post(users::change_password))
+        .route("/account/sign-out-everywhere", post(users::sign_out_everywhere))
         .route("/runs", get(sales::runs))
         .route("/decisions", get(sales::decisions))
         .route("/interactions/{entry_no}/message", get(message::show))

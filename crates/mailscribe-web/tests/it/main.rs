@@ -812,3 +812,58 @@ async fn a_disabled_user_is_locked_out_of_every_read_route_at_once() {
     let again = app.login("sally").await;
     assert_eq!(app.get("/api/v1/me", Some(&again)).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn admins_manage_users_and_everyone_their_own_password() {
+    let app = App::new().await;
+    app.add_user("root", Role::Admin, None).await;
+    app.add_user("uma", Role::User, None).await;
+    let root = app.login("root").await;
+    let uma = app.login("uma").await;
+    let uma_elsewhere = app.login("uma").await;
+    // Only admins see the Users page.
+    assert_eq!(app.get("/admin/users", Some(&uma)).await.status, StatusCode::FORBIDDEN);
+    let page = app.get("/admin/users", Some(&root)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"user-uma\"") && page.body.contains("href=\"/admin/users\""), "{}", page.body);
+    let csrf = page.csrf();
+    let post = |uri: &'static str, session: String, form: String| {
+        let app = &app;
+        async move { app.send("POST", uri, &[("mailscribe_session", &session)], Some(&form), None).await }
+    };
+    // The last admin cannot be disabled; the page says why.
+    let refused = post("/admin/users/root/disable", root.clone(), format!("csrf={csrf}")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("last active admin"), "{}", refused.body);
+    // Without the CSRF token nothing happens.
+    assert_eq!(post("/admin/users/uma/disable", root.clone(), "csrf=wrong".into()).await.status, StatusCode::FORBIDDEN);
+    // Disabling uma ends both of her sessions at once.
+    let done = post("/admin/users/uma/disable", root.clone(), format!("csrf={csrf}")).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/api/v1/me", Some(&uma)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/v1/me", Some(&uma_elsewhere)).await.status, StatusCode::UNAUTHORIZED);
+    post("/admin/users/uma/enable", root.clone(), format!("csrf={csrf}")).await;
+    let role = post("/admin/users/uma/role", root.clone(), format!("csrf={csrf}&role=salesperson&salesperson=")).await;
+    assert_eq!(role.status, StatusCode::BAD_REQUEST, "a salesperson needs a code");
+    let role = post("/admin/users/uma/role", root.clone(), format!("csrf={csrf}&role=salesperson&salesperson=SP1")).await;
+    assert_eq!(role.status, StatusCode::SEE_OTHER);
+    assert!(app.get("/admin/users", Some(&root)).await.body.contains("SP1"));
+
+    // Her own password: the current one is needed; the change ends her sessions.
+    let uma = app.login("uma").await;
+    let account = app.get("/account", Some(&uma)).await;
+    assert_eq!(account.status, StatusCode::OK);
+    let csrf = account.csrf();
+    let wrong = post("/account/password", uma.clone(), format!("csrf={csrf}&current=nope&new=a-new-password-1&repeat=a-new-password-1")).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let changed =
+        post("/account/password", uma.clone(), format!("csrf={csrf}&current=uma-password&new=a-new-password-1&repeat=a-new-password-1")).await;
+    assert_eq!((changed.status, changed.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(app.get("/api/v1/me", Some(&uma)).await.status, StatusCode::UNAUTHORIZED);
+    // Sign out everywhere: every session of root's ends.
+    let root_elsewhere = app.login("root").await;
+    let csrf = app.get("/account", Some(&root)).await.csrf();
+    let out = post("/account/sign-out-everywhere", root.clone(), format!("csrf={csrf}")).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/api/v1/me", Some(&root_elsewhere)).await.status, StatusCode::UNAUTHORIZED);
+}
