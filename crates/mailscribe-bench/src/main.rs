@@ -8,16 +8,32 @@
 //! - `lookups`: address lookups in a directory of 1,000,000 addresses.
 //! - `log`: the first page of the interaction log with 1,000,000 entries.
 //! - `serve-memory`: the memory of `mailscribe serve` while it serves pages.
+//! - `idle-latency`: from a delivery into the queue until the entry is
+//!   listed by the API, while `serve` idles on the queue (SQLite, then
+//!   PostgreSQL).
+//! - `takeover`: from SIGKILL of the instance holding a mailbox until the
+//!   other instance commits, with the production lease timings (PostgreSQL).
+//! - `multi-instance`: three instances on six mailboxes against one
+//!   instance on one mailbox, same messages (PostgreSQL).
+//!
+//! `idle-latency` and `takeover` wait out real time by design (a steady
+//! delivery rate, the lease's time to live), about nine and five minutes
+//! with the defaults, so `all` leaves them out.
 //!
 //! Build with `cargo build --release -p mailscribe-cli -p mailscribe-bench`;
 //! the benchmark runs `target/release/mailscribe` from beside itself.
 
+mod idle;
+mod install;
+mod instances;
 mod log;
 mod lookups;
 mod measure;
 mod messages;
 mod queue;
 mod serve;
+mod serve_process;
+mod takeover;
 
 use anyhow::bail;
 
@@ -36,27 +52,34 @@ where
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!("usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory [--messages N] [--rounds N]");
+        bail!(
+            "usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory|idle-latency|takeover|multi-instance \
+             [--messages N] [--rounds N]"
+        );
     };
     if command == "measure" {
         return measure::measure_child(&args[1..]);
     }
-    let messages: u32 = number(&args, "--messages")?.unwrap_or(10_000);
-    let rounds: usize = number(&args, "--rounds")?.unwrap_or(serve::DEFAULT_ROUNDS);
+    let messages: Option<u32> = number(&args, "--messages")?;
+    let rounds: Option<usize> = number(&args, "--rounds")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         match command.as_str() {
-            "queue" => queue::queue(messages).await,
+            "queue" => queue::queue(messages.unwrap_or(10_000)).await,
             "large-message" => queue::large_message().await,
             "lookups" => lookups::lookups().await,
             "log" => log::log().await,
-            "serve-memory" => serve::serve_memory(rounds).await,
+            "serve-memory" => serve::serve_memory(rounds.unwrap_or(serve::DEFAULT_ROUNDS)).await,
+            "idle-latency" => idle::idle_latency(messages.unwrap_or(idle::DEFAULT_MESSAGES)).await,
+            "takeover" => takeover::takeover(rounds.unwrap_or(takeover::DEFAULT_ROUNDS)).await,
+            "multi-instance" => instances::multi_instance(messages.unwrap_or(instances::DEFAULT_MESSAGES)).await,
             "all" => {
-                queue::queue(messages).await?;
+                queue::queue(messages.unwrap_or(10_000)).await?;
                 queue::large_message().await?;
                 lookups::lookups().await?;
                 log::log().await?;
-                serve::serve_memory(rounds).await
+                serve::serve_memory(rounds.unwrap_or(serve::DEFAULT_ROUNDS)).await?;
+                instances::multi_instance(instances::DEFAULT_MESSAGES).await
             }
             other => bail!("unknown benchmark {other}"),
         }

@@ -73,6 +73,29 @@ pub(crate) fn message(n: u32, rng: &mut Lcg) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// `mix` with every message whose Message-ID came earlier replaced by
+/// that earlier message, byte for byte.
+///
+/// `message` makes its "second copies" with the earlier message's
+/// Message-ID but not its headers: the copy draws its kind, salesperson and
+/// contact afresh. In one queue the first copy always wins, so the entries
+/// are the same every time; spread over several queues worked in parallel,
+/// which copy is logged first depends on timing, and so would the entries.
+pub(crate) fn with_exact_copies(mix: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut first: std::collections::HashMap<Vec<u8>, Vec<u8>> = std::collections::HashMap::new();
+    mix.into_iter()
+        .map(|raw| {
+            let Some(id) = message_id(&raw) else { return raw };
+            first.entry(id).or_insert(raw).clone()
+        })
+        .collect()
+}
+
+/// The Message-ID header line of a message this module made.
+fn message_id(raw: &[u8]) -> Option<Vec<u8>> {
+    raw.split(|b| *b == b'\n').find(|line| line.starts_with(b"Message-ID:")).map(<[u8]>::to_vec)
+}
+
 /// One message of about `megabytes` MB from a known contact to a salesperson.
 pub(crate) fn large_message(megabytes: usize) -> Vec<u8> {
     let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU2Nzg5YWJjZGVmZ2hpams=\r\n";
@@ -83,6 +106,31 @@ pub(crate) fn large_message(megabytes: usize) -> Vec<u8> {
          Content-Type: multipart/mixed; boundary=\"big\"\r\n\r\n--big\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
          --big\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
          {attachment}--big--\r\n"
+    )
+    .into_bytes()
+}
+
+/// The subject of probe message `n`: its last word is unique, so the API's
+/// search finds exactly this message.
+pub(crate) fn probe_subject(n: u32) -> String {
+    format!("Latency probe p{n:06}")
+}
+
+/// Probe message `n`: from contact `1 + n % 1000` to salesperson
+/// `1 + n % 50` (one entry each), dated now, with a unique Message-ID and
+/// a 1 KB body.
+pub(crate) fn probe(n: u32) -> Vec<u8> {
+    let contact = 1 + n % CONTACTS;
+    let salesperson = 1 + n % SALESPEOPLE;
+    let line = "The quick brown fox jumps over the lazy dog, and the deal closes on Friday.\r\n";
+    format!(
+        "From: c{contact}@customer{}.example\r\nTo: sp{salesperson}@ourco.example\r\nSubject: {}\r\n\
+         Message-ID: <probe-{n}@bench.example>\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{}",
+        contact % 100,
+        probe_subject(n),
+        chrono::Utc::now().to_rfc2822(),
+        line.repeat(14)
     )
     .into_bytes()
 }

@@ -1,7 +1,6 @@
 //! The queue benchmark and the large-message memory benchmark.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -10,10 +9,9 @@ use mailscribe_mail::{ConnectionConfig, Credentials, Security, Session, plan_bat
 use mailscribe_testkit::{Dovecot, QUEUE, STORAGE};
 use secrecy::SecretString;
 
-use crate::measure::{measure_mailscribe, median, sibling_binary};
+use crate::install::{self, BATCH_SIZE, Env, MailboxFolders};
+use crate::measure::{measure_mailscribe, median};
 use crate::messages::{self, Lcg};
-
-const BATCH_SIZE: u32 = 100;
 
 fn connection(dovecot: &Dovecot) -> ConnectionConfig {
     ConnectionConfig {
@@ -69,43 +67,10 @@ async fn baseline(messages: &[Vec<u8>]) -> anyhow::Result<f64> {
     Ok(seconds)
 }
 
-/// A configured, enabled installation in `dir` pointing at `dovecot`.
-fn install(dir: &Path, dovecot: &Dovecot, extra_settings: &[(&str, &str)]) -> anyhow::Result<Vec<(&'static str, String)>> {
-    let env = vec![
-        ("MAILSCRIBE_DB", format!("sqlite://{}", dir.join("mailscribe.db").display())),
-        ("MAILSCRIBE_KEY_FILE", dir.join("mailscribe.key").display().to_string()),
-        ("IMAP_PASSWORD", dovecot.password().to_owned()),
-    ];
-    std::fs::write(dir.join("salespeople.csv"), messages::salespeople_csv())?;
-    std::fs::write(dir.join("contacts.csv"), messages::contacts_csv())?;
-    let mailscribe = sibling_binary("mailscribe")?;
-    let port = dovecot.imaps_port.to_string();
-    let ca = dovecot.ca_file().display().to_string();
-    let batch = BATCH_SIZE.to_string();
-    let mut steps: Vec<Vec<&str>> = vec![
-        vec!["salespeople", "import", "salespeople.csv"],
-        vec!["contacts", "import", "contacts.csv"],
-        vec![
-            "mailbox", "configure", "--host", "127.0.0.1", "--port", &port, "--security", "tls", "--user",
-            dovecot.user(), "--password-env", "IMAP_PASSWORD", "--queue", QUEUE, "--storage", STORAGE, "--ca-file",
-            &ca, "--batch-size", &batch,
-        ],
-    ];
-    for (key, value) in extra_settings {
-        steps.push(vec!["settings", "set", key, value]);
-    }
-    steps.push(vec!["enable", "--accept-data-statement"]);
-    for step in steps {
-        let output = Command::new(&mailscribe)
-            .args(&step)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .current_dir(dir)
-            .output()?;
-        if !output.status.success() {
-            bail!("mailscribe {step:?}: {}", String::from_utf8_lossy(&output.stderr));
-        }
-    }
-    Ok(env)
+/// A configured, enabled installation in `dir` on SQLite, pointing at
+/// `dovecot`.
+fn install_sqlite(dir: &Path, dovecot: &Dovecot, extra_settings: &[(&str, &str)]) -> anyhow::Result<Env> {
+    install::install(dir, &install::sqlite_url(dir), dovecot, &[MailboxFolders::default_mailbox()], extra_settings)
 }
 
 pub(crate) async fn queue(count: u32) -> anyhow::Result<()> {
@@ -119,7 +84,7 @@ pub(crate) async fn queue(count: u32) -> anyhow::Result<()> {
         let baseline_seconds = baseline(&mix).await?;
         let dovecot = filled_dovecot(&mix);
         let dir = tempfile::tempdir()?;
-        let env = install(dir.path(), &dovecot, &[])?;
+        let env = install_sqlite(dir.path(), &dovecot, &[])?;
         let run = measure_mailscribe(&env, dir.path(), &["run", "--once"])?;
         if dovecot.count(QUEUE) != 0 {
             bail!("mailscribe left messages in the queue");
@@ -150,7 +115,7 @@ pub(crate) async fn large_message() -> anyhow::Result<()> {
     for mode in ["reference", "full"] {
         let dovecot = Dovecot::start();
         let dir = tempfile::tempdir()?;
-        let env = install(dir.path(), &dovecot, &[("storage_mode", mode)])?;
+        let env = install_sqlite(dir.path(), &dovecot, &[("storage_mode", mode)])?;
         let idle = measure_mailscribe(&env, dir.path(), &["run", "--once"]).context("idle run")?;
         dovecot.deliver(QUEUE, &messages::large_message(30), None, false);
         let large = measure_mailscribe(&env, dir.path(), &["run", "--once"]).context("large run")?;

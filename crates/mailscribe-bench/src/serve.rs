@@ -34,7 +34,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request on a new connection; returns (status, headers, body).
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> anyhow::Result<(u16, String, String)> {
+pub(crate) fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> anyhow::Result<(u16, String, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     let mut text = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
