@@ -22,8 +22,10 @@ use crate::{ConnectionConfig, MailError, Result};
 /// What one `QueueWatcher::wait` saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchEvent {
-    /// The server reported new mail or a change in the queue (an untagged
-    /// EXISTS, RECENT, EXPUNGE or FETCH): time to look.
+    /// The server reported new mail in the queue (an untagged EXISTS or
+    /// RECENT): time to look. EXPUNGE and FETCH are not reported: a run's
+    /// own moves out of the queue cause them, and waking for those would
+    /// make every run cause another, empty one.
     Changed,
     /// The wait's `max` passed without a change.
     TimedOut,
@@ -45,6 +47,9 @@ pub struct QueueWatcher {
     /// A change was reported and no `wait` has returned `Changed` for it
     /// yet. Kept here, not in `wait`, so that a dropped wait loses none.
     change_pending: bool,
+    /// Messages in the queue as the server last told: only a count above it
+    /// is new mail (an EXISTS after expunges may repeat the count).
+    exists: u32,
 }
 
 /// Where the IDLE exchange stands between two steps of `wait`. Every step
@@ -77,16 +82,21 @@ enum Seen {
     Other,
 }
 
-fn classify(response: &Response<'_>, idle_tag: &RequestId) -> Seen {
+fn classify(response: &Response<'_>, idle_tag: &RequestId, exists: &mut u32) -> Seen {
     if let Some(result) = tagged_completion(response, idle_tag, "IDLE") {
         return Seen::Completion(result);
     }
     match response {
         Response::Continue(_) => Seen::Continuation,
-        Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_))
-        | Response::Expunge(_)
-        | Response::Vanished { .. }
-        | Response::Fetch(..) => Seen::Change,
+        Response::MailboxData(MailboxDatum::Exists(count)) => {
+            let grew = *count > *exists;
+            *exists = *count;
+            if grew { Seen::Change } else { Seen::Other }
+        }
+        Response::Expunge(_) => {
+            *exists = exists.saturating_sub(1);
+            Seen::Other
+        }
         _ => Seen::Other,
     }
 }
@@ -110,11 +120,14 @@ impl QueueWatcher {
             session.examine(&queue).await
         }
         .await;
-        if let Err(err) = opened {
-            session.logout().await;
-            return Err(err);
-        }
-        Ok(Some(QueueWatcher { session, phase: Phase::Ready, change_pending: false }))
+        let selected = match opened {
+            Ok(selected) => selected,
+            Err(err) => {
+                session.logout().await;
+                return Err(err);
+            }
+        };
+        Ok(Some(QueueWatcher { session, phase: Phase::Ready, change_pending: false, exists: selected.exists }))
     }
 
     /// Idles until the server reports a change in the queue or `max`
@@ -162,7 +175,7 @@ impl QueueWatcher {
                 // dropped wait is resumed where it stopped.
                 Phase::Starting(idle_tag) => {
                     let idle_tag = idle_tag.clone();
-                    match self.session.next_answer("IDLE", |response| classify(response, &idle_tag)).await? {
+                    match self.session.next_answer("IDLE", |response| classify(response, &idle_tag, &mut self.exists)).await? {
                         Seen::Continuation => self.phase = Phase::Idling(idle_tag),
                         Seen::Change => self.change_pending = true,
                         Seen::Completion(result) => {
@@ -180,7 +193,7 @@ impl QueueWatcher {
                 }
                 Phase::Idling(idle_tag) => {
                     let idle_tag = idle_tag.clone();
-                    let seen = self.session.next_response("IDLE", deadline, |response| classify(response, &idle_tag));
+                    let seen = self.session.next_response("IDLE", deadline, |response| classify(response, &idle_tag, &mut self.exists));
                     match seen.await? {
                         None => idled = true,
                         Some(Seen::Change) => {
@@ -201,7 +214,7 @@ impl QueueWatcher {
                 }
                 Phase::Ending(idle_tag, done_deadline) => {
                     let (idle_tag, done_deadline) = (idle_tag.clone(), *done_deadline);
-                    let seen = self.session.next_response("DONE", done_deadline, |response| classify(response, &idle_tag));
+                    let seen = self.session.next_response("DONE", done_deadline, |response| classify(response, &idle_tag, &mut self.exists));
                     match seen.await? {
                         None => {
                             self.session.mark_broken();

@@ -160,6 +160,10 @@ pub async fn supervise(
     let mut ticks = tokio::time::interval(config.timings.scan.min(config.timings.heartbeat));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(instance = %me.to_text(), "working the enabled mailboxes");
+    // Register and let one scan pass before taking any mailbox, so that
+    // instances starting together see each other and share from the start
+    // (otherwise the first takes everything and gives back one per scan).
+    let mut registered_once = false;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -181,6 +185,10 @@ pub async fn supervise(
                 continue;
             }
         };
+        if !registered_once {
+            registered_once = true;
+            continue;
+        }
         let enabled: Vec<_> = mailboxes.into_iter().filter(|m| m.enablement.enabled).collect();
         // Work spreads: with N instances and M mailboxes, each holds at
         // most ceil(M / N).

@@ -209,3 +209,32 @@ async fn a_wait_dropped_while_idling_is_resumed_by_the_next() {
     drop(watcher);
     spy.until_closed().await;
 }
+
+#[tokio::test]
+async fn messages_leaving_the_queue_do_not_wake_the_watcher() {
+    let dovecot = Dovecot::start();
+    append_to_queue(&dovecot, 1).await;
+    let mut spy = IdleSpy::start(dovecot.imap_port).await;
+    let mut watcher = start_watcher(&dovecot, &spy).await;
+    // A run moves the message out of the queue (EXPUNGE, no EXISTS): that
+    // is the run's own doing and must not start another, empty run.
+    let quiet = Duration::from_secs(3);
+    let (event, ()) = tokio::join!(watcher.wait(quiet), async {
+        spy.until_idling(1).await;
+        let mut session = Session::connect(&config(&dovecot, Security::Tls)).await.unwrap();
+        let queue = session.resolve_folder(QUEUE).await.unwrap();
+        let storage = session.resolve_folder(mailscribe_testkit::STORAGE).await.unwrap();
+        let selected = session.select(&queue).await.unwrap();
+        let uids: Vec<u32> = session.list_messages(selected).await.unwrap().iter().map(|m| m.uid).collect();
+        session.move_messages(&uids, &storage).await.unwrap();
+        session.logout().await;
+    });
+    assert_eq!(event.unwrap(), WatchEvent::TimedOut);
+    // New mail still wakes it.
+    let (event, ()) = tokio::join!(watcher.wait(LONG), async {
+        spy.until_idling(2).await;
+        append_to_queue(&dovecot, 2).await;
+    });
+    assert_eq!(event.unwrap(), WatchEvent::Changed);
+    watcher.logout().await;
+}
