@@ -118,7 +118,7 @@ impl Store {
     ) -> Result<Option<(User, String)>> {
         with_pool!(self, |pool| {
             sqlx::query(
-                "UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1 \
+                "UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1 AND expires_at > $2 \
                  AND COALESCE(last_seen_at, created_at) < $3 AND COALESCE(last_seen_at, created_at) > $4",
             )
             .bind(token_hash)
