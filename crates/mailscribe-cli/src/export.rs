@@ -39,6 +39,7 @@ struct InteractionRecord {
     opportunity_no: Option<String>,
     date_fallback: bool,
     mailbox_name: String,
+    run_id: Option<i64>,
 }
 
 impl InteractionRecord {
@@ -62,6 +63,7 @@ impl InteractionRecord {
             opportunity_no: row.opportunity_no,
             date_fallback: row.date_fallback,
             mailbox_name: row.mailbox_name,
+            run_id: row.run_id,
         }
     }
 }
@@ -86,6 +88,7 @@ struct DecisionRecord {
     disposition: Option<String>,
     date_fallback: bool,
     mailbox_name: String,
+    run_id: Option<i64>,
 }
 
 fn local_time(at: DateTime<Utc>, tz: Tz) -> String {
@@ -112,6 +115,7 @@ impl DecisionRecord {
             disposition: row.disposition,
             date_fallback: row.date_fallback,
             mailbox_name: row.mailbox_name,
+            run_id: row.run_id,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct EntryRow {
     pub date_fallback: bool,
     /// The mailbox the message was logged through.
     pub mailbox_name: String,
+    /// The run that wrote it.
+    pub run_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct DecisionRow {
     pub date_fallback: bool,
     /// The name of the mailbox setup the copy came through.
     pub mailbox_name: String,
+    /// The run that decided it last.
+    pub run_id: Option<i64>,
     /// Refused moves to the storage folder, and the last refusal.
     pub move_attempts: i64,
     pub move_error: Option<String>,
@@ -128,6 +132,7 @@ where
     bool: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
     String: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
     Option<String>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
     DateTime<Utc>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(EntryRow {
@@ -149,6 +154,7 @@ where
         opportunity_no: r.try_get("opportunity_no")?,
         date_fallback: r.try_get("date_fallback")?,
         mailbox_name: r.try_get("mailbox_name")?,
+        run_id: r.try_get("run_id")?,
     })
 }
 
@@ -159,6 +165,7 @@ where
     bool: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
     String: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
     Option<String>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
     DateTime<Utc>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(DecisionRow {
@@ -181,6 +188,7 @@ where
         disposition: r.try_get("disposition")?,
         date_fallback: r.try_get("date_fallback")?,
         mailbox_name: r.try_get("mailbox_name")?,
+        run_id: r.try_get("run_id")?,
         move_attempts: r.try_get("move_attempts")?,
         move_error: r.try_get("move_error")?,
     })

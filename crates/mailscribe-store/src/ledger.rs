@@ -105,7 +105,7 @@ macro_rules! insert_entries {
             "INSERT INTO interaction_entries (message_record_id, contact_no, contact_company_no, \
              salesperson_code, occurred_at, description, subject, direction, initiated_by, \
              correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
-             attempt_failed, canceled, opportunity_no, date_fallback, mailbox_name) ",
+             attempt_failed, canceled, opportunity_no, date_fallback, mailbox_name, run_id) ",
         );
         insert.push_values($rows, |mut b, (copy, entry, record): &(&DecidedCopy, &PlannedEntry, i64)| {
             b.push_bind(*record)
@@ -126,7 +126,8 @@ macro_rules! insert_entries {
                 .push_bind(false)
                 .push_bind(None::<String>)
                 .push_bind(copy.date_fallback)
-                .push_bind(copy.mailbox_name.as_str());
+                .push_bind(copy.mailbox_name.as_str())
+                .push_bind(copy.run_id);
         });
         insert.build().execute($connection).await?;
     }};

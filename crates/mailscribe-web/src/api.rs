@@ -32,6 +32,7 @@ pub(crate) struct InteractionDto {
     opportunity_no: Option<String>,
     message_record_id: i64,
     mailbox_name: String,
+    run_id: Option<i64>,
 }
 
 fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
@@ -55,6 +56,7 @@ fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
         opportunity_no: row.opportunity_no,
         message_record_id: row.message_record_id,
         mailbox_name: row.mailbox_name,
+        run_id: row.run_id,
     }
 }
 
@@ -608,7 +610,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "type": "object",
                     "required": ["entry_no", "date", "time", "occurred_at", "direction", "initiated_by", "salesperson_code", "contact_no",
                                  "contact_company_no", "subject", "message_id", "template_code", "cost", "duration_minutes", "canceled",
-                                 "opportunity_no", "message_record_id", "mailbox_name"],
+                                 "opportunity_no", "message_record_id", "mailbox_name", "run_id"],
                     "properties": {
                         "entry_no": integer, "date": string, "time": string, "occurred_at": { "type": "string", "format": "date-time" },
                         "direction": { "type": "string", "enum": ["inbound", "outbound"] },
@@ -617,7 +619,8 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         "subject": string, "message_id": nullable_string, "template_code": string,
                         "cost": { "type": "string", "description": "Decimal with two digits" },
                         "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": integer,
-                        "mailbox_name": { "type": "string", "description": "The mailbox the message was logged through" }
+                        "mailbox_name": { "type": "string", "description": "The mailbox the message was logged through" },
+                        "run_id": { "type": "integer", "format": "int64", "nullable": true, "description": "The run that wrote the entry" }
                     }
                 },
                 "InteractionWithComments": {

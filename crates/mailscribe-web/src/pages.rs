@@ -39,6 +39,9 @@ pub(crate) struct EntryView {
     pub(crate) opportunity: String,
     pub(crate) canceled: bool,
     pub(crate) message_id: String,
+    /// The run that wrote the entry, when known.
+    pub(crate) run: String,
+    pub(crate) mailbox: String,
 }
 
 pub(crate) fn view(row: &EntryRow, tz: Tz) -> EntryView {
@@ -59,6 +62,8 @@ pub(crate) fn view(row: &EntryRow, tz: Tz) -> EntryView {
         opportunity: row.opportunity_no.clone().unwrap_or_default(),
         canceled: row.canceled,
         message_id: row.message_id.clone().unwrap_or_default(),
+        run: row.run_id.map(|id| id.to_string()).unwrap_or_default(),
+        mailbox: row.mailbox_name.clone(),
     }
 }
 

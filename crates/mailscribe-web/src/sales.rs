@@ -207,6 +207,7 @@ pub(crate) async fn update(
 
 struct RunView {
     id: i64,
+    mailbox: String,
     started: String,
     took: String,
     status: String,
@@ -243,6 +244,7 @@ pub(crate) async fn runs(State(state): State<AppState>, signed_in: SignedIn) -> 
         .into_iter()
         .map(|r| RunView {
             id: r.id,
+            mailbox: r.mailbox_name,
             started: r.started_at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string(),
             took: r.finished_at.map(|f| format!("{:.1} s", (f - r.started_at).num_milliseconds() as f64 / 1000.0)).unwrap_or_else(|| "running".into()),
             status: r.status,

@@ -145,10 +145,18 @@ async fn two_mailboxes_log_overlapping_mail_once() {
 
     // The exports end with the new column.
     let csv = env.ok(&["interactions", "export", "--format", "csv"]);
-    assert!(csv.lines().next().unwrap().ends_with(",date_fallback,mailbox_name"), "{csv}");
-    assert!(csv.lines().skip(1).any(|l| l.ends_with(",eu")));
+    assert!(csv.lines().next().unwrap().ends_with(",date_fallback,mailbox_name,run_id"), "{csv}");
+    assert!(csv.lines().skip(1).any(|l| l.contains(",eu,")));
     let csv = env.ok(&["decisions", "export", "--format", "csv"]);
-    assert!(csv.lines().next().unwrap().ends_with(",disposition,date_fallback,mailbox_name"), "{csv}");
+    assert!(csv.lines().next().unwrap().ends_with(",disposition,date_fallback,mailbox_name,run_id"), "{csv}");
+    // Each entry names the run that wrote it: the run of its mailbox.
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&env.ok(&["interactions", "export", "--format", "json"])).unwrap();
+    let runs: Vec<i64> = summaries.iter().map(|s| s["run_id"].as_i64().unwrap()).collect();
+    assert!(entries.iter().all(|e| match e["mailbox_name"].as_str() {
+        Some("default") => e["run_id"].as_i64() == Some(runs[0]),
+        _ => e["run_id"].as_i64() == Some(runs[1]),
+    }), "{entries:?}");
 
     // Without a flag, run --once is today's: the default mailbox, today's text.
     env.deliver(&numbered_message(21));

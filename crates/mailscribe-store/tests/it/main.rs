@@ -513,6 +513,7 @@ async fn a_batch_commits_decisions_and_entries(store: &Store) {
 
     let entries = store.entries_after(0, 100).await.unwrap();
     assert_eq!(entries.len(), 2);
+    assert!(entries.iter().all(|e| e.run_id == Some(1)), "each entry names the run that wrote it");
     let first = &entries[0];
     assert_eq!(
         (first.direction.as_str(), first.initiated_by.as_str(), first.salesperson_code.as_str(), first.contact_no.as_str()),

@@ -867,3 +867,21 @@ async fn admins_manage_users_and_everyone_their_own_password() {
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert_eq!(app.get("/api/v1/me", Some(&root_elsewhere)).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn an_entry_names_its_mailbox_and_links_the_run_that_wrote_it() {
+    let app = App::new().await;
+    let entries = app.seed_entries().await;
+    app.add_user("uma", Role::User, None).await;
+    app.add_user("sam", Role::Salesperson, Some("SP1")).await;
+    let uma = app.login("uma").await;
+    let page = app.get(&format!("/interactions/{}", entries[0]), Some(&uma)).await;
+    assert!(page.body.contains("through mailbox default") && page.body.contains(r#"href="/runs#run-1""#), "{}", page.body);
+    // A salesperson, who may not see the runs, reads the number only.
+    let sam = app.login("sam").await;
+    let own = app.store.entries_after(0, 100).await.unwrap().into_iter().find(|e| e.salesperson_code == "SP1").unwrap();
+    let page = app.get(&format!("/interactions/{}", own.entry_no), Some(&sam)).await;
+    assert!(page.body.contains("run 1") && !page.body.contains("/runs#run-1"), "{}", page.body);
+    let api = app.get(&format!("/api/v1/interactions/{}", entries[0]), Some(&uma)).await;
+    assert_eq!(json(&api)["run_id"], 1);
+}
