@@ -585,6 +585,26 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                                    { "name": "before", "in": "query", "required": false, "schema": integer, "description": "Cursor: next_before of the previous page" }],
                     "responses": { "200": { "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DecisionPage" } } } }, "400": error, "401": error, "404": error } }
             },
+            "/api/v1/mailboxes/{name}/runs": {
+                "post": { "summary": "Run now: ask the instance that works the mailbox to run it (admins, bearer token); waits up to `wait` seconds",
+                    "parameters": [
+                        { "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$" } },
+                        { "name": "wait", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 60, "default": 30 } }
+                    ],
+                    "responses": {
+                        "200": { "description": "The run is done", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RunRequest" } } } },
+                        "202": { "description": "Asked; not done yet: ask status_url", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RunRequest" } } } },
+                        "400": error, "401": error, "403": error, "404": error
+                    } }
+            },
+            "/api/v1/mailboxes/{name}/runs/{id}": {
+                "get": { "summary": "Where a run-now request stands (admins)",
+                    "parameters": [
+                        { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } },
+                        { "name": "id", "in": "path", "required": true, "schema": integer }
+                    ],
+                    "responses": { "200": { "description": "The request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RunRequest" } } } }, "400": error, "401": error, "403": error, "404": error } }
+            },
             "/api/v1/openapi.json": {
                 "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3" } } }
             }
@@ -601,6 +621,16 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                 }
             },
             "schemas": {
+                "RunRequest": {
+                    "type": "object",
+                    "required": ["id", "mailbox", "finished", "run_id", "summary", "error", "status_url"],
+                    "properties": {
+                        "id": integer, "mailbox": string, "finished": boolean,
+                        "run_id": { "type": "integer", "format": "int64", "nullable": true },
+                        "summary": { "type": "object", "nullable": true, "description": "As `mailscribe run --once --format json` prints it" },
+                        "error": nullable_string, "status_url": string
+                    }
+                },
                 "Me": {
                     "type": "object",
                     "required": ["id", "name", "role", "salesperson_code"],

@@ -73,6 +73,10 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    pub(crate) fn name(&self) -> &MailboxName {
+        &self.name
+    }
+
     /// Where this mailbox's page and forms are.
     fn base(&self) -> String {
         if self.legacy { "/admin/email-logging".to_owned() } else { mailbox_url(&self.name) }

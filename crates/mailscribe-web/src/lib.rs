@@ -13,6 +13,7 @@ mod message;
 pub mod operations;
 mod pages;
 mod people;
+mod run_now;
 mod sales;
 mod users;
 
@@ -112,12 +113,15 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/mailboxes/{name}/enable", post(email_logging::enable))
         .route("/admin/mailboxes/{name}/disable", post(email_logging::disable))
         .route("/admin/mailboxes/{name}/clear", post(email_logging::clear))
+        .route("/admin/mailboxes/{name}/run", post(run_now::request))
+        .route("/admin/mailboxes/{name}/runs/{id}", get(run_now::show))
         // Today's URLs: the same handlers, on the mailbox `default`.
         .route("/admin/email-logging", get(email_logging::show).post(email_logging::save))
         .route("/admin/email-logging/check", post(email_logging::check))
         .route("/admin/email-logging/enable", post(email_logging::enable))
         .route("/admin/email-logging/disable", post(email_logging::disable))
         .route("/admin/email-logging/clear", post(email_logging::clear))
+        .route("/admin/email-logging/run", post(run_now::request))
         .route("/admin/email-logging/assisted", get(email_logging::assisted).post(email_logging::assisted_step))
         .route("/admin/mail-server-guide", get(email_logging::guide))
         .route("/admin/users", get(users::list))
@@ -150,6 +154,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/salespeople/{code}", axum::routing::put(api::put_salesperson).delete(api::delete_salesperson))
         .route("/api/v1/runs", get(api::runs))
         .route("/api/v1/decisions", get(api::decisions))
+        .route("/api/v1/mailboxes/{name}/runs", post(run_now::api_request))
+        .route("/api/v1/mailboxes/{name}/runs/{id}", get(run_now::api_status))
         .layer(axum::middleware::from_fn(operations::track))
         .with_state(state)
 }

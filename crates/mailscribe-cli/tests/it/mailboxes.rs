@@ -524,3 +524,55 @@ async fn metrics_match_the_runs_and_readiness_is_reported() {
     let _ = child.wait();
     store.close().await;
 }
+
+/// A plain HTTP/1.1 POST with a bearer token: (status, body).
+fn http_post(port: u16, path: &str, token: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn run_now_through_the_api_is_answered_by_the_instance_holding_the_mailbox() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    // The sweep is an hour away and IDLE is off: only the request runs it.
+    env.ok(&["settings", "set", "interval", "3600"]);
+    let output = env.command().env("PW", "a-long-password-1").args(["user", "add", "root", "--role", "admin", "--password-env", "PW"]).output().unwrap();
+    assert!(output.status.success());
+    let token = env.ok(&["token", "create", "--user", "root"]).trim().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = env.dir.path().join("serve-run-now.log");
+    let mut serve = env
+        .command()
+        .envs(FAST.iter().copied())
+        .env("MAILSCRIBE_IGNORE_CAPABILITIES", "IDLE")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the first sweep", Duration::from_secs(30), || mailbox_list(&env).get(1).is_some_and(|r| r[5] == "ok"));
+    for n in 1..=3 {
+        env.deliver(&numbered_message(n));
+    }
+    let (status, body) = http_post(port, "/api/v1/mailboxes/default/runs?wait=30", &token);
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((answer["finished"].as_bool(), answer["summary"]["seen"].as_u64()), (Some(true), Some(3)), "{answer}");
+    assert_eq!(entry_keys(&env).len(), 3);
+    // A mailbox that does not log, or does not exist, is refused.
+    env.ok(&["disable"]);
+    assert_eq!(http_post(port, "/api/v1/mailboxes/default/runs?wait=0", &token).0, 400);
+    assert_eq!(http_post(port, "/api/v1/mailboxes/nope/runs?wait=0", &token).0, 404);
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

@@ -115,3 +115,37 @@ async fn sign_in_filter_open_view_and_create_an_opportunity_in_chromium() {
     drop(browser);
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_the_assisted_setup_with_unsaved_answers_asks_first() {
+    let app = App::new().await;
+    app.add_user("root", Role::Admin, None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(axum::serve(listener, router(AppState::new(app.store.clone(), false))).into_future());
+    let browser = Browser::start().await;
+    browser.goto(&format!("{base}/login")).await;
+    browser.type_into("input[name=name]", "root").await;
+    browser.type_into("input[name=password]", "root-password").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url("signed in", |url| url.ends_with("/interactions")).await;
+    let unsaved = || async { browser.execute("return document.getElementById('step-form').dataset.unsaved").await };
+    let registered = || async {
+        // The page's handler cancels the unload when there is something to lose.
+        browser
+            .execute("var e = new Event('beforeunload', {cancelable: true}); window.dispatchEvent(e); return e.defaultPrevented")
+            .await
+    };
+    browser.goto(&format!("{base}/admin/email-logging/assisted")).await;
+    assert_eq!(unsaved().await, "false", "nothing typed on the first step yet");
+    assert_eq!(registered().await, false);
+    browser.type_into("input[name=name]", "eu").await;
+    assert_eq!(unsaved().await, "true", "typing is an unsaved answer");
+    assert_eq!(registered().await, true, "leaving now asks");
+    browser.click("#next").await;
+    browser.wait_for_url("step 2", |url| url.contains("assisted")).await;
+    assert!(browser.text("#step-title").await.starts_with("Step 2"));
+    assert_eq!(unsaved().await, "true", "earlier answers are not in a mailbox yet");
+    assert_eq!(registered().await, true);
+    server.abort();
+}

@@ -492,3 +492,37 @@ async fn the_assisted_setup_keeps_its_draft_in_the_database_and_creates_a_new_ma
     assert!(!enabled(&other.store, "default").await, "the other mailboxes are untouched");
     assert_eq!(other.store.setup_draft(root).await.unwrap(), None, "the draft is gone");
 }
+
+#[tokio::test]
+async fn run_now_asks_through_the_database_and_shows_the_summary() {
+    let app = App::new().await;
+    app.add_user("root", Role::Admin, None).await;
+    let root = app.login("root").await;
+    let name = MailboxName::default_name();
+    app.store.save_mailbox_setup(&name, &mailbox_setup("imap.example.com")).await.unwrap();
+    let page = app.get("/admin/email-logging", Some(&root)).await;
+    let csrf = page.csrf();
+    assert!(!page.body.contains("id=\"run-now\""), "no Run now while logging is disabled");
+    let refused = app.send("POST", "/admin/email-logging/run", &[("mailscribe_session", &root)], Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    app.store
+        .set_enablement(&name, &Enablement { enabled: true, accepted_by: Some("root".into()), accepted_at: Some(chrono::Utc::now()) })
+        .await
+        .unwrap();
+    assert!(app.get("/admin/mailboxes/default", Some(&root)).await.body.contains("id=\"run-now\""));
+    let asked = app.send("POST", "/admin/mailboxes/default/run", &[("mailscribe_session", &root)], Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER);
+    let location = asked.location().to_owned();
+    assert!(location.starts_with("/admin/mailboxes/default/runs/"), "{location}");
+    let pending = app.get(&location, Some(&root)).await;
+    assert!(pending.body.contains("id=\"pending\"") && pending.body.contains("http-equiv=\"refresh\""), "{}", pending.body);
+    // The instance that holds the mailbox claims the request and answers it
+    // (what `serve` does through these same store calls).
+    let ids = app.store.claim_run_requests("default", "instance-a").await.unwrap();
+    assert_eq!(ids.len(), 1);
+    let summary = r#"{"run_id":41,"seen":3,"logged":2,"duplicate":0,"entries":2,"not_logged":1,"not_logged_by_reason":{},"failed":0,"failures":[],"resumed":0,"vanished":0,"stopped_early":false}"#;
+    app.store.finish_run_requests(&ids, chrono::Utc::now(), Some(41), Some(summary), None).await.unwrap();
+    let done = app.get(&location, Some(&root)).await;
+    assert!(done.body.contains("Run 41: seen 3, logged 2 (2 entries)"), "{}", done.body);
+    assert!(!done.body.contains("http-equiv=\"refresh\""));
+}
