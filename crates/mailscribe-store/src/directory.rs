@@ -330,6 +330,13 @@ impl Store {
         })
     }
 
+    /// Whether any contact with an address exists (the first-run checklist).
+    pub async fn has_contact_addresses(&self) -> Result<bool> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query("SELECT 1 AS one FROM contact_addresses LIMIT 1").fetch_optional(pool).await?.is_some())
+        })
+    }
+
     pub async fn list_salespeople(&self) -> Result<Vec<Salesperson>> {
         let rows: Vec<(String, String, Option<String>)> = with_pool!(self, |pool| {
             sqlx::query(

@@ -376,6 +376,26 @@ struct LogPage {
     time_zone: String,
     rows: Vec<EntryView>,
     next: Option<String>,
+    /// Until some mailbox logs: the steps that lead there.
+    first_steps: Option<FirstSteps>,
+    /// Any filter set: an empty page means "nothing matches".
+    filtered: bool,
+}
+
+/// The first-run checklist, each step done or not.
+struct FirstSteps {
+    salespeople: bool,
+    contacts: bool,
+    mailbox: bool,
+    enabled: bool,
+}
+
+impl LogQuery {
+    fn has_filters(&self) -> bool {
+        [&self.contact, &self.company, &self.salesperson, &self.from, &self.to, &self.direction, &self.q, &self.mailbox]
+            .iter()
+            .any(|value| !value.trim().is_empty())
+    }
 }
 
 pub(crate) async fn interactions(
@@ -385,7 +405,19 @@ pub(crate) async fn interactions(
 ) -> Result<Html<String>, PageError> {
     let (rows, tz) = log_page(&state, &signed_in.user, &query, PAGE_SIZE).await?;
     let next = (rows.len() as i64 == PAGE_SIZE).then(|| rows.last().map(|last| query.next_page(last))).flatten();
+    let first_steps = if state.store.any_mailbox_enabled().await? {
+        None
+    } else {
+        Some(FirstSteps {
+            salespeople: state.store.count_salespeople_with_address().await? > 0,
+            contacts: state.store.has_contact_addresses().await?,
+            mailbox: !state.store.mailboxes().await?.is_empty(),
+            enabled: false,
+        })
+    };
     render(LogPage {
+        first_steps,
+        filtered: query.has_filters(),
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
         csrf: signed_in.csrf.clone(),

@@ -341,7 +341,7 @@ async fn message_content_is_escaped_and_filters_apply() {
     let filtered = app.get("/interactions?q=number+2", Some(&uma)).await;
     assert_eq!(filtered.body.matches("Offer number").count(), 1);
     let none = app.get("/interactions?from=2026-03-04&to=2026-03-05", Some(&uma)).await;
-    assert!(none.body.contains("No entries match."));
+    assert!(none.body.contains("No entries match these filters."));
     let bad = app.get("/interactions?from=yesterday", Some(&uma)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     // The last day chrono can parse, which has no next day.
@@ -884,4 +884,45 @@ async fn an_entry_names_its_mailbox_and_links_the_run_that_wrote_it() {
     assert!(page.body.contains("run 1") && !page.body.contains("/runs#run-1"), "{}", page.body);
     let api = app.get(&format!("/api/v1/interactions/{}", entries[0]), Some(&uma)).await;
     assert_eq!(json(&api)["run_id"], 1);
+}
+
+#[tokio::test]
+async fn a_first_run_shows_the_way_until_a_mailbox_logs() {
+    use mailscribe_core::{Contact, ContactKind, EmailAddress, Enablement, MailboxName, Salesperson};
+    let app = App::new().await;
+    app.add_user("root", Role::Admin, None).await;
+    let root = app.login("root").await;
+    let page = app.get("/interactions", Some(&root)).await;
+    assert!(page.body.contains("id=\"first-steps\""), "{}", page.body);
+    for step in ["step-salespeople", "step-contacts", "step-mailbox", "step-enable"] {
+        assert!(page.body.contains(&format!("id=\"{step}\" class=\"todo\"")), "{step}: {}", page.body);
+    }
+    assert!(page.body.contains("no mailbox logs mail yet"));
+    let address = |a: &str| EmailAddress::parse(a).unwrap();
+    app.store
+        .import_salespeople(&[Salesperson { code: SalespersonCode::parse("SP1").unwrap(), name: "S".into(), addresses: vec![address("sp1@ourco.example")] }])
+        .await
+        .unwrap();
+    app.store
+        .import_contacts(&[Contact {
+            no: ContactNo::parse("1").unwrap(),
+            name: "C".into(),
+            kind: ContactKind::Person,
+            company_name: None,
+            addresses: vec![address("c1@customer.example")],
+        }])
+        .await
+        .unwrap();
+    let name = MailboxName::default_name();
+    app.store.save_mailbox_setup(&name, &crate::setup::mailbox_setup("imap.example.com")).await.unwrap();
+    let page = app.get("/interactions", Some(&root)).await;
+    for step in ["step-salespeople", "step-contacts", "step-mailbox"] {
+        assert!(page.body.contains(&format!("id=\"{step}\" class=\"done\"")), "{step}");
+    }
+    assert!(page.body.contains("id=\"step-enable\" class=\"todo\""));
+    app.store.set_enablement(&name, &Enablement { enabled: true, accepted_by: Some("root".into()), accepted_at: Some(Utc::now()) }).await.unwrap();
+    let page = app.get("/interactions", Some(&root)).await;
+    assert!(!page.body.contains("first-steps") && page.body.contains("No entries yet"), "{}", page.body);
+    let filtered = app.get("/interactions?q=nothing", Some(&root)).await;
+    assert!(filtered.body.contains("No entries match these filters"));
 }

@@ -71,7 +71,7 @@ fn name(text: &str) -> MailboxName {
     MailboxName::parse(text).unwrap()
 }
 
-fn mailbox_setup(host: &str) -> MailboxSetup {
+pub(crate) fn mailbox_setup(host: &str) -> MailboxSetup {
     MailboxSetup {
         host: host.into(),
         port: 993,
