@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::secrets::{KeyRing, SourceError, resolve};
 use crate::{
-    Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, MailboxArg, MailboxCommand, RunArgs,
+    Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, InteractionsCommand, MailboxArg, MailboxCommand, RunArgs,
     SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, TokenCommand, exit,
     export,
 };
@@ -46,8 +46,11 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Disable(arg) => disable(&store, &mailbox_name(&arg)?).await,
         Command::Run(args) => run(&store, &url, args).await,
         Command::Serve(args) => serve(&store, &url, args).await,
-        Command::Interactions { command: ExportCommand::Export { format, output } } => {
+        Command::Interactions { command: InteractionsCommand::Export { format, output } } => {
             export::interactions(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
+        }
+        Command::Interactions { command: InteractionsCommand::Delete { canceled, before, entries, dry_run } } => {
+            delete_entries(&store, canceled, before.as_deref(), entries, dry_run).await
         }
         Command::Decisions { command: ExportCommand::Export { format, output } } => {
             export::decisions(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
@@ -766,6 +769,29 @@ async fn run_all(store: &Store, url: &DatabaseUrl, args: &RunArgs, wait: Duratio
         Some(failure) => Err(failure),
         None => Ok(()),
     }
+}
+
+/// `interactions delete`: canceled entries before a day, or entries by number.
+async fn delete_entries(store: &Store, canceled: bool, before: Option<&str>, entries: Vec<i64>, dry_run: bool) -> Result<(), Failure> {
+    let usage = |error: anyhow::Error| Failure::new(exit::USAGE, error);
+    let selection = match (canceled, before) {
+        (true, Some(day)) => {
+            let tz = store.settings().await?.time_zone;
+            let day = chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d")
+                .map_err(|_| usage(anyhow!("--before is a day like 2026-03-31")))?;
+            let midnight = day.and_hms_opt(0, 0, 0).ok_or_else(|| usage(anyhow!("--before: no such day")))?;
+            let instant = chrono::TimeZone::from_local_datetime(&tz, &midnight)
+                .earliest()
+                .ok_or_else(|| usage(anyhow!("--before: that midnight does not exist in {tz}")))?;
+            mailscribe_store::EntrySelection::CanceledBefore(instant.with_timezone(&Utc))
+        }
+        _ if !entries.is_empty() => mailscribe_store::EntrySelection::Entries(entries),
+        _ => return Err(usage(anyhow!("say what to delete: --canceled --before DATE, or --entry NO"))),
+    };
+    let summary = store.delete_entries(&selection, dry_run).await?;
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    println!("{verb} {} entries and {} message records no other entry uses", summary.entries, summary.messages);
+    Ok(())
 }
 
 /// `backup`: a consistent copy of a SQLite database, and a reminder of the

@@ -106,7 +106,7 @@ pub(crate) enum Command {
     /// Export the interaction log.
     Interactions {
         #[command(subcommand)]
-        command: ExportCommand,
+        command: InteractionsCommand,
     },
     /// Export the decision ledger: one row per message seen.
     Decisions {
@@ -399,6 +399,34 @@ pub(crate) struct ServeArgs {
     /// main listener /metrics answers loopback clients only).
     #[arg(long, env = "MAILSCRIBE_METRICS_LISTEN")]
     pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum InteractionsCommand {
+    /// Write every entry as CSV or JSON.
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: export::Format,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Delete entries with their comments; a message record no entry uses
+    /// any more goes too. The decision ledger keeps every decision.
+    Delete {
+        /// Canceled entries (with --before).
+        #[arg(long, requires = "before")]
+        canceled: bool,
+        /// Entries that happened before this day (YYYY-MM-DD, in the configured time zone).
+        #[arg(long, value_name = "DATE", requires = "canceled")]
+        before: Option<String>,
+        /// These entries, by number (repeatable).
+        #[arg(long = "entry", value_name = "NO", conflicts_with = "canceled")]
+        entries: Vec<i64>,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]

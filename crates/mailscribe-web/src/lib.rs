@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod deletion;
 mod email_logging;
 mod error;
 mod mailboxes;
@@ -96,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .route("/interactions/{entry_no}/comments", post(pages::add_comment))
         .route("/interactions/{entry_no}/cancel", post(pages::cancel))
         .route("/interactions/{entry_no}/restore", post(pages::restore))
+        .route("/interactions/{entry_no}/delete", post(deletion::delete_entry))
+        .route("/interactions/delete-canceled", post(deletion::delete_canceled))
         .route("/interactions/{entry_no}/opportunity", post(sales::from_entry))
         .route("/opportunities", get(sales::list).post(sales::create))
         .route("/opportunities/{no}", get(sales::card).post(sales::update))

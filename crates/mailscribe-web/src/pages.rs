@@ -380,6 +380,13 @@ struct LogPage {
     first_steps: Option<FirstSteps>,
     /// Any filter set: an empty page means "nothing matches".
     filtered: bool,
+    notice: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct NoticeQuery {
+    #[serde(default)]
+    notice: String,
 }
 
 /// The first-run checklist, each step done or not.
@@ -402,6 +409,7 @@ pub(crate) async fn interactions(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Query(query): Query<LogQuery>,
+    Query(notice): Query<NoticeQuery>,
 ) -> Result<Html<String>, PageError> {
     let (rows, tz) = log_page(&state, &signed_in.user, &query, PAGE_SIZE).await?;
     let next = (rows.len() as i64 == PAGE_SIZE).then(|| rows.last().map(|last| query.next_page(last))).flatten();
@@ -418,6 +426,7 @@ pub(crate) async fn interactions(
     render(LogPage {
         first_steps,
         filtered: query.has_filters(),
+        notice: notice.notice,
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
         csrf: signed_in.csrf.clone(),

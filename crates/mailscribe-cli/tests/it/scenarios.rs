@@ -661,3 +661,28 @@ async fn backup_copies_a_sqlite_database_and_points_postgresql_to_pg_dump() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
 }
+
+#[tokio::test]
+async fn canceled_entries_are_deleted_from_the_command_line() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    for n in 1..=4 {
+        env.deliver(&crate::harness::numbered_message(n));
+    }
+    env.ok(&["run", "--once"]);
+    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
+    let entries = store.entries_after(0, 100).await.unwrap();
+    store.set_entry_canceled(entries[0].entry_no, true).await.unwrap();
+    store.close().await;
+    assert_eq!(env.run(&["interactions", "delete"]).status.code(), Some(2), "nothing said to delete");
+    assert_eq!(env.run(&["interactions", "delete", "--canceled", "--before", "soon"]).status.code(), Some(2));
+    let text = env.ok(&["interactions", "delete", "--canceled", "--before", "2099-01-01", "--dry-run"]);
+    assert_eq!(text.trim(), "would delete 1 entries and 1 message records no other entry uses");
+    assert_eq!(entry_keys(&env).len(), 4);
+    env.ok(&["interactions", "delete", "--canceled", "--before", "2099-01-01"]);
+    assert_eq!(entry_keys(&env).len(), 3);
+    assert_eq!(decisions(&env).len(), 4, "the ledger keeps every decision");
+    let by_number = env.ok(&["interactions", "delete", "--entry", &entries[1].entry_no.to_string()]);
+    assert!(by_number.contains("deleted 1 entries"));
+    assert_eq!(entry_keys(&env).len(), 2);
+}

@@ -62,6 +62,7 @@ conformance!(
     users_sessions_and_tokens,
     accounts_are_managed_and_changes_revoke_access,
     deleting_a_salesperson_disables_their_accounts,
+    deleting_entries_keeps_the_ledger,
     setup_drafts_are_kept_per_user,
     the_log_filters_and_pages_newest_first,
     opportunities_from_entries_link_both_ways,
@@ -876,5 +877,41 @@ async fn a_value_the_database_cannot_hold_fails_that_copy_alone(store: &Store) {
     let reasons: Vec<Reason> = committed.iter().map(|c| c.reason).collect();
     let expected_first = if store.backend_name() == "postgres" { Reason::Error(ErrorClass::Store) } else { Reason::UnknownSender };
     assert_eq!(reasons, [expected_first, Reason::Logged]);
+    assert_eq!(store.entries_after(0, 100).await.unwrap().len(), 1);
+}
+
+async fn deleting_entries_keeps_the_ledger(store: &Store) {
+    use mailscribe_store::{DeletionSummary, EntrySelection};
+    // One message, two contacts: two entries on one message record.
+    let two = copy(1, "m1@x", Reason::Logged, vec![entry(Direction::Outbound, "SP1", "C1", None), entry(Direction::Outbound, "SP1", "C2", None)]);
+    let one = DecidedCopy { raw: Some(b"From: x\r\n\r\nbody".to_vec()), ..copy(2, "m2@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)]) };
+    store.commit_batch(&[two, one], &email_template(), at(12), None).await.unwrap();
+    let entries = store.entries_after(0, 100).await.unwrap();
+    let numbers: Vec<i64> = entries.iter().map(|e| e.entry_no).collect();
+    store.add_entry_comment(numbers[0], "a note", at(13)).await.unwrap();
+    // Half of a message's entries: its record stays.
+    let first = EntrySelection::Entries(vec![numbers[0]]);
+    assert_eq!(store.delete_entries(&first, true).await.unwrap(), DeletionSummary { entries: 1, messages: 0 }, "dry run");
+    assert_eq!(store.entries_after(0, 100).await.unwrap().len(), 3, "a dry run deletes nothing");
+    assert_eq!(store.delete_entries(&first, false).await.unwrap(), DeletionSummary { entries: 1, messages: 0 });
+    assert!(store.message_record(entries[0].message_record_id).await.unwrap().is_some());
+    // The last entry of a message takes its record (and stored bytes) along.
+    let rest = EntrySelection::Entries(vec![numbers[1], numbers[2]]);
+    assert_eq!(store.delete_entries(&rest, false).await.unwrap(), DeletionSummary { entries: 2, messages: 2 });
+    assert!(store.message_record(entries[0].message_record_id).await.unwrap().is_none());
+    assert!(store.stored_raw_message(entries[2].message_record_id).await.unwrap().is_none());
+    // The ledger keeps both decisions, unlinked, and later copies are still duplicates.
+    let decisions = store.decisions_after(0, 100).await.unwrap();
+    assert_eq!(decisions.iter().map(|d| d.outcome.as_str()).collect::<Vec<_>>(), ["logged", "logged"]);
+    assert_eq!(store.logged_keys(&["mid:m1@x".into()]).await.unwrap().len(), 1);
+    // Canceled entries before a day.
+    let older = DecidedCopy { occurred_at: at(14), ..copy(3, "m3@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C1", None)]) };
+    let newer = DecidedCopy { occurred_at: at(15), ..copy(4, "m4@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "C2", None)]) };
+    store.commit_batch(&[older, newer], &email_template(), at(15), None).await.unwrap();
+    for entry in store.entries_after(0, 100).await.unwrap() {
+        store.set_entry_canceled(entry.entry_no, true).await.unwrap();
+    }
+    let canceled = EntrySelection::CanceledBefore(at(15));
+    assert_eq!(store.delete_entries(&canceled, false).await.unwrap().entries, 1, "only the older one");
     assert_eq!(store.entries_after(0, 100).await.unwrap().len(), 1);
 }

@@ -926,3 +926,38 @@ async fn a_first_run_shows_the_way_until_a_mailbox_logs() {
     let filtered = app.get("/interactions?q=nothing", Some(&root)).await;
     assert!(filtered.body.contains("No entries match these filters"));
 }
+
+#[tokio::test]
+async fn admins_delete_an_entry_or_old_canceled_ones() {
+    let app = App::new().await;
+    let entries = app.seed_entries().await;
+    app.add_user("root", Role::Admin, None).await;
+    app.add_user("uma", Role::User, None).await;
+    let root = app.login("root").await;
+    let uma = app.login("uma").await;
+    let entry = entries[0];
+    let page = app.get(&format!("/interactions/{entry}"), Some(&uma)).await;
+    assert!(!page.body.contains("delete-entry"), "only admins see the button");
+    let csrf = page.csrf();
+    let refused = app.send("POST", &format!("/interactions/{entry}/delete"), &[("mailscribe_session", &uma)], Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let page = app.get(&format!("/interactions/{entry}"), Some(&root)).await;
+    assert!(page.body.contains("id=\"delete-entry\""));
+    let csrf = page.csrf();
+    let done = app.send("POST", &format!("/interactions/{entry}/delete"), &[("mailscribe_session", &root)], Some(&format!("csrf={csrf}")), None).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert!(app.get(&done.location().to_owned(), Some(&root)).await.body.contains(&format!("Entry {entry} deleted.")));
+    assert_eq!(app.get(&format!("/interactions/{entry}"), Some(&root)).await.status, StatusCode::NOT_FOUND);
+    // Canceled entries before a day: two are canceled, all seeded on 2026-03-03.
+    for entry in &entries[1..3] {
+        app.store.set_entry_canceled(*entry, true).await.unwrap();
+    }
+    let form = |day: &str| format!("csrf={csrf}&before={day}");
+    let kept = app.send("POST", "/interactions/delete-canceled", &[("mailscribe_session", &root)], Some(&form("2026-03-03")), None).await;
+    assert!(app.get(&kept.location().to_owned(), Some(&root)).await.body.contains("0 canceled entries from before 2026-03-03 deleted."));
+    let gone = app.send("POST", "/interactions/delete-canceled", &[("mailscribe_session", &root)], Some(&form("2026-03-04")), None).await;
+    assert!(app.get(&gone.location().to_owned(), Some(&root)).await.body.contains("2 canceled entries from before 2026-03-04 deleted."));
+    assert_eq!(app.store.entries_after(0, 100).await.unwrap().len(), entries.len() - 3);
+    let bad = app.send("POST", "/interactions/delete-canceled", &[("mailscribe_session", &root)], Some(&form("yesterday")), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
