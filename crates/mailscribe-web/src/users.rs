@@ -123,7 +123,7 @@ pub(crate) async fn list(State(state): State<AppState>, signed_in: SignedIn, Que
 
 /// Applies a change; a refusal (the last admin, an unknown user) is shown
 /// on the list.
-async fn change(state: &AppState, signed_in: &SignedIn, name: &str, change: UserChange, done: &str) -> Result<Response, PageError> {
+async fn apply_change(state: &AppState, signed_in: &SignedIn, name: &str, change: UserChange, done: &str) -> Result<Response, PageError> {
     match state.store.change_user(name, &change).await {
         Ok(()) => {
             tracing::info!(admin = %signed_in.user.name, user = %name, "{done}");
@@ -135,34 +135,21 @@ async fn change(state: &AppState, signed_in: &SignedIn, name: &str, change: User
     }
 }
 
-pub(crate) async fn disable(
+/// Disable, enable or remove a user: `/admin/users/{name}/{action}`.
+pub(crate) async fn act(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    Path(name): Path<String>,
+    Path((name, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    change(&state, &signed_in, &name, UserChange::Disable, "disabled").await
-}
-
-pub(crate) async fn enable(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
-) -> Result<Response, PageError> {
-    admin_form(&signed_in, &form.csrf)?;
-    change(&state, &signed_in, &name, UserChange::Enable, "enabled").await
-}
-
-pub(crate) async fn remove(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
-) -> Result<Response, PageError> {
-    admin_form(&signed_in, &form.csrf)?;
-    change(&state, &signed_in, &name, UserChange::Remove, "removed").await
+    let (change, done) = match action.as_str() {
+        "disable" => (UserChange::Disable, "disabled"),
+        "enable" => (UserChange::Enable, "enabled"),
+        "remove" => (UserChange::Remove, "removed"),
+        _ => return Err(PageError(ErrorKind::NotFound)),
+    };
+    apply_change(&state, &signed_in, &name, change, done).await
 }
 
 pub(crate) async fn set_role(
@@ -186,7 +173,7 @@ pub(crate) async fn set_role(
         },
         _ => None,
     };
-    change(&state, &signed_in, &name, UserChange::Role(role, code), "role changed").await
+    apply_change(&state, &signed_in, &name, UserChange::Role(role, code), "role changed").await
 }
 
 fn account_page(signed_in: &SignedIn, problem: String) -> Result<Response, PageError> {
