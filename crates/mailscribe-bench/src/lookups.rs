@@ -28,6 +28,7 @@ async fn bench(store: &Store, label: &str) -> anyhow::Result<()> {
                 kind: ContactKind::Person,
                 company_name: None,
                 addresses: vec![address(i)],
+                privacy_blocked: None,
             })
             .collect();
         store.import_contacts(&chunk).await?;

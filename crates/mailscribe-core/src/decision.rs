@@ -60,11 +60,13 @@ pub enum Reason {
     Logged,
     NoCounterpart,
     UnknownSender,
+    /// Counterparts were found, and every one is a privacy-blocked contact.
+    PrivacyBlocked,
     Error(ErrorClass),
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Logged,
         Reason::Duplicate,
         Reason::Draft,
@@ -73,6 +75,7 @@ impl Reason {
         Reason::Sensitive,
         Reason::NoCounterpart,
         Reason::UnknownSender,
+        Reason::PrivacyBlocked,
         Reason::Error(ErrorClass::Fetch),
         Reason::Error(ErrorClass::Parse),
         Reason::Error(ErrorClass::Store),
@@ -88,6 +91,7 @@ impl Reason {
             Reason::Logged => "logged",
             Reason::NoCounterpart => "no_counterpart",
             Reason::UnknownSender => "unknown_sender",
+            Reason::PrivacyBlocked => "privacy_blocked",
             Reason::Error(ErrorClass::Fetch) => "error:fetch",
             Reason::Error(ErrorClass::Parse) => "error:parse",
             Reason::Error(ErrorClass::Store) => "error:store",
@@ -236,12 +240,18 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
     // can apply.
     if let Some(salesperson) = directory.salesperson(sender) {
         let mut decision = Decision::not(Reason::NoCounterpart);
+        let mut blocked = false;
         for recipient in recipients() {
             // Salespeople among the recipients are ignored on outbound mail.
             if directory.salesperson(recipient).is_some() {
                 continue;
             }
             let Some((contact, ambiguous)) = directory.contact(recipient) else { continue };
+            // A privacy-blocked contact is never logged, whatever else is.
+            if directory.is_privacy_blocked(&contact.no) {
+                blocked = true;
+                continue;
+            }
             decision.ambiguous |= ambiguous;
             if decision.entries.iter().any(|e| e.contact.no == contact.no) {
                 continue;
@@ -256,6 +266,9 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             decision.reason = Reason::Logged;
         } else {
             decision.ambiguous = false;
+            if blocked {
+                decision.reason = Reason::PrivacyBlocked;
+            }
         }
         return decision;
     }
@@ -275,6 +288,10 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             });
         }
         if !decision.entries.is_empty() {
+            if directory.is_privacy_blocked(&contact.no) {
+                // Every entry would be for the blocked contact.
+                return Decision::not(Reason::PrivacyBlocked);
+            }
             decision.reason = Reason::Logged;
             decision.ambiguous = sender_ambiguous;
         }

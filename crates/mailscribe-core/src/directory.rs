@@ -123,6 +123,9 @@ pub struct AddressOwners {
 #[derive(Debug, Clone, Default)]
 pub struct DirectoryView {
     owners: HashMap<EmailAddress, AddressOwners>,
+    /// Contacts whose mail is never logged (Business Central's "privacy
+    /// blocked").
+    privacy_blocked: std::collections::HashSet<ContactNo>,
 }
 
 impl DirectoryView {
@@ -136,6 +139,14 @@ impl DirectoryView {
 
     pub fn add_contact(&mut self, address: EmailAddress, contact: ContactRef) {
         self.owners.entry(address).or_default().contacts.push(contact);
+    }
+
+    pub fn block(&mut self, contact: ContactNo) {
+        self.privacy_blocked.insert(contact);
+    }
+
+    pub fn is_privacy_blocked(&self, contact: &ContactNo) -> bool {
+        self.privacy_blocked.contains(contact)
     }
 
     /// The salesperson holding `address`. Import refuses one address on two
@@ -231,4 +242,6 @@ pub struct Contact {
     pub kind: ContactKind,
     pub company_name: Option<String>,
     pub addresses: Vec<EmailAddress>,
+    /// `None`: leave the stored flag as it is (a file without the column).
+    pub privacy_blocked: Option<bool>,
 }

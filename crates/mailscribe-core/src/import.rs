@@ -158,7 +158,7 @@ pub fn read_salespeople(bytes: &[u8]) -> Result<Vec<(u64, Salesperson)>, Vec<Row
 
 /// `no,name,email,company`, and optionally `type` (`person` or `company`).
 pub fn read_contacts(bytes: &[u8]) -> Result<Vec<(u64, Contact)>, Vec<RowError>> {
-    let table = read_table(bytes, &["no", "name", "email", "company"], &["type"])?;
+    let table = read_table(bytes, &["no", "name", "email", "company"], &["type", "privacy_blocked"])?;
     let mut problems = Vec::new();
     let mut contacts = Vec::new();
     let mut no_lines: HashMap<String, u64> = HashMap::new();
@@ -193,7 +193,18 @@ pub fn read_contacts(bytes: &[u8]) -> Result<Vec<(u64, Contact)>, Vec<RowError>>
         }
         let addresses = parse_addresses(line, &row["email"], &mut problems);
         let company_name = (kind == ContactKind::Person && !company.is_empty()).then_some(company);
-        contacts.push((line, Contact { no, name, kind, company_name, addresses }));
+        let privacy_blocked = match row.get("privacy_blocked").map(|v| v.trim().to_ascii_lowercase()) {
+            None => None,
+            Some(flag) if flag == "true" => Some(true),
+            Some(flag) if flag == "false" => Some(false),
+            // An empty cell in a file with the column leaves the flag alone.
+            Some(flag) if flag.is_empty() => None,
+            Some(flag) => {
+                problems.push(error(line, format!("privacy_blocked '{flag}' must be true or false")));
+                None
+            }
+        };
+        contacts.push((line, Contact { no, name, kind, company_name, addresses, privacy_blocked }));
     }
     if problems.is_empty() { Ok(contacts) } else { Err(problems) }
 }

@@ -30,6 +30,7 @@ pub struct ContactRow {
     pub kind: ContactKind,
     pub company_no: Option<ContactNo>,
     pub addresses: Vec<EmailAddress>,
+    pub privacy_blocked: bool,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -140,12 +141,13 @@ impl Store {
             let company_rows: Vec<(&Contact, Option<String>)> =
                 companies.iter().map(|c| (*c, Some(c.no.as_str().to_owned()))).collect();
             for chunk in company_rows.chunks(INSERT_CHUNK) {
-                let mut upsert = QueryBuilder::new("INSERT INTO contacts (no, name, kind, company_no) ");
+                let mut upsert = QueryBuilder::new("INSERT INTO contacts (no, name, kind, company_no, privacy_blocked) ");
                 upsert.push_values(chunk, |mut b, (contact, company_no)| {
                     b.push_bind(contact.no.as_str())
                         .push_bind(contact.name.as_str())
                         .push_bind(contact.kind.as_str())
-                        .push_bind(company_no.clone());
+                        .push_bind(company_no.clone())
+                        .push_bind(contact.privacy_blocked.unwrap_or(false));
                 });
                 upsert.push(
                     " ON CONFLICT (no) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
@@ -203,18 +205,36 @@ impl Store {
                 .map(|p| (*p, p.company_name.as_deref().and_then(|n| company_numbers.get(n).cloned())))
                 .collect();
             for chunk in person_rows.chunks(INSERT_CHUNK) {
-                let mut upsert = QueryBuilder::new("INSERT INTO contacts (no, name, kind, company_no) ");
+                let mut upsert = QueryBuilder::new("INSERT INTO contacts (no, name, kind, company_no, privacy_blocked) ");
                 upsert.push_values(chunk, |mut b, (contact, company_no)| {
                     b.push_bind(contact.no.as_str())
                         .push_bind(contact.name.as_str())
                         .push_bind(contact.kind.as_str())
-                        .push_bind(company_no.clone());
+                        .push_bind(company_no.clone())
+                        .push_bind(contact.privacy_blocked.unwrap_or(false));
                 });
                 upsert.push(
                     " ON CONFLICT (no) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
                      company_no = excluded.company_no",
                 );
                 upsert.build().execute(&mut *tx).await?;
+            }
+
+            // The privacy flag where the file gives it; a file without the
+            // column (or an empty cell) leaves the stored flag as it is.
+            for flag in [true, false] {
+                let given: Vec<&str> =
+                    contacts.iter().filter(|c| c.privacy_blocked == Some(flag)).map(|c| c.no.as_str()).collect();
+                for chunk in given.chunks(INSERT_CHUNK) {
+                    let mut update = QueryBuilder::new("UPDATE contacts SET privacy_blocked = ");
+                    update.push_bind(flag).push(" WHERE no IN (");
+                    let mut separated = update.separated(", ");
+                    for no in chunk {
+                        separated.push_bind(*no);
+                    }
+                    update.push(")");
+                    update.build().execute(&mut *tx).await?;
+                }
             }
 
             for chunk in contacts.chunks(INSERT_CHUNK) {
@@ -284,7 +304,7 @@ impl Store {
                     .map(|row| Ok((row.try_get::<String, _>("address")?, row.try_get::<String, _>("salesperson_code")?)))
                     .collect::<Result<Vec<_>>>()?;
                 let mut query = QueryBuilder::new(
-                    "SELECT a.address, a.contact_no, c.company_no FROM contact_addresses a \
+                    "SELECT a.address, a.contact_no, c.company_no, c.privacy_blocked FROM contact_addresses a \
                      JOIN contacts c ON c.no = a.contact_no WHERE a.address IN (",
                 );
                 let mut separated = query.separated(", ");
@@ -299,6 +319,7 @@ impl Store {
                             row.try_get::<String, _>("address")?,
                             row.try_get::<String, _>("contact_no")?,
                             row.try_get::<Option<String>, _>("company_no")?,
+                            row.try_get::<bool, _>("privacy_blocked")?,
                         ))
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -308,12 +329,15 @@ impl Store {
                 let address = EmailAddress::parse(&address).map_err(corrupt)?;
                 view.add_salesperson(address, SalespersonCode::parse(&code).map_err(corrupt)?);
             }
-            for (address, no, company_no) in contacts {
+            for (address, no, company_no, blocked) in contacts {
                 let address = EmailAddress::parse(&address).map_err(corrupt)?;
                 let contact = ContactRef {
                     no: ContactNo::parse(&no).map_err(corrupt)?,
                     company_no: company_no.as_deref().map(ContactNo::parse).transpose().map_err(corrupt)?,
                 };
+                if blocked {
+                    view.block(contact.no.clone());
+                }
                 view.add_contact(address, contact);
             }
         }
@@ -367,21 +391,28 @@ impl Store {
     }
 
     pub async fn list_contacts(&self) -> Result<Vec<ContactRow>> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>)> = with_pool!(self, |pool| {
+        let rows: Vec<(String, String, String, Option<String>, Option<String>, bool)> = with_pool!(self, |pool| {
             sqlx::query(
-                "SELECT c.no, c.name, c.kind, c.company_no, a.address FROM contacts c \
+                "SELECT c.no, c.name, c.kind, c.company_no, a.address, c.privacy_blocked FROM contacts c \
                  LEFT JOIN contact_addresses a ON a.contact_no = c.no ORDER BY c.no, a.position",
             )
             .fetch_all(pool)
             .await?
             .iter()
             .map(|r| {
-                Ok((r.try_get("no")?, r.try_get("name")?, r.try_get("kind")?, r.try_get("company_no")?, r.try_get("address")?))
+                Ok((
+                    r.try_get("no")?,
+                    r.try_get("name")?,
+                    r.try_get("kind")?,
+                    r.try_get("company_no")?,
+                    r.try_get("address")?,
+                    r.try_get("privacy_blocked")?,
+                ))
             })
             .collect::<Result<Vec<_>>>()?
         });
         let mut contacts: Vec<ContactRow> = Vec::new();
-        for (no, name, kind, company_no, address) in rows {
+        for (no, name, kind, company_no, address, privacy_blocked) in rows {
             if contacts.last().is_none_or(|c| c.no.as_str() != no) {
                 contacts.push(ContactRow {
                     no: ContactNo::parse(&no).map_err(corrupt)?,
@@ -389,6 +420,7 @@ impl Store {
                     kind: ContactKind::parse(&kind).ok_or_else(|| corrupt(format!("contact kind '{kind}'")))?,
                     company_no: company_no.as_deref().map(ContactNo::parse).transpose().map_err(corrupt)?,
                     addresses: Vec::new(),
+                    privacy_blocked,
                 });
             }
             if let (Some(address), Some(contact)) = (address, contacts.last_mut()) {
@@ -424,19 +456,28 @@ impl Store {
     }
 
     pub async fn contact(&self, no: &str) -> Result<Option<ContactRow>> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>)> = with_pool!(self, |pool| {
+        let rows: Vec<(String, String, String, Option<String>, Option<String>, bool)> = with_pool!(self, |pool| {
             sqlx::query(
-                "SELECT c.no, c.name, c.kind, c.company_no, a.address FROM contacts c \
+                "SELECT c.no, c.name, c.kind, c.company_no, a.address, c.privacy_blocked FROM contacts c \
                  LEFT JOIN contact_addresses a ON a.contact_no = c.no WHERE c.no = $1 ORDER BY a.position",
             )
             .bind(no)
             .fetch_all(pool)
             .await?
             .iter()
-            .map(|r| Ok((r.try_get("no")?, r.try_get("name")?, r.try_get("kind")?, r.try_get("company_no")?, r.try_get("address")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("no")?,
+                    r.try_get("name")?,
+                    r.try_get("kind")?,
+                    r.try_get("company_no")?,
+                    r.try_get("address")?,
+                    r.try_get("privacy_blocked")?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?
         });
-        let Some((no, name, kind, company_no, _)) = rows.first().cloned() else { return Ok(None) };
+        let Some((no, name, kind, company_no, _, privacy_blocked)) = rows.first().cloned() else { return Ok(None) };
         Ok(Some(ContactRow {
             no: ContactNo::parse(&no).map_err(corrupt)?,
             name,
@@ -447,6 +488,7 @@ impl Store {
                 .filter_map(|r| r.4.as_deref())
                 .map(|a| EmailAddress::parse(a).map_err(corrupt))
                 .collect::<Result<Vec<_>>>()?,
+            privacy_blocked,
         }))
     }
 }

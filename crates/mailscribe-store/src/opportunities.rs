@@ -51,12 +51,25 @@ where
     })
 }
 
+/// Why an opportunity is refused for a privacy-blocked contact.
+const PRIVACY_BLOCKED: &str = "the contact is privacy-blocked: no opportunity can be made for it";
+
 impl Store {
     /// Makes an opportunity from an entry, in one transaction. Refused when
     /// the entry is canceled or has an opportunity already.
     pub async fn create_opportunity_from_entry(&self, entry_no: i64, now: DateTime<Utc>) -> Result<String> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            let blocked = sqlx::query(
+                "SELECT 1 AS one FROM interaction_entries e JOIN contacts c ON c.no = e.contact_no \
+                 WHERE e.entry_no = $1 AND c.privacy_blocked = TRUE",
+            )
+            .bind(entry_no)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if blocked.is_some() {
+                return Err(StoreError::Conflict(PRIVACY_BLOCKED.into()));
+            }
             let next: i64 = sqlx::query("UPDATE sequences SET value = value + 1 WHERE name = 'opportunity_no' RETURNING value")
                 .fetch_one(&mut *tx)
                 .await?
@@ -104,6 +117,13 @@ impl Store {
     pub async fn create_opportunity(&self, new: &NewOpportunity, now: DateTime<Utc>) -> Result<String> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            let blocked = sqlx::query("SELECT 1 AS one FROM contacts WHERE no = $1 AND privacy_blocked = TRUE")
+                .bind(&new.contact_no)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if blocked.is_some() {
+                return Err(StoreError::Conflict(PRIVACY_BLOCKED.into()));
+            }
             let next: i64 = sqlx::query("UPDATE sequences SET value = value + 1 WHERE name = 'opportunity_no' RETURNING value")
                 .fetch_one(&mut *tx)
                 .await?

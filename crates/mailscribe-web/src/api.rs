@@ -265,6 +265,9 @@ pub(crate) struct ContactBody {
     company: Option<String>,
     #[serde(default)]
     addresses: Vec<String>,
+    /// Never log this contact's mail; absent leaves the flag as it is.
+    #[serde(default)]
+    privacy_blocked: Option<bool>,
 }
 
 /// Adds or changes one contact, by the rules of `mailscribe contacts import`.
@@ -280,8 +283,9 @@ pub(crate) async fn put_contact(
         return Err(ApiError(ErrorKind::BadRequest("kind is person or company".into())));
     }
     let company = if kind == "company" { String::new() } else { body.company.unwrap_or_default() };
+    let blocked = body.privacy_blocked.map(|b| b.to_string()).unwrap_or_default();
     let csv = format!(
-        "no,name,email,company,type\n{},{},{},{},{kind}\n",
+        "no,name,email,company,type,privacy_blocked\n{},{},{},{},{kind},{blocked}\n",
         field(&no),
         field(&body.name),
         field(&body.addresses.join(";")),
@@ -690,9 +694,10 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                 },
                 "Contact": {
                     "type": "object",
-                    "required": ["no", "name", "kind", "company_no", "addresses"],
+                    "required": ["no", "name", "kind", "company_no", "addresses", "privacy_blocked"],
                     "properties": { "no": string, "name": string, "kind": { "type": "string", "enum": ["person", "company"] },
-                                    "company_no": nullable_string, "addresses": { "type": "array", "items": string } }
+                                    "company_no": nullable_string, "addresses": { "type": "array", "items": string },
+                                    "privacy_blocked": { "type": "boolean", "description": "Mail with this contact is never logged for it, and no opportunity is made for it" } }
                 },
                 "ImportSummary": {
                     "type": "object",
@@ -704,7 +709,8 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "required": ["name"],
                     "properties": { "name": string, "kind": { "type": "string", "enum": ["person", "company"] },
                                     "company": { "type": "string", "description": "The company's name, for a person" },
-                                    "addresses": { "type": "array", "items": string } }
+                                    "addresses": { "type": "array", "items": string },
+                                    "privacy_blocked": { "type": "boolean", "description": "Absent: leave as it is" } }
                 },
                 "Salesperson": {
                     "type": "object",
@@ -841,6 +847,7 @@ fn contact_json(c: mailscribe_store::ContactRow) -> serde_json::Value {
         "kind": c.kind.as_str(),
         "company_no": c.company_no.map(|n| n.to_string()),
         "addresses": c.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "privacy_blocked": c.privacy_blocked,
     })
 }
 

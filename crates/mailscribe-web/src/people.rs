@@ -245,6 +245,9 @@ pub(crate) struct OneForm {
     company: String,
     #[serde(default)]
     kind: String,
+    /// The contact form's checkbox: present when checked.
+    #[serde(default)]
+    privacy_blocked: Option<String>,
 }
 
 /// One CSV field, quoted (RFC 4180), so that a form goes through exactly
@@ -257,8 +260,9 @@ pub(crate) fn field(value: &str) -> String {
 pub(crate) async fn save_contact(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<OneForm>) -> Result<Redirect, PageError> {
     admin_only(&signed_in, &form.csrf)?;
     let kind = if form.kind == "company" { "company" } else { "person" };
+    let blocked = form.privacy_blocked.is_some();
     let csv = format!(
-        "no,name,email,company,type\n{},{},{},{},{kind}\n",
+        "no,name,email,company,type,privacy_blocked\n{},{},{},{},{kind},{blocked}\n",
         field(&form.key),
         field(&form.name),
         field(&form.email),

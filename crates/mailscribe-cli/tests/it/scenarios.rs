@@ -686,3 +686,31 @@ async fn canceled_entries_are_deleted_from_the_command_line() {
     assert!(by_number.contains("deleted 1 entries"));
     assert_eq!(entry_keys(&env).len(), 2);
 }
+
+#[tokio::test]
+async fn a_privacy_blocked_contact_is_never_logged() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.import_directory();
+    // Contact 1 asked to be left out; contact 2 did not.
+    env.write("blocked.csv", "no,name,email,company,privacy_blocked\n1,Carl Contact,c1@customer.example,Customer Corp,true\n2,Cora Contact,c2@customer.example,Customer Corp,false\n");
+    env.ok(&["contacts", "import", "blocked.csv"]);
+    env.write("bad.csv", "no,name,email,company,privacy_blocked\n1,Carl Contact,c1@customer.example,Customer Corp,maybe\n");
+    let refused = env.run(&["contacts", "import", "bad.csv"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("line 2: privacy_blocked 'maybe' must be true or false"));
+    env.configure(&[]);
+    env.ok(&["enable", "--accept-data-statement"]);
+    let both = message(
+        &["From: sp1@ourco.example", "To: c1@customer.example", "Cc: c2@customer.example", "Subject: both", "Message-ID: <both@test.example>"],
+        "hello",
+    );
+    let only_blocked = message(&["From: sp1@ourco.example", "To: c1@customer.example", "Subject: one", "Message-ID: <one@test.example>"], "hi");
+    let from_blocked = message(&["From: c1@customer.example", "To: sp1@ourco.example", "Subject: in", "Message-ID: <in@test.example>"], "yo");
+    for raw in [&both, &only_blocked, &from_blocked] {
+        env.deliver(raw);
+    }
+    env.ok(&["run", "--once"]);
+    let keys = entry_keys(&env);
+    assert_eq!(keys, [("<both@test.example>".to_owned(), "SP1".to_owned(), "2".to_owned(), "outbound".to_owned())], "one entry, for contact 2");
+    let reasons: Vec<String> = decisions(&env).iter().map(|d| d["reason"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(reasons, ["logged", "privacy_blocked", "privacy_blocked"]);
+}

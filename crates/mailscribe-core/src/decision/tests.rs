@@ -29,6 +29,9 @@ fn directory() -> DirectoryView {
     dir.add_contact(addr("shared@x.example"), contact("10", None));
     dir.add_contact(addr("shared@x.example"), contact("9", None));
     dir.add_contact(addr("shared@x.example"), contact("CT-1", None));
+    // B1 asked that nothing about them be kept: privacy-blocked.
+    dir.add_contact(addr("blocked@customer.example"), contact("B1", Some("CO1")));
+    dir.block(ContactNo::parse("B1").unwrap());
     dir
 }
 
@@ -82,6 +85,22 @@ fn check(case: &Case, skip_sensitive: bool) {
 #[test]
 fn decision_table() {
     let cases = [
+        // Privacy-blocked contacts (PRODUCT.md section 8): never logged, and
+        // `privacy_blocked` when they were the only counterparts.
+        case("salesperson to a blocked contact only", "From: sp1@ourco.example\nTo: blocked@customer.example", Reason::PrivacyBlocked, &[]),
+        case(
+            "a blocked contact and another: one entry, for the other",
+            "From: sp1@ourco.example\nTo: blocked@customer.example\nCc: c2@customer.example",
+            Reason::Logged,
+            &["out SP1 C2"],
+        ),
+        case("a blocked contact writes to a salesperson", "From: blocked@customer.example\nTo: sp1@ourco.example", Reason::PrivacyBlocked, &[]),
+        case(
+            "a blocked contact writes to nobody we know",
+            "From: blocked@customer.example\nTo: stranger@elsewhere.example",
+            Reason::NoCounterpart,
+            &[],
+        ),
         // Row 6: outbound.
         case("salesperson to contact", "From: sp1@ourco.example\nTo: c1@customer.example", Reason::Logged, &["out SP1 C1"]),
         case(

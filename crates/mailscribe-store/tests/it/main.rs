@@ -63,6 +63,7 @@ conformance!(
     accounts_are_managed_and_changes_revoke_access,
     deleting_a_salesperson_disables_their_accounts,
     deleting_entries_keeps_the_ledger,
+    privacy_blocked_contacts_are_kept_apart,
     setup_drafts_are_kept_per_user,
     the_log_filters_and_pages_newest_first,
     opportunities_from_entries_link_both_ways,
@@ -92,6 +93,7 @@ fn contact(no: &str, kind: ContactKind, company: Option<&str>, addresses: &[&str
         kind,
         company_name: company.map(str::to_owned),
         addresses: addresses.iter().map(|a| addr(a)).collect(),
+        privacy_blocked: None,
     }
 }
 
@@ -914,4 +916,37 @@ async fn deleting_entries_keeps_the_ledger(store: &Store) {
     let canceled = EntrySelection::CanceledBefore(at(15));
     assert_eq!(store.delete_entries(&canceled, false).await.unwrap().entries, 1, "only the older one");
     assert_eq!(store.entries_after(0, 100).await.unwrap().len(), 1);
+}
+
+async fn privacy_blocked_contacts_are_kept_apart(store: &Store) {
+    use mailscribe_core::Role;
+    let _ = Role::Admin;
+    store
+        .import_contacts(&[
+            Contact { privacy_blocked: Some(true), ..contact("1", ContactKind::Person, None, &["c1@x.example"]) },
+            contact("2", ContactKind::Person, None, &["c2@x.example"]),
+        ])
+        .await
+        .unwrap();
+    let view = store.lookup_addresses(&[addr("c1@x.example"), addr("c2@x.example")]).await.unwrap();
+    assert!(view.is_privacy_blocked(&ContactNo::parse("1").unwrap()));
+    assert!(!view.is_privacy_blocked(&ContactNo::parse("2").unwrap()));
+    // A file without the column leaves the flag as it is; `false` clears it.
+    store.import_contacts(&[contact("1", ContactKind::Person, None, &["c1@x.example"])]).await.unwrap();
+    assert!(store.contact("1").await.unwrap().unwrap().privacy_blocked);
+    store.import_contacts(&[Contact { privacy_blocked: Some(false), ..contact("1", ContactKind::Person, None, &["c1@x.example"]) }]).await.unwrap();
+    assert!(!store.contact("1").await.unwrap().unwrap().privacy_blocked);
+    // No opportunity for a blocked contact, by hand or from an entry.
+    store.import_contacts(&[Contact { privacy_blocked: Some(true), ..contact("1", ContactKind::Person, None, &["c1@x.example"]) }]).await.unwrap();
+    let by_hand = mailscribe_store::NewOpportunity {
+        description: "d".into(),
+        contact_no: Some("1".into()),
+        contact_company_no: None,
+        salesperson_code: Some("SP1".into()),
+        estimated_value: None,
+    };
+    assert!(matches!(store.create_opportunity(&by_hand, at(10)).await, Err(StoreError::Conflict(m)) if m.contains("privacy-blocked")));
+    store.commit_batch(&[copy(1, "m1@x", Reason::Logged, vec![entry(Direction::Inbound, "SP1", "1", None)])], &email_template(), at(10), None).await.unwrap();
+    let entry_no = store.entries_after(0, 10).await.unwrap()[0].entry_no;
+    assert!(matches!(store.create_opportunity_from_entry(entry_no, at(11)).await, Err(StoreError::Conflict(_))));
 }

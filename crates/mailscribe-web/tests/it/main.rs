@@ -518,6 +518,7 @@ async fn the_openapi_document_describes_what_the_api_answers() {
         kind: mailscribe_core::ContactKind::Person,
         company_name: Some("Customer Corp".into()),
         addresses: vec![mailscribe_core::EmailAddress::parse("c1@customer.example").unwrap()],
+        privacy_blocked: None,
     }];
     app.store.import_contacts(&contacts).await.unwrap();
     check_against(&document, &list("Contact"), &json(&app.get("/api/v1/contacts?q=carl", Some(&uma)).await), "contacts");
@@ -910,6 +911,7 @@ async fn a_first_run_shows_the_way_until_a_mailbox_logs() {
             kind: ContactKind::Person,
             company_name: None,
             addresses: vec![address("c1@customer.example")],
+            privacy_blocked: None,
         }])
         .await
         .unwrap();
