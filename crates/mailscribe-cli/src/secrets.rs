@@ -40,6 +40,11 @@ pub(crate) enum SecretError {
     KeyMalformed(String),
     #[error("cannot read or create the key file {path}: {source}")]
     KeyFile { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the key file {path} can be read by others (mode {mode:o}): anyone who can read it can open the stored \
+         passwords; make it readable by its owner only: chmod 600 {path}"
+    )]
+    KeyFileExposed { path: PathBuf, mode: u32 },
     #[error("the stored secret was sealed with key {stored}, but the current key is {current}; restore that key")]
     WrongKey { stored: String, current: String },
     #[error("the stored secret cannot be decrypted: it is damaged or the key is wrong")]
@@ -152,6 +157,15 @@ impl KeyRing {
             return KeyRing::parse(&text.replace([',', ' '], "\n"));
         }
         let path = SecretKey::key_file_for(db);
+        // A key readable by group or others is refused, not used: it would
+        // open every stored secret to them.
+        if let Ok(metadata) = std::fs::metadata(&path) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretError::KeyFileExposed { path, mode });
+            }
+        }
         match std::fs::read_to_string(&path) {
             Ok(text) => KeyRing::parse(&text),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(SecretError::KeyMissing(path)),

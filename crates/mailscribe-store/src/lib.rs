@@ -250,6 +250,17 @@ impl Store {
     pub async fn open(url: &DatabaseUrl) -> Result<Store> {
         let backend = match url {
             DatabaseUrl::Sqlite(path) => {
+                // Created readable by its owner only; SQLite gives the -wal
+                // and -shm files the database file's mode.
+                if !path.exists() {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+                    if let Err(err) = created {
+                        if err.kind() != std::io::ErrorKind::AlreadyExists {
+                            return Err(StoreError::Open(sqlx::Error::Io(err)));
+                        }
+                    }
+                }
                 let options = SqliteConnectOptions::new()
                     .filename(path)
                     .create_if_missing(true)

@@ -111,3 +111,26 @@ async fn rotating_the_key_reseals_every_secret() {
     let text = String::from_utf8_lossy(&env.run(&["check"]).stdout).to_string();
     assert!(text.contains("FAIL credentials the stored secrets cannot be read: the stored secret was sealed with key"), "{text}");
 }
+
+#[tokio::test]
+async fn the_database_is_private_and_an_exposed_key_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    let dir = env.db.sqlite_dir().unwrap();
+    for name in ["mailscribe.db", "mailscribe.db-wal", "mailscribe.db-shm"] {
+        let path = dir.join(name);
+        if let Ok(metadata) = std::fs::metadata(&path) {
+            assert_eq!(metadata.permissions().mode() & 0o077, 0, "{name} is readable by its owner only");
+        }
+    }
+    let key = env.dir.path().join("test.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = env.run(&["run", "--once"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("can be read by others (mode 644)") && stderr.contains("chmod 600"), "{stderr}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    env.ok(&["run", "--once"]);
+}
