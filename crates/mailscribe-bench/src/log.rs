@@ -33,7 +33,7 @@ pub(crate) async fn fill(store: &Store, entries: u32) -> anyhow::Result<(f64, f6
     let mut matches = vec![0u64; TOPICS as usize];
     let started = Instant::now();
     let mut rng = Lcg(99);
-    let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0 };
+    let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0, interaction_group: None, campaign_no: None };
     let epoch = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     let mut first = 0;
     while first < entries {

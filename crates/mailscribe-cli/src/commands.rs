@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use chrono::Utc;
 use mailscribe_core::{
-    AuthKind, Enablement, InteractionTemplate, MailboxName, MailboxSetup, OAuthSetup, SecretRef, Security, Settings,
+    AuthKind, Enablement, MailboxName, MailboxSetup, OAuthSetup, SecretRef, Security, Settings,
     TlsTrust,
 };
 use mailscribe_mail::{ConnectionConfig, Credentials, OAuthClient, TokenProvider, entra_token_url};
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::secrets::{KeyRing, SourceError, resolve};
 use crate::{
     Cli, Command, ConfigureArgs, DirectoryCommand, EnableArgs, ExportCommand, Failure, InteractionsCommand, MailboxArg, MailboxCommand, RunArgs,
-    SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TemplateCommand, TokenCommand, exit,
+    SecretsCommand, ServeArgs, SettingsCommand, SummaryFormat, TokenCommand, exit,
     export,
 };
 use mailscribe_core::import;
@@ -41,7 +41,8 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Check(arg) => check(&store, &url, &mailbox_name(&arg)?).await,
         Command::Setup(arg) => crate::wizard::setup(&store, &url, &mailbox_name(&arg)?).await,
         Command::Settings { command } => settings(&store, command).await,
-        Command::Template { command } => template(&store, command).await,
+        Command::Template { command } => crate::templates::template(&store, command).await,
+        Command::Campaign { command } => crate::templates::campaign(&store, command).await,
         Command::Enable(args) => enable(&store, &url, args).await,
         Command::Disable(arg) => disable(&store, &mailbox_name(&arg)?).await,
         Command::Run(args) => run(&store, &url, args).await,
@@ -493,6 +494,12 @@ async fn settings(store: &Store, command: SettingsCommand) -> Result<(), Failure
             let mut settings = store.settings().await?;
             let mode_before = settings.storage_mode;
             settings.set(&key, &value).map_err(|err| Failure::new(exit::USAGE, err))?;
+            if key == "email_template" && store.template(&settings.email_template).await?.is_none() {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    anyhow!("there is no template {}: `mailscribe template set {} --cost 0 --minutes 0` first", settings.email_template, settings.email_template),
+                ));
+            }
             // The storage mode is part of every mailbox's accepted data
             // statement: it changes only while no mailbox logs.
             if settings.storage_mode != mode_before && store.any_mailbox_enabled().await? {
@@ -509,24 +516,6 @@ async fn settings(store: &Store, command: SettingsCommand) -> Result<(), Failure
     Ok(())
 }
 
-async fn template(store: &Store, command: TemplateCommand) -> Result<(), Failure> {
-    let TemplateCommand::Set { code, cost, minutes, description } = command;
-    let code = code.trim().to_uppercase();
-    if code.is_empty() || code.len() > 20 {
-        return Err(Failure::new(exit::USAGE, anyhow!("a template code has 1 to 20 characters")));
-    }
-    let cost = cost.parse().map_err(|err| Failure::new(exit::USAGE, anyhow!("--cost: {err}")))?;
-    let existing = store.template(&code).await?;
-    let template = InteractionTemplate {
-        description: description.or(existing.map(|t| t.description)).unwrap_or_else(|| code.clone()),
-        code,
-        cost,
-        duration_minutes: minutes,
-    };
-    store.save_template(&template).await?;
-    println!("template {}: cost {}, {} minutes", template.code, template.cost, template.duration_minutes);
-    Ok(())
-}
 
 pub(crate) fn who_am_i() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_owned())
@@ -598,8 +587,11 @@ pub(crate) async fn run_options(
     if let Some(seconds) = store.mailbox(name).await?.and_then(|m| m.interval_seconds) {
         settings.interval_seconds = seconds;
     }
-    let template = store.template(InteractionTemplate::EMAIL).await?.ok_or_else(|| {
-        Failure::new(exit::DISABLED_OR_INCOMPLETE, anyhow!("the EMAIL interaction template is missing"))
+    let template = store.template(&settings.email_template).await?.ok_or_else(|| {
+        Failure::new(
+            exit::DISABLED_OR_INCOMPLETE,
+            anyhow!("the interaction template {} (setting email_template) is missing: `mailscribe template set {} --cost 0 --minutes 0`", settings.email_template, settings.email_template),
+        )
     })?;
     Ok(RunOptions {
         mailbox_name: name.clone(),

@@ -40,6 +40,8 @@ struct InteractionRecord {
     date_fallback: bool,
     mailbox_name: String,
     run_id: Option<i64>,
+    interaction_group: Option<String>,
+    campaign_no: Option<String>,
 }
 
 impl InteractionRecord {
@@ -64,6 +66,8 @@ impl InteractionRecord {
             date_fallback: row.date_fallback,
             mailbox_name: row.mailbox_name,
             run_id: row.run_id,
+            interaction_group: row.interaction_group,
+            campaign_no: row.campaign_no,
         }
     }
 }

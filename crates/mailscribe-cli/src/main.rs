@@ -9,6 +9,7 @@ mod export;
 mod logging;
 mod telemetry;
 mod secrets;
+mod templates;
 mod wizard;
 
 use std::path::PathBuf;
@@ -94,6 +95,11 @@ pub(crate) enum Command {
     Template {
         #[command(subcommand)]
         command: TemplateCommand,
+    },
+    /// Campaigns that templates (and so entries) count toward.
+    Campaign {
+        #[command(subcommand)]
+        command: CampaignCommand,
     },
     /// Turn logging on (after a passing check and accepting the data statement).
     Enable(EnableArgs),
@@ -343,7 +349,35 @@ pub(crate) enum TemplateCommand {
         minutes: u32,
         #[arg(long)]
         description: Option<String>,
+        /// The interaction group copied to each entry ("" clears it).
+        #[arg(long)]
+        group: Option<String>,
+        /// The campaign the entries count toward ("" clears it).
+        #[arg(long)]
+        campaign: Option<String>,
     },
+    /// Every template, tab-separated: code, description, cost, minutes, group, campaign, in use.
+    List,
+    /// Remove a template (refused while logged mail uses it).
+    Remove { code: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CampaignCommand {
+    /// Create or change a campaign.
+    Set {
+        no: String,
+        #[arg(long)]
+        description: String,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        starts: Option<String>,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        ends: Option<String>,
+    },
+    /// Every campaign, tab-separated: no, description, starts, ends.
+    List,
 }
 
 #[derive(Args)]

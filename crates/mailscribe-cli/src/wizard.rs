@@ -297,7 +297,7 @@ async fn run_steps(
                 code: InteractionTemplate::EMAIL.into(),
                 description: template.map(|t| t.description).unwrap_or_else(|| "Email".into()),
                 cost,
-                duration_minutes: minutes,
+                duration_minutes: minutes, interaction_group: None, campaign_no: None,
             })
             .await?;
         store.save_setting("storage_mode", mode.as_str()).await?;

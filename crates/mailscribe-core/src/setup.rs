@@ -298,6 +298,8 @@ pub struct Settings {
     pub not_logged_retention_days: u32,
     /// A web session unused this long ends (besides its absolute 12 hours).
     pub session_idle_minutes: u32,
+    /// The template logged mail uses.
+    pub email_template: String,
 }
 
 impl Default for Settings {
@@ -310,12 +312,13 @@ impl Default for Settings {
             max_attempts: 3,
             not_logged_retention_days: 90,
             session_idle_minutes: 30,
+            email_template: InteractionTemplate::EMAIL.to_owned(),
         }
     }
 }
 
 impl Settings {
-    pub const KEYS: [&'static str; 7] = [
+    pub const KEYS: [&'static str; 8] = [
         "interval",
         "time_zone",
         "storage_mode",
@@ -323,6 +326,7 @@ impl Settings {
         "max_attempts",
         "not_logged_retention_days",
         "session_idle_minutes",
+        "email_template",
     ];
 
     /// Applies one `key = value` pair, validating the value.
@@ -378,6 +382,13 @@ impl Settings {
                     .filter(|n| (1..=720).contains(n))
                     .ok_or_else(|| invalid("session_idle_minutes", "a whole number of minutes from 1 to 720"))?;
             }
+            "email_template" => {
+                let code = value.to_uppercase();
+                if code.is_empty() || code.len() > 20 || code.contains(char::is_whitespace) {
+                    return Err(invalid("email_template", "a template code of 1 to 20 characters, without spaces"));
+                }
+                self.email_template = code;
+            }
             other => return Err(SettingError::UnknownKey(other.to_owned())),
         }
         Ok(())
@@ -393,6 +404,7 @@ impl Settings {
             ("max_attempts", self.max_attempts.to_string()),
             ("not_logged_retention_days", self.not_logged_retention_days.to_string()),
             ("session_idle_minutes", self.session_idle_minutes.to_string()),
+            ("email_template", self.email_template.clone()),
         ]
     }
 }
@@ -442,6 +454,10 @@ pub struct InteractionTemplate {
     pub description: String,
     pub cost: Amount,
     pub duration_minutes: u32,
+    /// Business Central's interaction group, copied to each entry.
+    pub interaction_group: Option<String>,
+    /// A campaign the entries count toward, copied to each entry.
+    pub campaign_no: Option<String>,
 }
 
 impl InteractionTemplate {

@@ -29,6 +29,9 @@ pub struct EntryRow {
     pub mailbox_name: String,
     /// The run that wrote it.
     pub run_id: Option<i64>,
+    /// Copied from the template when the entry was made.
+    pub interaction_group: Option<String>,
+    pub campaign_no: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +158,8 @@ where
         date_fallback: r.try_get("date_fallback")?,
         mailbox_name: r.try_get("mailbox_name")?,
         run_id: r.try_get("run_id")?,
+        interaction_group: r.try_get("interaction_group")?,
+        campaign_no: r.try_get("campaign_no")?,
     })
 }
 

@@ -105,7 +105,7 @@ macro_rules! insert_entries {
             "INSERT INTO interaction_entries (message_record_id, contact_no, contact_company_no, \
              salesperson_code, occurred_at, description, subject, direction, initiated_by, \
              correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
-             attempt_failed, canceled, opportunity_no, date_fallback, mailbox_name, run_id) ",
+             attempt_failed, canceled, opportunity_no, date_fallback, mailbox_name, run_id, interaction_group, campaign_no) ",
         );
         insert.push_values($rows, |mut b, (copy, entry, record): &(&DecidedCopy, &PlannedEntry, i64)| {
             b.push_bind(*record)
@@ -127,7 +127,9 @@ macro_rules! insert_entries {
                 .push_bind(None::<String>)
                 .push_bind(copy.date_fallback)
                 .push_bind(copy.mailbox_name.as_str())
-                .push_bind(copy.run_id);
+                .push_bind(copy.run_id)
+                .push_bind(template.interaction_group.as_deref())
+                .push_bind(template.campaign_no.as_deref());
         });
         insert.build().execute($connection).await?;
     }};

@@ -30,7 +30,7 @@ pub use directory::{ContactRow, ImportSummary};
 pub use export::{DecisionRow, EntryRow};
 pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
 pub use lease::{Fence, InstanceRow, Lease, LeaseAttempt, RunRequest};
-pub use setup::{MailboxRow, MailboxStatus};
+pub use setup::{Campaign, MailboxRow, MailboxStatus};
 pub use users::{TokenRow, UserChange, UserRow};
 pub use log::{EntryComment, EntryCursor, EntryFilter, MessageRecord};
 pub use opportunities::{NewOpportunity, OPPORTUNITY_STATUSES, Opportunity};

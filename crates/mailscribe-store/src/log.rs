@@ -21,6 +21,8 @@ pub struct EntryFilter {
     pub text: Option<String>,
     /// The mailbox the message was logged through (any case).
     pub mailbox_name: Option<String>,
+    /// The campaign the entry counts toward.
+    pub campaign_no: Option<String>,
 }
 
 /// Where the next page starts: the last row of this one.
@@ -63,7 +65,8 @@ impl Store {
             && filter.contact_no.is_none()
             && filter.company_no.is_none()
             && filter.salesperson_code.is_none()
-            && filter.mailbox_name.is_none();
+            && filter.mailbox_name.is_none()
+            && filter.campaign_no.is_none();
         let from = if walk_by_date {
             "SELECT e.*, m.message_id FROM interaction_entries e INDEXED BY interaction_entries_occurred \
              JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1"
@@ -89,6 +92,9 @@ impl Store {
             }
             if let Some(direction) = &filter.direction {
                 query.push(" AND e.direction = ").push_bind(direction.clone());
+            }
+            if let Some(campaign) = &filter.campaign_no {
+                query.push(" AND e.campaign_no = ").push_bind(campaign.clone());
             }
             if let Some(name) = &filter.mailbox_name {
                 query.push(" AND lower(e.mailbox_name) = ").push_bind(name.to_lowercase());

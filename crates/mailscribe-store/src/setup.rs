@@ -116,6 +116,33 @@ macro_rules! mailbox_from_row {
     }};
 }
 
+const TEMPLATE_COLUMNS: &str = "code, description, cost_hundredths, duration_minutes, interaction_group, campaign_no";
+
+macro_rules! template_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let code: String = row.try_get("code")?;
+        let minutes: i64 = row.try_get("duration_minutes")?;
+        InteractionTemplate {
+            description: row.try_get("description")?,
+            cost: Amount::from_hundredths(row.try_get("cost_hundredths")?),
+            duration_minutes: u32::try_from(minutes).map_err(|_| StoreError::Corrupt(format!("template {code}: duration")))?,
+            interaction_group: row.try_get("interaction_group")?,
+            campaign_no: row.try_get("campaign_no")?,
+            code,
+        }
+    }};
+}
+
+/// A campaign entries can count toward (Business Central's, in brief).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Campaign {
+    pub no: String,
+    pub description: String,
+    pub starts_on: Option<chrono::NaiveDate>,
+    pub ends_on: Option<chrono::NaiveDate>,
+}
+
 impl Store {
     /// One mailbox, by name (without regard to case).
     pub async fn mailbox(&self, name: &MailboxName) -> Result<Option<MailboxRow>> {
@@ -339,35 +366,101 @@ impl Store {
 
     pub async fn template(&self, code: &str) -> Result<Option<InteractionTemplate>> {
         with_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT code, description, cost_hundredths, duration_minutes FROM interaction_templates WHERE code = $1",
-            )
-            .bind(code)
-            .fetch_optional(pool)
-            .await?;
-            let Some(row) = row else { return Ok(None) };
-            let minutes: i64 = row.try_get("duration_minutes")?;
-            Ok(Some(InteractionTemplate {
-                code: row.try_get("code")?,
-                description: row.try_get("description")?,
-                cost: Amount::from_hundredths(row.try_get("cost_hundredths")?),
-                duration_minutes: u32::try_from(minutes)
-                    .map_err(|_| StoreError::Corrupt(format!("template {code}: duration")))?,
-            }))
+            let row = sqlx::query(&format!("SELECT {TEMPLATE_COLUMNS} FROM interaction_templates WHERE code = $1"))
+                .bind(code)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(template_from_row!(row))),
+                None => Ok(None),
+            }
         })
     }
 
+    /// Every template, by code.
+    pub async fn templates(&self) -> Result<Vec<InteractionTemplate>> {
+        with_pool!(self, |pool| {
+            sqlx::query(&format!("SELECT {TEMPLATE_COLUMNS} FROM interaction_templates ORDER BY code"))
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| Ok(template_from_row!(row)))
+                .collect()
+        })
+    }
+
+    /// Removes a template; refused while it is the one logged mail uses.
+    pub async fn remove_template(&self, code: &str) -> Result<bool> {
+        if self.settings().await?.email_template == code {
+            return Err(StoreError::Conflict(format!(
+                "{code} is the template logged mail uses (setting email_template): choose another first"
+            )));
+        }
+        with_pool!(self, |pool| {
+            Ok(sqlx::query("DELETE FROM interaction_templates WHERE code = $1").bind(code).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
+    /// Creates or changes a campaign.
+    pub async fn save_campaign(&self, campaign: &Campaign) -> Result<()> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO campaigns (no, description, starts_on, ends_on) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (no) DO UPDATE SET description = excluded.description, starts_on = excluded.starts_on, \
+                 ends_on = excluded.ends_on",
+            )
+            .bind(&campaign.no)
+            .bind(&campaign.description)
+            .bind(campaign.starts_on.map(|d| d.to_string()))
+            .bind(campaign.ends_on.map(|d| d.to_string()))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<Campaign>> {
+        with_pool!(self, |pool| {
+            sqlx::query("SELECT no, description, starts_on, ends_on FROM campaigns ORDER BY no")
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    let day = |column: &str| -> Result<Option<chrono::NaiveDate>> {
+                        row.try_get::<Option<String>, _>(column)?
+                            .map(|text| text.parse().map_err(|_| StoreError::Corrupt(format!("campaign {column} '{text}'"))))
+                            .transpose()
+                    };
+                    Ok(Campaign {
+                        no: row.try_get("no")?,
+                        description: row.try_get("description")?,
+                        starts_on: day("starts_on")?,
+                        ends_on: day("ends_on")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Creates or changes a template. For the group and the campaign,
+    /// `None` keeps what is stored (callers that only set cost and
+    /// duration), and `Some("")` clears it.
     pub async fn save_template(&self, template: &InteractionTemplate) -> Result<()> {
         with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO interaction_templates (code, description, cost_hundredths, duration_minutes) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO UPDATE SET description = excluded.description, \
-                 cost_hundredths = excluded.cost_hundredths, duration_minutes = excluded.duration_minutes",
+                "INSERT INTO interaction_templates (code, description, cost_hundredths, duration_minutes, \
+                 interaction_group, campaign_no) VALUES ($1, $2, $3, $4, NULLIF($5, ''), NULLIF($6, '')) \
+                 ON CONFLICT (code) DO UPDATE SET description = excluded.description, \
+                 cost_hundredths = excluded.cost_hundredths, duration_minutes = excluded.duration_minutes, \
+                 interaction_group = CASE WHEN $5 IS NULL THEN interaction_templates.interaction_group ELSE NULLIF($5, '') END, \
+                 campaign_no = CASE WHEN $6 IS NULL THEN interaction_templates.campaign_no ELSE NULLIF($6, '') END",
             )
             .bind(&template.code)
             .bind(&template.description)
             .bind(template.cost.hundredths())
             .bind(i64::from(template.duration_minutes))
+            .bind(&template.interaction_group)
+            .bind(&template.campaign_no)
             .execute(pool)
             .await?;
             Ok(())

@@ -33,6 +33,8 @@ pub(crate) struct InteractionDto {
     message_record_id: i64,
     mailbox_name: String,
     run_id: Option<i64>,
+    interaction_group: Option<String>,
+    campaign_no: Option<String>,
 }
 
 fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
@@ -57,6 +59,8 @@ fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
         message_record_id: row.message_record_id,
         mailbox_name: row.mailbox_name,
         run_id: row.run_id,
+        interaction_group: row.interaction_group,
+        campaign_no: row.campaign_no,
     }
 }
 
@@ -438,6 +442,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         filter("direction", "inbound or outbound"),
                         filter("q", "Words that must each start a word of the subject"),
                         filter("mailbox", "The name of the mailbox the mail was logged through (any case)"),
+                        filter("campaign", "The campaign number the entries count toward"),
                         filter("before_at", "Cursor: next_before_at of the previous page"),
                         { "name": "before_no", "in": "query", "required": false, "schema": integer, "description": "Cursor: next_before_no of the previous page" },
                         { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }
@@ -644,7 +649,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "type": "object",
                     "required": ["entry_no", "date", "time", "occurred_at", "direction", "initiated_by", "salesperson_code", "contact_no",
                                  "contact_company_no", "subject", "message_id", "template_code", "cost", "duration_minutes", "canceled",
-                                 "opportunity_no", "message_record_id", "mailbox_name", "run_id"],
+                                 "opportunity_no", "message_record_id", "mailbox_name", "run_id", "interaction_group", "campaign_no"],
                     "properties": {
                         "entry_no": integer, "date": string, "time": string, "occurred_at": { "type": "string", "format": "date-time" },
                         "direction": { "type": "string", "enum": ["inbound", "outbound"] },
@@ -654,7 +659,8 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         "cost": { "type": "string", "description": "Decimal with two digits" },
                         "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": integer,
                         "mailbox_name": { "type": "string", "description": "The mailbox the message was logged through" },
-                        "run_id": { "type": "integer", "format": "int64", "nullable": true, "description": "The run that wrote the entry" }
+                        "run_id": { "type": "integer", "format": "int64", "nullable": true, "description": "The run that wrote the entry" },
+                        "interaction_group": nullable_string, "campaign_no": nullable_string
                     }
                 },
                 "InteractionWithComments": {

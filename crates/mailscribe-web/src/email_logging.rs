@@ -237,7 +237,7 @@ impl TryFrom<StoredDraft> for Draft {
             code: stored.template_code,
             description: stored.template_description,
             cost: Amount::from_hundredths(stored.cost_hundredths),
-            duration_minutes: stored.duration_minutes,
+            duration_minutes: stored.duration_minutes, interaction_group: None, campaign_no: None,
         };
         Ok(Draft { name: stored.name, setup, settings, template, folders: stored.folders })
     }
@@ -535,11 +535,12 @@ async fn save_options(state: &AppState, settings: &Settings, template: &Interact
 }
 
 async fn email_template(state: &AppState) -> Result<InteractionTemplate, PageError> {
-    Ok(state.store.template(InteractionTemplate::EMAIL).await?.unwrap_or(InteractionTemplate {
-        code: InteractionTemplate::EMAIL.into(),
+    let code = state.store.settings().await?.email_template;
+    Ok(state.store.template(&code).await?.unwrap_or(InteractionTemplate {
+        code,
         description: "Email".into(),
         cost: Amount::from_hundredths(0),
-        duration_minutes: 0,
+        duration_minutes: 0, interaction_group: None, campaign_no: None,
     }))
 }
 
@@ -1197,7 +1198,7 @@ mod tests {
     #[test]
     fn options_are_validated_and_the_mode_is_locked_when_asked() {
         let mut settings = Settings::default();
-        let mut template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Amount::from_hundredths(0), duration_minutes: 0 };
+        let mut template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Amount::from_hundredths(0), duration_minutes: 0, interaction_group: None, campaign_no: None };
         let answers = form(&[("interval", "5m"), ("time_zone", "Europe/Helsinki"), ("cost", "2.50"), ("minutes", "5"), ("storage_mode", "full")]);
         options_from_form(&answers, &mut settings, &mut template, None).unwrap();
         assert_eq!((settings.interval_seconds, settings.storage_mode), (300, StorageMode::Full));
@@ -1240,7 +1241,7 @@ mod tests {
         let mut settings = Settings::default();
         settings.set("storage_mode", "full").unwrap();
         settings.set("time_zone", "Europe/Helsinki").unwrap();
-        let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Amount::from_hundredths(250), duration_minutes: 5 };
+        let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Amount::from_hundredths(250), duration_minutes: 5, interaction_group: None, campaign_no: None };
         let draft = Draft { name: "eu".into(), setup, settings, template, folders: vec!["Queue".into()] };
         let text = serde_json::to_string(&StoredDraft::from(&draft)).unwrap();
         assert!(text.contains("v1:k1:nonce:ciphertext") && text.contains("env:CID") && text.contains("file:/run/secret"), "{text}");

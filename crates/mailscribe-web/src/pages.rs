@@ -90,6 +90,9 @@ pub(crate) struct LogQuery {
     /// The name of the mailbox the mail was logged through.
     #[serde(default)]
     pub(crate) mailbox: String,
+    /// The campaign the entries count toward.
+    #[serde(default)]
+    pub(crate) campaign: String,
     /// The keyset cursor: the last row of the previous page.
     #[serde(default)]
     pub(crate) before_at: String,
@@ -146,6 +149,7 @@ impl LogQuery {
                         .map_err(|err| ErrorKind::BadRequest(format!("mailbox: {err}")))
                 })
                 .transpose()?,
+            campaign_no: non_empty(&self.campaign).map(|c| c.to_uppercase()),
         };
         match user.restricted_to() {
             None => {}
@@ -175,6 +179,7 @@ impl LogQuery {
             ("direction", self.direction.as_str()),
             ("q", self.q.as_str()),
             ("mailbox", self.mailbox.as_str()),
+            ("campaign", self.campaign.as_str()),
         ];
         let mut url = String::from("/interactions?");
         for (key, value) in pairs {
@@ -399,7 +404,7 @@ struct FirstSteps {
 
 impl LogQuery {
     fn has_filters(&self) -> bool {
-        [&self.contact, &self.company, &self.salesperson, &self.from, &self.to, &self.direction, &self.q, &self.mailbox]
+        [&self.contact, &self.company, &self.salesperson, &self.from, &self.to, &self.direction, &self.q, &self.mailbox, &self.campaign]
             .iter()
             .any(|value| !value.trim().is_empty())
     }

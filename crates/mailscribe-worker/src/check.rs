@@ -39,12 +39,19 @@ pub async fn run_checks(
             CheckLine::fail("folders_differ", FOLDERS_DIFFER_HINT)
         });
     }
-    lines.push(match store.template(mailscribe_core::InteractionTemplate::EMAIL).await {
+    let code = match store.settings().await {
+        Ok(settings) => settings.email_template,
+        Err(_) => mailscribe_core::InteractionTemplate::EMAIL.to_owned(),
+    };
+    lines.push(match store.template(&code).await {
         Ok(Some(template)) => CheckLine::pass(
             "interaction_template",
             format!("{} exists (cost {}, {} minutes)", template.code, template.cost, template.duration_minutes),
         ),
-        Ok(None) => CheckLine::fail("interaction_template", "the EMAIL template is missing: run `mailscribe template set EMAIL --cost 0 --minutes 0`"),
+        Ok(None) => CheckLine::fail(
+            "interaction_template",
+            format!("the {code} template (setting email_template) is missing: run `mailscribe template set {code} --cost 0 --minutes 0`"),
+        ),
         Err(err) => CheckLine::fail("interaction_template", format!("cannot read templates: {err}")),
     });
     lines.push(match store.count_salespeople_with_address().await {

@@ -714,3 +714,41 @@ async fn a_privacy_blocked_contact_is_never_logged() {
     let reasons: Vec<String> = decisions(&env).iter().map(|d| d["reason"].as_str().unwrap().to_owned()).collect();
     assert_eq!(reasons, ["logged", "privacy_blocked", "privacy_blocked"]);
 }
+
+#[tokio::test]
+async fn templates_with_groups_and_campaigns_as_in_business_central() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(100);
+    // A campaign, and a template that counts toward it.
+    env.ok(&["campaign", "set", "cp-2026", "--description", "Spring offers", "--starts", "2026-03-01", "--ends", "2026-05-31"]);
+    assert_eq!(env.run(&["campaign", "set", "X", "--description", "d", "--starts", "2026-05-01", "--ends", "2026-04-01"]).status.code(), Some(2));
+    assert_eq!(env.run(&["template", "set", "SALES", "--cost", "1", "--minutes", "2", "--campaign", "NOPE"]).status.code(), Some(2));
+    env.ok(&["template", "set", "sales", "--cost", "4.50", "--minutes", "15", "--description", "Sales mail", "--group", "EMAIL-OUT", "--campaign", "CP-2026"]);
+    let campaigns = env.ok(&["campaign", "list"]);
+    assert_eq!(campaigns.lines().nth(1), Some("CP-2026\tSpring offers\t2026-03-01\t2026-05-31"));
+    // Logged mail uses the template the setting names, once it exists.
+    assert_eq!(env.run(&["settings", "set", "email_template", "MISSING"]).status.code(), Some(2));
+    env.ok(&["settings", "set", "email_template", "sales"]);
+    let list = env.ok(&["template", "list"]);
+    assert!(list.lines().any(|l| l == "SALES\tSales mail\t4.50\t15\tEMAIL-OUT\tCP-2026\ttrue"), "{list}");
+    assert!(list.lines().any(|l| l.starts_with("EMAIL\t") && l.ends_with("\tfalse")), "{list}");
+    let refused = env.run(&["template", "remove", "SALES"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("email_template"));
+    // Setting cost and minutes again keeps the group and the campaign.
+    env.ok(&["template", "set", "SALES", "--cost", "4.50", "--minutes", "15"]);
+    env.deliver(&crate::harness::numbered_message(1));
+    env.ok(&["run", "--once"]);
+    let csv = env.ok(&["interactions", "export", "--format", "csv"]);
+    assert!(csv.lines().next().unwrap().ends_with(",mailbox_name,run_id,interaction_group,campaign_no"), "{csv}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&env.ok(&["interactions", "export", "--format", "json"])).unwrap();
+    assert_eq!(
+        (rows[0]["template_code"].as_str(), rows[0]["cost"].as_str(), rows[0]["interaction_group"].as_str(), rows[0]["campaign_no"].as_str()),
+        (Some("SALES"), Some("4.50"), Some("EMAIL-OUT"), Some("CP-2026"))
+    );
+    // Back to EMAIL; SALES can go, its entries keep their values.
+    env.ok(&["settings", "set", "email_template", "EMAIL"]);
+    env.ok(&["template", "remove", "SALES"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&env.ok(&["interactions", "export", "--format", "json"])).unwrap();
+    assert_eq!(rows[0]["campaign_no"], "CP-2026");
+}

@@ -143,6 +143,8 @@ fn email_template() -> InteractionTemplate {
         description: "Email".into(),
         cost: "2.50".parse().unwrap(),
         duration_minutes: 5,
+        interaction_group: None,
+        campaign_no: None,
     }
 }
 

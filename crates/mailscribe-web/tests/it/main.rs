@@ -173,7 +173,14 @@ pub(crate) fn logged_copy(uid: u32, key: &str, subject: &str, salesperson: &str,
 }
 
 pub(crate) fn email_template() -> InteractionTemplate {
-    InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0 }
+    InteractionTemplate {
+        code: "EMAIL".into(),
+        description: "Email".into(),
+        cost: Default::default(),
+        duration_minutes: 0,
+        interaction_group: None,
+        campaign_no: None,
+    }
 }
 
 fn json(reply: &Reply) -> serde_json::Value {
@@ -962,4 +969,21 @@ async fn admins_delete_an_entry_or_old_canceled_ones() {
     assert_eq!(app.store.entries_after(0, 100).await.unwrap().len(), entries.len() - 3);
     let bad = app.send("POST", "/interactions/delete-canceled", &[("mailscribe_session", &root)], Some(&form("yesterday")), None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_log_filters_by_campaign() {
+    let app = App::new().await;
+    app.seed_entries().await;
+    let campaign_template = InteractionTemplate { campaign_no: Some("CP-1".into()), interaction_group: Some("OUT".into()), ..email_template() };
+    let copy = logged_copy(50, "campaign@x", "Campaign mail", "SP1", "1", None);
+    app.store.commit_batch(&[copy], &campaign_template, Utc::now(), None).await.unwrap();
+    app.add_user("uma", Role::User, None).await;
+    let uma = app.login("uma").await;
+    let page = json(&app.get("/api/v1/interactions?campaign=cp-1", Some(&uma)).await);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!((items[0]["campaign_no"].as_str(), items[0]["interaction_group"].as_str()), (Some("CP-1"), Some("OUT")));
+    let log = app.get("/interactions?campaign=CP-1", Some(&uma)).await;
+    assert!(log.body.contains("Campaign mail") && !log.body.contains("Offer number"), "{}", log.body);
 }
