@@ -29,6 +29,7 @@ pub(crate) async fn user(store: &Store, command: UserCommand) -> Result<(), Fail
     };
     match store.change_user(name.trim(), &change).await {
         Ok(()) => {
+            audit(store, &format!("user_{}", done.replace(' ', "_")), Some(name.trim()), None).await?;
             println!("user {}: {done}; their sessions ended and their API tokens were revoked", name.trim());
             Ok(())
         }
@@ -73,4 +74,17 @@ pub(crate) fn new_password(var: &str) -> Result<String, Failure> {
         .ok()
         .filter(|p| p.chars().count() >= 10)
         .ok_or_else(|| Failure::new(exit::USAGE, anyhow!("{var} must hold a password of at least 10 characters")))
+}
+
+/// Records an event done from a shell: the actor is `cli:<system user>`.
+pub(crate) async fn audit(store: &Store, event: &str, target: Option<&str>, detail: Option<String>) -> Result<(), Failure> {
+    let event = mailscribe_store::AuditEvent {
+        actor: format!("cli:{}", crate::commands::who_am_i()),
+        client_address: None,
+        event: event.to_owned(),
+        target: target.map(str::to_owned),
+        detail,
+    };
+    store.record_audit(&event, chrono::Utc::now()).await?;
+    Ok(())
 }

@@ -53,6 +53,9 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Interactions { command: InteractionsCommand::Delete { canceled, before, entries, dry_run } } => {
             delete_entries(&store, canceled, before.as_deref(), entries, dry_run).await
         }
+        Command::Audit { command: ExportCommand::Export { format, output } } => {
+            export::audit(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
+        }
         Command::Decisions { command: ExportCommand::Export { format, output } } => {
             export::decisions(&store, format, output.as_deref()).await.map(|_| ()).map_err(Failure::from)
         }
@@ -108,6 +111,8 @@ async fn salespeople(store: &Store, command: DirectoryCommand) -> Result<(), Fai
                 }
                 Err(err) => return Err(err.into()),
             };
+            let detail = format!("{} salespeople ({} new, {} updated)", people.len(), summary.created, summary.updated);
+            crate::accounts::audit(store, "salespeople_imported", None, Some(detail)).await?;
             println!("imported {} salespeople ({} new, {} updated)", people.len(), summary.created, summary.updated);
         }
         DirectoryCommand::List => {
@@ -126,6 +131,8 @@ async fn contacts(store: &Store, command: DirectoryCommand) -> Result<(), Failur
             let rows = import::read_contacts(&read_file(&file)?).map_err(|errors| report_rows(&file, errors))?;
             let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
             let summary = store.import_contacts(&contacts).await?;
+            let detail = format!("{} contacts ({} new, {} updated)", contacts.len(), summary.created, summary.updated);
+            crate::accounts::audit(store, "contacts_imported", None, Some(detail)).await?;
             println!("imported {} contacts ({} new, {} updated)", contacts.len(), summary.created, summary.updated);
             if !summary.companies_created.is_empty() {
                 println!("created companies: {}", summary.companies_created.join(", "));
@@ -273,7 +280,13 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
         ca_file: args.ca_file.map(|p| p.canonicalize().unwrap_or(p).display().to_string()),
         tls_trust,
     };
+    let before = store.mailbox_setup(&name).await?;
     store.save_mailbox_setup(&name, &setup).await?;
+    let changed = match before {
+        None => "new mailbox".to_owned(),
+        Some(before) => format!("fields: {}", setup.changed_fields(&before).join(", ")),
+    };
+    crate::accounts::audit(store, "setup_saved", Some(name.as_str()), Some(changed)).await?;
     if let Some(interval) = interval {
         store.set_mailbox_interval(&name, interval).await?;
     }
@@ -320,6 +333,7 @@ async fn rotate_key(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
         store.save_mailbox_setup(&mailbox.name, &setup).await?;
     }
     let ring = ring.finish_rotation(url)?;
+    crate::accounts::audit(store, "secrets_rotated", None, Some(format!("{resealed} stored secrets resealed"))).await?;
     println!("{resealed} stored secrets sealed with the new key {}", ring.current.id());
     Ok(())
 }
@@ -386,7 +400,10 @@ async fn list_mailboxes(store: &Store) -> Result<(), Failure> {
 
 async fn clear_mailbox(store: &Store, name: &MailboxName) -> Result<(), Failure> {
     match store.clear_mailbox_setup(name).await {
-        Ok(true) => println!("setup cleared: the connection, the folders and the stored secrets are removed"),
+        Ok(true) => {
+            crate::accounts::audit(store, "setup_cleared", Some(name.as_str()), Some("with its stored secrets".into())).await?;
+            println!("setup cleared: the connection, the folders and the stored secrets are removed")
+        }
         Ok(false) => println!("there was no setup to clear"),
         Err(StoreError::Conflict(_)) => {
             return Err(Failure::new(
@@ -556,6 +573,8 @@ async fn enable(store: &Store, url: &DatabaseUrl, args: EnableArgs) -> Result<()
     }
     let accepted = Enablement { enabled: true, accepted_by: Some(who_am_i()), accepted_at: Some(Utc::now()) };
     store.set_enablement(&name, &accepted).await?;
+    let mode = store.settings().await?.storage_mode;
+    crate::accounts::audit(store, "logging_enabled", Some(name.as_str()), Some(format!("data statement accepted (storage mode {})", mode.as_str()))).await?;
     println!("logging enabled; data statement accepted by {}", accepted.accepted_by.unwrap_or_default());
     Ok(())
 }
@@ -564,6 +583,7 @@ async fn disable(store: &Store, name: &MailboxName) -> Result<(), Failure> {
     let mut enablement = store.enablement(name).await?;
     enablement.enabled = false;
     store.set_enablement(name, &enablement).await.map_err(|err| Failure::new(exit::DISABLED_OR_INCOMPLETE, err))?;
+    crate::accounts::audit(store, "logging_disabled", Some(name.as_str()), None).await?;
     println!("logging disabled");
     Ok(())
 }
@@ -781,6 +801,13 @@ async fn delete_entries(store: &Store, canceled: bool, before: Option<&str>, ent
         _ => return Err(usage(anyhow!("say what to delete: --canceled --before DATE, or --entry NO"))),
     };
     let summary = store.delete_entries(&selection, dry_run).await?;
+    if !dry_run {
+        let target = match &selection {
+            mailscribe_store::EntrySelection::CanceledBefore(at) => format!("canceled before {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            mailscribe_store::EntrySelection::Entries(numbers) => format!("entries {numbers:?}"),
+        };
+        crate::accounts::audit(store, "entries_deleted", Some(&target), Some(format!("{} entries, {} message records", summary.entries, summary.messages))).await?;
+    }
     let verb = if dry_run { "would delete" } else { "deleted" };
     println!("{verb} {} entries and {} message records no other entry uses", summary.entries, summary.messages);
     Ok(())
@@ -819,6 +846,7 @@ pub(crate) async fn add_user(store: &Store, name: &str, role: &str, salesperson:
     let password = crate::accounts::new_password(password_env)?;
     let hash = mailscribe_web::hash_password(password).await.map_err(|err| anyhow!(err))?;
     store.create_user(name, &hash, role, code.as_ref(), Utc::now()).await?;
+    crate::accounts::audit(store, "user_added", Some(name), Some(format!("role {}", role.as_str()))).await?;
     println!("user {name} added ({})", role.as_str());
     Ok(())
 }
@@ -839,7 +867,9 @@ async fn create_token(store: &Store, name: &str, expires_in: &str) -> Result<(),
         return Err(Failure::new(exit::USAGE, anyhow!("there is no active user named {name}")));
     };
     let token = mailscribe_web::generate_token();
-    store.create_api_token(&mailscribe_web::hash_token(&token), user.id, Utc::now(), expires_at).await?;
+    let id = store.create_api_token(&mailscribe_web::hash_token(&token), user.id, Utc::now(), expires_at).await?;
+    let expiry = expires_at.map_or_else(|| "never expires".to_owned(), |at| format!("expires {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    crate::accounts::audit(store, "token_created", Some(name), Some(format!("token {id}, {expiry}"))).await?;
     // The token itself is shown this once; only its hash is kept.
     println!("{token}");
     Ok(())
@@ -865,6 +895,7 @@ async fn revoke_token(store: &Store, id: i64) -> Result<(), Failure> {
     if !store.revoke_token(id).await? {
         return Err(Failure::new(exit::OTHER, anyhow!("there is no token with id {id}: see `mailscribe token list`")));
     }
+    crate::accounts::audit(store, "token_revoked", Some(&format!("token {id}")), None).await?;
     println!("token {id} revoked");
     Ok(())
 }

@@ -182,13 +182,50 @@ impl<W: Write> RecordWriter<W> {
 const INTERACTION_COLUMNS: &[&str] = &[
     "entry_no", "date", "time", "direction", "initiated_by", "salesperson_code", "contact_no",
     "contact_company_no", "subject", "message_id", "template_code", "cost", "duration_minutes", "canceled",
-    "opportunity_no", "date_fallback",
+    "opportunity_no", "date_fallback", "mailbox_name", "run_id", "interaction_group", "campaign_no",
 ];
 
 const DECISION_COLUMNS: &[&str] = &[
     "message_id", "sha256", "outcome", "reason", "entries", "error", "decided_at", "sender", "subject",
-    "ambiguous", "attempts", "mailbox", "uid_validity", "uid", "disposition", "date_fallback",
+    "ambiguous", "attempts", "mailbox", "uid_validity", "uid", "disposition", "date_fallback", "mailbox_name", "run_id",
 ];
+
+const AUDIT_COLUMNS: &[&str] = &["id", "at", "actor", "client_address", "event", "target", "detail"];
+
+/// One row of `audit export`.
+#[derive(Serialize)]
+struct AuditRecord {
+    id: i64,
+    at: String,
+    actor: String,
+    client_address: Option<String>,
+    event: String,
+    target: Option<String>,
+    detail: Option<String>,
+}
+
+/// `audit export`: every event, oldest first; `at` in the configured time zone.
+pub(crate) async fn audit(store: &Store, format: Format, output: Option<&std::path::Path>) -> anyhow::Result<u64> {
+    let tz = store.settings().await?.time_zone;
+    let mut writer = RecordWriter::new(format, open_output(output)?);
+    let written = write_pages(
+        &mut writer,
+        async |after| store.audit_after(after, PAGE).await,
+        |row: &mailscribe_store::AuditRow| row.id,
+        |row| AuditRecord {
+            id: row.id,
+            at: local_time(row.at, tz),
+            actor: row.event.actor,
+            client_address: row.event.client_address,
+            event: row.event.event,
+            target: row.event.target,
+            detail: row.event.detail,
+        },
+    )
+    .await?;
+    writer.finish(AUDIT_COLUMNS)?;
+    Ok(written)
+}
 
 fn open_output(output: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match output {

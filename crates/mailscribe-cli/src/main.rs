@@ -119,6 +119,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Export the audit log: sign-ins, account, token and setup changes, imports, deletions.
+    Audit {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// People who use the web app and the API.
     User {
         #[command(subcommand)]

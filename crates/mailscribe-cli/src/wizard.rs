@@ -292,6 +292,14 @@ async fn run_steps(
             )));
         }
         store.save_mailbox_setup(name, &setup).await?;
+        let audit = mailscribe_store::AuditEvent {
+            actor: format!("cli:{}", crate::commands::who_am_i()),
+            client_address: None,
+            event: "setup_saved".into(),
+            target: Some(name.to_string()),
+            detail: Some(format!("assisted setup in a terminal{}", if enable { "; logging enabled, data statement accepted" } else { "" })),
+        };
+        store.record_audit(&audit, chrono::Utc::now()).await?;
         store
             .save_template(&InteractionTemplate {
                 code: InteractionTemplate::EMAIL.into(),

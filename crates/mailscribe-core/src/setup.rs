@@ -249,6 +249,35 @@ impl MailboxSetup {
     pub fn mailbox_key(&self) -> String {
         format!("{}@{}:{}/{}", self.username, self.host, self.port, self.queue_folder)
     }
+
+    /// The names of the fields that differ from `before`, for the audit
+    /// log: names only, never values (secrets among them).
+    pub fn changed_fields(&self, before: &MailboxSetup) -> Vec<&'static str> {
+        let oauth = |s: &MailboxSetup| s.oauth.as_ref().map(|o| (o.token_url.clone(), o.tenant.clone(), o.scope.clone()));
+        let secret = |s: &MailboxSetup| s.oauth.as_ref().map(|o| (o.client_id.to_storage(), o.client_secret.to_storage()));
+        [
+            ("host", self.host != before.host),
+            ("port", self.port != before.port),
+            ("security", self.security != before.security),
+            ("auth", self.auth != before.auth),
+            ("user", self.username != before.username),
+            ("password", self.password.as_ref().map(SecretRef::to_storage) != before.password.as_ref().map(SecretRef::to_storage)),
+            ("oauth", oauth(self) != oauth(before)),
+            ("oauth_client", secret(self) != secret(before)),
+            ("queue", self.queue_folder != before.queue_folder),
+            ("storage", self.storage_folder != before.storage_folder),
+            ("not_logged_folder", self.not_logged_folder != before.not_logged_folder),
+            ("quarantine_folder", self.quarantine_folder != before.quarantine_folder),
+            ("batch_size", self.batch_size != before.batch_size),
+            ("allow_plaintext", self.allow_plaintext != before.allow_plaintext),
+            ("ca_file", self.ca_file != before.ca_file),
+            ("trust", self.tls_trust != before.tls_trust),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name)
+        .collect()
+    }
 }
 
 /// Whether logging is on, and who accepted the data statement when.

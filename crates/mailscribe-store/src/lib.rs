@@ -6,6 +6,7 @@
 //! each body once per backend so that sqlx's types line up. Each dialect has
 //! its own migrations. One conformance suite (`tests/it`) runs against both.
 
+mod audit;
 mod deletion;
 mod directory;
 mod drafts;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use audit::{AuditEvent, AuditRow};
 pub use deletion::{DeletionSummary, EntrySelection};
 pub use directory::{ContactRow, ImportSummary};
 pub use export::{DecisionRow, EntryRow};

@@ -331,7 +331,11 @@ pub(crate) async fn import_contacts(
     let rows = mailscribe_core::import::read_contacts(&csv[..]).map_err(import_refused)?;
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
     match state.store.import_contacts(&contacts).await {
-        Ok(summary) => Ok(summary_json(summary)),
+        Ok(summary) => {
+            let detail = format!("{} contacts ({} new, {} updated), through the API", contacts.len(), summary.created, summary.updated);
+            crate::audit::record_as(&state, &user.name, None, "contacts_imported", None, Some(detail)).await?;
+            Ok(summary_json(summary))
+        }
         Err(mailscribe_store::StoreError::Conflict(message)) => Err(ApiError(ErrorKind::BadRequest(message))),
         Err(err) => Err(err.into()),
     }
@@ -347,7 +351,11 @@ pub(crate) async fn import_salespeople(
     let rows = mailscribe_core::import::read_salespeople(&csv[..]).map_err(import_refused)?;
     let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
     match state.store.import_salespeople(&people).await {
-        Ok(summary) => Ok(summary_json(summary)),
+        Ok(summary) => {
+            let detail = format!("{} salespeople ({} new, {} updated), through the API", people.len(), summary.created, summary.updated);
+            crate::audit::record_as(&state, &user.name, None, "salespeople_imported", None, Some(detail)).await?;
+            Ok(summary_json(summary))
+        }
         Err(mailscribe_store::StoreError::Conflict(message)) => Err(ApiError(ErrorKind::BadRequest(message))),
         Err(err) => Err(err.into()),
     }

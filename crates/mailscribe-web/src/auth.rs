@@ -75,6 +75,13 @@ pub(crate) struct SignedIn {
     pub(crate) user: User,
     pub(crate) csrf: String,
     pub(crate) token_hash: String,
+    /// The peer's address, for the audit log (none without a socket).
+    pub(crate) client: Option<String>,
+}
+
+/// The peer address of a request, when it came through a listener.
+pub(crate) fn client_address(extensions: &axum::http::Extensions) -> Option<String> {
+    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string())
 }
 
 impl SignedIn {
@@ -96,14 +103,16 @@ async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<Option<Si
         .store
         .session_user(&token_hash, now, now - idle)
         .await?
-        .map(|(user, csrf)| SignedIn { user, csrf, token_hash }))
+        .map(|(user, csrf)| SignedIn { user, csrf, token_hash, client: None }))
 }
 
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SignedIn, PageError> {
-        session_user(state, &parts.headers).await?.ok_or(PageError(ErrorKind::Unauthenticated))
+        let mut signed_in = session_user(state, &parts.headers).await?.ok_or(PageError(ErrorKind::Unauthenticated))?;
+        signed_in.client = client_address(&parts.extensions);
+        Ok(signed_in)
     }
 }
 

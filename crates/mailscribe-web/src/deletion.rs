@@ -53,6 +53,7 @@ pub(crate) async fn delete_entry(
         return Err(PageError(ErrorKind::NotFound));
     }
     tracing::info!(admin = %signed_in.user.name, entry_no, "entry deleted from the web");
+    crate::audit::record(&state, &signed_in, "entries_deleted", Some(&format!("entry {entry_no}")), Some(format!("{} message records", summary.messages))).await?;
     Ok(back_with(&format!("Entry {entry_no} deleted.")))
 }
 
@@ -72,5 +73,13 @@ pub(crate) async fn delete_canceled(
         .with_timezone(&Utc);
     let summary = state.store.delete_entries(&EntrySelection::CanceledBefore(before), false).await?;
     tracing::info!(admin = %signed_in.user.name, entries = summary.entries, "canceled entries deleted from the web");
+    crate::audit::record(
+        &state,
+        &signed_in,
+        "entries_deleted",
+        Some(&format!("canceled before {day}")),
+        Some(format!("{} entries, {} message records", summary.entries, summary.messages)),
+    )
+    .await?;
     Ok(back_with(&format!("{} canceled entries from before {day} deleted.", summary.entries)))
 }

@@ -826,6 +826,18 @@ pub(crate) async fn save(
     }
     save_options(&state, &settings, &template).await?;
     tracing::info!(admin = %signed_in.user.name, mailbox = %target.name, "email logging setup saved from the web");
+    let changed = if enabled {
+        "options only".to_owned()
+    } else {
+        match &kept {
+            None => "new mailbox".to_owned(),
+            Some(before) => match state.store.mailbox_setup(&target.name).await? {
+                Some(after) => format!("fields: {}", after.changed_fields(&before.setup).join(", ")),
+                None => "fields: unknown".to_owned(),
+            },
+        }
+    };
+    crate::audit::record(&state, &signed_in, "setup_saved", Some(target.name.as_str()), Some(changed)).await?;
     let notice = match (enabled, creating) {
         (true, _) => "Options saved. The connection is locked while logging is enabled.",
         (false, true) => "Mailbox added. Run the check before enabling.",
@@ -891,6 +903,8 @@ async fn accept_and_enable(state: &AppState, signed_in: &SignedIn, name: &Mailbo
     let accepted = Enablement { enabled: true, accepted_by: Some(signed_in.user.name.clone()), accepted_at: Some(Utc::now()) };
     state.store.set_enablement(name, &accepted).await?;
     tracing::info!(admin = %signed_in.user.name, mailbox = %name, "email logging enabled from the web; data statement accepted");
+    let mode = state.store.settings().await?.storage_mode;
+    crate::audit::record(state, signed_in, "logging_enabled", Some(name.as_str()), Some(format!("data statement accepted (storage mode {})", mode.as_str()))).await?;
     Ok(())
 }
 
@@ -905,6 +919,7 @@ pub(crate) async fn disable(
         enablement.enabled = false;
         state.store.set_enablement(&target.name, &enablement).await?;
         tracing::info!(admin = %signed_in.user.name, mailbox = %target.name, "email logging disabled from the web");
+        crate::audit::record(&state, &signed_in, "logging_disabled", Some(target.name.as_str()), None).await?;
     }
     Ok(saved(&target.base(), "Logging is disabled. A run in progress stops after its current batch."))
 }
@@ -922,6 +937,7 @@ pub(crate) async fn clear(
     match state.store.clear_mailbox_setup(&target.name).await {
         Ok(_) => {
             tracing::info!(admin = %signed_in.user.name, mailbox = %target.name, "email logging setup cleared from the web");
+            crate::audit::record(&state, &signed_in, "setup_cleared", Some(target.name.as_str()), Some("with its stored secrets".into())).await?;
             let notice = format!("Setup cleared: the mailbox {}, its connection, folders and stored secrets are removed.", target.name);
             let back = if target.legacy { target.base() } else { "/admin/mailboxes".to_owned() };
             Ok(saved(&back, &notice))
@@ -1160,6 +1176,7 @@ async fn finish(state: &AppState, signed_in: &SignedIn, draft: Draft) -> Result<
         Err(err) => return Err(err.into()),
     }
     save_options(state, &draft.settings, &draft.template).await?;
+    crate::audit::record(state, signed_in, "setup_saved", Some(name.as_str()), Some("new mailbox (assisted setup)".into())).await?;
     accept_and_enable(state, signed_in, &name).await?;
     state.store.delete_setup_draft(signed_in.user.id).await?;
     Ok(saved(&mailbox_url(&name), &format!("Assisted setup finished: the mailbox {name} is added and logging is enabled.")))

@@ -5,6 +5,7 @@
 //! `mailscribe_core::access`.
 
 mod api;
+mod audit;
 mod auth;
 mod deletion;
 mod email_logging;
@@ -128,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/email-logging/assisted", get(email_logging::assisted).post(email_logging::assisted_step))
         .route("/admin/mail-server-guide", get(email_logging::guide))
         .route("/admin/users", get(users::list))
+        .route("/admin/audit", get(audit::page))
         .route("/admin/users/{name}/role", post(users::set_role))
         .route("/admin/users/{name}/{action}", post(users::act))
         .route("/account", get(users::account))

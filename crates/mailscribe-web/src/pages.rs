@@ -263,8 +263,10 @@ async fn start_session(state: &AppState, user_id: i64) -> Result<Response, PageE
 pub(crate) async fn login(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    extensions: axum::http::Extensions,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
+    let client = crate::auth::client_address(&extensions);
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || form.csrf != expected {
         return Err(PageError(ErrorKind::Forbidden("the sign-in form has expired; reload the page and try again")));
@@ -288,6 +290,7 @@ pub(crate) async fn login(
     match found {
         Some((user, _)) if verified => {
             state.throttle.succeeded(name);
+            crate::audit::record_as(&state, name, client, "sign_in", Some(name), None).await?;
             let now = Utc::now();
             state.store.record_sign_in(user.id, now).await?;
             // Sessions that ended meanwhile (expired or idle) go now.
@@ -296,6 +299,9 @@ pub(crate) async fn login(
             start_session(&state, user.id).await
         }
         _ => {
+            // The name tried, cut short: a failed sign-in may carry anything.
+            let tried: String = name.chars().take(64).collect();
+            crate::audit::record_as(&state, &tried, client, "sign_in_failed", Some(&tried), None).await?;
             login_page(&state, axum::http::StatusCode::UNAUTHORIZED, Some("Wrong user name or password.".into())).await
         }
     }

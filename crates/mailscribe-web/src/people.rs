@@ -216,7 +216,9 @@ pub(crate) async fn import_contacts(State(state): State<AppState>, signed_in: Si
     admin_only(&signed_in, &form.csrf)?;
     let rows = read_contacts(form.csv.as_bytes()).map_err(refused)?;
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
-    state.store.import_contacts(&contacts).await?;
+    let summary = state.store.import_contacts(&contacts).await?;
+    let detail = format!("{} contacts ({} new, {} updated)", contacts.len(), summary.created, summary.updated);
+    crate::audit::record(&state, &signed_in, "contacts_imported", None, Some(detail)).await?;
     Ok(Redirect::to("/contacts"))
 }
 
@@ -225,7 +227,11 @@ pub(crate) async fn import_salespeople(State(state): State<AppState>, signed_in:
     let rows = read_salespeople(form.csv.as_bytes()).map_err(refused)?;
     let people: Vec<_> = rows.iter().map(|(_, p)| p.clone()).collect();
     match state.store.import_salespeople(&people).await {
-        Ok(_) => Ok(Redirect::to("/salespeople")),
+        Ok(summary) => {
+            let detail = format!("{} salespeople ({} new, {} updated)", people.len(), summary.created, summary.updated);
+            crate::audit::record(&state, &signed_in, "salespeople_imported", None, Some(detail)).await?;
+            Ok(Redirect::to("/salespeople"))
+        }
         Err(StoreError::Conflict(message)) => {
             let line = rows.iter().find(|(_, p)| p.addresses.iter().any(|a| message.contains(a.as_str()))).map_or(0, |(l, _)| *l);
             Err(refused(vec![RowError { line, message }]))

@@ -127,6 +127,8 @@ async fn apply_change(state: &AppState, signed_in: &SignedIn, name: &str, change
     match state.store.change_user(name, &change).await {
         Ok(()) => {
             tracing::info!(admin = %signed_in.user.name, user = %name, "{done}");
+            let event = format!("user_{}", done.replace(' ', "_"));
+            crate::audit::record(state, signed_in, &event, Some(name), None).await?;
             let notice = format!("{name}: {done}; their sessions ended and their API tokens were revoked");
             Ok(Redirect::to(&format!("/admin/users?notice={}", crate::pages::percent_encode(&notice))).into_response())
         }
@@ -217,6 +219,7 @@ pub(crate) async fn change_password(
     }
     let hash = hash_password(form.new).await.map_err(ErrorKind::Internal)?;
     state.store.change_user(&signed_in.user.name, &UserChange::Password(hash)).await?;
+    crate::audit::record(&state, &signed_in, "user_password_changed", Some(&signed_in.user.name), Some("by the user".into())).await?;
     Ok(([(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))], Redirect::to("/login")).into_response())
 }
 
@@ -227,5 +230,6 @@ pub(crate) async fn sign_out_everywhere(
 ) -> Result<Response, PageError> {
     signed_in.check_csrf(&form.csrf)?;
     state.store.end_sessions(signed_in.user.id).await?;
+    crate::audit::record(&state, &signed_in, "signed_out_everywhere", Some(&signed_in.user.name), None).await?;
     Ok(([(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))], Redirect::to("/login")).into_response())
 }

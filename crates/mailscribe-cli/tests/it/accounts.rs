@@ -88,3 +88,46 @@ async fn accounts_are_managed_and_a_disabled_user_is_out_on_the_next_call() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+#[tokio::test]
+async fn the_audit_log_records_security_events_without_addresses() {
+    let env = Env::new(Backend::Sqlite).await;
+    // An empty log still has its header, every column included.
+    assert_eq!(env.ok(&["audit", "export", "--format", "csv"]).trim(), "id,at,actor,client_address,event,target,detail");
+    assert!(env.ok(&["decisions", "export"]).trim().ends_with(",date_fallback,mailbox_name,run_id"));
+    env.set_up(100);
+    let output = env.command().env("PW", "a-long-password-1").args(["user", "add", "sally", "--role", "user", "--password-env", "PW"]).output().unwrap();
+    assert!(output.status.success());
+    env.ok(&["token", "create", "--user", "sally"]);
+    let id = env.ok(&["token", "list"]).lines().nth(1).unwrap().split('\t').next().unwrap().to_owned();
+    env.ok(&["token", "revoke", &id]);
+    env.ok(&["user", "disable", "sally"]);
+    env.ok(&["disable"]);
+    env.configure(&["--batch-size", "50"]);
+    env.ok(&["interactions", "delete", "--canceled", "--before", "2030-01-01"]);
+    let json: Vec<serde_json::Value> = serde_json::from_str(&env.ok(&["audit", "export", "--format", "json"])).unwrap();
+    let events: Vec<(&str, &str)> =
+        json.iter().map(|e| (e["event"].as_str().unwrap(), e["target"].as_str().unwrap_or(""))).collect();
+    assert_eq!(
+        events,
+        [
+            ("salespeople_imported", ""),
+            ("contacts_imported", ""),
+            ("setup_saved", "default"),
+            ("logging_enabled", "default"),
+            ("user_added", "sally"),
+            ("token_created", "sally"),
+            ("token_revoked", &*format!("token {id}")),
+            ("user_disabled", "sally"),
+            ("logging_disabled", "default"),
+            ("setup_saved", "default"),
+            ("entries_deleted", "canceled before 2030-01-01T00:00:00Z"),
+        ]
+    );
+    // configure takes the password again (sealed anew), and the batch size changed.
+    assert_eq!(json[9]["detail"], "fields: password, batch_size", "which fields changed, never their values");
+    assert!(json.iter().all(|e| e["actor"].as_str().unwrap().starts_with("cli:")));
+    let csv = env.ok(&["audit", "export", "--format", "csv"]);
+    assert!(!csv.contains('@'), "no address in the audit log: {csv}");
+    assert!(!csv.contains(env.dovecot.password()), "no secret in the audit log");
+}

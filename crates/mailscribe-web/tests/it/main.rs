@@ -987,3 +987,27 @@ async fn the_log_filters_by_campaign() {
     let log = app.get("/interactions?campaign=CP-1", Some(&uma)).await;
     assert!(log.body.contains("Campaign mail") && !log.body.contains("Offer number"), "{}", log.body);
 }
+
+#[tokio::test]
+async fn sign_ins_go_to_the_audit_log_which_admins_read() {
+    let app = App::new().await;
+    app.add_user("root", Role::Admin, None).await;
+    app.add_user("uma", Role::User, None).await;
+    let form = app.get("/login", None).await;
+    let login_csrf = form.cookie("mailscribe_login_csrf").unwrap();
+    let failed = app
+        .send("POST", "/login", &[("mailscribe_login_csrf", &login_csrf)], Some(&format!("name=uma&password=wrong&csrf={}", form.csrf())), None)
+        .await;
+    assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    let root = app.login("root").await;
+    let uma = app.login("uma").await;
+    assert_eq!(app.get("/admin/audit", Some(&uma)).await.status, StatusCode::FORBIDDEN);
+    let page = app.get("/admin/audit", Some(&root)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("sign_in_failed") && page.body.contains("<td>sign_in</td>"), "{}", page.body);
+    let failures = app.get("/admin/audit?event=sign_in_failed", Some(&root)).await;
+    assert_eq!(failures.body.matches("<td>sign_in_failed</td>").count(), 1);
+    assert!(!failures.body.contains("<td>sign_in</td>"));
+    let rows = app.store.audit_page(Some("sign_in"), None, None, 10).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.event.actor.as_str()).collect::<Vec<_>>(), ["uma", "root"]);
+}
