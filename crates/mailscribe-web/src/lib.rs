@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod deletion;
 mod email_logging;
+mod headers;
 mod error;
 mod mailboxes;
 mod message;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(operations::readyz))
         .route("/metrics", get(operations::metrics_on_main_listener))
+        .route("/static/mailscribe.js", get(headers::script))
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
@@ -160,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/mailboxes/{name}/runs", post(run_now::api_request))
         .route("/api/v1/mailboxes/{name}/runs/{id}", get(run_now::api_status))
         .layer(axum::middleware::from_fn(operations::track))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
 }
 

@@ -1011,3 +1011,24 @@ async fn sign_ins_go_to_the_audit_log_which_admins_read() {
     let rows = app.store.audit_page(Some("sign_in"), None, None, 10).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.event.actor.as_str()).collect::<Vec<_>>(), ["uma", "root"]);
 }
+
+#[tokio::test]
+async fn every_page_gets_the_security_headers_and_no_inline_script() {
+    let app = App::new().await;
+    app.add_user("root", Role::Admin, None).await;
+    let root = app.login("root").await;
+    for uri in ["/login", "/interactions", "/admin/mailboxes", "/admin/email-logging/assisted", "/contacts"] {
+        let reply = app.get(uri, Some(&root)).await;
+        let header = |name: &str| reply.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let policy = header("content-security-policy");
+        assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{uri}: {policy}");
+        assert!(!policy.split(';').any(|d| d.trim().starts_with("script-src") && d.contains("unsafe-inline")), "{uri}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{uri}");
+        assert_eq!(header("cache-control"), "no-store", "{uri}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{uri}");
+        assert!(!reply.body.contains("<script>"), "{uri} has an inline script");
+    }
+    let script = app.get("/static/mailscribe.js", None).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.body.contains("beforeunload"));
+}
