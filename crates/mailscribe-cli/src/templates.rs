@@ -87,10 +87,10 @@ pub(crate) async fn campaign(store: &Store, command: CampaignCommand) -> Result<
                 starts_on: day(starts, "--starts")?,
                 ends_on: day(ends, "--ends")?,
             };
-            if let (Some(starts), Some(ends)) = (campaign.starts_on, campaign.ends_on) {
-                if ends < starts {
-                    return Err(usage(anyhow!("--ends comes before --starts")));
-                }
+            if let (Some(starts), Some(ends)) = (campaign.starts_on, campaign.ends_on)
+                && ends < starts
+            {
+                return Err(usage(anyhow!("--ends comes before --starts")));
             }
             store.save_campaign(&campaign).await?;
             println!("campaign {} saved", campaign.no);

@@ -257,10 +257,10 @@ impl Store {
                 if !path.exists() {
                     use std::os::unix::fs::OpenOptionsExt;
                     let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
-                    if let Err(err) = created {
-                        if err.kind() != std::io::ErrorKind::AlreadyExists {
-                            return Err(StoreError::Open(sqlx::Error::Io(err)));
-                        }
+                    if let Err(err) = created
+                        && err.kind() != std::io::ErrorKind::AlreadyExists
+                    {
+                        return Err(StoreError::Open(sqlx::Error::Io(err)));
                     }
                 }
                 let options = SqliteConnectOptions::new()

@@ -955,7 +955,7 @@ async fn admins_delete_an_entry_or_old_canceled_ones() {
     let csrf = page.csrf();
     let done = app.send("POST", &format!("/interactions/{entry}/delete"), &[("mailscribe_session", &root)], Some(&format!("csrf={csrf}")), None).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
-    assert!(app.get(&done.location().to_owned(), Some(&root)).await.body.contains(&format!("Entry {entry} deleted.")));
+    assert!(app.get(done.location(), Some(&root)).await.body.contains(&format!("Entry {entry} deleted.")));
     assert_eq!(app.get(&format!("/interactions/{entry}"), Some(&root)).await.status, StatusCode::NOT_FOUND);
     // Canceled entries before a day: two are canceled, all seeded on 2026-03-03.
     for entry in &entries[1..3] {
@@ -963,9 +963,9 @@ async fn admins_delete_an_entry_or_old_canceled_ones() {
     }
     let form = |day: &str| format!("csrf={csrf}&before={day}");
     let kept = app.send("POST", "/interactions/delete-canceled", &[("mailscribe_session", &root)], Some(&form("2026-03-03")), None).await;
-    assert!(app.get(&kept.location().to_owned(), Some(&root)).await.body.contains("0 canceled entries from before 2026-03-03 deleted."));
+    assert!(app.get(kept.location(), Some(&root)).await.body.contains("0 canceled entries from before 2026-03-03 deleted."));
     let gone = app.send("POST", "/interactions/delete-canceled", &[("mailscribe_session", &root)], Some(&form("2026-03-04")), None).await;
-    assert!(app.get(&gone.location().to_owned(), Some(&root)).await.body.contains("2 canceled entries from before 2026-03-04 deleted."));
+    assert!(app.get(gone.location(), Some(&root)).await.body.contains("2 canceled entries from before 2026-03-04 deleted."));
     assert_eq!(app.store.entries_after(0, 100).await.unwrap().len(), entries.len() - 3);
     let bad = app.send("POST", "/interactions/delete-canceled", &[("mailscribe_session", &root)], Some(&form("yesterday")), None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
