@@ -18,7 +18,11 @@ fn main() {
     // A new commit changes HEAD or the branch it points to. Only paths that
     // exist: cargo reruns the script every time for a missing one.
     println!("cargo:rerun-if-changed=build.rs");
-    for path in ["../../.git/HEAD", "../../.git/refs/heads", "../../.git/packed-refs"] {
+    for path in [
+        "../../.git/HEAD",
+        "../../.git/refs/heads",
+        "../../.git/packed-refs",
+    ] {
         if std::path::Path::new(path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }

@@ -45,7 +45,10 @@ pub(crate) async fn idle_latency(count: u32) -> anyhow::Result<()> {
         APART.as_secs(),
         POLL.as_millis()
     );
-    for (database, backend) in [(TestDatabase::sqlite(), "SQLite"), (TestDatabase::postgres().await, "PostgreSQL")] {
+    for (database, backend) in [
+        (TestDatabase::sqlite(), "SQLite"),
+        (TestDatabase::postgres().await, "PostgreSQL"),
+    ] {
         let measured = measure(&database, count)?;
         println!(
             "   {backend}, {count} messages {} ms apart: {} (goal p95 < 2 s, p99 < 5 s); {} runs for them",
@@ -53,7 +56,11 @@ pub(crate) async fn idle_latency(count: u32) -> anyhow::Result<()> {
             summary(measured.steady),
             measured.steady_runs
         );
-        println!("   {backend}, {ISOLATED} messages {} s apart: {}", APART.as_secs(), summary(measured.isolated));
+        println!(
+            "   {backend}, {ISOLATED} messages {} s apart: {}",
+            APART.as_secs(),
+            summary(measured.isolated)
+        );
     }
     Ok(())
 }
@@ -89,12 +96,24 @@ struct Probe<'a> {
 fn measure(database: &TestDatabase, count: u32) -> anyhow::Result<Measured> {
     let dovecot = Dovecot::start();
     let dir = tempfile::tempdir()?;
-    let env = install(dir.path(), database.url(), &dovecot, &[MailboxFolders::default_mailbox()], &[("interval", "300")])?;
+    let env = install(
+        dir.path(),
+        database.url(),
+        &dovecot,
+        &[MailboxFolders::default_mailbox()],
+        &[("interval", "300")],
+    )?;
     let bearer = format!("Bearer {}", api_token(&env, dir.path())?);
     let serve = ServeProcess::start(&env, dir.path(), "a", None)?;
     serve.wait_healthy(Duration::from_secs(60))?;
-    serve.wait_for_log("run completed", 0, Duration::from_secs(60)).context("the first sweep")?;
-    let probe = Probe { dovecot: &dovecot, serve: &serve, bearer: &bearer };
+    serve
+        .wait_for_log("run completed", 0, Duration::from_secs(60))
+        .context("the first sweep")?;
+    let probe = Probe {
+        dovecot: &dovecot,
+        serve: &serve,
+        bearer: &bearer,
+    };
     // A warm-up message, not counted: with the sweep 300 s away, seeing it
     // proves that IDLE works.
     probe.stream(0..=0, STEADY)?;
@@ -105,13 +124,21 @@ fn measure(database: &TestDatabase, count: u32) -> anyhow::Result<Measured> {
     if std::env::var_os("BENCH_LOG").is_some() {
         eprint!("{}", serve.log());
     }
-    Ok(Measured { steady, steady_runs, isolated })
+    Ok(Measured {
+        steady,
+        steady_runs,
+        isolated,
+    })
 }
 
 impl Probe<'_> {
     /// Delivers probes `numbers`, one every `spacing`, and returns the
     /// latency of each once all are listed.
-    fn stream(&self, numbers: std::ops::RangeInclusive<u32>, spacing: Duration) -> anyhow::Result<Vec<f64>> {
+    fn stream(
+        &self,
+        numbers: std::ops::RangeInclusive<u32>,
+        spacing: Duration,
+    ) -> anyhow::Result<Vec<f64>> {
         let mut latencies = Vec::new();
         let mut pending: HashMap<String, Instant> = HashMap::new();
         let started = Instant::now();
@@ -138,20 +165,36 @@ impl Probe<'_> {
     }
 
     /// One poll of the API: moves what it lists from `pending` to `latencies`.
-    fn check(&self, pending: &mut HashMap<String, Instant>, latencies: &mut Vec<f64>) -> anyhow::Result<()> {
-        let subjects = listed(self.serve.port, self.bearer, &format!("/api/v1/interactions?limit={PAGE}"))?;
+    fn check(
+        &self,
+        pending: &mut HashMap<String, Instant>,
+        latencies: &mut Vec<f64>,
+    ) -> anyhow::Result<()> {
+        let subjects = listed(
+            self.serve.port,
+            self.bearer,
+            &format!("/api/v1/interactions?limit={PAGE}"),
+        )?;
         let seen_at = Instant::now();
         for subject in subjects {
             if let Some(delivered) = pending.remove(&subject) {
                 latencies.push((seen_at - delivered).as_secs_f64());
             }
         }
-        let oldest = pending.iter().min_by_key(|(_, delivered)| **delivered).map(|(s, d)| (s.clone(), *d));
+        let oldest = pending
+            .iter()
+            .min_by_key(|(_, delivered)| **delivered)
+            .map(|(s, d)| (s.clone(), *d));
         if let Some((subject, delivered)) = oldest {
             if delivered.elapsed() > GIVE_UP {
-                bail!("{subject:?} was not listed within {GIVE_UP:?}: is IDLE working? The serve log:\n{}", self.serve.log());
+                bail!(
+                    "{subject:?} was not listed within {GIVE_UP:?}: is IDLE working? The serve log:\n{}",
+                    self.serve.log()
+                );
             }
-            if delivered.elapsed() > SEARCH_AFTER && listed(self.serve.port, self.bearer, &search_path(&subject))?.contains(&subject) {
+            if delivered.elapsed() > SEARCH_AFTER
+                && listed(self.serve.port, self.bearer, &search_path(&subject))?.contains(&subject)
+            {
                 pending.remove(&subject);
                 latencies.push(delivered.elapsed().as_secs_f64());
             }
@@ -162,7 +205,10 @@ impl Probe<'_> {
 
 /// The API path that finds a probe by the unique last word of its subject.
 fn search_path(subject: &str) -> String {
-    format!("/api/v1/interactions?q={}", subject.rsplit(' ').next().unwrap_or_default())
+    format!(
+        "/api/v1/interactions?q={}",
+        subject.rsplit(' ').next().unwrap_or_default()
+    )
 }
 
 /// The subjects of the entries `GET path` lists.
@@ -171,7 +217,13 @@ fn listed(port: u16, bearer: &str, path: &str) -> anyhow::Result<Vec<String>> {
     if status != 200 {
         bail!("GET {path} answered {status}: {body}");
     }
-    let page: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("GET {path}: {body}"))?;
-    let items = page["items"].as_array().with_context(|| format!("GET {path}: no items in {body}"))?;
-    Ok(items.iter().filter_map(|item| item["subject"].as_str().map(str::to_owned)).collect())
+    let page: serde_json::Value =
+        serde_json::from_str(&body).with_context(|| format!("GET {path}: {body}"))?;
+    let items = page["items"]
+        .as_array()
+        .with_context(|| format!("GET {path}: no items in {body}"))?;
+    Ok(items
+        .iter()
+        .filter_map(|item| item["subject"].as_str().map(str::to_owned))
+        .collect())
 }

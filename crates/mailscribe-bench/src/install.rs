@@ -24,7 +24,11 @@ pub(crate) struct MailboxFolders {
 impl MailboxFolders {
     /// The mailbox `default` on the fixture's Queue and Storage.
     pub(crate) fn default_mailbox() -> MailboxFolders {
-        MailboxFolders { name: "default".into(), queue: QUEUE.into(), storage: STORAGE.into() }
+        MailboxFolders {
+            name: "default".into(),
+            queue: QUEUE.into(),
+            storage: STORAGE.into(),
+        }
     }
 }
 
@@ -44,7 +48,10 @@ pub(crate) fn mailscribe(env: &Env, dir: &Path, args: &[&str]) -> anyhow::Result
         .current_dir(dir)
         .output()?;
     if !output.status.success() {
-        bail!("mailscribe {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "mailscribe {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(String::from_utf8(output.stdout)?)
 }
@@ -61,7 +68,10 @@ pub(crate) fn install(
 ) -> anyhow::Result<Env> {
     let env = vec![
         ("MAILSCRIBE_DB", database_url.to_owned()),
-        ("MAILSCRIBE_KEY_FILE", dir.join("mailscribe.key").display().to_string()),
+        (
+            "MAILSCRIBE_KEY_FILE",
+            dir.join("mailscribe.key").display().to_string(),
+        ),
         ("IMAP_PASSWORD", dovecot.password().to_owned()),
     ];
     std::fs::write(dir.join("salespeople.csv"), messages::salespeople_csv())?;
@@ -73,17 +83,46 @@ pub(crate) fn install(
     let batch = BATCH_SIZE.to_string();
     for mailbox in mailboxes {
         let configure = [
-            "mailbox", "configure", "--mailbox", &mailbox.name, "--host", "127.0.0.1", "--port", &port, "--security",
-            "tls", "--user", dovecot.user(), "--password-env", "IMAP_PASSWORD", "--queue", &mailbox.queue,
-            "--storage", &mailbox.storage, "--ca-file", &ca, "--batch-size", &batch,
+            "mailbox",
+            "configure",
+            "--mailbox",
+            &mailbox.name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "tls",
+            "--user",
+            dovecot.user(),
+            "--password-env",
+            "IMAP_PASSWORD",
+            "--queue",
+            &mailbox.queue,
+            "--storage",
+            &mailbox.storage,
+            "--ca-file",
+            &ca,
+            "--batch-size",
+            &batch,
         ];
-        mailscribe(&env, dir, &configure).with_context(|| format!("configuring mailbox {}", mailbox.name))?;
+        mailscribe(&env, dir, &configure)
+            .with_context(|| format!("configuring mailbox {}", mailbox.name))?;
     }
     for (key, value) in settings {
         mailscribe(&env, dir, &["settings", "set", key, value])?;
     }
     for mailbox in mailboxes {
-        mailscribe(&env, dir, &["enable", "--mailbox", &mailbox.name, "--accept-data-statement"])?;
+        mailscribe(
+            &env,
+            dir,
+            &[
+                "enable",
+                "--mailbox",
+                &mailbox.name,
+                "--accept-data-statement",
+            ],
+        )?;
     }
     Ok(env)
 }
@@ -92,7 +131,19 @@ pub(crate) fn install(
 pub(crate) fn api_token(env: &Env, dir: &Path) -> anyhow::Result<String> {
     let mut env = env.clone();
     env.push(("BENCH_ADMIN_PASSWORD", "bench-password".to_owned()));
-    mailscribe(&env, dir, &["user", "add", "bench", "--role", "admin", "--password-env", "BENCH_ADMIN_PASSWORD"])?;
+    mailscribe(
+        &env,
+        dir,
+        &[
+            "user",
+            "add",
+            "bench",
+            "--role",
+            "admin",
+            "--password-env",
+            "BENCH_ADMIN_PASSWORD",
+        ],
+    )?;
     let token = mailscribe(&env, dir, &["token", "create", "--user", "bench"])?;
     Ok(token.trim().to_owned())
 }

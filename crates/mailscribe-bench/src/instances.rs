@@ -54,7 +54,11 @@ fn raise_connection_limit(dovecot: &Dovecot) -> anyhow::Result<()> {
     let mut conf = std::fs::read_to_string(dovecot.conf())?;
     conf.push_str("mail_max_userip_connections = 100\n");
     std::fs::write(dovecot.conf(), conf)?;
-    let status = Command::new("/usr/bin/doveadm").arg("-c").arg(dovecot.conf()).arg("reload").status()?;
+    let status = Command::new("/usr/bin/doveadm")
+        .arg("-c")
+        .arg(dovecot.conf())
+        .arg("reload")
+        .status()?;
     if !status.success() {
         bail!("doveadm reload failed");
     }
@@ -92,7 +96,9 @@ async fn work(mix: &[Vec<u8>], n_mailboxes: usize, n_instances: usize) -> anyhow
     }
     let total = i64::try_from(mix.len())?;
     loop {
-        let decided: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM decisions").fetch_one(&pool).await?;
+        let decided: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM decisions")
+            .fetch_one(&pool)
+            .await?;
         if decided >= total && mailboxes.iter().all(|m| dovecot.count(&m.queue) == 0) {
             break;
         }
@@ -102,10 +108,17 @@ async fn work(mix: &[Vec<u8>], n_mailboxes: usize, n_instances: usize) -> anyhow
         tokio::time::sleep(POLL).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM interaction_entries").fetch_one(&pool).await?;
+    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM interaction_entries")
+        .fetch_one(&pool)
+        .await?;
     let taken = serves
         .iter()
-        .map(|s| (s.count_in_log("took the mailbox"), s.count_in_log("giving the mailbox to another instance")))
+        .map(|s| {
+            (
+                s.count_in_log("took the mailbox"),
+                s.count_in_log("giving the mailbox to another instance"),
+            )
+        })
         .collect();
     if std::env::var_os("BENCH_LOG").is_some() {
         for serve in &serves {
@@ -114,12 +127,20 @@ async fn work(mix: &[Vec<u8>], n_mailboxes: usize, n_instances: usize) -> anyhow
     }
     drop(serves);
     pool.close().await;
-    Ok(Outcome { seconds, entries, taken })
+    Ok(Outcome {
+        seconds,
+        entries,
+        taken,
+    })
 }
 
 pub(crate) async fn multi_instance(count: u32) -> anyhow::Result<()> {
     let mut rng = Lcg(42);
-    let mix = messages::with_exact_copies((1..=count).map(|n| messages::message(n, &mut rng)).collect());
+    let mix = messages::with_exact_copies(
+        (1..=count)
+            .map(|n| messages::message(n, &mut rng))
+            .collect(),
+    );
     let bytes: usize = mix.iter().map(Vec::len).sum();
     println!(
         "== multi-instance: {count} messages ({:.1} MB, the queue benchmark's mix with exact second copies), PostgreSQL, \
@@ -130,8 +151,12 @@ pub(crate) async fn multi_instance(count: u32) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for (n_mailboxes, n_instances) in [(1, 1), (6, 3)] {
         let outcome = work(&mix, n_mailboxes, n_instances).await?;
-        let taken: Vec<String> =
-            outcome.taken.iter().enumerate().map(|(i, (took, gave))| format!("host-{} took {took}, gave back {gave}", i + 1)).collect();
+        let taken: Vec<String> = outcome
+            .taken
+            .iter()
+            .enumerate()
+            .map(|(i, (took, gave))| format!("host-{} took {took}, gave back {gave}", i + 1))
+            .collect();
         println!(
             "   {n_instances} instance(s), {n_mailboxes} mailbox(es): {:.2} s = {:.0} msg/s, {} entries ({})",
             outcome.seconds,
@@ -142,8 +167,13 @@ pub(crate) async fn multi_instance(count: u32) -> anyhow::Result<()> {
         results.push(outcome);
     }
     if results[0].entries != results[1].entries {
-        println!("   MISMATCH: the two set-ups logged different numbers of entries from the same messages");
+        println!(
+            "   MISMATCH: the two set-ups logged different numbers of entries from the same messages"
+        );
     }
-    println!("   ratio (three instances / one): {:.2} of the time", results[1].seconds / results[0].seconds);
+    println!(
+        "   ratio (three instances / one): {:.2} of the time",
+        results[1].seconds / results[0].seconds
+    );
     Ok(())
 }

@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
-use mailscribe_core::{ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, SalespersonCode};
+use mailscribe_core::{
+    ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, SalespersonCode,
+};
 use mailscribe_store::{DecidedCopy, EntryFilter, Store};
 
 use crate::measure::percentile;
@@ -33,7 +35,14 @@ pub(crate) async fn fill(store: &Store, entries: u32) -> anyhow::Result<(f64, f6
     let mut matches = vec![0u64; TOPICS as usize];
     let started = Instant::now();
     let mut rng = Lcg(99);
-    let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Default::default(), duration_minutes: 0, interaction_group: None, campaign_no: None };
+    let template = InteractionTemplate {
+        code: "EMAIL".into(),
+        description: "Email".into(),
+        cost: Default::default(),
+        duration_minutes: 0,
+        interaction_group: None,
+        campaign_no: None,
+    };
     let epoch = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     let mut first = 0;
     while first < entries {
@@ -63,8 +72,16 @@ pub(crate) async fn fill(store: &Store, entries: u32) -> anyhow::Result<(f64, f6
                     ambiguous: false,
                     error: None,
                     entries: vec![PlannedEntry {
-                        direction: if i % 2 == 0 { Direction::Inbound } else { Direction::Outbound },
-                        salesperson: SalespersonCode::parse(&format!("SP{}", 1 + rng.next(SALESPEOPLE))).expect("code"),
+                        direction: if i % 2 == 0 {
+                            Direction::Inbound
+                        } else {
+                            Direction::Outbound
+                        },
+                        salesperson: SalespersonCode::parse(&format!(
+                            "SP{}",
+                            1 + rng.next(SALESPEOPLE)
+                        ))
+                        .expect("code"),
                         contact: ContactRef {
                             no: ContactNo::parse(&contact.to_string()).expect("number"),
                             company_no: ContactNo::parse(&format!("CO-{}", contact % 1000)).ok(),
@@ -79,14 +96,20 @@ pub(crate) async fn fill(store: &Store, entries: u32) -> anyhow::Result<(f64, f6
                 }
             })
             .collect();
-        store.commit_batch(&copies, &template, Utc::now(), None).await?;
+        store
+            .commit_batch(&copies, &template, Utc::now(), None)
+            .await?;
         first += BATCH;
     }
     let widest = matches.iter().copied().max().unwrap_or(0) as f64 / f64::from(entries);
     Ok((started.elapsed().as_secs_f64(), widest))
 }
 
-async fn time_first_pages(store: &Store, label: &str, make: impl Fn(&mut Lcg) -> EntryFilter) -> anyhow::Result<()> {
+async fn time_first_pages(
+    store: &Store,
+    label: &str,
+    make: impl Fn(&mut Lcg) -> EntryFilter,
+) -> anyhow::Result<()> {
     let mut rng = Lcg(5);
     let mut timings = Vec::with_capacity(QUERIES);
     let mut rows = 0;
@@ -109,16 +132,35 @@ async fn time_first_pages(store: &Store, label: &str, make: impl Fn(&mut Lcg) ->
 
 async fn bench(store: &Store, backend: &str) -> anyhow::Result<()> {
     let (seconds, widest) = fill(store, ENTRIES).await?;
-    println!("   {backend}: {ENTRIES} entries written in {seconds:.0} s; first page ({PAGE} rows, newest first), {QUERIES} queries each:");
-    println!("     (each search word matches at most {:.2}% of the entries)", widest * 100.0);
+    println!(
+        "   {backend}: {ENTRIES} entries written in {seconds:.0} s; first page ({PAGE} rows, newest first), {QUERIES} queries each:"
+    );
+    println!(
+        "     (each search word matches at most {:.2}% of the entries)",
+        widest * 100.0
+    );
     time_first_pages(store, "unfiltered", |_| EntryFilter::default()).await?;
-    time_first_pages(store, "by contact", |rng| EntryFilter { contact_no: Some((1 + rng.next(CONTACTS)).to_string()), ..Default::default() }).await?;
-    time_first_pages(store, "by salesperson", |rng| EntryFilter { salesperson_code: Some(format!("SP{}", 1 + rng.next(SALESPEOPLE))), ..Default::default() }).await?;
-    time_first_pages(store, "by subject word (<=1%)", |rng| EntryFilter { text: Some(topic(rng.next(TOPICS))), ..Default::default() }).await?;
+    time_first_pages(store, "by contact", |rng| EntryFilter {
+        contact_no: Some((1 + rng.next(CONTACTS)).to_string()),
+        ..Default::default()
+    })
+    .await?;
+    time_first_pages(store, "by salesperson", |rng| EntryFilter {
+        salesperson_code: Some(format!("SP{}", 1 + rng.next(SALESPEOPLE))),
+        ..Default::default()
+    })
+    .await?;
+    time_first_pages(store, "by subject word (<=1%)", |rng| EntryFilter {
+        text: Some(topic(rng.next(TOPICS))),
+        ..Default::default()
+    })
+    .await?;
     Ok(())
 }
 
 pub(crate) async fn log() -> anyhow::Result<()> {
-    println!("== interaction log: {ENTRIES} entries, {CONTACTS} contacts, {SALESPEOPLE} salespeople (goal: p95 under 50 ms)");
+    println!(
+        "== interaction log: {ENTRIES} entries, {CONTACTS} contacts, {SALESPEOPLE} salespeople (goal: p95 under 50 ms)"
+    );
     crate::measure::on_sqlite_and_postgres(async |store, backend| bench(store, backend).await).await
 }

@@ -41,14 +41,22 @@ async fn bench(store: &Store, label: &str) -> anyhow::Result<()> {
     for n in 0..LOOKUPS {
         // Half the lookups hit, half miss (most recipients are strangers).
         let i = 1 + rng.next(u64::from(DIRECTORY)) as u32;
-        let wanted = if n % 2 == 0 { address(i) } else { EmailAddress::parse(&format!("nobody{i}@nowhere.example"))? };
+        let wanted = if n % 2 == 0 {
+            address(i)
+        } else {
+            EmailAddress::parse(&format!("nobody{i}@nowhere.example"))?
+        };
         let started = Instant::now();
-        let view = store.lookup_addresses(std::slice::from_ref(&wanted)).await?;
+        let view = store
+            .lookup_addresses(std::slice::from_ref(&wanted))
+            .await?;
         timings.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(view.contact(&wanted).is_some(), n % 2 == 0);
     }
     timings.sort_by(|a, b| a.total_cmp(b));
-    let batch: Vec<EmailAddress> = (0..500).map(|_| address(1 + rng.next(u64::from(DIRECTORY)) as u32)).collect();
+    let batch: Vec<EmailAddress> = (0..500)
+        .map(|_| address(1 + rng.next(u64::from(DIRECTORY)) as u32))
+        .collect();
     let started = Instant::now();
     store.lookup_addresses(&batch).await?;
     let batch_ms = started.elapsed().as_secs_f64() * 1000.0;

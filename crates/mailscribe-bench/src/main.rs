@@ -62,7 +62,10 @@ fn main() -> anyhow::Result<()> {
     }
     let messages: Option<u32> = number(&args, "--messages")?;
     let rounds: Option<usize> = number(&args, "--rounds")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match command.as_str() {
             "queue" => queue::queue(messages.unwrap_or(10_000)).await,
@@ -72,7 +75,9 @@ fn main() -> anyhow::Result<()> {
             "serve-memory" => serve::serve_memory(rounds.unwrap_or(serve::DEFAULT_ROUNDS)).await,
             "idle-latency" => idle::idle_latency(messages.unwrap_or(idle::DEFAULT_MESSAGES)).await,
             "takeover" => takeover::takeover(rounds.unwrap_or(takeover::DEFAULT_ROUNDS)).await,
-            "multi-instance" => instances::multi_instance(messages.unwrap_or(instances::DEFAULT_MESSAGES)).await,
+            "multi-instance" => {
+                instances::multi_instance(messages.unwrap_or(instances::DEFAULT_MESSAGES)).await
+            }
             "all" => {
                 queue::queue(messages.unwrap_or(10_000)).await?;
                 queue::large_message().await?;

@@ -19,12 +19,18 @@ pub(crate) struct Measured {
 pub(crate) fn measure_child(args: &[String]) -> anyhow::Result<()> {
     let (program, rest) = args.split_first().context("measure: no command")?;
     let started = Instant::now();
-    let status = Command::new(program).args(rest).stdout(Stdio::null()).status()?;
+    let status = Command::new(program)
+        .args(rest)
+        .stdout(Stdio::null())
+        .status()?;
     let seconds = started.elapsed().as_secs_f64();
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
     // Linux reports ru_maxrss in kilobytes.
     let max_rss_kb = usage.max_rss();
-    println!("{}", serde_json::json!({ "seconds": seconds, "max_rss_kb": max_rss_kb, "success": status.success() }));
+    println!(
+        "{}",
+        serde_json::json!({ "seconds": seconds, "max_rss_kb": max_rss_kb, "success": status.success() })
+    );
     Ok(())
 }
 
@@ -32,13 +38,20 @@ pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let here = std::env::current_exe()?;
     let path = here.parent().context("no parent directory")?.join(name);
     if !path.exists() {
-        bail!("{} is missing: build it with `cargo build --release -p mailscribe-cli -p mailscribe-bench`", path.display());
+        bail!(
+            "{} is missing: build it with `cargo build --release -p mailscribe-cli -p mailscribe-bench`",
+            path.display()
+        );
     }
     Ok(path)
 }
 
 /// Runs `mailscribe ARGS` under the measuring helper.
-pub(crate) fn measure_mailscribe(env: &[(&str, String)], cwd: &Path, args: &[&str]) -> anyhow::Result<Measured> {
+pub(crate) fn measure_mailscribe(
+    env: &[(&str, String)],
+    cwd: &Path,
+    args: &[&str],
+) -> anyhow::Result<Measured> {
     let output = Command::new(std::env::current_exe()?)
         .arg("measure")
         .arg(sibling_binary("mailscribe")?)
@@ -50,10 +63,17 @@ pub(crate) fn measure_mailscribe(env: &[(&str, String)], cwd: &Path, args: &[&st
         eprint!("{}", String::from_utf8_lossy(&output.stderr));
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let value: serde_json::Value = serde_json::from_str(text.trim())
-        .with_context(|| format!("measure output {text:?} {}", String::from_utf8_lossy(&output.stderr)))?;
+    let value: serde_json::Value = serde_json::from_str(text.trim()).with_context(|| {
+        format!(
+            "measure output {text:?} {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
     if value["success"] != true {
-        bail!("mailscribe {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "mailscribe {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(Measured {
         seconds: value["seconds"].as_f64().unwrap_or(f64::NAN),
@@ -78,7 +98,10 @@ pub(crate) async fn on_sqlite_and_postgres(
 ) -> anyhow::Result<()> {
     for (database, backend) in [
         (mailscribe_testkit::TestDatabase::sqlite(), "SQLite"),
-        (mailscribe_testkit::TestDatabase::postgres().await, "PostgreSQL"),
+        (
+            mailscribe_testkit::TestDatabase::postgres().await,
+            "PostgreSQL",
+        ),
     ] {
         let store = mailscribe_store::Store::open(&database.url().parse()?).await?;
         bench(&store, backend).await?;

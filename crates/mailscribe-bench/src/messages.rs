@@ -15,7 +15,11 @@ pub(crate) fn salespeople_csv() -> String {
 pub(crate) fn contacts_csv() -> String {
     let mut csv = String::from("no,name,email,company\n");
     for i in 1..=CONTACTS {
-        csv.push_str(&format!("{i},Contact {i},c{i}@customer{}.example,Customer {}\n", i % 100, i % 100));
+        csv.push_str(&format!(
+            "{i},Contact {i},c{i}@customer{}.example,Customer {}\n",
+            i % 100,
+            i % 100
+        ));
     }
     csv
 }
@@ -25,7 +29,10 @@ pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
     pub(crate) fn next(&mut self, below: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % below.max(1)
     }
 }
@@ -40,17 +47,37 @@ pub(crate) fn message(n: u32, rng: &mut Lcg) -> Vec<u8> {
     // Second copies repeat an earlier message exactly.
     let id = if kind >= 95 && n > 50 { n - 37 } else { n };
     let mut rng_for_id = Lcg(u64::from(id) * 7919);
-    let kind = if kind >= 95 { rng_for_id.next(95) } else { kind };
+    let kind = if kind >= 95 {
+        rng_for_id.next(95)
+    } else {
+        kind
+    };
     let sp = 1 + rng_for_id.next(u64::from(SALESPEOPLE));
     let contact = 1 + rng_for_id.next(u64::from(CONTACTS));
     let (from, to, cc) = if kind < 45 {
-        let cc = if kind < 10 { format!("Cc: sp{}@ourco.example\r\n", 1 + (sp % 50)) } else { String::new() };
-        (format!("c{contact}@customer{}.example", contact % 100), format!("sp{sp}@ourco.example"), cc)
+        let cc = if kind < 10 {
+            format!("Cc: sp{}@ourco.example\r\n", 1 + (sp % 50))
+        } else {
+            String::new()
+        };
+        (
+            format!("c{contact}@customer{}.example", contact % 100),
+            format!("sp{sp}@ourco.example"),
+            cc,
+        )
     } else if kind < 75 {
         let other = 1 + (contact * 7) % u64::from(CONTACTS);
-        (format!("sp{sp}@ourco.example"), format!("c{contact}@customer{}.example", contact % 100), format!("Cc: c{other}@customer{}.example\r\n", other % 100))
+        (
+            format!("sp{sp}@ourco.example"),
+            format!("c{contact}@customer{}.example", contact % 100),
+            format!("Cc: c{other}@customer{}.example\r\n", other % 100),
+        )
     } else {
-        (format!("stranger{id}@elsewhere.example"), format!("sp{sp}@ourco.example"), String::new())
+        (
+            format!("stranger{id}@elsewhere.example"),
+            format!("sp{sp}@ourco.example"),
+            String::new(),
+        )
     };
     let body_len = 500 + rng_for_id.next(7500) as usize;
     let line = "The quick brown fox jumps over the lazy dog, and the deal closes on Friday.\r\n";
@@ -68,7 +95,9 @@ pub(crate) fn message(n: u32, rng: &mut Lcg) -> Vec<u8> {
              {attachment}--b{id}--\r\n"
         ));
     } else {
-        text.push_str(&format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"));
+        text.push_str(&format!(
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+        ));
     }
     text.into_bytes()
 }
@@ -85,7 +114,9 @@ pub(crate) fn with_exact_copies(mix: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let mut first: std::collections::HashMap<Vec<u8>, Vec<u8>> = std::collections::HashMap::new();
     mix.into_iter()
         .map(|raw| {
-            let Some(id) = message_id(&raw) else { return raw };
+            let Some(id) = message_id(&raw) else {
+                return raw;
+            };
             first.entry(id).or_insert(raw).clone()
         })
         .collect()
@@ -93,7 +124,9 @@ pub(crate) fn with_exact_copies(mix: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 
 /// The Message-ID header line of a message this module made.
 fn message_id(raw: &[u8]) -> Option<Vec<u8>> {
-    raw.split(|b| *b == b'\n').find(|line| line.starts_with(b"Message-ID:")).map(<[u8]>::to_vec)
+    raw.split(|b| *b == b'\n')
+        .find(|line| line.starts_with(b"Message-ID:"))
+        .map(<[u8]>::to_vec)
 }
 
 /// One message of about `megabytes` MB from a known contact to a salesperson.

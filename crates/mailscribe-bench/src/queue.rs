@@ -51,7 +51,10 @@ async fn baseline(messages: &[Vec<u8>]) -> anyhow::Result<f64> {
         let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
         let fetched = session.fetch(&uids).await?;
         let parsed = tokio::task::spawn_blocking(move || {
-            fetched.iter().filter_map(|m| m.raw.as_deref().map(parse_message)).count()
+            fetched
+                .iter()
+                .filter_map(|m| m.raw.as_deref().map(parse_message))
+                .count()
         })
         .await?;
         if parsed != uids.len() {
@@ -69,15 +72,30 @@ async fn baseline(messages: &[Vec<u8>]) -> anyhow::Result<f64> {
 
 /// A configured, enabled installation in `dir` on SQLite, pointing at
 /// `dovecot`.
-fn install_sqlite(dir: &Path, dovecot: &Dovecot, extra_settings: &[(&str, &str)]) -> anyhow::Result<Env> {
-    install::install(dir, &install::sqlite_url(dir), dovecot, &[MailboxFolders::default_mailbox()], extra_settings)
+fn install_sqlite(
+    dir: &Path,
+    dovecot: &Dovecot,
+    extra_settings: &[(&str, &str)],
+) -> anyhow::Result<Env> {
+    install::install(
+        dir,
+        &install::sqlite_url(dir),
+        dovecot,
+        &[MailboxFolders::default_mailbox()],
+        extra_settings,
+    )
 }
 
 pub(crate) async fn queue(count: u32) -> anyhow::Result<()> {
     let mut rng = Lcg(42);
-    let mix: Vec<Vec<u8>> = (1..=count).map(|n| messages::message(n, &mut rng)).collect();
+    let mix: Vec<Vec<u8>> = (1..=count)
+        .map(|n| messages::message(n, &mut rng))
+        .collect();
     let bytes: usize = mix.iter().map(Vec::len).sum();
-    println!("== queue: {count} messages, {:.1} MB, batch size {BATCH_SIZE}, Dovecot maildir over TLS, SQLite", bytes as f64 / 1e6);
+    println!(
+        "== queue: {count} messages, {:.1} MB, batch size {BATCH_SIZE}, Dovecot maildir over TLS, SQLite",
+        bytes as f64 / 1e6
+    );
     println!("   mix: {}", messages::MIX);
     let (mut baseline_times, mut run_times, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
     for repetition in 1..=3 {
@@ -118,7 +136,8 @@ pub(crate) async fn large_message() -> anyhow::Result<()> {
         let env = install_sqlite(dir.path(), &dovecot, &[("storage_mode", mode)])?;
         let idle = measure_mailscribe(&env, dir.path(), &["run", "--once"]).context("idle run")?;
         dovecot.deliver(QUEUE, &messages::large_message(30), None, false);
-        let large = measure_mailscribe(&env, dir.path(), &["run", "--once"]).context("large run")?;
+        let large =
+            measure_mailscribe(&env, dir.path(), &["run", "--once"]).context("large run")?;
         if dovecot.count(STORAGE) != 1 {
             bail!("the large message was not logged");
         }

@@ -35,10 +35,20 @@ impl ServeProcess {
     /// Starts `mailscribe serve` in `dir` with `RUST_LOG=info,mailscribe_worker=debug`,
     /// appending its log to `serve-NAME.log`. With `instance_id`, the
     /// process stands for another host (`MAILSCRIBE_INSTANCE_ID`).
-    pub(crate) fn start(env: &Env, dir: &Path, name: &str, instance_id: Option<&str>) -> anyhow::Result<ServeProcess> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    pub(crate) fn start(
+        env: &Env,
+        dir: &Path,
+        name: &str,
+        instance_id: Option<&str>,
+    ) -> anyhow::Result<ServeProcess> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let log = dir.join(format!("serve-{name}.log"));
-        let log_file = std::fs::File::options().create(true).append(true).open(&log)?;
+        let log_file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)?;
         let mut command = Command::new(sibling_binary("mailscribe")?);
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -54,7 +64,11 @@ impl ServeProcess {
             Some(id) => command.env("MAILSCRIBE_INSTANCE_ID", id),
             None => command.env_remove("MAILSCRIBE_INSTANCE_ID"),
         };
-        Ok(ServeProcess { child: command.spawn()?, port, log })
+        Ok(ServeProcess {
+            child: command.spawn()?,
+            port,
+            log,
+        })
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -64,9 +78,16 @@ impl ServeProcess {
     /// Waits until the web server answers `/healthz`.
     pub(crate) fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        while request(self.port, "GET", "/healthz", &[], "").map(|r| r.0).unwrap_or(0) != 200 {
+        while request(self.port, "GET", "/healthz", &[], "")
+            .map(|r| r.0)
+            .unwrap_or(0)
+            != 200
+        {
             if Instant::now() > deadline {
-                bail!("serve did not answer /healthz within {timeout:?}; its log:\n{}", self.log());
+                bail!(
+                    "serve did not answer /healthz within {timeout:?}; its log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -84,11 +105,19 @@ impl ServeProcess {
     }
 
     /// Waits until the log has more than `seen` lines containing `needle`.
-    pub(crate) fn wait_for_log(&self, needle: &str, seen: usize, timeout: Duration) -> anyhow::Result<()> {
+    pub(crate) fn wait_for_log(
+        &self,
+        needle: &str,
+        seen: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while self.count_in_log(needle) <= seen {
             if Instant::now() > deadline {
-                bail!("serve did not log {needle:?} within {timeout:?}; its log:\n{}", self.log());
+                bail!(
+                    "serve did not log {needle:?} within {timeout:?}; its log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -60,7 +60,11 @@ impl Feeder {
                 }
             })
         };
-        Feeder { stop, delivered, thread }
+        Feeder {
+            stop,
+            delivered,
+            thread,
+        }
     }
 
     /// Stops delivering; returns how many messages were delivered.
@@ -83,15 +87,26 @@ async fn holder(pool: &PgPool) -> anyhow::Result<Option<(String, i64)>> {
 }
 
 async fn last_run_id(pool: &PgPool) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM runs").fetch_one(pool).await?)
+    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM runs")
+        .fetch_one(pool)
+        .await?)
 }
 
 async fn committed_after_run(pool: &PgPool, run_id: i64) -> anyhow::Result<bool> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM decisions WHERE run_id > $1)").bind(run_id).fetch_one(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM decisions WHERE run_id > $1)")
+            .bind(run_id)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 async fn entry_count(pool: &PgPool) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM interaction_entries").fetch_one(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM interaction_entries")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Which of `INSTANCES` a lease holder text names.
@@ -108,7 +123,8 @@ async fn wait_for_working_holder(pool: &PgPool, timeout: Duration) -> anyhow::Re
     loop {
         if let Some((text, left_ms)) = holder(pool).await? {
             if left_ms > 0 && committed_after_run(pool, since).await? {
-                return instance_index(&text).with_context(|| format!("unknown lease holder {text}"));
+                return instance_index(&text)
+                    .with_context(|| format!("unknown lease holder {text}"));
             }
         }
         if Instant::now() > deadline {
@@ -128,7 +144,13 @@ pub(crate) async fn takeover(rounds: usize) -> anyhow::Result<()> {
     let dovecot = Arc::new(Dovecot::start());
     let database = TestDatabase::postgres().await;
     let dir = tempfile::tempdir()?;
-    let env = install(dir.path(), database.url(), &dovecot, &[MailboxFolders::default_mailbox()], &[])?;
+    let env = install(
+        dir.path(),
+        database.url(),
+        &dovecot,
+        &[MailboxFolders::default_mailbox()],
+        &[],
+    )?;
     let pool = PgPool::connect(database.url()).await?;
     let mut rng = Lcg(7);
     let mut serves = Vec::new();
@@ -165,7 +187,11 @@ pub(crate) async fn takeover(rounds: usize) -> anyhow::Result<()> {
                 committed = Some(killed_at.elapsed());
             }
             if killed_at.elapsed() > Duration::from_secs(180) {
-                bail!("{} did not take over within 180 s; its log:\n{}", INSTANCES[survivor], serves[survivor].log());
+                bail!(
+                    "{} did not take over within 180 s; its log:\n{}",
+                    INSTANCES[survivor],
+                    serves[survivor].log()
+                );
             }
             tokio::time::sleep(POLL).await;
         }
@@ -185,21 +211,30 @@ pub(crate) async fn takeover(rounds: usize) -> anyhow::Result<()> {
         // the lease expires the next takeover comes.
         tokio::time::sleep(Duration::from_millis(rng.next(5000))).await;
         let started_before = serves[victim].count_in_log("working the enabled mailboxes");
-        serves[victim] = ServeProcess::start(&env, dir.path(), INSTANCES[victim], Some(INSTANCES[victim]))?;
+        serves[victim] =
+            ServeProcess::start(&env, dir.path(), INSTANCES[victim], Some(INSTANCES[victim]))?;
         serves[victim].wait_healthy(Duration::from_secs(60))?;
-        serves[victim].wait_for_log("working the enabled mailboxes", started_before, Duration::from_secs(60))?;
+        serves[victim].wait_for_log(
+            "working the enabled mailboxes",
+            started_before,
+            Duration::from_secs(60),
+        )?;
     }
     let delivered = feeder.stop();
     // Every message gives one entry: after the last round the survivor must
     // log all of them, none twice.
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut entries = entry_count(&pool).await?;
-    while (entries != i64::from(delivered) || dovecot.count(QUEUE) != 0) && Instant::now() < deadline {
+    while (entries != i64::from(delivered) || dovecot.count(QUEUE) != 0)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(200)).await;
         entries = entry_count(&pool).await?;
     }
-    let (lease_max, commit_max) =
-        (lease_times.iter().copied().fold(0.0, f64::max), commit_times.iter().copied().fold(0.0, f64::max));
+    let (lease_max, commit_max) = (
+        lease_times.iter().copied().fold(0.0, f64::max),
+        commit_times.iter().copied().fold(0.0, f64::max),
+    );
     println!(
         "   kill to first commit by the other instance: median {:.1} s, max {commit_max:.1} s (goal < 30 s); \
          kill to lease taken: median {:.1} s, max {lease_max:.1} s",
@@ -209,7 +244,11 @@ pub(crate) async fn takeover(rounds: usize) -> anyhow::Result<()> {
     println!(
         "   {delivered} messages delivered, {entries} entries, {} left in the queue{}",
         dovecot.count(QUEUE),
-        if entries == i64::from(delivered) { "" } else { " (MISMATCH: every message should give exactly one entry)" }
+        if entries == i64::from(delivered) {
+            ""
+        } else {
+            " (MISMATCH: every message should give exactly one entry)"
+        }
     );
     if std::env::var_os("BENCH_LOG").is_some() {
         for serve in &serves {

@@ -10,16 +10,34 @@ use crate::{Failure, UserCommand, exit};
 
 pub(crate) async fn user(store: &Store, command: UserCommand) -> Result<(), Failure> {
     let (name, change, done) = match command {
-        UserCommand::Add { name, role, salesperson, password_env } => {
-            return crate::commands::add_user(store, &name, &role, salesperson.as_deref(), &password_env).await;
+        UserCommand::Add {
+            name,
+            role,
+            salesperson,
+            password_env,
+        } => {
+            return crate::commands::add_user(
+                store,
+                &name,
+                &role,
+                salesperson.as_deref(),
+                &password_env,
+            )
+            .await;
         }
         UserCommand::List => return list(store).await,
         UserCommand::Passwd { name, password_env } => {
             let password = new_password(&password_env)?;
-            let hash = mailscribe_web::hash_password(password).await.map_err(|err| anyhow!(err))?;
+            let hash = mailscribe_web::hash_password(password)
+                .await
+                .map_err(|err| anyhow!(err))?;
             (name, UserChange::Password(hash), "password changed")
         }
-        UserCommand::SetRole { name, role, salesperson } => {
+        UserCommand::SetRole {
+            name,
+            role,
+            salesperson,
+        } => {
             let (role, code) = role_and_code(&role, salesperson.as_deref())?;
             (name, UserChange::Role(role, code), "role changed")
         }
@@ -29,8 +47,17 @@ pub(crate) async fn user(store: &Store, command: UserCommand) -> Result<(), Fail
     };
     match store.change_user(name.trim(), &change).await {
         Ok(()) => {
-            audit(store, &format!("user_{}", done.replace(' ', "_")), Some(name.trim()), None).await?;
-            println!("user {}: {done}; their sessions ended and their API tokens were revoked", name.trim());
+            audit(
+                store,
+                &format!("user_{}", done.replace(' ', "_")),
+                Some(name.trim()),
+                None,
+            )
+            .await?;
+            println!(
+                "user {}: {done}; their sessions ended and their API tokens were revoked",
+                name.trim()
+            );
             Ok(())
         }
         // Unknown user, last admin: exit 1 with the reason.
@@ -46,24 +73,37 @@ async fn list(store: &Store) -> Result<(), Failure> {
             "{}\t{}\t{}\t{}\t{}",
             row.user.name,
             row.user.role.as_str(),
-            row.user.salesperson.as_ref().map(SalespersonCode::as_str).unwrap_or(""),
+            row.user
+                .salesperson
+                .as_ref()
+                .map(SalespersonCode::as_str)
+                .unwrap_or(""),
             if row.disabled { "disabled" } else { "active" },
-            row.last_sign_in_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
+            row.last_sign_in_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
         );
     }
     Ok(())
 }
 
 /// A role with the salesperson code that goes with it (and only with it).
-pub(crate) fn role_and_code(role: &str, salesperson: Option<&str>) -> Result<(Role, Option<SalespersonCode>), Failure> {
+pub(crate) fn role_and_code(
+    role: &str,
+    salesperson: Option<&str>,
+) -> Result<(Role, Option<SalespersonCode>), Failure> {
     let usage = |error: anyhow::Error| Failure::new(exit::USAGE, error);
-    let role: Role = role.parse().map_err(|err: mailscribe_core::RoleError| usage(err.into()))?;
+    let role: Role = role
+        .parse()
+        .map_err(|err: mailscribe_core::RoleError| usage(err.into()))?;
     let code = salesperson
         .map(SalespersonCode::parse)
         .transpose()
         .map_err(|err| usage(anyhow!("--salesperson: {err}")))?;
     if (role == Role::Salesperson) != code.is_some() {
-        return Err(usage(anyhow!("--salesperson CODE goes with --role salesperson, and only with it")));
+        return Err(usage(anyhow!(
+            "--salesperson CODE goes with --role salesperson, and only with it"
+        )));
     }
     Ok((role, code))
 }
@@ -73,11 +113,21 @@ pub(crate) fn new_password(var: &str) -> Result<String, Failure> {
     std::env::var(var)
         .ok()
         .filter(|p| p.chars().count() >= 10)
-        .ok_or_else(|| Failure::new(exit::USAGE, anyhow!("{var} must hold a password of at least 10 characters")))
+        .ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                anyhow!("{var} must hold a password of at least 10 characters"),
+            )
+        })
 }
 
 /// Records an event done from a shell: the actor is `cli:<system user>`.
-pub(crate) async fn audit(store: &Store, event: &str, target: Option<&str>, detail: Option<String>) -> Result<(), Failure> {
+pub(crate) async fn audit(
+    store: &Store,
+    event: &str,
+    target: Option<&str>,
+    detail: Option<String>,
+) -> Result<(), Failure> {
     let event = mailscribe_store::AuditEvent {
         actor: format!("cli:{}", crate::commands::who_am_i()),
         client_address: None,

@@ -96,7 +96,9 @@ struct DecisionRecord {
 }
 
 fn local_time(at: DateTime<Utc>, tz: Tz) -> String {
-    at.with_timezone(&tz).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    at.with_timezone(&tz)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
 }
 
 impl DecisionRecord {
@@ -138,11 +140,20 @@ impl<W: Write> RecordWriter<W> {
             Format::Csv => RecordWriter {
                 format,
                 // RFC 4180 ends records with CRLF.
-                csv: Some(csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out)),
+                csv: Some(
+                    csv::WriterBuilder::new()
+                        .terminator(csv::Terminator::CRLF)
+                        .from_writer(out),
+                ),
                 json: None,
                 first: true,
             },
-            Format::Json => RecordWriter { format, csv: None, json: Some(out), first: true },
+            Format::Json => RecordWriter {
+                format,
+                csv: None,
+                json: Some(out),
+                first: true,
+            },
         }
     }
 
@@ -180,17 +191,58 @@ impl<W: Write> RecordWriter<W> {
 }
 
 const INTERACTION_COLUMNS: &[&str] = &[
-    "entry_no", "date", "time", "direction", "initiated_by", "salesperson_code", "contact_no",
-    "contact_company_no", "subject", "message_id", "template_code", "cost", "duration_minutes", "canceled",
-    "opportunity_no", "date_fallback", "mailbox_name", "run_id", "interaction_group", "campaign_no",
+    "entry_no",
+    "date",
+    "time",
+    "direction",
+    "initiated_by",
+    "salesperson_code",
+    "contact_no",
+    "contact_company_no",
+    "subject",
+    "message_id",
+    "template_code",
+    "cost",
+    "duration_minutes",
+    "canceled",
+    "opportunity_no",
+    "date_fallback",
+    "mailbox_name",
+    "run_id",
+    "interaction_group",
+    "campaign_no",
 ];
 
 const DECISION_COLUMNS: &[&str] = &[
-    "message_id", "sha256", "outcome", "reason", "entries", "error", "decided_at", "sender", "subject",
-    "ambiguous", "attempts", "mailbox", "uid_validity", "uid", "disposition", "date_fallback", "mailbox_name", "run_id",
+    "message_id",
+    "sha256",
+    "outcome",
+    "reason",
+    "entries",
+    "error",
+    "decided_at",
+    "sender",
+    "subject",
+    "ambiguous",
+    "attempts",
+    "mailbox",
+    "uid_validity",
+    "uid",
+    "disposition",
+    "date_fallback",
+    "mailbox_name",
+    "run_id",
 ];
 
-const AUDIT_COLUMNS: &[&str] = &["id", "at", "actor", "client_address", "event", "target", "detail"];
+const AUDIT_COLUMNS: &[&str] = &[
+    "id",
+    "at",
+    "actor",
+    "client_address",
+    "event",
+    "target",
+    "detail",
+];
 
 /// One row of `audit export`.
 #[derive(Serialize)]
@@ -205,7 +257,11 @@ struct AuditRecord {
 }
 
 /// `audit export`: every event, oldest first; `at` in the configured time zone.
-pub(crate) async fn audit(store: &Store, format: Format, output: Option<&std::path::Path>) -> anyhow::Result<u64> {
+pub(crate) async fn audit(
+    store: &Store,
+    format: Format,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<u64> {
     let tz = store.settings().await?.time_zone;
     let mut writer = RecordWriter::new(format, open_output(output)?);
     let written = write_pages(
@@ -230,7 +286,8 @@ pub(crate) async fn audit(store: &Store, format: Format, output: Option<&std::pa
 fn open_output(output: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match output {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     })

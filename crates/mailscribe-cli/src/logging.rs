@@ -39,7 +39,8 @@ impl Visit for JsonVisitor {
         self.0.insert(field.name().to_owned(), Value::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        self.0
+            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
     }
 }
 
@@ -47,7 +48,11 @@ impl Visit for JsonVisitor {
 pub(crate) struct JsonFields;
 
 impl<'writer> FormatFields<'writer> for JsonFields {
-    fn format_fields<R: tracing_subscriber::field::RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         let mut visitor = JsonVisitor::default();
         fields.record(&mut visitor);
         write!(writer, "{}", Value::Object(visitor.0))
@@ -76,17 +81,36 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let mut line = Map::new();
-        line.insert("ts".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into());
-        line.insert("level".into(), event.metadata().level().as_str().to_ascii_lowercase().into());
+        line.insert(
+            "ts".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
+        );
+        line.insert(
+            "level".into(),
+            event
+                .metadata()
+                .level()
+                .as_str()
+                .to_ascii_lowercase()
+                .into(),
+        );
         line.insert("msg".into(), Value::from(""));
         line.insert("target".into(), event.metadata().target().into());
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 let extensions = span.extensions();
                 if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                    && let Ok(Value::Object(span_fields)) = serde_json::from_str::<Value>(&fields.fields)
+                    && let Ok(Value::Object(span_fields)) =
+                        serde_json::from_str::<Value>(&fields.fields)
                 {
                     line.extend(span_fields);
                 }
@@ -95,7 +119,14 @@ where
         let mut visitor = JsonVisitor::default();
         event.record(&mut visitor);
         for (key, value) in visitor.0 {
-            line.insert(if key == "message" { "msg".to_owned() } else { key }, value);
+            line.insert(
+                if key == "message" {
+                    "msg".to_owned()
+                } else {
+                    key
+                },
+                value,
+            );
         }
         writeln!(writer, "{}", Value::Object(line))
     }
@@ -136,14 +167,26 @@ mod tests {
             tracing::warn!("after");
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
         assert_eq!(lines.len(), 2, "{text}");
         assert_eq!(lines[0]["msg"], "decided \"quoted\"");
         assert_eq!(lines[0]["level"], "info");
-        assert_eq!((lines[0]["run_id"].as_i64(), lines[0]["mailbox"].as_str()), (Some(7), Some("eu")));
-        assert_eq!((lines[0]["uid"].as_u64(), lines[0]["message_key"].as_str()), (Some(42), Some("mid:x")));
+        assert_eq!(
+            (lines[0]["run_id"].as_i64(), lines[0]["mailbox"].as_str()),
+            (Some(7), Some("eu"))
+        );
+        assert_eq!(
+            (lines[0]["uid"].as_u64(), lines[0]["message_key"].as_str()),
+            (Some(42), Some("mid:x"))
+        );
         assert!(lines[0]["ts"].as_str().unwrap().ends_with('Z'));
         assert!(lines[0]["target"].as_str().unwrap().contains("logging"));
-        assert_eq!((lines[1]["level"].as_str(), lines[1]["run_id"].as_i64()), (Some("warn"), Some(8)));
+        assert_eq!(
+            (lines[1]["level"].as_str(), lines[1]["run_id"].as_i64()),
+            (Some("warn"), Some(8))
+        );
     }
 }

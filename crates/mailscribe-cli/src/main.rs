@@ -7,8 +7,8 @@ mod accounts;
 mod commands;
 mod export;
 mod logging;
-mod telemetry;
 mod secrets;
+mod telemetry;
 mod templates;
 mod wizard;
 
@@ -35,13 +35,19 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub(crate) fn new(code: u8, error: impl Into<anyhow::Error>) -> Failure {
-        Failure { code, error: error.into() }
+        Failure {
+            code,
+            error: error.into(),
+        }
     }
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Failure {
-        Failure { code: exit::OTHER, error: error.into() }
+        Failure {
+            code: exit::OTHER,
+            error: error.into(),
+        }
     }
 }
 
@@ -53,13 +59,24 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 )]
 pub(crate) struct Cli {
     /// Database: sqlite://PATH, a file path, or postgres://USER@HOST/DB.
-    #[arg(long, global = true, env = "MAILSCRIBE_DB", default_value = "./mailscribe.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "MAILSCRIBE_DB",
+        default_value = "./mailscribe.db"
+    )]
     pub(crate) db: String,
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
     /// Log lines for people (text) or one JSON object per line (json).
-    #[arg(long, global = true, env = "MAILSCRIBE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "MAILSCRIBE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub(crate) log_format: logging::LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -495,10 +512,15 @@ fn init_logging(verbose: u8, default: &str, format: logging::LogFormat) {
             filter = filter.add_directive(directive);
         }
     }
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         logging::LogFormat::Text => builder.init(),
-        logging::LogFormat::Json => builder.fmt_fields(logging::JsonFields).event_format(logging::JsonLines).init(),
+        logging::LogFormat::Json => builder
+            .fmt_fields(logging::JsonFields)
+            .event_format(logging::JsonLines)
+            .init(),
     }
 }
 
@@ -518,7 +540,12 @@ fn main() -> ExitCode {
                 CompletionShell::Zsh => clap_complete::Shell::Zsh,
                 CompletionShell::Fish => clap_complete::Shell::Fish,
             };
-            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "mailscribe", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "mailscribe",
+                &mut std::io::stdout(),
+            );
             return ExitCode::SUCCESS;
         }
         Command::Man => {
@@ -534,8 +561,16 @@ fn main() -> ExitCode {
         _ => {}
     }
     let serving = matches!(cli.command, Command::Serve(_));
-    init_logging(cli.verbose, if serving { "info" } else { "warn" }, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    init_logging(
+        cli.verbose,
+        if serving { "info" } else { "warn" },
+        cli.log_format,
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

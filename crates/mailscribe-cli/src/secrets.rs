@@ -39,13 +39,18 @@ pub(crate) enum SecretError {
     #[error("the secret key is not 32 bytes of base64 ({0})")]
     KeyMalformed(String),
     #[error("cannot read or create the key file {path}: {source}")]
-    KeyFile { path: PathBuf, source: std::io::Error },
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "the key file {path} can be read by others (mode {mode:o}): anyone who can read it can open the stored \
          passwords; make it readable by its owner only: chmod 600 {path}"
     )]
     KeyFileExposed { path: PathBuf, mode: u32 },
-    #[error("the stored secret was sealed with key {stored}, but the current key is {current}; restore that key")]
+    #[error(
+        "the stored secret was sealed with key {stored}, but the current key is {current}; restore that key"
+    )]
     WrongKey { stored: String, current: String },
     #[error("the stored secret cannot be decrypted: it is damaged or the key is wrong")]
     Undecryptable,
@@ -101,22 +106,50 @@ impl SecretKey {
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.key));
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = cipher
-            .encrypt(&nonce, Payload { msg: secret.expose_secret().as_bytes(), aad: purpose.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: secret.expose_secret().as_bytes(),
+                    aad: purpose.as_bytes(),
+                },
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        SealedSecret(format!("v1:{}:{}:{}", self.id, STANDARD.encode(nonce), STANDARD.encode(ciphertext)))
+        SealedSecret(format!(
+            "v1:{}:{}:{}",
+            self.id,
+            STANDARD.encode(nonce),
+            STANDARD.encode(ciphertext)
+        ))
     }
 
-    fn open(&self, purpose: &str, nonce: &str, ciphertext: &str) -> Result<SecretString, SecretError> {
-        let nonce = STANDARD.decode(nonce).map_err(|_| SecretError::Undecryptable)?;
-        let ciphertext = STANDARD.decode(ciphertext).map_err(|_| SecretError::Undecryptable)?;
+    fn open(
+        &self,
+        purpose: &str,
+        nonce: &str,
+        ciphertext: &str,
+    ) -> Result<SecretString, SecretError> {
+        let nonce = STANDARD
+            .decode(nonce)
+            .map_err(|_| SecretError::Undecryptable)?;
+        let ciphertext = STANDARD
+            .decode(ciphertext)
+            .map_err(|_| SecretError::Undecryptable)?;
         if nonce.len() != 12 {
             return Err(SecretError::Undecryptable);
         }
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.key));
         let plain = cipher
-            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: purpose.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: purpose.as_bytes(),
+                },
+            )
             .map_err(|_| SecretError::Undecryptable)?;
-        String::from_utf8(plain).map(SecretString::from).map_err(|_| SecretError::Undecryptable)
+        String::from_utf8(plain)
+            .map(SecretString::from)
+            .map_err(|_| SecretError::Undecryptable)
     }
 }
 
@@ -127,7 +160,10 @@ fn new_key() -> SecretKey {
 
 /// Writes the key file atomically (a temporary file renamed over it), mode 0600.
 fn write_key_file(path: &Path, keys: &[&SecretKey]) -> Result<(), SecretError> {
-    let key_error = |source| SecretError::KeyFile { path: path.to_owned(), source };
+    let key_error = |source| SecretError::KeyFile {
+        path: path.to_owned(),
+        source,
+    };
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
@@ -138,7 +174,10 @@ fn write_key_file(path: &Path, keys: &[&SecretKey]) -> Result<(), SecretError> {
         .mode(0o600)
         .open(&temporary)
         .map_err(key_error)?;
-    let text: String = keys.iter().map(|k| format!("{}\n", k.to_base64())).collect();
+    let text: String = keys
+        .iter()
+        .map(|k| format!("{}\n", k.to_base64()))
+        .collect();
     file.write_all(text.as_bytes()).map_err(key_error)?;
     file.sync_all().map_err(key_error)?;
     std::fs::rename(&temporary, path).map_err(key_error)
@@ -146,9 +185,18 @@ fn write_key_file(path: &Path, keys: &[&SecretKey]) -> Result<(), SecretError> {
 
 impl KeyRing {
     fn parse(text: &str) -> Result<KeyRing, SecretError> {
-        let mut keys = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(SecretKey::from_base64);
-        let current = keys.next().ok_or_else(|| SecretError::KeyMalformed("no key in the file".into()))??;
-        Ok(KeyRing { current, older: keys.collect::<Result<_, _>>()? })
+        let mut keys = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(SecretKey::from_base64);
+        let current = keys
+            .next()
+            .ok_or_else(|| SecretError::KeyMalformed("no key in the file".into()))??;
+        Ok(KeyRing {
+            current,
+            older: keys.collect::<Result<_, _>>()?,
+        })
     }
 
     /// The keys for reading secrets; never creates one.
@@ -168,7 +216,9 @@ impl KeyRing {
         }
         match std::fs::read_to_string(&path) {
             Ok(text) => KeyRing::parse(&text),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(SecretError::KeyMissing(path)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Err(SecretError::KeyMissing(path))
+            }
             Err(source) => Err(SecretError::KeyFile { path, source }),
         }
     }
@@ -181,7 +231,10 @@ impl KeyRing {
                 let key = new_key();
                 write_key_file(&path, &[&key])?;
                 tracing::info!(path = %path.display(), "created a new secret key file");
-                Ok(KeyRing { current: key, older: Vec::new() })
+                Ok(KeyRing {
+                    current: key,
+                    older: Vec::new(),
+                })
             }
             other => other,
         }
@@ -191,7 +244,11 @@ impl KeyRing {
         self.current.seal(purpose, secret)
     }
 
-    pub(crate) fn open(&self, purpose: &str, sealed: &SealedSecret) -> Result<SecretString, SecretError> {
+    pub(crate) fn open(
+        &self,
+        purpose: &str,
+        sealed: &SealedSecret,
+    ) -> Result<SecretString, SecretError> {
         let parts: Vec<&str> = sealed.0.split(':').collect();
         let [_version @ "v1", key_id, nonce, ciphertext] = parts.as_slice() else {
             return Err(SecretError::Undecryptable);
@@ -199,7 +256,10 @@ impl KeyRing {
         let key = std::iter::once(&self.current)
             .chain(&self.older)
             .find(|k| k.id == *key_id)
-            .ok_or_else(|| SecretError::WrongKey { stored: (*key_id).to_owned(), current: self.current.id.clone() })?;
+            .ok_or_else(|| SecretError::WrongKey {
+                stored: (*key_id).to_owned(),
+                current: self.current.id.clone(),
+            })?;
         key.open(purpose, nonce, ciphertext)
     }
 
@@ -219,7 +279,10 @@ impl KeyRing {
         write_key_file(&SecretKey::key_file_for(db), &keys)?;
         let KeyRing { current, mut older } = self;
         older.insert(0, current);
-        Ok(KeyRing { current: fresh, older })
+        Ok(KeyRing {
+            current: fresh,
+            older,
+        })
     }
 
     /// Step three: everything is sealed with the current key; drop the rest.
@@ -227,7 +290,10 @@ impl KeyRing {
         if std::env::var_os("MAILSCRIBE_SECRET_KEY").is_none() {
             write_key_file(&SecretKey::key_file_for(db), &[&self.current])?;
         }
-        Ok(KeyRing { current: self.current, older: Vec::new() })
+        Ok(KeyRing {
+            current: self.current,
+            older: Vec::new(),
+        })
     }
 }
 
@@ -236,7 +302,10 @@ pub(crate) enum SourceError {
     #[error("the environment variable {0} is not set or empty")]
     EnvMissing(String),
     #[error("cannot read the secret file {path}: {source}")]
-    File { path: String, source: std::io::Error },
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the secret command `{command}` failed: {detail}")]
     Exec { command: String, detail: String },
     #[error("the secret from {0} is empty")]
@@ -253,11 +322,15 @@ pub(crate) fn resolve(
 ) -> Result<SecretString, SourceError> {
     let value = match reference {
         SecretRef::Sealed(sealed) => return Ok(keys()?.open(purpose, sealed)?),
-        SecretRef::Env(name) => {
-            std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| SourceError::EnvMissing(name.clone()))?
-        }
+        SecretRef::Env(name) => std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| SourceError::EnvMissing(name.clone()))?,
         SecretRef::File(path) => std::fs::read_to_string(path)
-            .map_err(|source| SourceError::File { path: path.clone(), source })?
+            .map_err(|source| SourceError::File {
+                path: path.clone(),
+                source,
+            })?
             .trim_end()
             .to_owned(),
         SecretRef::Exec(command) => {
@@ -266,14 +339,23 @@ pub(crate) fn resolve(
                 .arg(command)
                 .stdin(std::process::Stdio::null())
                 .output()
-                .map_err(|err| SourceError::Exec { command: command.clone(), detail: err.to_string() })?;
+                .map_err(|err| SourceError::Exec {
+                    command: command.clone(),
+                    detail: err.to_string(),
+                })?;
             if !output.status.success() {
                 return Err(SourceError::Exec {
                     command: command.clone(),
-                    detail: format!("{}: {}", output.status, String::from_utf8_lossy(&output.stderr).trim()),
+                    detail: format!(
+                        "{}: {}",
+                        output.status,
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    ),
                 });
             }
-            String::from_utf8_lossy(&output.stdout).trim_end().to_owned()
+            String::from_utf8_lossy(&output.stdout)
+                .trim_end()
+                .to_owned()
         }
     };
     if value.is_empty() {
@@ -287,7 +369,10 @@ mod tests {
     use super::*;
 
     fn key(byte: u8) -> KeyRing {
-        KeyRing { current: SecretKey::from_base64(&STANDARD.encode([byte; 32])).unwrap(), older: Vec::new() }
+        KeyRing {
+            current: SecretKey::from_base64(&STANDARD.encode([byte; 32])).unwrap(),
+            older: Vec::new(),
+        }
     }
 
     #[test]
@@ -296,7 +381,13 @@ mod tests {
         let sealed = key(1).seal("imap-password", &secret);
         assert!(!sealed.0.contains("hunter2"));
         assert!(sealed.0.starts_with("v1:"));
-        assert_eq!(key(1).open("imap-password", &sealed).unwrap().expose_secret(), "hunter2-very-secret");
+        assert_eq!(
+            key(1)
+                .open("imap-password", &sealed)
+                .unwrap()
+                .expose_secret(),
+            "hunter2-very-secret"
+        );
         // Two seals of one secret differ (fresh nonce).
         assert_ne!(key(1).seal("imap-password", &secret), sealed);
     }
@@ -304,19 +395,32 @@ mod tests {
     #[test]
     fn wrong_key_purpose_or_tampering_is_refused() {
         let sealed = key(1).seal("imap-password", &SecretString::from("x"));
-        assert!(matches!(key(2).open("imap-password", &sealed), Err(SecretError::WrongKey { .. })));
-        assert!(matches!(key(1).open("client-secret", &sealed), Err(SecretError::Undecryptable)));
+        assert!(matches!(
+            key(2).open("imap-password", &sealed),
+            Err(SecretError::WrongKey { .. })
+        ));
+        assert!(matches!(
+            key(1).open("client-secret", &sealed),
+            Err(SecretError::Undecryptable)
+        ));
         let mut tampered = sealed.0.clone();
         tampered.pop();
         tampered.push('A');
-        assert!(key(1).open("imap-password", &SealedSecret(tampered)).is_err());
+        assert!(
+            key(1)
+                .open("imap-password", &SealedSecret(tampered))
+                .is_err()
+        );
         assert!(SecretKey::from_base64("c2hvcnQ=").is_err());
     }
 
     #[test]
     fn older_keys_still_open_what_they_sealed() {
         let sealed = key(1).seal("p", &SecretString::from("x"));
-        let ring = KeyRing { current: key(2).current, older: vec![key(1).current] };
+        let ring = KeyRing {
+            current: key(2).current,
+            older: vec![key(1).current],
+        };
         assert_eq!(ring.open("p", &sealed).unwrap().expose_secret(), "x");
     }
 
@@ -326,10 +430,33 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), "from-file\n").unwrap();
         let path = file.path().display().to_string();
-        assert_eq!(resolve(&SecretRef::File(path), "p", never).unwrap().expose_secret(), "from-file");
-        assert_eq!(resolve(&SecretRef::Exec("printf 'from exec'".into()), "p", never).unwrap().expose_secret(), "from exec");
-        assert!(matches!(resolve(&SecretRef::Exec("exit 3".into()), "p", never), Err(SourceError::Exec { .. })));
-        assert!(matches!(resolve(&SecretRef::Env("MAILSCRIBE_SURELY_UNSET".into()), "p", never), Err(SourceError::EnvMissing(_))));
-        assert!(matches!(resolve(&SecretRef::File("/nonexistent/x".into()), "p", never), Err(SourceError::File { .. })));
+        assert_eq!(
+            resolve(&SecretRef::File(path), "p", never)
+                .unwrap()
+                .expose_secret(),
+            "from-file"
+        );
+        assert_eq!(
+            resolve(&SecretRef::Exec("printf 'from exec'".into()), "p", never)
+                .unwrap()
+                .expose_secret(),
+            "from exec"
+        );
+        assert!(matches!(
+            resolve(&SecretRef::Exec("exit 3".into()), "p", never),
+            Err(SourceError::Exec { .. })
+        ));
+        assert!(matches!(
+            resolve(
+                &SecretRef::Env("MAILSCRIBE_SURELY_UNSET".into()),
+                "p",
+                never
+            ),
+            Err(SourceError::EnvMissing(_))
+        ));
+        assert!(matches!(
+            resolve(&SecretRef::File("/nonexistent/x".into()), "p", never),
+            Err(SourceError::File { .. })
+        ));
     }
 }

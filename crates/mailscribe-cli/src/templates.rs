@@ -15,20 +15,33 @@ fn usage(error: anyhow::Error) -> Failure {
 fn code_of(text: &str, what: &str) -> Result<String, Failure> {
     let code = text.trim().to_uppercase();
     if code.is_empty() || code.len() > 20 || code.contains(char::is_whitespace) {
-        return Err(usage(anyhow!("a {what} has 1 to 20 characters and no spaces")));
+        return Err(usage(anyhow!(
+            "a {what} has 1 to 20 characters and no spaces"
+        )));
     }
     Ok(code)
 }
 
 pub(crate) async fn template(store: &Store, command: TemplateCommand) -> Result<(), Failure> {
     match command {
-        TemplateCommand::Set { code, cost, minutes, description, group, campaign } => {
+        TemplateCommand::Set {
+            code,
+            cost,
+            minutes,
+            description,
+            group,
+            campaign,
+        } => {
             let code = code_of(&code, "template code")?;
-            let cost = cost.parse().map_err(|err| usage(anyhow!("--cost: {err}")))?;
+            let cost = cost
+                .parse()
+                .map_err(|err| usage(anyhow!("--cost: {err}")))?;
             let campaign = match campaign.map(|c| c.trim().to_uppercase()) {
                 Some(no) if !no.is_empty() => {
                     if !store.campaigns().await?.iter().any(|c| c.no == no) {
-                        return Err(usage(anyhow!("there is no campaign {no}: `mailscribe campaign set {no} --description ...` first")));
+                        return Err(usage(anyhow!(
+                            "there is no campaign {no}: `mailscribe campaign set {no} --description ...` first"
+                        )));
                     }
                     Some(no)
                 }
@@ -36,7 +49,9 @@ pub(crate) async fn template(store: &Store, command: TemplateCommand) -> Result<
             };
             let existing = store.template(&code).await?;
             let template = InteractionTemplate {
-                description: description.or(existing.map(|t| t.description)).unwrap_or_else(|| code.clone()),
+                description: description
+                    .or(existing.map(|t| t.description))
+                    .unwrap_or_else(|| code.clone()),
                 code,
                 cost,
                 duration_minutes: minutes,
@@ -44,7 +59,10 @@ pub(crate) async fn template(store: &Store, command: TemplateCommand) -> Result<
                 campaign_no: campaign,
             };
             store.save_template(&template).await?;
-            println!("template {}: cost {}, {} minutes", template.code, template.cost, template.duration_minutes);
+            println!(
+                "template {}: cost {}, {} minutes",
+                template.code, template.cost, template.duration_minutes
+            );
         }
         TemplateCommand::List => {
             let in_use = store.settings().await?.email_template;
@@ -65,9 +83,18 @@ pub(crate) async fn template(store: &Store, command: TemplateCommand) -> Result<
         TemplateCommand::Remove { code } => {
             let code = code_of(&code, "template code")?;
             match store.remove_template(&code).await {
-                Ok(true) => println!("template {code} removed; entries made with it keep their values"),
-                Ok(false) => return Err(Failure::new(exit::OTHER, anyhow!("there is no template {code}"))),
-                Err(StoreError::Conflict(reason)) => return Err(Failure::new(exit::OTHER, anyhow!(reason))),
+                Ok(true) => {
+                    println!("template {code} removed; entries made with it keep their values")
+                }
+                Ok(false) => {
+                    return Err(Failure::new(
+                        exit::OTHER,
+                        anyhow!("there is no template {code}"),
+                    ));
+                }
+                Err(StoreError::Conflict(reason)) => {
+                    return Err(Failure::new(exit::OTHER, anyhow!(reason)));
+                }
                 Err(err) => return Err(err.into()),
             }
         }
@@ -77,10 +104,21 @@ pub(crate) async fn template(store: &Store, command: TemplateCommand) -> Result<
 
 pub(crate) async fn campaign(store: &Store, command: CampaignCommand) -> Result<(), Failure> {
     match command {
-        CampaignCommand::Set { no, description, starts, ends } => {
-            let day = |text: Option<String>, flag: &str| -> Result<Option<chrono::NaiveDate>, Failure> {
-                text.map(|t| t.trim().parse().map_err(|_| usage(anyhow!("{flag} is a day like 2026-03-31")))).transpose()
-            };
+        CampaignCommand::Set {
+            no,
+            description,
+            starts,
+            ends,
+        } => {
+            let day =
+                |text: Option<String>, flag: &str| -> Result<Option<chrono::NaiveDate>, Failure> {
+                    text.map(|t| {
+                        t.trim()
+                            .parse()
+                            .map_err(|_| usage(anyhow!("{flag} is a day like 2026-03-31")))
+                    })
+                    .transpose()
+                };
             let campaign = Campaign {
                 no: code_of(&no, "campaign number")?,
                 description: description.trim().to_owned(),
@@ -98,8 +136,15 @@ pub(crate) async fn campaign(store: &Store, command: CampaignCommand) -> Result<
         CampaignCommand::List => {
             println!("no\tdescription\tstarts\tends");
             for c in store.campaigns().await? {
-                let day = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
-                println!("{}\t{}\t{}\t{}", c.no, c.description.replace(['\t', '\n'], " "), day(c.starts_on), day(c.ends_on));
+                let day =
+                    |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.no,
+                    c.description.replace(['\t', '\n'], " "),
+                    day(c.starts_on),
+                    day(c.ends_on)
+                );
             }
         }
     }

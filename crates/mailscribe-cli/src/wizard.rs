@@ -9,7 +9,8 @@ use std::process::{Command as Process, Stdio};
 
 use anyhow::anyhow;
 use mailscribe_core::{
-    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Security, StorageMode, TlsTrust,
+    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SecretRef, Security,
+    StorageMode, TlsTrust,
 };
 use mailscribe_mail::{Session, entra_token_url};
 use mailscribe_store::{DatabaseUrl, Store};
@@ -57,7 +58,12 @@ impl Prompter {
     fn ask_secret(&mut self, question: &str) -> Result<SecretString, Abandoned> {
         // Echo goes off before the question appears, so that nothing typed
         // after it is ever shown.
-        let echo = |flag: &str| Process::new("stty").arg(flag).stdin(Stdio::inherit()).status();
+        let echo = |flag: &str| {
+            Process::new("stty")
+                .arg(flag)
+                .stdin(Stdio::inherit())
+                .status()
+        };
         let _ = echo("-echo");
         print!("{question} (not shown): ");
         std::io::stdout().flush().ok();
@@ -77,7 +83,11 @@ fn step(number: u32, title: &str) {
     println!("\n== Step {number} of 6: {title} ==");
 }
 
-pub(crate) async fn setup(store: &Store, url: &DatabaseUrl, name: &mailscribe_core::MailboxName) -> Result<(), Failure> {
+pub(crate) async fn setup(
+    store: &Store,
+    url: &DatabaseUrl,
+    name: &mailscribe_core::MailboxName,
+) -> Result<(), Failure> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(Failure::new(
             exit::USAGE,
@@ -90,10 +100,15 @@ pub(crate) async fn setup(store: &Store, url: &DatabaseUrl, name: &mailscribe_co
     if store.enablement(name).await?.enabled {
         return Err(Failure::new(
             exit::OTHER,
-            anyhow!("logging is enabled: run `mailscribe disable{}` before changing the setup", crate::commands::mailbox_flag(name)),
+            anyhow!(
+                "logging is enabled: run `mailscribe disable{}` before changing the setup",
+                crate::commands::mailbox_flag(name)
+            ),
         ));
     }
-    let mut prompter = Prompter { input: std::io::stdin().lock() };
+    let mut prompter = Prompter {
+        input: std::io::stdin().lock(),
+    };
     match run_steps(store, url, name, &mut prompter).await {
         Ok(result) => result,
         Err(Abandoned) => {
@@ -120,53 +135,97 @@ async fn run_steps(
     p.ask("Press Enter to continue", Some(" "))?;
 
     step(2, "server and security");
-    let host = p.ask("IMAP server host", previous.as_ref().map(|s| s.host.as_str()))?;
+    let host = p.ask(
+        "IMAP server host",
+        previous.as_ref().map(|s| s.host.as_str()),
+    )?;
     let security = loop {
-        let answer = p.ask("Security: tls, starttls or none", Some(previous.as_ref().map_or("tls", |s| s.security.as_str())))?;
+        let answer = p.ask(
+            "Security: tls, starttls or none",
+            Some(previous.as_ref().map_or("tls", |s| s.security.as_str())),
+        )?;
         match answer.parse::<Security>() {
             Ok(security) => break security,
             Err(err) => println!("  {err}"),
         }
     };
-    let default_port = if security == Security::Tls { "993" } else { "143" };
+    let default_port = if security == Security::Tls {
+        "993"
+    } else {
+        "143"
+    };
     let port = loop {
         match p.ask("Port", Some(default_port))?.parse::<u16>() {
             Ok(port) => break port,
             Err(_) => println!("  a port is a number from 1 to 65535"),
         }
     };
-    let ca_file = p.ask("CA certificate file for a private CA (Enter for none)", Some(" "))?;
+    let ca_file = p.ask(
+        "CA certificate file for a private CA (Enter for none)",
+        Some(" "),
+    )?;
     let ca_file = (!ca_file.trim().is_empty()).then(|| ca_file.trim().to_owned());
     let tls_trust = loop {
-        let default = previous.as_ref().map_or("bundled", |s| s.tls_trust.as_str());
-        match p.ask("Trust which roots: bundled (built in) or system (this machine's store)", Some(default))?.parse::<TlsTrust>() {
+        let default = previous
+            .as_ref()
+            .map_or("bundled", |s| s.tls_trust.as_str());
+        match p
+            .ask(
+                "Trust which roots: bundled (built in) or system (this machine's store)",
+                Some(default),
+            )?
+            .parse::<TlsTrust>()
+        {
             Ok(trust) => break trust,
             Err(err) => println!("  {err}"),
         }
     };
-    let allow_plaintext = security == Security::None && p.confirm("Send the login unencrypted if the host is not on this machine?")?;
+    let allow_plaintext = security == Security::None
+        && p.confirm("Send the login unencrypted if the host is not on this machine?")?;
 
     step(3, "authentication");
     let auth = loop {
-        match p.ask("Authentication: basic (user and password) or oauth2 (Exchange Online)", Some("basic"))?.parse::<AuthKind>() {
+        match p
+            .ask(
+                "Authentication: basic (user and password) or oauth2 (Exchange Online)",
+                Some("basic"),
+            )?
+            .parse::<AuthKind>()
+        {
             Ok(auth) => break auth,
             Err(err) => println!("  {err}"),
         }
     };
-    let username = p.ask("Mailbox user", previous.as_ref().map(|s| s.username.as_str()))?;
+    let username = p.ask(
+        "Mailbox user",
+        previous.as_ref().map(|s| s.username.as_str()),
+    )?;
     let (password, oauth_plain) = match auth {
         AuthKind::Basic => (Some(p.ask_secret("Password")?), None),
         AuthKind::OAuth2 => {
-            let tenant_or_url = p.ask("Entra ID tenant (id or domain), or the token URL of another OAuth2 server", None)?;
-            let (token_url, tenant) = if tenant_or_url.starts_with("https://") || tenant_or_url.starts_with("http://") {
-                (tenant_or_url, None)
-            } else {
-                (entra_token_url(&tenant_or_url), Some(tenant_or_url))
-            };
+            let tenant_or_url = p.ask(
+                "Entra ID tenant (id or domain), or the token URL of another OAuth2 server",
+                None,
+            )?;
+            let (token_url, tenant) =
+                if tenant_or_url.starts_with("https://") || tenant_or_url.starts_with("http://") {
+                    (tenant_or_url, None)
+                } else {
+                    (entra_token_url(&tenant_or_url), Some(tenant_or_url))
+                };
             let client_id = p.ask("Application (client) id", None)?;
             let client_secret = p.ask_secret("Client secret")?;
             let scope = p.ask("Scope", Some(mailscribe_mail::EXCHANGE_ONLINE_SCOPE))?;
-            (None, Some((token_url, tenant, SecretString::from(client_id), client_secret, scope)))
+            (
+                None,
+                Some((
+                    token_url,
+                    tenant,
+                    SecretString::from(client_id),
+                    client_secret,
+                    scope,
+                )),
+            )
         }
     };
 
@@ -181,14 +240,20 @@ async fn run_steps(
         security,
         auth,
         username,
-        password: password.as_ref().map(|pw| SecretRef::Sealed(keys.seal(crate::commands::PASSWORD_PURPOSE, pw))),
-        oauth: oauth_plain.as_ref().map(|(token_url, tenant, id, secret, scope)| OAuthSetup {
-            token_url: token_url.clone(),
-            tenant: tenant.clone(),
-            client_id: SecretRef::Sealed(keys.seal(crate::commands::CLIENT_ID_PURPOSE, id)),
-            client_secret: SecretRef::Sealed(keys.seal(crate::commands::CLIENT_SECRET_PURPOSE, secret)),
-            scope: scope.clone(),
-        }),
+        password: password
+            .as_ref()
+            .map(|pw| SecretRef::Sealed(keys.seal(crate::commands::PASSWORD_PURPOSE, pw))),
+        oauth: oauth_plain
+            .as_ref()
+            .map(|(token_url, tenant, id, secret, scope)| OAuthSetup {
+                token_url: token_url.clone(),
+                tenant: tenant.clone(),
+                client_id: SecretRef::Sealed(keys.seal(crate::commands::CLIENT_ID_PURPOSE, id)),
+                client_secret: SecretRef::Sealed(
+                    keys.seal(crate::commands::CLIENT_SECRET_PURPOSE, secret),
+                ),
+                scope: scope.clone(),
+            }),
         queue_folder: String::new(),
         storage_folder: String::new(),
         not_logged_folder: None,
@@ -204,18 +269,32 @@ async fn run_steps(
     };
 
     step(4, "folders");
-    println!("Connecting to {}:{} to list the folders...", setup.host, setup.port);
+    println!(
+        "Connecting to {}:{} to list the folders...",
+        setup.host, setup.port
+    );
     let folders = match Session::connect(&connection).await {
         Ok(mut session) => {
             let listed = session.list_folders().await;
             session.logout().await;
             match listed {
-                Ok(folders) => folders.into_iter().filter(|f| f.selectable).map(|f| f.display_name).collect::<Vec<_>>(),
-                Err(err) => return Ok(Err(Failure::new(exit::CONNECTION, anyhow!("cannot list the folders: {err}")))),
+                Ok(folders) => folders
+                    .into_iter()
+                    .filter(|f| f.selectable)
+                    .map(|f| f.display_name)
+                    .collect::<Vec<_>>(),
+                Err(err) => {
+                    return Ok(Err(Failure::new(
+                        exit::CONNECTION,
+                        anyhow!("cannot list the folders: {err}"),
+                    )));
+                }
             }
         }
         Err(err) => {
-            println!("The connection failed: {err}\nNothing was changed; run `mailscribe setup` again with other answers.");
+            println!(
+                "The connection failed: {err}\nNothing was changed; run `mailscribe setup` again with other answers."
+            );
             return Ok(Err(Failure::new(exit::CONNECTION, err)));
         }
     };
@@ -225,16 +304,29 @@ async fn run_steps(
     let pick = |p: &mut Prompter, what: &str, default: Option<&str>| -> Result<String, Abandoned> {
         loop {
             let answer = p.ask(&format!("{what} folder (number or path)"), default)?;
-            match answer.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| folders.get(i)) {
+            match answer
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| folders.get(i))
+            {
                 Some(folder) => return Ok(folder.clone()),
                 None if folders.iter().any(|f| f == &answer) => return Ok(answer),
                 None => println!("  '{answer}' is not one of the folders above"),
             }
         }
     };
-    setup.queue_folder = pick(p, "Queue", previous.as_ref().map(|s| s.queue_folder.as_str()))?;
+    setup.queue_folder = pick(
+        p,
+        "Queue",
+        previous.as_ref().map(|s| s.queue_folder.as_str()),
+    )?;
     setup.storage_folder = loop {
-        let storage = pick(p, "Storage", previous.as_ref().map(|s| s.storage_folder.as_str()))?;
+        let storage = pick(
+            p,
+            "Storage",
+            previous.as_ref().map(|s| s.storage_folder.as_str()),
+        )?;
         if storage != setup.queue_folder {
             break storage;
         }
@@ -246,23 +338,41 @@ async fn run_steps(
     for line in &lines {
         println!("  {line}");
     }
-    let failed = lines.iter().filter(|l| l.status == CheckStatus::Fail).count();
+    let failed = lines
+        .iter()
+        .filter(|l| l.status == CheckStatus::Fail)
+        .count();
     if failed > 0 {
-        println!("{failed} checks failed. You can still save the setup and fix them, but logging stays disabled.");
+        println!(
+            "{failed} checks failed. You can still save the setup and fix them, but logging stays disabled."
+        );
     }
 
     step(6, "template and options");
-    let template = store.template(InteractionTemplate::EMAIL).await.ok().flatten();
+    let template = store
+        .template(InteractionTemplate::EMAIL)
+        .await
+        .ok()
+        .flatten();
     let cost = loop {
-        let default = template.as_ref().map(|t| t.cost.to_string()).unwrap_or_else(|| "0.00".into());
+        let default = template
+            .as_ref()
+            .map(|t| t.cost.to_string())
+            .unwrap_or_else(|| "0.00".into());
         match p.ask("Cost per logged email", Some(&default))?.parse() {
             Ok(cost) => break cost,
             Err(err) => println!("  {err}"),
         }
     };
     let minutes = loop {
-        let default = template.as_ref().map_or(0, |t| t.duration_minutes).to_string();
-        match p.ask("Minutes per logged email", Some(&default))?.parse::<u32>() {
+        let default = template
+            .as_ref()
+            .map_or(0, |t| t.duration_minutes)
+            .to_string();
+        match p
+            .ask("Minutes per logged email", Some(&default))?
+            .parse::<u32>()
+        {
             Ok(minutes) => break minutes,
             Err(_) => println!("  a whole number of minutes"),
         }
@@ -276,7 +386,8 @@ async fn run_steps(
     };
 
     println!("\n{}\n", mailscribe_core::data_statement(mode));
-    let enable = failed == 0 && p.confirm("Accept this statement, save the setup and enable logging?")?;
+    let enable =
+        failed == 0 && p.confirm("Accept this statement, save the setup and enable logging?")?;
     if !enable && !p.confirm("Save the setup without enabling logging?")? {
         println!("Nothing was changed.");
         return Ok(Ok(()));
@@ -297,25 +408,39 @@ async fn run_steps(
             client_address: None,
             event: "setup_saved".into(),
             target: Some(name.to_string()),
-            detail: Some(format!("assisted setup in a terminal{}", if enable { "; logging enabled, data statement accepted" } else { "" })),
+            detail: Some(format!(
+                "assisted setup in a terminal{}",
+                if enable {
+                    "; logging enabled, data statement accepted"
+                } else {
+                    ""
+                }
+            )),
         };
         store.record_audit(&audit, chrono::Utc::now()).await?;
         store
             .save_template(&InteractionTemplate {
                 code: InteractionTemplate::EMAIL.into(),
-                description: template.map(|t| t.description).unwrap_or_else(|| "Email".into()),
+                description: template
+                    .map(|t| t.description)
+                    .unwrap_or_else(|| "Email".into()),
                 cost,
-                duration_minutes: minutes, interaction_group: None, campaign_no: None,
+                duration_minutes: minutes,
+                interaction_group: None,
+                campaign_no: None,
             })
             .await?;
         store.save_setting("storage_mode", mode.as_str()).await?;
         if enable {
             store
-                .set_enablement(name, &Enablement {
-                    enabled: true,
-                    accepted_by: Some(crate::commands::who_am_i()),
-                    accepted_at: Some(chrono::Utc::now()),
-                })
+                .set_enablement(
+                    name,
+                    &Enablement {
+                        enabled: true,
+                        accepted_by: Some(crate::commands::who_am_i()),
+                        accepted_at: Some(chrono::Utc::now()),
+                    },
+                )
                 .await?;
         }
         Ok::<_, mailscribe_store::StoreError>(())
@@ -323,6 +448,13 @@ async fn run_steps(
     if let Err(err) = save.await {
         return Ok(Err(err.into()));
     }
-    println!("{}", if enable { "Setup saved; logging is enabled." } else { "Setup saved; logging is disabled until `mailscribe enable`." });
+    println!(
+        "{}",
+        if enable {
+            "Setup saved; logging is enabled."
+        } else {
+            "Setup saved; logging is disabled until `mailscribe enable`."
+        }
+    );
     Ok(Ok(()))
 }

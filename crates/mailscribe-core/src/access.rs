@@ -101,7 +101,12 @@ mod tests {
     use super::*;
 
     fn user(role: Role, code: Option<&str>) -> User {
-        User { id: 1, name: "u".into(), role, salesperson: code.map(|c| SalespersonCode::parse(c).unwrap()) }
+        User {
+            id: 1,
+            name: "u".into(),
+            role,
+            salesperson: code.map(|c| SalespersonCode::parse(c).unwrap()),
+        }
     }
 
     #[test]

@@ -102,7 +102,9 @@ mod tests {
             ("a@.example.com", Err(())),
         ];
         for (input, expected) in cases {
-            let got = EmailAddress::parse(input).map(|a| a.as_str().to_owned()).map_err(|_| ());
+            let got = EmailAddress::parse(input)
+                .map(|a| a.as_str().to_owned())
+                .map_err(|_| ());
             assert_eq!(got, expected.map(str::to_owned), "input {input:?}");
         }
     }
@@ -115,8 +117,14 @@ mod tests {
         let local_255 = "a".repeat(MAX_ADDRESS_LEN - domain.len());
         let long = EmailAddress::parse(&format!("{local_255}@{domain}")).unwrap();
         assert!(!long.can_match());
-        assert_eq!(EmailAddress::parse_matchable(long.as_str()), Err(AddressError::TooLong));
+        assert_eq!(
+            EmailAddress::parse_matchable(long.as_str()),
+            Err(AddressError::TooLong)
+        );
         assert!(EmailAddress::parse_matchable(&format!("{local_254}@{domain}")).is_ok());
-        assert_eq!(EmailAddress::parse(&"a".repeat(2000)), Err(AddressError::TooLong));
+        assert_eq!(
+            EmailAddress::parse(&"a".repeat(2000)),
+            Err(AddressError::TooLong)
+        );
     }
 }

@@ -31,13 +31,25 @@ pub struct CheckLine {
 
 impl CheckLine {
     pub fn pass(check: &'static str, hint: impl Into<String>) -> CheckLine {
-        CheckLine { status: CheckStatus::Pass, check, hint: hint.into() }
+        CheckLine {
+            status: CheckStatus::Pass,
+            check,
+            hint: hint.into(),
+        }
     }
     pub fn fail(check: &'static str, hint: impl Into<String>) -> CheckLine {
-        CheckLine { status: CheckStatus::Fail, check, hint: hint.into() }
+        CheckLine {
+            status: CheckStatus::Fail,
+            check,
+            hint: hint.into(),
+        }
     }
     pub fn skip(check: &'static str, hint: impl Into<String>) -> CheckLine {
-        CheckLine { status: CheckStatus::Skip, check, hint: hint.into() }
+        CheckLine {
+            status: CheckStatus::Skip,
+            check,
+            hint: hint.into(),
+        }
     }
 
     pub fn failed(&self) -> bool {

@@ -122,7 +122,10 @@ impl FromStr for Reason {
     type Err = UnknownReason;
 
     fn from_str(s: &str) -> Result<Reason, UnknownReason> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| UnknownReason(s.to_owned()))
+        Reason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownReason(s.to_owned()))
     }
 }
 
@@ -196,7 +199,11 @@ impl Decision {
     }
 
     fn not(reason: Reason) -> Decision {
-        Decision { reason, entries: Vec::new(), ambiguous: false }
+        Decision {
+            reason,
+            entries: Vec::new(),
+            ambiguous: false,
+        }
     }
 }
 
@@ -246,7 +253,9 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             if directory.salesperson(recipient).is_some() {
                 continue;
             }
-            let Some((contact, ambiguous)) = directory.contact(recipient) else { continue };
+            let Some((contact, ambiguous)) = directory.contact(recipient) else {
+                continue;
+            };
             // A privacy-blocked contact is never logged, whatever else is.
             if directory.is_privacy_blocked(&contact.no) {
                 blocked = true;
@@ -277,8 +286,14 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         let mut decision = Decision::not(Reason::NoCounterpart);
         for recipient in recipients() {
             // Other contacts among the recipients are ignored on inbound mail.
-            let Some(salesperson) = directory.salesperson(recipient) else { continue };
-            if decision.entries.iter().any(|e| &e.salesperson == salesperson) {
+            let Some(salesperson) = directory.salesperson(recipient) else {
+                continue;
+            };
+            if decision
+                .entries
+                .iter()
+                .any(|e| &e.salesperson == salesperson)
+            {
                 continue;
             }
             decision.entries.push(PlannedEntry {

@@ -73,7 +73,10 @@ impl Ord for ContactNo {
             // longer one is larger, then digit by digit.
             let a = self.0.trim_start_matches('0');
             let b = other.0.trim_start_matches('0');
-            a.len().cmp(&b.len()).then_with(|| a.cmp(b)).then_with(|| self.0.cmp(&other.0))
+            a.len()
+                .cmp(&b.len())
+                .then_with(|| a.cmp(b))
+                .then_with(|| self.0.cmp(&other.0))
         } else {
             self.0.as_bytes().cmp(other.0.as_bytes())
         }
@@ -134,11 +137,19 @@ impl DirectoryView {
     }
 
     pub fn add_salesperson(&mut self, address: EmailAddress, code: SalespersonCode) {
-        self.owners.entry(address).or_default().salespeople.push(code);
+        self.owners
+            .entry(address)
+            .or_default()
+            .salespeople
+            .push(code);
     }
 
     pub fn add_contact(&mut self, address: EmailAddress, contact: ContactRef) {
-        self.owners.entry(address).or_default().contacts.push(contact);
+        self.owners
+            .entry(address)
+            .or_default()
+            .contacts
+            .push(contact);
     }
 
     pub fn block(&mut self, contact: ContactNo) {
@@ -184,7 +195,11 @@ mod tests {
             ("010", "9", Ordering::Greater),
             ("CT-2", "CT-10", Ordering::Greater),
             ("10", "CT-1", Ordering::Less),
-            ("99999999999999999999999", "100000000000000000000000", Ordering::Less),
+            (
+                "99999999999999999999999",
+                "100000000000000000000000",
+                Ordering::Less,
+            ),
             ("7", "7", Ordering::Equal),
         ];
         for (a, b, expected) in cases {
@@ -196,8 +211,14 @@ mod tests {
     fn codes_are_trimmed_and_bounded() {
         assert_eq!(SalespersonCode::parse(" SP1 ").unwrap().as_str(), "SP1");
         assert_eq!(SalespersonCode::parse("  "), Err(CodeError::Empty));
-        assert!(matches!(ContactNo::parse(&"9".repeat(51)), Err(CodeError::TooLong(_))));
-        assert!(matches!(ContactNo::parse("a\u{7}b"), Err(CodeError::ControlCharacter(_))));
+        assert!(matches!(
+            ContactNo::parse(&"9".repeat(51)),
+            Err(CodeError::TooLong(_))
+        ));
+        assert!(matches!(
+            ContactNo::parse("a\u{7}b"),
+            Err(CodeError::ControlCharacter(_))
+        ));
     }
 }
 

@@ -24,14 +24,19 @@ impl fmt::Display for RowError {
 }
 
 fn error(line: u64, message: impl Into<String>) -> RowError {
-    RowError { line, message: message.into() }
+    RowError {
+        line,
+        message: message.into(),
+    }
 }
 
 /// The line a record starts on. The csv crate's own line count lags behind
 /// on CRLF files, so count the newlines before the record's first byte.
 fn line_at(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
     let Some(position) = position else { return 0 };
-    let mut start = usize::try_from(position.byte()).unwrap_or(usize::MAX).min(bytes.len());
+    let mut start = usize::try_from(position.byte())
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
     while start < bytes.len() && (bytes[start] == b'\r' || bytes[start] == b'\n') {
         start += 1;
     }
@@ -45,14 +50,28 @@ struct Table {
 
 fn read_table(bytes: &[u8], required: &[&str], optional: &[&str]) -> Result<Table, Vec<RowError>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
     let mut records = reader.records();
     let header = match records.next() {
-        None => return Err(vec![error(1, format!("the file is empty; the first line must be the header {}", required.join(",")))]),
+        None => {
+            return Err(vec![error(
+                1,
+                format!(
+                    "the file is empty; the first line must be the header {}",
+                    required.join(",")
+                ),
+            )]);
+        }
         Some(Err(err)) => return Err(vec![error(1, format!("the header cannot be read: {err}"))]),
         Some(Ok(header)) => header,
     };
-    let columns: Vec<String> = header.iter().map(|c| c.trim().to_ascii_lowercase()).collect();
+    let columns: Vec<String> = header
+        .iter()
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
     if columns.len() == 1 && columns[0].contains(';') {
         return Err(vec![error(
             1,
@@ -63,7 +82,13 @@ fn read_table(bytes: &[u8], required: &[&str], optional: &[&str]) -> Result<Tabl
     for column in &columns {
         if !required.contains(&column.as_str()) && !optional.contains(&column.as_str()) {
             let known: Vec<&str> = required.iter().chain(optional).copied().collect();
-            problems.push(error(1, format!("unknown column '{column}'; the columns are {}", known.join(", "))));
+            problems.push(error(
+                1,
+                format!(
+                    "unknown column '{column}'; the columns are {}",
+                    known.join(", ")
+                ),
+            ));
         }
     }
     for wanted in required {
@@ -95,13 +120,28 @@ fn read_table(bytes: &[u8], required: &[&str], optional: &[&str]) -> Result<Tabl
             continue;
         }
         if record.len() != columns.len() {
-            problems.push(error(line, format!("has {} fields, the header has {}", record.len(), columns.len())));
+            problems.push(error(
+                line,
+                format!(
+                    "has {} fields, the header has {}",
+                    record.len(),
+                    columns.len()
+                ),
+            ));
             continue;
         }
-        let values = columns.iter().cloned().zip(record.iter().map(|v| v.trim().to_owned())).collect();
+        let values = columns
+            .iter()
+            .cloned()
+            .zip(record.iter().map(|v| v.trim().to_owned()))
+            .collect();
         rows.push((line, values));
     }
-    if problems.is_empty() { Ok(Table { rows }) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(Table { rows })
+    } else {
+        Err(problems)
+    }
 }
 
 fn parse_addresses(line: u64, field: &str, problems: &mut Vec<RowError>) -> Vec<EmailAddress> {
@@ -110,7 +150,10 @@ fn parse_addresses(line: u64, field: &str, problems: &mut Vec<RowError>) -> Vec<
         match EmailAddress::parse_matchable(part) {
             Ok(address) if !addresses.contains(&address) => addresses.push(address),
             Ok(_) => {}
-            Err(err) => problems.push(error(line, format!("'{part}' is not a usable email address: {err}"))),
+            Err(err) => problems.push(error(
+                line,
+                format!("'{part}' is not a usable email address: {err}"),
+            )),
         }
     }
     addresses
@@ -132,7 +175,10 @@ pub fn read_salespeople(bytes: &[u8]) -> Result<Vec<(u64, Salesperson)>, Vec<Row
             }
         };
         if let Some(first) = code_lines.insert(code.to_string(), line) {
-            problems.push(error(line, format!("the code {code} is also on line {first}")));
+            problems.push(error(
+                line,
+                format!("the code {code} is also on line {first}"),
+            ));
         }
         let name = row["name"].clone();
         if name.is_empty() {
@@ -151,14 +197,29 @@ pub fn read_salespeople(bytes: &[u8]) -> Result<Vec<(u64, Salesperson)>, Vec<Row
                 address_owner.insert(address.clone(), (code.to_string(), line));
             }
         }
-        people.push((line, Salesperson { code, name, addresses }));
+        people.push((
+            line,
+            Salesperson {
+                code,
+                name,
+                addresses,
+            },
+        ));
     }
-    if problems.is_empty() { Ok(people) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(people)
+    } else {
+        Err(problems)
+    }
 }
 
 /// `no,name,email,company`, and optionally `type` (`person` or `company`).
 pub fn read_contacts(bytes: &[u8]) -> Result<Vec<(u64, Contact)>, Vec<RowError>> {
-    let table = read_table(bytes, &["no", "name", "email", "company"], &["type", "privacy_blocked"])?;
+    let table = read_table(
+        bytes,
+        &["no", "name", "email", "company"],
+        &["type", "privacy_blocked"],
+    )?;
     let mut problems = Vec::new();
     let mut contacts = Vec::new();
     let mut no_lines: HashMap<String, u64> = HashMap::new();
@@ -171,7 +232,10 @@ pub fn read_contacts(bytes: &[u8]) -> Result<Vec<(u64, Contact)>, Vec<RowError>>
             }
         };
         if let Some(first) = no_lines.insert(no.to_string(), line) {
-            problems.push(error(line, format!("the number {no} is also on line {first}")));
+            problems.push(error(
+                line,
+                format!("the number {no} is also on line {first}"),
+            ));
         }
         let name = row["name"].clone();
         if name.is_empty() {
@@ -182,31 +246,57 @@ pub fn read_contacts(bytes: &[u8]) -> Result<Vec<(u64, Contact)>, Vec<RowError>>
             Some(text) => match ContactKind::parse(text) {
                 Some(kind) => kind,
                 None => {
-                    problems.push(error(line, format!("type '{text}' must be person or company")));
+                    problems.push(error(
+                        line,
+                        format!("type '{text}' must be person or company"),
+                    ));
                     continue;
                 }
             },
         };
         let company = row["company"].clone();
         if kind == ContactKind::Company && !company.is_empty() && company != name {
-            problems.push(error(line, "a company cannot belong to another company; leave 'company' empty"));
+            problems.push(error(
+                line,
+                "a company cannot belong to another company; leave 'company' empty",
+            ));
         }
         let addresses = parse_addresses(line, &row["email"], &mut problems);
         let company_name = (kind == ContactKind::Person && !company.is_empty()).then_some(company);
-        let privacy_blocked = match row.get("privacy_blocked").map(|v| v.trim().to_ascii_lowercase()) {
+        let privacy_blocked = match row
+            .get("privacy_blocked")
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
             None => None,
             Some(flag) if flag == "true" => Some(true),
             Some(flag) if flag == "false" => Some(false),
             // An empty cell in a file with the column leaves the flag alone.
             Some(flag) if flag.is_empty() => None,
             Some(flag) => {
-                problems.push(error(line, format!("privacy_blocked '{flag}' must be true or false")));
+                problems.push(error(
+                    line,
+                    format!("privacy_blocked '{flag}' must be true or false"),
+                ));
                 None
             }
         };
-        contacts.push((line, Contact { no, name, kind, company_name, addresses, privacy_blocked }));
+        contacts.push((
+            line,
+            Contact {
+                no,
+                name,
+                kind,
+                company_name,
+                addresses,
+                privacy_blocked,
+            },
+        ));
     }
-    if problems.is_empty() { Ok(contacts) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(contacts)
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
@@ -231,15 +321,24 @@ mod tests {
         assert_eq!(people[1].0, 4);
 
         let cases: &[(&str, &[&str])] = &[
-            ("", &["line 1: the file is empty; the first line must be the header code,name,email"]),
-            ("code;name;email\nSP1;A;a@x.y\n", &["line 1: the file seems to be separated by ';' but Mailscribe reads ',' (save it as CSV with commas)"]),
-            ("code,name,email,phone\n", &["line 1: unknown column 'phone'; the columns are code, name, email"]),
+            (
+                "",
+                &["line 1: the file is empty; the first line must be the header code,name,email"],
+            ),
+            (
+                "code;name;email\nSP1;A;a@x.y\n",
+                &[
+                    "line 1: the file seems to be separated by ';' but Mailscribe reads ',' (save it as CSV with commas)",
+                ],
+            ),
+            (
+                "code,name,email,phone\n",
+                &["line 1: unknown column 'phone'; the columns are code, name, email"],
+            ),
             ("code,name\n", &["line 1: the column 'email' is missing"]),
             (
                 "code,name,email\nSP1,A,a@x.example\nSP1,B,b@x.example\nSP3,C,A@X.example\nSP4,D,not-an-address\nSP5,E\n",
-                &[
-                    "line 6: has 2 fields, the header has 3",
-                ],
+                &["line 6: has 2 fields, the header has 3"],
             ),
             (
                 "code,name,email\nSP1,A,a@x.example\nSP1,B,b@x.example\nSP3,C,A@X.example\nSP4,D,not-an-address\n,F,f@x.example\nSP6,,g@x.example\n",
@@ -253,7 +352,11 @@ mod tests {
             ),
         ];
         for (input, expected) in cases {
-            assert_eq!(errors(read_salespeople(input.as_bytes())), *expected, "input {input:?}");
+            assert_eq!(
+                errors(read_salespeople(input.as_bytes())),
+                *expected,
+                "input {input:?}"
+            );
         }
     }
 
@@ -264,10 +367,17 @@ mod tests {
         assert_eq!(contacts.len(), 3);
         assert_eq!(contacts[0].1.company_name.as_deref(), Some("Acme"));
         assert_eq!(contacts[1].1.kind, ContactKind::Company);
-        assert_eq!(contacts[2].1.no.as_str(), "007", "numbers are kept exactly as written");
+        assert_eq!(
+            contacts[2].1.no.as_str(),
+            "007",
+            "numbers are kept exactly as written"
+        );
 
         let cases: &[(&str, &[&str])] = &[
-            ("no,name,email\n", &["line 1: the column 'company' is missing"]),
+            (
+                "no,name,email\n",
+                &["line 1: the column 'company' is missing"],
+            ),
             (
                 "no,name,email,company,type\n1,A,,,robot\n1,B,,,\n2,C,,Other,company\n",
                 &[
@@ -276,10 +386,17 @@ mod tests {
                     "line 4: a company cannot belong to another company; leave 'company' empty",
                 ],
             ),
-            ("no,name,email,company\n1,A,,\n1,B,,\n", &["line 3: the number 1 is also on line 2"]),
+            (
+                "no,name,email,company\n1,A,,\n1,B,,\n",
+                &["line 3: the number 1 is also on line 2"],
+            ),
         ];
         for (input, expected) in cases {
-            assert_eq!(errors(read_contacts(input.as_bytes())), *expected, "input {input:?}");
+            assert_eq!(
+                errors(read_contacts(input.as_bytes())),
+                *expected,
+                "input {input:?}"
+            );
         }
     }
 }

@@ -21,18 +21,19 @@ pub mod setup;
 pub use access::{Restriction, Role, RoleError, User};
 pub use address::{AddressError, EmailAddress};
 pub use check::{CheckLine, CheckStatus};
-pub use decision::{ErrorClass, 
-    Decision, DecisionInput, Direction, InitiatedBy, Outcome, PlannedEntry, Reason, decide,
+pub use decision::{
+    Decision, DecisionInput, Direction, ErrorClass, InitiatedBy, Outcome, PlannedEntry, Reason,
+    decide,
 };
 pub use directory::{
-    AddressOwners, CodeError, Contact, ContactKind, ContactNo, ContactRef, DirectoryView, Salesperson,
-    SalespersonCode,
-};
-pub use setup::{
-    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef, SecretRefError,
-    Security, SettingError, Settings, StorageMode, TlsTrust, data_statement,
+    AddressOwners, CodeError, Contact, ContactKind, ContactNo, ContactRef, DirectoryView,
+    Salesperson, SalespersonCode,
 };
 pub use mailbox::{MailboxName, MailboxNameError};
 pub use message_id::{MessageId, MessageKey};
 pub use money::{Amount, AmountError};
 pub use parse::{ParseProblem, ParsedMessage, parse_message};
+pub use setup::{
+    AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef,
+    SecretRefError, Security, SettingError, Settings, StorageMode, TlsTrust, data_statement,
+};

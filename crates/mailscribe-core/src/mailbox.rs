@@ -16,7 +16,9 @@ pub struct MailboxName(String);
 pub enum MailboxNameError {
     #[error("a mailbox name has 1 to 40 characters")]
     Length,
-    #[error("a mailbox name may only hold ASCII letters, digits, '-' and '_' ('{0}' is not allowed)")]
+    #[error(
+        "a mailbox name may only hold ASCII letters, digits, '-' and '_' ('{0}' is not allowed)"
+    )]
     Character(char),
     #[error("'{0}' is reserved for intake that is not an IMAP queue; choose another mailbox name")]
     Reserved(String),
@@ -33,7 +35,10 @@ impl MailboxName {
         if text.is_empty() || text.len() > 40 {
             return Err(MailboxNameError::Length);
         }
-        if let Some(bad) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
             return Err(MailboxNameError::Character(bad));
         }
         if Self::RESERVED.iter().any(|r| r.eq_ignore_ascii_case(text)) {
@@ -127,7 +132,14 @@ mod tests {
         ];
         for (input, expected) in cases {
             let parsed = MailboxName::parse(input);
-            assert_eq!(parsed.as_ref().map(MailboxName::as_str).map_err(Clone::clone), expected.clone(), "{input:?}");
+            assert_eq!(
+                parsed
+                    .as_ref()
+                    .map(MailboxName::as_str)
+                    .map_err(Clone::clone),
+                expected.clone(),
+                "{input:?}"
+            );
         }
     }
 

@@ -102,7 +102,10 @@ mod tests {
         let cases: &[(&str, Option<&str>)] = &[
             ("<abc@example.com>", Some("abc@example.com")),
             ("  <abc@example.com>  ", Some("abc@example.com")),
-            ("(comment) <abc@example.com> (another (nested))", Some("abc@example.com")),
+            (
+                "(comment) <abc@example.com> (another (nested))",
+                Some("abc@example.com"),
+            ),
             ("abc@example.com", Some("abc@example.com")),
             ("<ABC@Example.com>", Some("ABC@Example.com")),
             ("<>", None),
@@ -112,10 +115,16 @@ mod tests {
         ];
         for (input, expected) in cases {
             let got = MessageId::parse(input);
-            assert_eq!(got.as_ref().map(MessageId::normalised), *expected, "input {input:?}");
+            assert_eq!(
+                got.as_ref().map(MessageId::normalised),
+                *expected,
+                "input {input:?}"
+            );
         }
         assert_eq!(
-            MessageId::parse(" <abc@example.com> ").unwrap().as_written(),
+            MessageId::parse(" <abc@example.com> ")
+                .unwrap()
+                .as_written(),
             "<abc@example.com>"
         );
     }

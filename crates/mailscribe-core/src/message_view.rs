@@ -56,17 +56,33 @@ fn content_type_of(part: &mail_parser::MessagePart<'_>) -> String {
 /// Parses a whole message; `None` only when there is no message at all.
 pub fn read_message(raw: &[u8]) -> Option<MessageContent> {
     let message = MessageParser::new().parse(crate::parse::header_section(raw).0)?;
-    let wanted = ["From", "Sender", "To", "Cc", "Date", "Subject", "Message-ID"];
+    let wanted = [
+        "From",
+        "Sender",
+        "To",
+        "Cc",
+        "Date",
+        "Subject",
+        "Message-ID",
+    ];
     let headers = wanted
         .iter()
         .filter_map(|name| {
-            let header = message.headers().iter().find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
+            let header = message
+                .headers()
+                .iter()
+                .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
             let raw_value = raw.get(header.offset_start as usize..header.offset_end as usize)?;
             let value = match *name {
                 "Subject" => message.subject().map(str::to_owned),
                 _ => None,
             }
-            .unwrap_or_else(|| String::from_utf8_lossy(raw_value).split_whitespace().collect::<Vec<_>>().join(" "));
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(raw_value)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
             Some(((*name).to_owned(), crate::parse::printable(&value)))
         })
         .collect();
@@ -85,7 +101,10 @@ pub fn read_message(raw: &[u8]) -> Option<MessageContent> {
         .enumerate()
         .map(|(index, part)| AttachmentInfo {
             index,
-            name: part.attachment_name().map(str::to_owned).unwrap_or_else(|| format!("attachment-{}", index + 1)),
+            name: part
+                .attachment_name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("attachment-{}", index + 1)),
             content_type: content_type_of(part),
             size: part.contents().len(),
         })
@@ -93,17 +112,35 @@ pub fn read_message(raw: &[u8]) -> Option<MessageContent> {
     let mut inline_images = Vec::new();
     let mut total = 0;
     for part in &message.parts {
-        let Some(content_id) = part.content_id() else { continue };
+        let Some(content_id) = part.content_id() else {
+            continue;
+        };
         let content_type = content_type_of(part).to_ascii_lowercase();
         let bytes = part.contents();
-        if !InlineImage::TYPES.contains(&content_type.as_str()) || total + bytes.len() > InlineImage::MAX_TOTAL_BYTES {
+        if !InlineImage::TYPES.contains(&content_type.as_str())
+            || total + bytes.len() > InlineImage::MAX_TOTAL_BYTES
+        {
             continue;
         }
         total += bytes.len();
-        let content_id = content_id.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
-        inline_images.push(InlineImage { content_id, content_type, bytes: bytes.to_vec() });
+        let content_id = content_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned();
+        inline_images.push(InlineImage {
+            content_id,
+            content_type,
+            bytes: bytes.to_vec(),
+        });
     }
-    Some(MessageContent { headers, text, html, attachments, inline_images })
+    Some(MessageContent {
+        headers,
+        text,
+        html,
+        attachments,
+        inline_images,
+    })
 }
 
 /// The bytes of one attachment, with its name and content type.
@@ -112,7 +149,10 @@ pub fn read_attachment(raw: &[u8], index: usize) -> Option<(AttachmentInfo, Vec<
     let part = message.attachments().nth(index)?;
     let info = AttachmentInfo {
         index,
-        name: part.attachment_name().map(str::to_owned).unwrap_or_else(|| format!("attachment-{}", index + 1)),
+        name: part
+            .attachment_name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("attachment-{}", index + 1)),
         content_type: content_type_of(part),
         size: part.contents().len(),
     };
@@ -125,11 +165,21 @@ pub fn safe_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let cleaned: String = base
         .chars()
-        .map(|c| if c.is_control() || matches!(c, '"' | ';' | ':' | '*' | '?' | '<' | '>' | '|') { '_' } else { c })
+        .map(|c| {
+            if c.is_control() || matches!(c, '"' | ';' | ':' | '*' | '?' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').to_owned();
     let limited: String = trimmed.chars().take(120).collect();
-    if limited.is_empty() { "attachment".to_owned() } else { limited }
+    if limited.is_empty() {
+        "attachment".to_owned()
+    } else {
+        limited
+    }
 }
 
 #[cfg(test)]
@@ -148,13 +198,28 @@ mod tests {
     #[test]
     fn reads_headers_bodies_and_attachments() {
         let content = read_message(MESSAGE.as_bytes()).unwrap();
-        assert!(content.headers.contains(&("Subject".to_owned(), "Grüße".to_owned())));
-        assert!(content.headers.iter().any(|(n, v)| n == "From" && v.contains("c1@customer.example")));
+        assert!(
+            content
+                .headers
+                .contains(&("Subject".to_owned(), "Grüße".to_owned()))
+        );
+        assert!(
+            content
+                .headers
+                .iter()
+                .any(|(n, v)| n == "From" && v.contains("c1@customer.example"))
+        );
         assert_eq!(content.text.as_deref().map(str::trim), Some("Hello text"));
-        assert!(content.html.as_deref().unwrap().contains("<script>"), "the HTML is returned as sent");
+        assert!(
+            content.html.as_deref().unwrap().contains("<script>"),
+            "the HTML is returned as sent"
+        );
         assert_eq!(content.attachments.len(), 1);
         let attachment = &content.attachments[0];
-        assert_eq!((attachment.content_type.as_str(), attachment.size), ("application/pdf", 9));
+        assert_eq!(
+            (attachment.content_type.as_str(), attachment.size),
+            ("application/pdf", 9)
+        );
         let (info, bytes) = read_attachment(MESSAGE.as_bytes(), 0).unwrap();
         assert_eq!(bytes, b"%PDF-1.4\n");
         assert_eq!(safe_file_name(&info.name), "offer.pdf");
@@ -168,9 +233,17 @@ mod tests {
             --r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
             --r\r\nContent-Type: image/svg+xml\r\nContent-ID: <evil@x>\r\n\r\n<svg onload=\"alert(1)\"/>\r\n--r--\r\n";
         let content = read_message(raw.as_bytes()).unwrap();
-        assert_eq!(content.inline_images.len(), 1, "{:?}", content.inline_images);
+        assert_eq!(
+            content.inline_images.len(),
+            1,
+            "{:?}",
+            content.inline_images
+        );
         let image = &content.inline_images[0];
-        assert_eq!((image.content_id.as_str(), image.content_type.as_str()), ("logo@x", "image/png"));
+        assert_eq!(
+            (image.content_id.as_str(), image.content_type.as_str()),
+            ("logo@x", "image/png")
+        );
         assert_eq!(image.bytes, b"\x89PNG\r\n\x1a\n");
     }
 

@@ -35,7 +35,11 @@ impl FromStr for Amount {
         }
         let whole: i64 = whole.parse().map_err(|_| err())?;
         let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| err())?;
-        whole.checked_mul(100).and_then(|w| w.checked_add(fraction)).map(Amount).ok_or_else(err)
+        whole
+            .checked_mul(100)
+            .and_then(|w| w.checked_add(fraction))
+            .map(Amount)
+            .ok_or_else(err)
     }
 }
 

@@ -94,11 +94,19 @@ pub fn sha256_hex(raw: &[u8]) -> String {
 /// it, as mail clients do. Returns the rest and how many bytes were
 /// skipped. A message with no header at all stays without one.
 pub fn header_section(raw: &[u8]) -> (&[u8], usize) {
-    let skip_blank = |bytes: &[u8]| bytes.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).count();
+    let skip_blank = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            .count()
+    };
     let mut start = skip_blank(raw);
     if raw[start..].starts_with(b"From ") {
         // The mbox separator: `From sender date`, one line.
-        start += raw[start..].iter().position(|b| *b == b'\n').map_or(raw.len() - start, |end| end + 1);
+        start += raw[start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(raw.len() - start, |end| end + 1);
         start += skip_blank(&raw[start..]);
     }
     (&raw[start..], start)
@@ -121,7 +129,9 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
     // starts where the headers do.
     let (raw, skipped) = header_section(raw);
     if skipped > 0 {
-        parsed.problems.push(ParseProblem::SkippedBeforeHeaders(skipped));
+        parsed
+            .problems
+            .push(ParseProblem::SkippedBeforeHeaders(skipped));
     }
     let message = match MessageParser::new().parse_headers(raw) {
         Some(message) if !message.headers().is_empty() => message,
@@ -134,13 +144,16 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
 
     // PRODUCT.md section 2 reads the first `From`; the same goes for every
     // single-valued header here (mail-parser's own accessors take the last).
-    let first_header = |name: HeaderName<'static>| message.headers().iter().find(|h| h.name == name);
+    let first_header =
+        |name: HeaderName<'static>| message.headers().iter().find(|h| h.name == name);
     let first_raw = |name: HeaderName<'static>| {
         first_header(name).and_then(|h| {
-            raw.get(h.offset_start as usize..h.offset_end as usize).map(String::from_utf8_lossy)
+            raw.get(h.offset_start as usize..h.offset_end as usize)
+                .map(String::from_utf8_lossy)
         })
     };
-    parsed.from = first_header(HeaderName::From).and_then(|h| first_mailbox(&h.value, "From", problems));
+    parsed.from =
+        first_header(HeaderName::From).and_then(|h| first_mailbox(&h.value, "From", problems));
     parsed.sender_header =
         first_header(HeaderName::Sender).and_then(|h| first_mailbox(&h.value, "Sender", problems));
 
@@ -182,7 +195,9 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
 /// Control characters (NUL above all, which PostgreSQL text refuses) become
 /// spaces: a subject is for people to read.
 pub fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn first_mailbox(
@@ -211,7 +226,10 @@ fn collect_mailboxes(
                     target.push(parsed);
                 }
             }
-            Err(_) => problems.push(ParseProblem::UnusableAddress { field, value: text.to_owned() }),
+            Err(_) => problems.push(ParseProblem::UnusableAddress {
+                field,
+                value: text.to_owned(),
+            }),
         }
     }
 }

@@ -74,7 +74,11 @@ impl FromStr for TlsTrust {
         match s.trim().to_ascii_lowercase().as_str() {
             "bundled" => Ok(TlsTrust::Bundled),
             "system" => Ok(TlsTrust::System),
-            other => Err(SettingError::Invalid { key: "trust", value: other.to_owned(), expected: "bundled or system" }),
+            other => Err(SettingError::Invalid {
+                key: "trust",
+                value: other.to_owned(),
+                expected: "bundled or system",
+            }),
         }
     }
 }
@@ -103,7 +107,11 @@ impl FromStr for AuthKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "basic" => Ok(AuthKind::Basic),
             "oauth2" => Ok(AuthKind::OAuth2),
-            other => Err(SettingError::Invalid { key: "auth", value: other.to_owned(), expected: "basic or oauth2" }),
+            other => Err(SettingError::Invalid {
+                key: "auth",
+                value: other.to_owned(),
+                expected: "basic or oauth2",
+            }),
         }
     }
 }
@@ -153,9 +161,9 @@ impl SecretRef {
                 "an exec: source can only be set with `mailscribe mailbox configure` on the server, \
                  so that a web session can never run commands there; use env:NAME or file:PATH here",
             ),
-            SecretRef::Env(name) if name.to_ascii_uppercase().starts_with("MAILSCRIBE_") => {
-                Some("MAILSCRIBE_ variables hold Mailscribe's own configuration and keys; name another variable")
-            }
+            SecretRef::Env(name) if name.to_ascii_uppercase().starts_with("MAILSCRIBE_") => Some(
+                "MAILSCRIBE_ variables hold Mailscribe's own configuration and keys; name another variable",
+            ),
             _ => None,
         }
     }
@@ -171,7 +179,8 @@ impl SecretRef {
     }
 
     pub fn from_storage(text: &str) -> SecretRef {
-        SecretRef::parse_source(text).unwrap_or_else(|_| SecretRef::Sealed(SealedSecret(text.to_owned())))
+        SecretRef::parse_source(text)
+            .unwrap_or_else(|_| SecretRef::Sealed(SealedSecret(text.to_owned())))
     }
 
     /// What may be shown of it: the source, or a mask for a sealed value.
@@ -247,29 +256,53 @@ impl MailboxSetup {
     /// The identity of the queue for the ledger and the lease: one worker per
     /// mailbox, and (mailbox, UIDVALIDITY, UID) names one copy.
     pub fn mailbox_key(&self) -> String {
-        format!("{}@{}:{}/{}", self.username, self.host, self.port, self.queue_folder)
+        format!(
+            "{}@{}:{}/{}",
+            self.username, self.host, self.port, self.queue_folder
+        )
     }
 
     /// The names of the fields that differ from `before`, for the audit
     /// log: names only, never values (secrets among them).
     pub fn changed_fields(&self, before: &MailboxSetup) -> Vec<&'static str> {
-        let oauth = |s: &MailboxSetup| s.oauth.as_ref().map(|o| (o.token_url.clone(), o.tenant.clone(), o.scope.clone()));
-        let secret = |s: &MailboxSetup| s.oauth.as_ref().map(|o| (o.client_id.to_storage(), o.client_secret.to_storage()));
+        let oauth = |s: &MailboxSetup| {
+            s.oauth
+                .as_ref()
+                .map(|o| (o.token_url.clone(), o.tenant.clone(), o.scope.clone()))
+        };
+        let secret = |s: &MailboxSetup| {
+            s.oauth
+                .as_ref()
+                .map(|o| (o.client_id.to_storage(), o.client_secret.to_storage()))
+        };
         [
             ("host", self.host != before.host),
             ("port", self.port != before.port),
             ("security", self.security != before.security),
             ("auth", self.auth != before.auth),
             ("user", self.username != before.username),
-            ("password", self.password.as_ref().map(SecretRef::to_storage) != before.password.as_ref().map(SecretRef::to_storage)),
+            (
+                "password",
+                self.password.as_ref().map(SecretRef::to_storage)
+                    != before.password.as_ref().map(SecretRef::to_storage),
+            ),
             ("oauth", oauth(self) != oauth(before)),
             ("oauth_client", secret(self) != secret(before)),
             ("queue", self.queue_folder != before.queue_folder),
             ("storage", self.storage_folder != before.storage_folder),
-            ("not_logged_folder", self.not_logged_folder != before.not_logged_folder),
-            ("quarantine_folder", self.quarantine_folder != before.quarantine_folder),
+            (
+                "not_logged_folder",
+                self.not_logged_folder != before.not_logged_folder,
+            ),
+            (
+                "quarantine_folder",
+                self.quarantine_folder != before.quarantine_folder,
+            ),
             ("batch_size", self.batch_size != before.batch_size),
-            ("allow_plaintext", self.allow_plaintext != before.allow_plaintext),
+            (
+                "allow_plaintext",
+                self.allow_plaintext != before.allow_plaintext,
+            ),
             ("ca_file", self.ca_file != before.ca_file),
             ("trust", self.tls_trust != before.tls_trust),
         ]
@@ -310,7 +343,11 @@ pub enum SettingError {
     #[error("unknown setting '{0}'; known settings: {known}", known = Settings::KEYS.join(", "))]
     UnknownKey(String),
     #[error("'{value}' is not a valid value for {key}: expected {expected}")]
-    Invalid { key: &'static str, value: String, expected: &'static str },
+    Invalid {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// Operational settings, kept as key/value rows so that new ones need no
@@ -368,13 +405,20 @@ impl Settings {
         };
         match key {
             "interval" => {
-                self.interval_seconds = parse_duration_seconds(value)
-                    .ok_or_else(|| invalid("interval", "a number of seconds from 5 to 86400, like 60 or 5m"))?;
+                self.interval_seconds = parse_duration_seconds(value).ok_or_else(|| {
+                    invalid(
+                        "interval",
+                        "a number of seconds from 5 to 86400, like 60 or 5m",
+                    )
+                })?;
             }
             "time_zone" => {
-                self.time_zone = value
-                    .parse::<Tz>()
-                    .map_err(|_| invalid("time_zone", "an IANA time zone name such as Europe/Helsinki or UTC"))?;
+                self.time_zone = value.parse::<Tz>().map_err(|_| {
+                    invalid(
+                        "time_zone",
+                        "an IANA time zone name such as Europe/Helsinki or UTC",
+                    )
+                })?;
             }
             "storage_mode" => {
                 self.storage_mode = match value {
@@ -402,19 +446,32 @@ impl Settings {
                     .parse()
                     .ok()
                     .filter(|n| (1..=3650).contains(n))
-                    .ok_or_else(|| invalid("not_logged_retention_days", "a whole number of days from 1 to 3650"))?;
+                    .ok_or_else(|| {
+                        invalid(
+                            "not_logged_retention_days",
+                            "a whole number of days from 1 to 3650",
+                        )
+                    })?;
             }
             "session_idle_minutes" => {
                 self.session_idle_minutes = value
                     .parse()
                     .ok()
                     .filter(|n| (1..=720).contains(n))
-                    .ok_or_else(|| invalid("session_idle_minutes", "a whole number of minutes from 1 to 720"))?;
+                    .ok_or_else(|| {
+                        invalid(
+                            "session_idle_minutes",
+                            "a whole number of minutes from 1 to 720",
+                        )
+                    })?;
             }
             "email_template" => {
                 let code = value.to_uppercase();
                 if code.is_empty() || code.len() > 20 || code.contains(char::is_whitespace) {
-                    return Err(invalid("email_template", "a template code of 1 to 20 characters, without spaces"));
+                    return Err(invalid(
+                        "email_template",
+                        "a template code of 1 to 20 characters, without spaces",
+                    ));
                 }
                 self.email_template = code;
             }
@@ -429,10 +486,19 @@ impl Settings {
             ("interval", self.interval_seconds.to_string()),
             ("time_zone", self.time_zone.name().to_owned()),
             ("storage_mode", self.storage_mode.as_str().to_owned()),
-            ("sensitivity_rule", if self.skip_sensitive { "on" } else { "off" }.to_owned()),
+            (
+                "sensitivity_rule",
+                if self.skip_sensitive { "on" } else { "off" }.to_owned(),
+            ),
             ("max_attempts", self.max_attempts.to_string()),
-            ("not_logged_retention_days", self.not_logged_retention_days.to_string()),
-            ("session_idle_minutes", self.session_idle_minutes.to_string()),
+            (
+                "not_logged_retention_days",
+                self.not_logged_retention_days.to_string(),
+            ),
+            (
+                "session_idle_minutes",
+                self.session_idle_minutes.to_string(),
+            ),
             ("email_template", self.email_template.clone()),
         ]
     }
@@ -527,9 +593,15 @@ mod tests {
             ("storage_mode", "everything"),
             ("max_attempts", "0"),
         ] {
-            assert!(matches!(settings.set(key, value), Err(SettingError::Invalid { .. })), "{key}={value}");
+            assert!(
+                matches!(settings.set(key, value), Err(SettingError::Invalid { .. })),
+                "{key}={value}"
+            );
         }
-        assert!(matches!(settings.set("colour", "blue"), Err(SettingError::UnknownKey(_))));
+        assert!(matches!(
+            settings.set("colour", "blue"),
+            Err(SettingError::UnknownKey(_))
+        ));
     }
 
     #[test]
@@ -540,7 +612,10 @@ mod tests {
         assert!(!reference.contains("COPY OF EVERY LOGGED MESSAGE"));
         assert!(full.contains("COPY OF EVERY LOGGED MESSAGE"), "{full}");
         for statement in [&reference, &full] {
-            assert!(statement.contains("queue folder") && statement.contains("purged after the retention period"));
+            assert!(
+                statement.contains("queue folder")
+                    && statement.contains("purged after the retention period")
+            );
         }
     }
 

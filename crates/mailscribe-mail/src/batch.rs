@@ -12,14 +12,19 @@ pub struct MessageSummary {
 /// Splits the listing into batches of at most `max_count` UIDs and at most
 /// `max_bytes` (by RFC822.SIZE). A message larger than `max_bytes` goes in a
 /// batch of its own. Order is kept.
-pub fn plan_batches(messages: &[MessageSummary], max_count: usize, max_bytes: u64) -> Vec<Vec<MessageSummary>> {
+pub fn plan_batches(
+    messages: &[MessageSummary],
+    max_count: usize,
+    max_bytes: u64,
+) -> Vec<Vec<MessageSummary>> {
     let max_count = max_count.max(1);
     let mut batches = Vec::new();
     let mut current: Vec<MessageSummary> = Vec::new();
     let mut current_bytes = 0u64;
     for message in messages {
         let would_overflow = !current.is_empty()
-            && (current.len() >= max_count || current_bytes.saturating_add(message.size) > max_bytes);
+            && (current.len() >= max_count
+                || current_bytes.saturating_add(message.size) > max_bytes);
         if would_overflow {
             batches.push(std::mem::take(&mut current));
             current_bytes = 0;
@@ -47,7 +52,11 @@ pub fn uid_set(uids: &[u32]) -> String {
             end += 1;
             iter.next();
         }
-        parts.push(if start == end { start.to_string() } else { format!("{start}:{end}") });
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
     }
     parts.join(",")
 }
@@ -57,18 +66,40 @@ mod tests {
     use super::*;
 
     fn sizes(batches: &[Vec<MessageSummary>]) -> Vec<Vec<u32>> {
-        batches.iter().map(|b| b.iter().map(|m| m.uid).collect()).collect()
+        batches
+            .iter()
+            .map(|b| b.iter().map(|m| m.uid).collect())
+            .collect()
     }
 
     #[test]
     fn batches_cut_by_count_and_bytes() {
-        let m = |uid, size| MessageSummary { uid, size, internal_date: None };
+        let m = |uid, size| MessageSummary {
+            uid,
+            size,
+            internal_date: None,
+        };
         let cases: Vec<(Vec<MessageSummary>, usize, u64, Vec<Vec<u32>>)> = vec![
             (vec![], 100, 1000, vec![]),
-            (vec![m(1, 10), m(2, 10), m(3, 10)], 2, 1000, vec![vec![1, 2], vec![3]]),
-            (vec![m(1, 600), m(2, 600), m(3, 100)], 100, 1000, vec![vec![1], vec![2, 3]]),
+            (
+                vec![m(1, 10), m(2, 10), m(3, 10)],
+                2,
+                1000,
+                vec![vec![1, 2], vec![3]],
+            ),
+            (
+                vec![m(1, 600), m(2, 600), m(3, 100)],
+                100,
+                1000,
+                vec![vec![1], vec![2, 3]],
+            ),
             // A message larger than the byte limit goes alone.
-            (vec![m(1, 10), m(2, 5000), m(3, 10)], 100, 1000, vec![vec![1], vec![2], vec![3]]),
+            (
+                vec![m(1, 10), m(2, 5000), m(3, 10)],
+                100,
+                1000,
+                vec![vec![1], vec![2], vec![3]],
+            ),
             (vec![m(1, 10)], 0, 1000, vec![vec![1]]),
         ];
         for (messages, count, bytes, expected) in cases {

@@ -13,7 +13,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::{ConnectionConfig, Credentials, MailError, Result, Security, ServerCertificate, TlsProblem, TlsTrust};
+use crate::{
+    ConnectionConfig, Credentials, MailError, Result, Security, ServerCertificate, TlsProblem,
+    TlsTrust,
+};
 
 /// One stream type for plain, STARTTLS and implicit TLS connections.
 pub(crate) trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -22,7 +25,10 @@ pub(crate) type BoxIo = Box<dyn ImapIo>;
 
 pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
-        || host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn tls_config(config: &ConnectionConfig) -> Result<Arc<ClientConfig>> {
@@ -34,7 +40,11 @@ fn tls_config(config: &ConnectionConfig) -> Result<Arc<ClientConfig>> {
             let native = rustls_native_certs::load_native_certs();
             let (added, _unparsable) = roots.add_parsable_certificates(native.certs);
             if added == 0 {
-                let detail = native.errors.first().map(ToString::to_string).unwrap_or_else(|| "no certificates found".into());
+                let detail = native
+                    .errors
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "no certificates found".into());
                 return Err(MailError::Tls {
                     host: config.host.clone(),
                     problem: TlsProblem::Other(format!(
@@ -45,7 +55,10 @@ fn tls_config(config: &ConnectionConfig) -> Result<Arc<ClientConfig>> {
         }
     }
     if let Some(path) = &config.ca_file {
-        let ca_error = |reason: String| MailError::CaFile { path: path.clone(), reason };
+        let ca_error = |reason: String| MailError::CaFile {
+            path: path.clone(),
+            reason,
+        };
         let certificates = CertificateDer::pem_file_iter(path)
             .map_err(|err| ca_error(err.to_string()))?
             .collect::<std::result::Result<Vec<_>, _>>()
@@ -54,20 +67,28 @@ fn tls_config(config: &ConnectionConfig) -> Result<Arc<ClientConfig>> {
             return Err(ca_error("no PEM certificate in the file".into()));
         }
         for certificate in certificates {
-            roots.add(certificate).map_err(|err| ca_error(err.to_string()))?;
+            roots
+                .add(certificate)
+                .map_err(|err| ca_error(err.to_string()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|err| MailError::Tls { host: config.host.clone(), problem: TlsProblem::Other(err.to_string()) })?
+        .map_err(|err| MailError::Tls {
+            host: config.host.clone(),
+            problem: TlsProblem::Other(err.to_string()),
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(tls))
 }
 
 fn classify_tls_error(err: &std::io::Error) -> TlsProblem {
-    let Some(rustls_error) = err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
+    let Some(rustls_error) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
         return TlsProblem::Other(err.to_string());
     };
     match rustls_error {
@@ -95,18 +116,40 @@ fn describe_certificate(der: &CertificateDer<'_>) -> Option<ServerCertificate> {
         i64::try_from(tbs.validity.not_after.to_unix_duration().as_secs()).ok()?,
         0,
     )?;
-    Some(ServerCertificate { issuer: tbs.issuer.to_string(), not_after })
+    Some(ServerCertificate {
+        issuer: tbs.issuer.to_string(),
+        not_after,
+    })
 }
 
-async fn start_tls(config: &ConnectionConfig, stream: BoxIo) -> Result<(BoxIo, Option<ServerCertificate>)> {
+async fn start_tls(
+    config: &ConnectionConfig,
+    stream: BoxIo,
+) -> Result<(BoxIo, Option<ServerCertificate>)> {
     let connector = tokio_rustls::TlsConnector::from(tls_config(config)?);
-    let server_name = ServerName::try_from(config.host.trim_matches(|c| c == '[' || c == ']').to_owned())
-        .map_err(|err| MailError::Tls { host: config.host.clone(), problem: TlsProblem::Other(err.to_string()) })?;
+    let server_name = ServerName::try_from(
+        config
+            .host
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_owned(),
+    )
+    .map_err(|err| MailError::Tls {
+        host: config.host.clone(),
+        problem: TlsProblem::Other(err.to_string()),
+    })?;
     let tls = timeout(config.timeout, connector.connect(server_name, stream))
         .await
         .map_err(|_| MailError::Timeout("the TLS handshake".into()))?
-        .map_err(|err| MailError::Tls { host: config.host.clone(), problem: classify_tls_error(&err) })?;
-    let certificate = tls.get_ref().1.peer_certificates().and_then(|chain| chain.first()).and_then(describe_certificate);
+        .map_err(|err| MailError::Tls {
+            host: config.host.clone(),
+            problem: classify_tls_error(&err),
+        })?;
+    let certificate = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(describe_certificate);
     Ok((Box::new(tls), certificate))
 }
 
@@ -131,7 +174,9 @@ struct SaslAuthenticator {
 
 impl SaslAuthenticator {
     fn new(response: Vec<u8>) -> SaslAuthenticator {
-        SaslAuthenticator { response: Some(response) }
+        SaslAuthenticator {
+            response: Some(response),
+        }
     }
 }
 
@@ -157,15 +202,28 @@ fn server_text(error: &async_imap::error::Error) -> String {
 }
 
 /// A logged-in session, and the server's certificate when TLS was used.
-pub(crate) async fn open(config: &ConnectionConfig) -> Result<(async_imap::Session<BoxIo>, Option<ServerCertificate>)> {
+pub(crate) async fn open(
+    config: &ConnectionConfig,
+) -> Result<(async_imap::Session<BoxIo>, Option<ServerCertificate>)> {
     if config.security == Security::None && !config.allow_plaintext && !is_loopback(&config.host) {
-        return Err(MailError::PlaintextRefused { host: config.host.clone() });
+        return Err(MailError::PlaintextRefused {
+            host: config.host.clone(),
+        });
     }
-    let connect_error = |source| MailError::Connect { host: config.host.clone(), port: config.port, source };
+    let connect_error = |source| MailError::Connect {
+        host: config.host.clone(),
+        port: config.port,
+        source,
+    };
     let host = config.host.trim_matches(|c| c == '[' || c == ']');
     let tcp = timeout(config.timeout, TcpStream::connect((host, config.port)))
         .await
-        .map_err(|_| connect_error(std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out")))?
+        .map_err(|_| {
+            connect_error(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection timed out",
+            ))
+        })?
         .map_err(connect_error)?;
     tcp.set_nodelay(true).ok();
     let mut stream: BoxIo = Box::new(tcp);
@@ -178,38 +236,61 @@ pub(crate) async fn open(config: &ConnectionConfig) -> Result<(async_imap::Sessi
     let greeting = timeout(config.timeout, client.read_response())
         .await
         .map_err(|_| MailError::Timeout("the greeting".into()))?
-        .map_err(|err| MailError::Protocol { command: "the greeting".into(), detail: err.to_string() })?
+        .map_err(|err| MailError::Protocol {
+            command: "the greeting".into(),
+            detail: err.to_string(),
+        })?
         .ok_or_else(|| MailError::ConnectionLost("the greeting".into()))?;
     let mut capabilities: Option<Vec<String>> = match greeting.parsed() {
-        Response::Data { status: Status::Ok, outcome } => match &outcome.code {
+        Response::Data {
+            status: Status::Ok,
+            outcome,
+        } => match &outcome.code {
             Some(ResponseCode::Capabilities(caps)) => Some(capability_names(caps)),
             _ => None,
         },
-        Response::Data { status: Status::Bye, outcome } => {
+        Response::Data {
+            status: Status::Bye,
+            outcome,
+        } => {
             return Err(MailError::Refused {
                 command: "the connection".into(),
                 text: outcome.information.as_deref().unwrap_or("BYE").to_owned(),
             });
         }
-        Response::Data { status: Status::PreAuth, .. } => {
+        Response::Data {
+            status: Status::PreAuth,
+            ..
+        } => {
             return Err(MailError::Protocol {
                 command: "the greeting".into(),
-                detail: "the server pre-authenticated the connection, which Mailscribe does not support".into(),
+                detail:
+                    "the server pre-authenticated the connection, which Mailscribe does not support"
+                        .into(),
             });
         }
         other => {
-            return Err(MailError::Protocol { command: "the greeting".into(), detail: format!("{other:?}") });
+            return Err(MailError::Protocol {
+                command: "the greeting".into(),
+                detail: format!("{other:?}"),
+            });
         }
     };
 
     if config.security == Security::StartTls {
-        if capabilities.as_ref().is_some_and(|caps| !caps.iter().any(|c| c == "STARTTLS")) {
+        if capabilities
+            .as_ref()
+            .is_some_and(|caps| !caps.iter().any(|c| c == "STARTTLS"))
+        {
             return Err(MailError::NoStartTls);
         }
-        timeout(config.timeout, client.run_command_and_check_ok("STARTTLS", None))
-            .await
-            .map_err(|_| MailError::Timeout("STARTTLS".into()))?
-            .map_err(|_| MailError::NoStartTls)?;
+        timeout(
+            config.timeout,
+            client.run_command_and_check_ok("STARTTLS", None),
+        )
+        .await
+        .map_err(|_| MailError::Timeout("STARTTLS".into()))?
+        .map_err(|_| MailError::NoStartTls)?;
         let (upgraded, upgraded_certificate) = start_tls(config, client.into_inner()).await?;
         certificate = upgraded_certificate;
         client = async_imap::Client::new(upgraded);
@@ -228,9 +309,17 @@ async fn log_in(
     mut client: async_imap::Client<BoxIo>,
     capabilities: Option<&[String]>,
 ) -> Result<async_imap::Session<BoxIo>> {
-    let ignored = |cap: &String| config.ignore_capabilities.iter().any(|i| i.eq_ignore_ascii_case(cap));
+    let ignored = |cap: &String| {
+        config
+            .ignore_capabilities
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(cap))
+    };
     let offers = |mechanism: &str| {
-        capabilities.map(|caps| caps.iter().any(|c| c == &format!("AUTH={mechanism}") && !ignored(c)))
+        capabilities.map(|caps| {
+            caps.iter()
+                .any(|c| c == &format!("AUTH={mechanism}") && !ignored(c))
+        })
     };
     match &config.credentials {
         Credentials::Basic { username, password } => {
@@ -243,14 +332,22 @@ async fn log_in(
                     Err(_) => return Err(MailError::Timeout("AUTHENTICATE".into())),
                     Ok(Ok(session)) => return Ok(session),
                     // The server said it offers PLAIN and refused: wrong credentials.
-                    Ok(Err((error, _))) if offers_plain == Some(true) => return Err(auth_error(&error)),
-                    Ok(Err((async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_), returned))) => {
-                        client = returned
+                    Ok(Err((error, _))) if offers_plain == Some(true) => {
+                        return Err(auth_error(&error));
                     }
+                    Ok(Err((
+                        async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_),
+                        returned,
+                    ))) => client = returned,
                     Ok(Err((error, _))) => return Err(auth_error(&error)),
                 }
             }
-            match timeout(config.timeout, client.login(username, password.expose_secret())).await {
+            match timeout(
+                config.timeout,
+                client.login(username, password.expose_secret()),
+            )
+            .await
+            {
                 Err(_) => Err(MailError::Timeout("LOGIN".into())),
                 Ok(Ok(session)) => Ok(session),
                 Ok(Err((error, _))) => Err(auth_error(&error)),
@@ -260,12 +357,24 @@ async fn log_in(
             let token = tokens.token().await?;
             // XOAUTH2 is what Exchange Online and Gmail speak; OAUTHBEARER
             // is the standard one.
-            let (mechanism, response) = if offers("XOAUTH2") == Some(false) && offers("OAUTHBEARER") == Some(true) {
-                ("OAUTHBEARER", crate::oauth::oauthbearer_response(username, token.expose_secret()))
-            } else {
-                ("XOAUTH2", crate::oauth::xoauth2_response(username, token.expose_secret()))
-            };
-            match timeout(config.timeout, client.authenticate(mechanism, SaslAuthenticator::new(response))).await {
+            let (mechanism, response) =
+                if offers("XOAUTH2") == Some(false) && offers("OAUTHBEARER") == Some(true) {
+                    (
+                        "OAUTHBEARER",
+                        crate::oauth::oauthbearer_response(username, token.expose_secret()),
+                    )
+                } else {
+                    (
+                        "XOAUTH2",
+                        crate::oauth::xoauth2_response(username, token.expose_secret()),
+                    )
+                };
+            match timeout(
+                config.timeout,
+                client.authenticate(mechanism, SaslAuthenticator::new(response)),
+            )
+            .await
+            {
                 Err(_) => Err(MailError::Timeout("AUTHENTICATE".into())),
                 Ok(Ok(session)) => Ok(session),
                 Ok(Err((error, _))) => {

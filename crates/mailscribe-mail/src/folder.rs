@@ -22,7 +22,12 @@ impl FolderInfo {
             Some(d) if d != '/' => decoded.split(d).collect::<Vec<_>>().join("/"),
             _ => decoded,
         };
-        FolderInfo { raw_name, display_name, delimiter, selectable }
+        FolderInfo {
+            raw_name,
+            display_name,
+            delimiter,
+            selectable,
+        }
     }
 
     /// Whether `user_path` names this folder. Paths are compared segment by
@@ -33,13 +38,19 @@ impl FolderInfo {
         if wanted == have {
             return true;
         }
-        let inbox = |path: &str| path.eq_ignore_ascii_case("inbox") || path.to_ascii_lowercase().starts_with("inbox/");
+        let inbox = |path: &str| {
+            path.eq_ignore_ascii_case("inbox") || path.to_ascii_lowercase().starts_with("inbox/")
+        };
         inbox(&wanted) && inbox(&have) && wanted.eq_ignore_ascii_case(&have)
     }
 }
 
 fn normalise_path(path: &str) -> String {
-    path.split('/').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Modified base64 uses `,` where base64 uses `/`.
@@ -98,7 +109,10 @@ pub fn decode_modified_utf7(name: &str) -> String {
                 .ok()
                 .filter(|bytes| bytes.len() % 2 == 0)
                 .and_then(|bytes| {
-                    let units: Vec<u16> = bytes.chunks(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect();
+                    let units: Vec<u16> = bytes
+                        .chunks(2)
+                        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                        .collect();
                     String::from_utf16(&units).ok()
                 });
             match decoded {

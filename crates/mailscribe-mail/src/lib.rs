@@ -33,10 +33,16 @@ use secrecy::SecretString;
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// AUTHENTICATE PLAIN where offered, else LOGIN.
-    Basic { username: String, password: SecretString },
+    Basic {
+        username: String,
+        password: SecretString,
+    },
     /// An OAuth2 access token for `username` (the mailbox), with SASL
     /// XOAUTH2 where offered, else OAUTHBEARER.
-    OAuth2 { username: String, tokens: Arc<TokenProvider> },
+    OAuth2 {
+        username: String,
+        tokens: Arc<TokenProvider>,
+    },
 }
 
 impl Credentials {
@@ -97,7 +103,11 @@ pub enum MailError {
     )]
     PlaintextRefused { host: String },
     #[error("cannot reach {host}:{port}: {source}")]
-    Connect { host: String, port: u16, source: std::io::Error },
+    Connect {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error("TLS with {host} failed: {}", tls_hint(.problem))]
     Tls { host: String, problem: TlsProblem },
     #[error("cannot read the CA file {path}: {reason}")]
@@ -109,7 +119,10 @@ pub enum MailError {
     #[error("no OAuth2 token: {hint} ({detail})")]
     Token { hint: String, detail: String },
     #[error("the folder '{folder}' does not exist on the server; existing folders: {}", .available.join(", "))]
-    FolderNotFound { folder: String, available: Vec<String> },
+    FolderNotFound {
+        folder: String,
+        available: Vec<String>,
+    },
     #[error("the server refused {command}: {text}")]
     Refused { command: String, text: String },
     #[error("the connection to the server was lost during {0}")]
@@ -129,7 +142,9 @@ fn tls_hint(problem: &TlsProblem) -> String {
         TlsProblem::NameMismatch => "the certificate is not valid for this host name; \
              connect with the name the certificate was issued for"
             .into(),
-        TlsProblem::Expired => "the server's certificate has expired (or is not yet valid); renew it".into(),
+        TlsProblem::Expired => {
+            "the server's certificate has expired (or is not yet valid); renew it".into()
+        }
         TlsProblem::Other(detail) => detail.clone(),
     }
 }

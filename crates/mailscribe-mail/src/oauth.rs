@@ -36,7 +36,9 @@ pub struct TokenProvider {
 
 impl std::fmt::Debug for TokenProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenProvider").field("token_url", &self.client.token_url).finish_non_exhaustive()
+        f.debug_struct("TokenProvider")
+            .field("token_url", &self.client.token_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,7 +62,10 @@ struct TokenError {
 /// What the admin should do about a refused token request. Entra ID's
 /// AADSTS codes are the most precise signal; the RFC 6749 error is next.
 fn token_hint(error: &TokenError) -> &'static str {
-    let has = |code: u64| error.error_codes.contains(&code) || error.error_description.contains(&format!("AADSTS{code}"));
+    let has = |code: u64| {
+        error.error_codes.contains(&code)
+            || error.error_description.contains(&format!("AADSTS{code}"))
+    };
     if has(7_000_215) || has(7_000_222) {
         "the client secret is wrong or has expired: create a new secret in the app registration and configure it again"
     } else if has(700_016) {
@@ -83,8 +88,15 @@ impl TokenProvider {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|err| MailError::Token { hint: "cannot create the HTTP client".into(), detail: err.to_string() })?;
-        Ok(TokenProvider { client, http, cached: Mutex::new(None) })
+            .map_err(|err| MailError::Token {
+                hint: "cannot create the HTTP client".into(),
+                detail: err.to_string(),
+            })?;
+        Ok(TokenProvider {
+            client,
+            http,
+            cached: Mutex::new(None),
+        })
     }
 
     pub fn token_url(&self) -> &str {
@@ -116,27 +128,39 @@ impl TokenProvider {
             ("client_secret", client.client_secret.expose_secret()),
             ("scope", client.scope.as_str()),
         ];
-        let response = self.http.post(&client.token_url).form(&form).send().await.map_err(|err| MailError::Token {
-            hint: format!("cannot reach the token endpoint {}", client.token_url),
-            detail: err.without_url().to_string(),
-        })?;
+        let response = self
+            .http
+            .post(&client.token_url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|err| MailError::Token {
+                hint: format!("cannot reach the token endpoint {}", client.token_url),
+                detail: err.without_url().to_string(),
+            })?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         if !status.is_success() {
             let error: TokenError = serde_json::from_str(&body).unwrap_or_default();
             return Err(MailError::Token {
                 hint: token_hint(&error).to_owned(),
-                detail: format!("HTTP {status}: {} {}", error.error, error.error_description).trim().to_owned(),
+                detail: format!("HTTP {status}: {} {}", error.error, error.error_description)
+                    .trim()
+                    .to_owned(),
             });
         }
-        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|err| MailError::Token {
-            hint: "the token endpoint answered without an access token".into(),
-            detail: err.to_string(),
-        })?;
+        let parsed: TokenResponse =
+            serde_json::from_str(&body).map_err(|err| MailError::Token {
+                hint: "the token endpoint answered without an access token".into(),
+                detail: err.to_string(),
+            })?;
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
         // Renew five minutes early, or halfway through a short-lived token.
         let renew_in = lifetime.checked_sub(RENEW_BEFORE).unwrap_or(lifetime / 2);
-        Ok(CachedToken { token: SecretString::from(parsed.access_token), renew_at: Instant::now() + renew_in })
+        Ok(CachedToken {
+            token: SecretString::from(parsed.access_token),
+            renew_at: Instant::now() + renew_in,
+        })
     }
 }
 
@@ -158,18 +182,36 @@ mod tests {
 
     #[test]
     fn sasl_responses() {
-        assert_eq!(xoauth2_response("u@x", "t"), b"user=u@x\x01auth=Bearer t\x01\x01");
-        assert_eq!(oauthbearer_response("a,b=c", "t"), b"n,a=a=2Cb=3Dc,\x01auth=Bearer t\x01\x01");
+        assert_eq!(
+            xoauth2_response("u@x", "t"),
+            b"user=u@x\x01auth=Bearer t\x01\x01"
+        );
+        assert_eq!(
+            oauthbearer_response("a,b=c", "t"),
+            b"n,a=a=2Cb=3Dc,\x01auth=Bearer t\x01\x01"
+        );
     }
 
     #[test]
     fn token_errors_get_hints() {
-        let error = |codes: Vec<u64>, error: &str| TokenError { error: error.into(), error_description: String::new(), error_codes: codes };
-        assert!(token_hint(&error(vec![7_000_215], "invalid_client")).contains("client secret is wrong"));
-        assert!(token_hint(&error(vec![700_016], "unauthorized_client")).contains("client id is wrong"));
+        let error = |codes: Vec<u64>, error: &str| TokenError {
+            error: error.into(),
+            error_description: String::new(),
+            error_codes: codes,
+        };
+        assert!(
+            token_hint(&error(vec![7_000_215], "invalid_client"))
+                .contains("client secret is wrong")
+        );
+        assert!(
+            token_hint(&error(vec![700_016], "unauthorized_client")).contains("client id is wrong")
+        );
         assert!(token_hint(&error(vec![90_002], "invalid_request")).contains("tenant is wrong"));
         assert!(token_hint(&error(vec![65_001], "invalid_grant")).contains("consent"));
         assert!(token_hint(&error(vec![], "invalid_scope")).contains("scope"));
-        assert_eq!(token_hint(&error(vec![], "")), "the token endpoint refused the request");
+        assert_eq!(
+            token_hint(&error(vec![], "")),
+            "the token endpoint refused the request"
+        );
     }
 }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_imap::imap_proto::rfc4315::UidSetMember;
-use async_imap::imap_proto::{AttributeValue, MailboxDatum, NameAttribute, RequestId, Response, ResponseCode, Status};
+use async_imap::imap_proto::{
+    AttributeValue, MailboxDatum, NameAttribute, RequestId, Response, ResponseCode, Status,
+};
 use chrono::{DateTime, Utc};
 use tokio::time::error::Elapsed;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -55,7 +57,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("host", &self.config.host).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("host", &self.config.host)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,8 +95,19 @@ fn expand(members: &[UidSetMember]) -> Vec<u32> {
 
 /// The outcome of the command tagged `tag` when `response` is its tagged
 /// answer: NO and BAD become `Refused`.
-pub(crate) fn tagged_completion(response: &Response<'_>, tag: &RequestId, label: &str) -> Option<Result<()>> {
-    let Response::Done { tag: done, status, outcome } = response else { return None };
+pub(crate) fn tagged_completion(
+    response: &Response<'_>,
+    tag: &RequestId,
+    label: &str,
+) -> Option<Result<()>> {
+    let Response::Done {
+        tag: done,
+        status,
+        outcome,
+    } = response
+    else {
+        return None;
+    };
     if done != tag {
         return None;
     }
@@ -100,13 +115,19 @@ pub(crate) fn tagged_completion(response: &Response<'_>, tag: &RequestId, label:
         Status::Ok => Ok(()),
         _ => Err(MailError::Refused {
             command: label.to_owned(),
-            text: outcome.information.as_deref().unwrap_or("(no text)").to_owned(),
+            text: outcome
+                .information
+                .as_deref()
+                .unwrap_or("(no text)")
+                .to_owned(),
         }),
     })
 }
 
 fn parse_internal_date(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_str(text.trim(), "%d-%b-%Y %H:%M:%S %z").ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_str(text.trim(), "%d-%b-%Y %H:%M:%S %z")
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// A probe message for the writability check; never put in the queue.
@@ -122,7 +143,13 @@ fn probe_message(token: &str) -> Vec<u8> {
 impl Session {
     pub async fn connect(config: &ConnectionConfig) -> Result<Session> {
         let (inner, certificate) = open(config).await?;
-        let mut session = Session { inner, capabilities: Vec::new(), config: config.clone(), broken: false, certificate };
+        let mut session = Session {
+            inner,
+            capabilities: Vec::new(),
+            config: config.clone(),
+            broken: false,
+            certificate,
+        };
         let mut capabilities = Vec::new();
         session
             .command("CAPABILITY", "CAPABILITY", |response| {
@@ -141,8 +168,14 @@ impl Session {
     }
 
     pub fn has_capability(&self, name: &str) -> bool {
-        self.capabilities.iter().any(|c| c.eq_ignore_ascii_case(name))
-            && !self.config.ignore_capabilities.iter().any(|c| c.eq_ignore_ascii_case(name))
+        self.capabilities
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(name))
+            && !self
+                .config
+                .ignore_capabilities
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
     }
 
     fn supports_move(&self) -> bool {
@@ -184,7 +217,12 @@ impl Session {
 
     /// Sends a line without a tag (the `DONE` that ends IDLE), by
     /// `deadline`.
-    pub(crate) async fn send_untagged(&mut self, label: &str, line: &str, deadline: Instant) -> Result<()> {
+    pub(crate) async fn send_untagged(
+        &mut self,
+        label: &str,
+        line: &str,
+        deadline: Instant,
+    ) -> Result<()> {
         if self.broken {
             return Err(MailError::ConnectionLost(label.to_owned()));
         }
@@ -231,7 +269,10 @@ impl Session {
                 self.broken = true;
                 return Err(match err.kind() {
                     std::io::ErrorKind::Other | std::io::ErrorKind::InvalidData => {
-                        MailError::Protocol { command: label.to_owned(), detail: err.to_string() }
+                        MailError::Protocol {
+                            command: label.to_owned(),
+                            detail: err.to_string(),
+                        }
                     }
                     _ => MailError::ConnectionLost(label.to_owned()),
                 });
@@ -244,7 +285,11 @@ impl Session {
         };
         let parsed = response.parsed();
         let value = read(parsed);
-        if let Response::Data { status: Status::Bye, .. } = parsed {
+        if let Response::Data {
+            status: Status::Bye,
+            ..
+        } = parsed
+        {
             self.broken = true;
             return Err(MailError::ConnectionLost(label.to_owned()));
         }
@@ -253,7 +298,11 @@ impl Session {
 
     /// `next_response` within the command timeout: a server silent for
     /// that long leaves the session broken.
-    pub(crate) async fn next_answer<T>(&mut self, label: &str, read: impl FnOnce(&Response<'_>) -> T) -> Result<T> {
+    pub(crate) async fn next_answer<T>(
+        &mut self,
+        label: &str,
+        read: impl FnOnce(&Response<'_>) -> T,
+    ) -> Result<T> {
         let deadline = Instant::now() + self.config.timeout;
         match self.next_response(label, deadline, read).await? {
             Some(value) => Ok(value),
@@ -297,12 +346,19 @@ impl Session {
     /// (`Public Folders/Email Logging/Queue`), whatever the delimiter.
     pub async fn resolve_folder(&mut self, user_path: &str) -> Result<FolderInfo> {
         let folders = self.list_folders().await?;
-        if let Some(found) = folders.iter().find(|f| f.selectable && f.matches(user_path)) {
+        if let Some(found) = folders
+            .iter()
+            .find(|f| f.selectable && f.matches(user_path))
+        {
             return Ok(found.clone());
         }
         Err(MailError::FolderNotFound {
             folder: user_path.to_owned(),
-            available: folders.iter().filter(|f| f.selectable).map(|f| f.display_name.clone()).collect(),
+            available: folders
+                .iter()
+                .filter(|f| f.selectable)
+                .map(|f| f.display_name.clone())
+                .collect(),
         })
     }
 
@@ -310,23 +366,37 @@ impl Session {
         let mut uid_validity = None;
         let mut exists = 0;
         let mut read_only = verb == "EXAMINE";
-        self.command(verb, &format!("{verb} {}", quote(&folder.raw_name)), |response| match response {
-            Response::Data { status: Status::Ok, outcome } | Response::Done { status: Status::Ok, outcome, .. } => {
-                match outcome.code {
+        self.command(
+            verb,
+            &format!("{verb} {}", quote(&folder.raw_name)),
+            |response| match response {
+                Response::Data {
+                    status: Status::Ok,
+                    outcome,
+                }
+                | Response::Done {
+                    status: Status::Ok,
+                    outcome,
+                    ..
+                } => match outcome.code {
                     Some(ResponseCode::UidValidity(v)) => uid_validity = Some(v),
                     Some(ResponseCode::ReadOnly) => read_only = true,
                     _ => {}
-                }
-            }
-            Response::MailboxData(MailboxDatum::Exists(n)) => exists = *n,
-            _ => {}
-        })
+                },
+                Response::MailboxData(MailboxDatum::Exists(n)) => exists = *n,
+                _ => {}
+            },
+        )
         .await?;
         let uid_validity = uid_validity.ok_or_else(|| MailError::Protocol {
             command: verb.to_owned(),
             detail: "no UIDVALIDITY in the answer".into(),
         })?;
-        Ok(SelectedFolder { uid_validity, exists, read_only })
+        Ok(SelectedFolder {
+            uid_validity,
+            exists,
+            read_only,
+        })
     }
 
     pub async fn select(&mut self, folder: &FolderInfo) -> Result<SelectedFolder> {
@@ -343,24 +413,34 @@ impl Session {
             return Ok(Vec::new());
         }
         let mut messages = Vec::new();
-        self.command("UID FETCH (listing)", "UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE)", |response| {
-            if let Response::Fetch(_, attributes) = response {
-                let mut uid = None;
-                let mut size = 0u64;
-                let mut internal_date = None;
-                for attribute in attributes {
-                    match attribute {
-                        AttributeValue::Uid(u) => uid = Some(*u),
-                        AttributeValue::Rfc822Size(s) => size = u64::from(*s),
-                        AttributeValue::InternalDate(d) => internal_date = parse_internal_date(d),
-                        _ => {}
+        self.command(
+            "UID FETCH (listing)",
+            "UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE)",
+            |response| {
+                if let Response::Fetch(_, attributes) = response {
+                    let mut uid = None;
+                    let mut size = 0u64;
+                    let mut internal_date = None;
+                    for attribute in attributes {
+                        match attribute {
+                            AttributeValue::Uid(u) => uid = Some(*u),
+                            AttributeValue::Rfc822Size(s) => size = u64::from(*s),
+                            AttributeValue::InternalDate(d) => {
+                                internal_date = parse_internal_date(d)
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let Some(uid) = uid {
+                        messages.push(MessageSummary {
+                            uid,
+                            size,
+                            internal_date,
+                        });
                     }
                 }
-                if let Some(uid) = uid {
-                    messages.push(MessageSummary { uid, size, internal_date });
-                }
-            }
-        })
+            },
+        )
         .await?;
         messages.sort_by_key(|m| m.uid);
         messages.dedup_by_key(|m| m.uid);
@@ -378,7 +458,10 @@ impl Session {
         // number is the fallback, and it shifts when an EXPUNGE arrives).
         let mut by_uid: HashMap<u32, FetchedMessage> = HashMap::new();
         let mut uid_of_sequence: HashMap<u32, u32> = HashMap::new();
-        let command = format!("UID FETCH {} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])", uid_set(uids));
+        let command = format!(
+            "UID FETCH {} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+            uid_set(uids)
+        );
         self.command("UID FETCH", &command, |response| {
             let (sequence, attributes) = match response {
                 Response::Fetch(sequence, attributes) => (sequence, attributes),
@@ -390,7 +473,13 @@ impl Session {
             };
             let uid = attributes
                 .iter()
-                .find_map(|a| if let AttributeValue::Uid(uid) = a { Some(*uid) } else { None })
+                .find_map(|a| {
+                    if let AttributeValue::Uid(uid) = a {
+                        Some(*uid)
+                    } else {
+                        None
+                    }
+                })
                 .or_else(|| uid_of_sequence.get(sequence).copied());
             let Some(uid) = uid else { return };
             uid_of_sequence.insert(*sequence, uid);
@@ -406,9 +495,16 @@ impl Session {
                     AttributeValue::Flags(flags) => {
                         message.draft = flags.iter().any(|f| f.eq_ignore_ascii_case("\\Draft"));
                     }
-                    AttributeValue::InternalDate(date) => message.internal_date = parse_internal_date(date),
+                    AttributeValue::InternalDate(date) => {
+                        message.internal_date = parse_internal_date(date)
+                    }
                     AttributeValue::Rfc822Size(size) => message.size = Some(u64::from(*size)),
-                    AttributeValue::BodySection { section: None, data, .. } | AttributeValue::Rfc822(data) => {
+                    AttributeValue::BodySection {
+                        section: None,
+                        data,
+                        ..
+                    }
+                    | AttributeValue::Rfc822(data) => {
                         message.raw = data.as_ref().map(|d| d.to_vec());
                     }
                     _ => {}
@@ -416,7 +512,10 @@ impl Session {
             }
         })
         .await?;
-        let mut messages: Vec<FetchedMessage> = by_uid.into_values().filter(|m| uids.contains(&m.uid)).collect();
+        let mut messages: Vec<FetchedMessage> = by_uid
+            .into_values()
+            .filter(|m| uids.contains(&m.uid))
+            .collect();
         messages.sort_by_key(|m| m.uid);
         Ok(messages)
     }
@@ -428,20 +527,36 @@ impl Session {
             return Ok(MoveOutcome::default());
         }
         let set = uid_set(uids);
-        let verb = if self.supports_move() { "UID MOVE" } else { "UID COPY" };
+        let verb = if self.supports_move() {
+            "UID MOVE"
+        } else {
+            "UID COPY"
+        };
         let mut outcome = MoveOutcome::default();
-        self.command(verb, &format!("{verb} {set} {}", quote(&dest.raw_name)), |response| {
-            let code = match response {
-                Response::Data { status: Status::Ok, outcome } | Response::Done { status: Status::Ok, outcome, .. } => {
-                    &outcome.code
+        self.command(
+            verb,
+            &format!("{verb} {set} {}", quote(&dest.raw_name)),
+            |response| {
+                let code = match response {
+                    Response::Data {
+                        status: Status::Ok,
+                        outcome,
+                    }
+                    | Response::Done {
+                        status: Status::Ok,
+                        outcome,
+                        ..
+                    } => &outcome.code,
+                    _ => return,
+                };
+                if let Some(ResponseCode::CopyUid(validity, source, destination)) = code {
+                    outcome.dest_uid_validity = Some(*validity);
+                    outcome
+                        .mapping
+                        .extend(expand(source).into_iter().zip(expand(destination)));
                 }
-                _ => return,
-            };
-            if let Some(ResponseCode::CopyUid(validity, source, destination)) = code {
-                outcome.dest_uid_validity = Some(*validity);
-                outcome.mapping.extend(expand(source).into_iter().zip(expand(destination)));
-            }
-        })
+            },
+        )
         .await?;
         if verb == "UID COPY" {
             self.delete_messages(uids).await?;
@@ -464,7 +579,12 @@ impl Session {
             return Ok(());
         }
         let set = uid_set(uids);
-        self.command("UID STORE", &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"), |_| {}).await
+        self.command(
+            "UID STORE",
+            &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+            |_| {},
+        )
+        .await
     }
 
     /// Removes UIDs marked `\Deleted`: UID EXPUNGE (RFC 4315), so that no
@@ -475,7 +595,12 @@ impl Session {
         }
         if self.has_capability("UIDPLUS") {
             for chunk in uids.chunks(1000) {
-                self.command("UID EXPUNGE", &format!("UID EXPUNGE {}", uid_set(chunk)), |_| {}).await?;
+                self.command(
+                    "UID EXPUNGE",
+                    &format!("UID EXPUNGE {}", uid_set(chunk)),
+                    |_| {},
+                )
+                .await?;
             }
             return Ok(());
         }
@@ -489,24 +614,47 @@ impl Session {
             }
         })
         .await?;
-        let others: Vec<u32> = marked.into_iter().filter(|uid| !uids.contains(uid)).collect();
+        let others: Vec<u32> = marked
+            .into_iter()
+            .filter(|uid| !uids.contains(uid))
+            .collect();
         let others_set = uid_set(&others);
         if !others.is_empty() {
-            self.command("UID STORE", &format!("UID STORE {others_set} -FLAGS.SILENT (\\Deleted)"), |_| {}).await?;
+            self.command(
+                "UID STORE",
+                &format!("UID STORE {others_set} -FLAGS.SILENT (\\Deleted)"),
+                |_| {},
+            )
+            .await?;
         }
         self.command("EXPUNGE", "EXPUNGE", |_| {}).await?;
         if !others.is_empty() {
-            self.command("UID STORE", &format!("UID STORE {others_set} +FLAGS.SILENT (\\Deleted)"), |_| {}).await?;
+            self.command(
+                "UID STORE",
+                &format!("UID STORE {others_set} +FLAGS.SILENT (\\Deleted)"),
+                |_| {},
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// Appends a message (used by tests and the writability probe).
-    pub async fn append(&mut self, folder: &FolderInfo, raw: &[u8], flags: Option<&str>) -> Result<()> {
+    pub async fn append(
+        &mut self,
+        folder: &FolderInfo,
+        raw: &[u8],
+        flags: Option<&str>,
+    ) -> Result<()> {
         if self.broken {
             return Err(MailError::ConnectionLost("APPEND".into()));
         }
-        match timeout(self.config.timeout, self.inner.append(&folder.raw_name, flags, None, raw)).await {
+        match timeout(
+            self.config.timeout,
+            self.inner.append(&folder.raw_name, flags, None, raw),
+        )
+        .await
+        {
             Err(_) => {
                 self.broken = true;
                 Err(MailError::Timeout("APPEND".into()))
@@ -516,7 +664,10 @@ impl Session {
                 self.broken = true;
                 Err(MailError::ConnectionLost("APPEND".into()))
             }
-            Ok(Err(err)) => Err(MailError::Refused { command: "APPEND".into(), text: err.to_string() }),
+            Ok(Err(err)) => Err(MailError::Refused {
+                command: "APPEND".into(),
+                text: err.to_string(),
+            }),
         }
     }
 
@@ -527,11 +678,15 @@ impl Session {
             return Ok(None);
         }
         let mut rights = String::new();
-        self.command("MYRIGHTS", &format!("MYRIGHTS {}", quote(&folder.raw_name)), |response| {
-            if let Response::MyRights(my) = response {
-                rights = my.rights.iter().map(|r| char::from(*r)).collect();
-            }
-        })
+        self.command(
+            "MYRIGHTS",
+            &format!("MYRIGHTS {}", quote(&folder.raw_name)),
+            |response| {
+                if let Response::MyRights(my) = response {
+                    rights = my.rights.iter().map(|r| char::from(*r)).collect();
+                }
+            },
+        )
         .await?;
         Ok(Some(rights))
     }
@@ -541,11 +696,15 @@ impl Session {
     pub async fn existing_uids(&mut self, uids: &[u32]) -> Result<Vec<u32>> {
         let mut found = Vec::new();
         for chunk in uids.chunks(1000) {
-            self.command("UID SEARCH", &format!("UID SEARCH UID {}", uid_set(chunk)), |response| {
-                if let Response::MailboxData(MailboxDatum::Search(uids)) = response {
-                    found.extend_from_slice(uids);
-                }
-            })
+            self.command(
+                "UID SEARCH",
+                &format!("UID SEARCH UID {}", uid_set(chunk)),
+                |response| {
+                    if let Response::MailboxData(MailboxDatum::Search(uids)) = response {
+                        found.extend_from_slice(uids);
+                    }
+                },
+            )
             .await?;
         }
         found.sort_unstable();
@@ -555,11 +714,15 @@ impl Session {
 
     pub async fn search_header(&mut self, name: &str, value: &str) -> Result<Vec<u32>> {
         let mut found = Vec::new();
-        self.command("UID SEARCH", &format!("UID SEARCH HEADER {} {}", quote(name), quote(value)), |response| {
-            if let Response::MailboxData(MailboxDatum::Search(uids)) = response {
-                found.extend_from_slice(uids);
-            }
-        })
+        self.command(
+            "UID SEARCH",
+            &format!("UID SEARCH HEADER {} {}", quote(name), quote(value)),
+            |response| {
+                if let Response::MailboxData(MailboxDatum::Search(uids)) = response {
+                    found.extend_from_slice(uids);
+                }
+            },
+        )
         .await?;
         found.sort_unstable();
         Ok(found)
@@ -603,7 +766,12 @@ mod tests {
 
     #[test]
     fn quoting_round_trips() {
-        for name in ["plain", "with \"quotes\"", "back\\slash", "Public Folders/Email Logging/Queue"] {
+        for name in [
+            "plain",
+            "with \"quotes\"",
+            "back\\slash",
+            "Public Folders/Email Logging/Queue",
+        ] {
             let quoted = quote(name);
             assert_eq!(unquote(&quoted[1..quoted.len() - 1]), name);
         }

@@ -109,7 +109,10 @@ impl QueueWatcher {
     /// Connects, finds the queue by its path as users write it, and opens
     /// it read-only. `Ok(None)` when the server does not announce IDLE
     /// (or `ConnectionConfig::ignore_capabilities` names it).
-    pub async fn start(config: &ConnectionConfig, queue_path: &str) -> Result<Option<QueueWatcher>> {
+    pub async fn start(
+        config: &ConnectionConfig,
+        queue_path: &str,
+    ) -> Result<Option<QueueWatcher>> {
         let mut session = Session::connect(config).await?;
         if !session.has_capability("IDLE") {
             session.logout().await;
@@ -127,7 +130,12 @@ impl QueueWatcher {
                 return Err(err);
             }
         };
-        Ok(Some(QueueWatcher { session, phase: Phase::Ready, change_pending: false, exists: selected.exists }))
+        Ok(Some(QueueWatcher {
+            session,
+            phase: Phase::Ready,
+            change_pending: false,
+            exists: selected.exists,
+        }))
     }
 
     /// Idles until the server reports a change in the queue or `max`
@@ -155,7 +163,11 @@ impl QueueWatcher {
                 }
                 Phase::Ready if idled || self.change_pending => {
                     let changed = std::mem::take(&mut self.change_pending);
-                    return Ok(if changed { WatchEvent::Changed } else { WatchEvent::TimedOut });
+                    return Ok(if changed {
+                        WatchEvent::Changed
+                    } else {
+                        WatchEvent::TimedOut
+                    });
                 }
                 // Writes: if this future is dropped halfway, the next call
                 // must know not to trust the connection.
@@ -168,14 +180,22 @@ impl QueueWatcher {
                     let idle_tag = idle_tag.clone();
                     self.phase = Phase::Interrupted;
                     let done_deadline = Instant::now() + self.session.command_timeout();
-                    self.session.send_untagged("DONE", "DONE", done_deadline).await?;
+                    self.session
+                        .send_untagged("DONE", "DONE", done_deadline)
+                        .await?;
                     self.phase = Phase::Ending(idle_tag, done_deadline);
                 }
                 // Reads: the phase stays as it is while one runs, so that a
                 // dropped wait is resumed where it stopped.
                 Phase::Starting(idle_tag) => {
                     let idle_tag = idle_tag.clone();
-                    match self.session.next_answer("IDLE", |response| classify(response, &idle_tag, &mut self.exists)).await? {
+                    match self
+                        .session
+                        .next_answer("IDLE", |response| {
+                            classify(response, &idle_tag, &mut self.exists)
+                        })
+                        .await?
+                    {
                         Seen::Continuation => self.phase = Phase::Idling(idle_tag),
                         Seen::Change => self.change_pending = true,
                         Seen::Completion(result) => {
@@ -193,7 +213,9 @@ impl QueueWatcher {
                 }
                 Phase::Idling(idle_tag) => {
                     let idle_tag = idle_tag.clone();
-                    let seen = self.session.next_response("IDLE", deadline, |response| classify(response, &idle_tag, &mut self.exists));
+                    let seen = self.session.next_response("IDLE", deadline, |response| {
+                        classify(response, &idle_tag, &mut self.exists)
+                    });
                     match seen.await? {
                         None => idled = true,
                         Some(Seen::Change) => {
@@ -214,7 +236,11 @@ impl QueueWatcher {
                 }
                 Phase::Ending(idle_tag, done_deadline) => {
                     let (idle_tag, done_deadline) = (idle_tag.clone(), *done_deadline);
-                    let seen = self.session.next_response("DONE", done_deadline, |response| classify(response, &idle_tag, &mut self.exists));
+                    let seen = self
+                        .session
+                        .next_response("DONE", done_deadline, |response| {
+                            classify(response, &idle_tag, &mut self.exists)
+                        });
                     match seen.await? {
                         None => {
                             self.session.mark_broken();

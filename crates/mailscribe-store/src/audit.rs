@@ -86,7 +86,13 @@ impl Store {
                 query.push(" AND id < ").push_bind(before);
             }
             query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-            query.build().fetch_all(pool).await?.iter().map(row_from).collect()
+            query
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(row_from)
+                .collect()
         })
     }
 

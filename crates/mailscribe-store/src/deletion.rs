@@ -33,12 +33,20 @@ pub struct DeletionSummary {
 impl Store {
     /// Deletes the selected entries in one transaction; with `dry_run`,
     /// only counts what would go.
-    pub async fn delete_entries(&self, selection: &EntrySelection, dry_run: bool) -> Result<DeletionSummary> {
+    pub async fn delete_entries(
+        &self,
+        selection: &EntrySelection,
+        dry_run: bool,
+    ) -> Result<DeletionSummary> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let mut select = QueryBuilder::new("SELECT entry_no, message_record_id FROM interaction_entries WHERE ");
+            let mut select = QueryBuilder::new(
+                "SELECT entry_no, message_record_id FROM interaction_entries WHERE ",
+            );
             match selection {
-                EntrySelection::Entries(numbers) if numbers.is_empty() => return Ok(DeletionSummary::default()),
+                EntrySelection::Entries(numbers) if numbers.is_empty() => {
+                    return Ok(DeletionSummary::default());
+                }
                 EntrySelection::Entries(numbers) => {
                     select.push("entry_no IN (");
                     let mut separated = select.separated(", ");
@@ -48,7 +56,9 @@ impl Store {
                     select.push(")");
                 }
                 EntrySelection::CanceledBefore(before) => {
-                    select.push("canceled = TRUE AND occurred_at < ").push_bind(*before);
+                    select
+                        .push("canceled = TRUE AND occurred_at < ")
+                        .push_bind(*before);
                 }
             }
             let rows = select.build().fetch_all(&mut *tx).await?;
@@ -64,7 +74,9 @@ impl Store {
             // Records that would be left without any entry.
             let mut orphaned: Vec<i64> = Vec::new();
             for record in &records {
-                let mut others = QueryBuilder::new("SELECT COUNT(*) AS n FROM interaction_entries WHERE message_record_id = ");
+                let mut others = QueryBuilder::new(
+                    "SELECT COUNT(*) AS n FROM interaction_entries WHERE message_record_id = ",
+                );
                 others.push_bind(*record).push(" AND entry_no NOT IN (");
                 let mut separated = others.separated(", ");
                 for entry in &entries {
@@ -76,14 +88,18 @@ impl Store {
                     orphaned.push(*record);
                 }
             }
-            let summary = DeletionSummary { entries: entries.len() as u64, messages: orphaned.len() as u64 };
+            let summary = DeletionSummary {
+                entries: entries.len() as u64,
+                messages: orphaned.len() as u64,
+            };
             if dry_run {
                 return Ok(summary);
             }
             for chunk in entries.chunks(500) {
                 // Comments go with their entry (ON DELETE CASCADE); the
                 // subject index follows by its triggers on SQLite.
-                let mut delete = QueryBuilder::new("DELETE FROM interaction_entries WHERE entry_no IN (");
+                let mut delete =
+                    QueryBuilder::new("DELETE FROM interaction_entries WHERE entry_no IN (");
                 let mut separated = delete.separated(", ");
                 for entry in chunk {
                     separated.push_bind(*entry);
@@ -92,11 +108,16 @@ impl Store {
                 delete.build().execute(&mut *tx).await?;
             }
             for record in &orphaned {
-                sqlx::query("UPDATE decisions SET message_record_id = NULL WHERE message_record_id = $1")
+                sqlx::query(
+                    "UPDATE decisions SET message_record_id = NULL WHERE message_record_id = $1",
+                )
+                .bind(*record)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM messages WHERE id = $1")
                     .bind(*record)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("DELETE FROM messages WHERE id = $1").bind(*record).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(summary)

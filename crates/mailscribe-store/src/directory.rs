@@ -62,7 +62,11 @@ impl Store {
                     .bind(person.code.as_str())
                     .execute(&mut *tx)
                     .await?;
-                if existed { summary.updated += 1 } else { summary.created += 1 }
+                if existed {
+                    summary.updated += 1
+                } else {
+                    summary.created += 1
+                }
             }
             // Addresses go in after every imported person's old list is gone,
             // so an address moving between two people of this file is fine;
@@ -70,7 +74,10 @@ impl Store {
             let rows: Vec<(&str, &str, i64)> = people
                 .iter()
                 .flat_map(|p| {
-                    p.addresses.iter().enumerate().map(|(i, a)| (a.as_str(), p.code.as_str(), i as i64))
+                    p.addresses
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| (a.as_str(), p.code.as_str(), i as i64))
                 })
                 .collect();
             for chunk in rows.chunks(INSERT_CHUNK) {
@@ -90,8 +97,9 @@ impl Store {
                         "the address {address} already belongs to salesperson {holder}"
                     )));
                 }
-                let mut insert =
-                    QueryBuilder::new("INSERT INTO salesperson_addresses (address, salesperson_code, position) ");
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO salesperson_addresses (address, salesperson_code, position) ",
+                );
                 insert.push_values(chunk, |mut b, (address, code, position)| {
                     b.push_bind(*address).push_bind(*code).push_bind(*position);
                 });
@@ -112,12 +120,16 @@ impl Store {
         let mut numbers = BTreeSet::new();
         for contact in contacts {
             if !numbers.insert(contact.no.as_str()) {
-                return Err(StoreError::Conflict(format!("the contact number {} is given twice", contact.no)));
+                return Err(StoreError::Conflict(format!(
+                    "the contact number {} is given twice",
+                    contact.no
+                )));
             }
         }
         // Companies first, so that people in the same file can name them.
-        let (companies, people): (Vec<&Contact>, Vec<&Contact>) =
-            contacts.iter().partition(|c| c.kind == ContactKind::Company);
+        let (companies, people): (Vec<&Contact>, Vec<&Contact>) = contacts
+            .iter()
+            .partition(|c| c.kind == ContactKind::Company);
         let summary = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut summary = ImportSummary::default();
@@ -138,10 +150,14 @@ impl Store {
             summary.created = contacts.len() - existing.len();
 
             // A company is its own company, as in BC.
-            let company_rows: Vec<(&Contact, Option<String>)> =
-                companies.iter().map(|c| (*c, Some(c.no.as_str().to_owned()))).collect();
+            let company_rows: Vec<(&Contact, Option<String>)> = companies
+                .iter()
+                .map(|c| (*c, Some(c.no.as_str().to_owned())))
+                .collect();
             for chunk in company_rows.chunks(INSERT_CHUNK) {
-                let mut upsert = QueryBuilder::new("INSERT INTO contacts (no, name, kind, company_no, privacy_blocked) ");
+                let mut upsert = QueryBuilder::new(
+                    "INSERT INTO contacts (no, name, kind, company_no, privacy_blocked) ",
+                );
                 upsert.push_values(chunk, |mut b, (contact, company_no)| {
                     b.push_bind(contact.no.as_str())
                         .push_bind(contact.name.as_str())
@@ -156,7 +172,10 @@ impl Store {
                 upsert.build().execute(&mut *tx).await?;
             }
 
-            let names: BTreeSet<&str> = people.iter().filter_map(|p| p.company_name.as_deref()).collect();
+            let names: BTreeSet<&str> = people
+                .iter()
+                .filter_map(|p| p.company_name.as_deref())
+                .collect();
             let mut company_numbers: BTreeMap<&str, String> = BTreeMap::new();
             for name in names {
                 let found = sqlx::query(
@@ -202,10 +221,19 @@ impl Store {
 
             let person_rows: Vec<(&Contact, Option<String>)> = people
                 .iter()
-                .map(|p| (*p, p.company_name.as_deref().and_then(|n| company_numbers.get(n).cloned())))
+                .map(|p| {
+                    (
+                        *p,
+                        p.company_name
+                            .as_deref()
+                            .and_then(|n| company_numbers.get(n).cloned()),
+                    )
+                })
                 .collect();
             for chunk in person_rows.chunks(INSERT_CHUNK) {
-                let mut upsert = QueryBuilder::new("INSERT INTO contacts (no, name, kind, company_no, privacy_blocked) ");
+                let mut upsert = QueryBuilder::new(
+                    "INSERT INTO contacts (no, name, kind, company_no, privacy_blocked) ",
+                );
                 upsert.push_values(chunk, |mut b, (contact, company_no)| {
                     b.push_bind(contact.no.as_str())
                         .push_bind(contact.name.as_str())
@@ -223,8 +251,11 @@ impl Store {
             // The privacy flag where the file gives it; a file without the
             // column (or an empty cell) leaves the stored flag as it is.
             for flag in [true, false] {
-                let given: Vec<&str> =
-                    contacts.iter().filter(|c| c.privacy_blocked == Some(flag)).map(|c| c.no.as_str()).collect();
+                let given: Vec<&str> = contacts
+                    .iter()
+                    .filter(|c| c.privacy_blocked == Some(flag))
+                    .map(|c| c.no.as_str())
+                    .collect();
                 for chunk in given.chunks(INSERT_CHUNK) {
                     let mut update = QueryBuilder::new("UPDATE contacts SET privacy_blocked = ");
                     update.push_bind(flag).push(" WHERE no IN (");
@@ -238,7 +269,8 @@ impl Store {
             }
 
             for chunk in contacts.chunks(INSERT_CHUNK) {
-                let mut delete = QueryBuilder::new("DELETE FROM contact_addresses WHERE contact_no IN (");
+                let mut delete =
+                    QueryBuilder::new("DELETE FROM contact_addresses WHERE contact_no IN (");
                 let mut separated = delete.separated(", ");
                 for contact in chunk {
                     separated.push_bind(contact.no.as_str());
@@ -248,11 +280,17 @@ impl Store {
             }
             let rows: Vec<(&str, &str, i64)> = contacts
                 .iter()
-                .flat_map(|c| c.addresses.iter().enumerate().map(|(i, a)| (a.as_str(), c.no.as_str(), i as i64)))
+                .flat_map(|c| {
+                    c.addresses
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| (a.as_str(), c.no.as_str(), i as i64))
+                })
                 .collect();
             for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut insert =
-                    QueryBuilder::new("INSERT INTO contact_addresses (address, contact_no, position) ");
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO contact_addresses (address, contact_no, position) ",
+                );
                 insert.push_values(chunk, |mut b, (address, no, position)| {
                     b.push_bind(*address).push_bind(*no).push_bind(*position);
                 });
@@ -299,9 +337,17 @@ impl Store {
                     separated.push_bind(address.as_str());
                 }
                 query.push(")");
-                let salespeople = query.build().fetch_all(&mut *conn).await?
+                let salespeople = query
+                    .build()
+                    .fetch_all(&mut *conn)
+                    .await?
                     .iter()
-                    .map(|row| Ok((row.try_get::<String, _>("address")?, row.try_get::<String, _>("salesperson_code")?)))
+                    .map(|row| {
+                        Ok((
+                            row.try_get::<String, _>("address")?,
+                            row.try_get::<String, _>("salesperson_code")?,
+                        ))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 let mut query = QueryBuilder::new(
                     "SELECT a.address, a.contact_no, c.company_no, c.privacy_blocked FROM contact_addresses a \
@@ -312,7 +358,10 @@ impl Store {
                     separated.push_bind(address.as_str());
                 }
                 query.push(")");
-                let contacts = query.build().fetch_all(&mut *conn).await?
+                let contacts = query
+                    .build()
+                    .fetch_all(&mut *conn)
+                    .await?
                     .iter()
                     .map(|row| {
                         Ok((
@@ -333,7 +382,11 @@ impl Store {
                 let address = EmailAddress::parse(&address).map_err(corrupt)?;
                 let contact = ContactRef {
                     no: ContactNo::parse(&no).map_err(corrupt)?,
-                    company_no: company_no.as_deref().map(ContactNo::parse).transpose().map_err(corrupt)?,
+                    company_no: company_no
+                        .as_deref()
+                        .map(ContactNo::parse)
+                        .transpose()
+                        .map_err(corrupt)?,
                 };
                 if blocked {
                     view.block(contact.no.clone());
@@ -347,9 +400,11 @@ impl Store {
     /// How many salespeople have at least one address (a setup check).
     pub async fn count_salespeople_with_address(&self) -> Result<i64> {
         with_pool!(self, |pool| {
-            let row = sqlx::query("SELECT COUNT(DISTINCT salesperson_code) AS n FROM salesperson_addresses")
-                .fetch_one(pool)
-                .await?;
+            let row = sqlx::query(
+                "SELECT COUNT(DISTINCT salesperson_code) AS n FROM salesperson_addresses",
+            )
+            .fetch_one(pool)
+            .await?;
             Ok(row.try_get::<i64, _>("n")?)
         })
     }
@@ -357,7 +412,12 @@ impl Store {
     /// Whether any contact with an address exists (the first-run checklist).
     pub async fn has_contact_addresses(&self) -> Result<bool> {
         with_pool!(self, |pool| {
-            Ok(sqlx::query("SELECT 1 AS one FROM contact_addresses LIMIT 1").fetch_optional(pool).await?.is_some())
+            Ok(
+                sqlx::query("SELECT 1 AS one FROM contact_addresses LIMIT 1")
+                    .fetch_optional(pool)
+                    .await?
+                    .is_some(),
+            )
         })
     }
 
@@ -384,15 +444,19 @@ impl Store {
                 }),
             };
             if let Some(address) = address {
-                person.addresses.push(EmailAddress::parse(&address).map_err(corrupt)?);
+                person
+                    .addresses
+                    .push(EmailAddress::parse(&address).map_err(corrupt)?);
             }
         }
         Ok(people.into_values().collect())
     }
 
     pub async fn list_contacts(&self) -> Result<Vec<ContactRow>> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>, bool)> = with_pool!(self, |pool| {
-            sqlx::query(
+        let rows: Vec<(String, String, String, Option<String>, Option<String>, bool)> = with_pool!(
+            self,
+            |pool| {
+                sqlx::query(
                 "SELECT c.no, c.name, c.kind, c.company_no, a.address, c.privacy_blocked FROM contacts c \
                  LEFT JOIN contact_addresses a ON a.contact_no = c.no ORDER BY c.no, a.position",
             )
@@ -410,21 +474,29 @@ impl Store {
                 ))
             })
             .collect::<Result<Vec<_>>>()?
-        });
+            }
+        );
         let mut contacts: Vec<ContactRow> = Vec::new();
         for (no, name, kind, company_no, address, privacy_blocked) in rows {
             if contacts.last().is_none_or(|c| c.no.as_str() != no) {
                 contacts.push(ContactRow {
                     no: ContactNo::parse(&no).map_err(corrupt)?,
                     name,
-                    kind: ContactKind::parse(&kind).ok_or_else(|| corrupt(format!("contact kind '{kind}'")))?,
-                    company_no: company_no.as_deref().map(ContactNo::parse).transpose().map_err(corrupt)?,
+                    kind: ContactKind::parse(&kind)
+                        .ok_or_else(|| corrupt(format!("contact kind '{kind}'")))?,
+                    company_no: company_no
+                        .as_deref()
+                        .map(ContactNo::parse)
+                        .transpose()
+                        .map_err(corrupt)?,
                     addresses: Vec::new(),
                     privacy_blocked,
                 });
             }
             if let (Some(address), Some(contact)) = (address, contacts.last_mut()) {
-                contact.addresses.push(EmailAddress::parse(&address).map_err(corrupt)?);
+                contact
+                    .addresses
+                    .push(EmailAddress::parse(&address).map_err(corrupt)?);
             }
         }
         Ok(contacts)
@@ -437,7 +509,13 @@ impl Store {
         let numbers: Vec<String> = with_pool!(self, |pool| {
             let mut query = QueryBuilder::new("SELECT no FROM contacts WHERE 1 = 1");
             if let Some(text) = text {
-                let pattern = format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                let pattern = format!(
+                    "%{}%",
+                    text.to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
                 query
                     .push(" AND (LOWER(no) LIKE ")
                     .push_bind(pattern.clone())
@@ -446,7 +524,13 @@ impl Store {
                     .push(" ESCAPE '\\')");
             }
             query.push(" ORDER BY no LIMIT ").push_bind(limit);
-            query.build().fetch_all(pool).await?.iter().map(|r| Ok(r.try_get("no")?)).collect::<Result<Vec<String>>>()?
+            query
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get("no")?))
+                .collect::<Result<Vec<String>>>()?
         });
         let mut rows = Vec::with_capacity(numbers.len());
         for no in numbers {
@@ -456,8 +540,10 @@ impl Store {
     }
 
     pub async fn contact(&self, no: &str) -> Result<Option<ContactRow>> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>, bool)> = with_pool!(self, |pool| {
-            sqlx::query(
+        let rows: Vec<(String, String, String, Option<String>, Option<String>, bool)> = with_pool!(
+            self,
+            |pool| {
+                sqlx::query(
                 "SELECT c.no, c.name, c.kind, c.company_no, a.address, c.privacy_blocked FROM contacts c \
                  LEFT JOIN contact_addresses a ON a.contact_no = c.no WHERE c.no = $1 ORDER BY a.position",
             )
@@ -476,13 +562,21 @@ impl Store {
                 ))
             })
             .collect::<Result<Vec<_>>>()?
-        });
-        let Some((no, name, kind, company_no, _, privacy_blocked)) = rows.first().cloned() else { return Ok(None) };
+            }
+        );
+        let Some((no, name, kind, company_no, _, privacy_blocked)) = rows.first().cloned() else {
+            return Ok(None);
+        };
         Ok(Some(ContactRow {
             no: ContactNo::parse(&no).map_err(corrupt)?,
             name,
-            kind: ContactKind::parse(&kind).ok_or_else(|| corrupt(format!("contact kind '{kind}'")))?,
-            company_no: company_no.as_deref().map(ContactNo::parse).transpose().map_err(corrupt)?,
+            kind: ContactKind::parse(&kind)
+                .ok_or_else(|| corrupt(format!("contact kind '{kind}'")))?,
+            company_no: company_no
+                .as_deref()
+                .map(ContactNo::parse)
+                .transpose()
+                .map_err(corrupt)?,
             addresses: rows
                 .iter()
                 .filter_map(|r| r.4.as_deref())
@@ -499,17 +593,28 @@ impl Store {
     pub async fn delete_contact(&self, no: &str) -> Result<bool> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let members: i64 = sqlx::query("SELECT COUNT(*) AS n FROM contacts WHERE company_no = $1 AND no <> $1")
-                .bind(no)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
+            let members: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM contacts WHERE company_no = $1 AND no <> $1",
+            )
+            .bind(no)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
             if members > 0 {
-                return Err(StoreError::Conflict(format!("{members} contacts belong to company {no}: move or delete them first")));
+                return Err(StoreError::Conflict(format!(
+                    "{members} contacts belong to company {no}: move or delete them first"
+                )));
             }
             // A company is its own company: unlink before deleting.
-            sqlx::query("UPDATE contacts SET company_no = NULL WHERE no = $1").bind(no).execute(&mut *tx).await?;
-            let deleted = sqlx::query("DELETE FROM contacts WHERE no = $1").bind(no).execute(&mut *tx).await?.rows_affected();
+            sqlx::query("UPDATE contacts SET company_no = NULL WHERE no = $1")
+                .bind(no)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM contacts WHERE no = $1")
+                .bind(no)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             tx.commit().await?;
             Ok(deleted == 1)
         })
@@ -522,7 +627,12 @@ impl Store {
     pub async fn delete_salesperson(&self, code: &str) -> Result<bool> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let deleted = sqlx::query("DELETE FROM salespeople WHERE code = $1").bind(code).execute(&mut *tx).await?.rows_affected() == 1;
+            let deleted = sqlx::query("DELETE FROM salespeople WHERE code = $1")
+                .bind(code)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
             if deleted {
                 for table in ["sessions", "api_tokens"] {
                     sqlx::query(&format!(
@@ -532,7 +642,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query("UPDATE users SET disabled = TRUE WHERE salesperson_code = $1").bind(code).execute(&mut *tx).await?;
+                sqlx::query("UPDATE users SET disabled = TRUE WHERE salesperson_code = $1")
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(deleted)

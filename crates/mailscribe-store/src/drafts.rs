@@ -9,7 +9,12 @@ use crate::{Result, Store, with_pool};
 impl Store {
     /// Stores `draft` as the user's assisted-setup draft, replacing the one
     /// they had.
-    pub async fn save_setup_draft(&self, user_id: i64, draft: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn save_setup_draft(
+        &self,
+        user_id: i64,
+        draft: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO setup_drafts (user_id, draft, updated_at) VALUES ($1, $2, $3) \
@@ -38,7 +43,10 @@ impl Store {
     /// Removes the user's draft; nothing happens when there is none.
     pub async fn delete_setup_draft(&self, user_id: i64) -> Result<()> {
         with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM setup_drafts WHERE user_id = $1").bind(user_id).execute(pool).await?;
+            sqlx::query("DELETE FROM setup_drafts WHERE user_id = $1")
+                .bind(user_id)
+                .execute(pool)
+                .await?;
             Ok(())
         })
     }

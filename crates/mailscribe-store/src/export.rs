@@ -97,7 +97,13 @@ impl Store {
                 query.push(" AND reason = ").push_bind(reason.to_owned());
             }
             if let Some(text) = text {
-                let pattern = format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                let pattern = format!(
+                    "%{}%",
+                    text.to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
                 query
                     .push(" AND (LOWER(COALESCE(message_id, '')) LIKE ")
                     .push_bind(pattern.clone())
@@ -109,7 +115,13 @@ impl Store {
                 query.push(" AND id < ").push_bind(before);
             }
             query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-            query.build().fetch_all(pool).await?.iter().map(decision_from_row).collect()
+            query
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(decision_from_row)
+                .collect()
         })
     }
 

@@ -32,7 +32,10 @@ pub struct Fence {
 pub enum LeaseAttempt {
     Acquired(Fence),
     /// Someone else holds it and it has not expired.
-    Held { current: Lease, now_ms: i64 },
+    Held {
+        current: Lease,
+        now_ms: i64,
+    },
 }
 
 /// A running `serve` process, as it last reported itself.
@@ -80,7 +83,12 @@ impl Store {
     /// Takes the lease when it is free or expired, or renews it when it is
     /// already ours. The generation grows whenever the lease changes hands
     /// or lapsed, so a fence taken before stays stale.
-    pub async fn try_acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<LeaseAttempt> {
+    pub async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<LeaseAttempt> {
         let now = self.now_ms_sql();
         let upsert = format!(
             "INSERT INTO leases (name, holder, generation, expires_at_ms) VALUES ($1, $2, 1, {now} + $3) \
@@ -89,10 +97,17 @@ impl Store {
              THEN leases.generation ELSE leases.generation + 1 END \
              WHERE leases.expires_at_ms < {now} OR leases.holder = excluded.holder"
         );
-        let select = format!("SELECT name, holder, generation, expires_at_ms, {now} AS now_ms FROM leases WHERE name = $1");
+        let select = format!(
+            "SELECT name, holder, generation, expires_at_ms, {now} AS now_ms FROM leases WHERE name = $1"
+        );
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(&upsert).bind(name).bind(holder).bind(ttl_ms).execute(&mut *tx).await?;
+            sqlx::query(&upsert)
+                .bind(name)
+                .bind(holder)
+                .bind(ttl_ms)
+                .execute(&mut *tx)
+                .await?;
             let row = sqlx::query(&select).bind(name).fetch_one(&mut *tx).await?;
             tx.commit().await?;
             let current = Lease {
@@ -102,16 +117,28 @@ impl Store {
                 expires_at_ms: row.try_get("expires_at_ms")?,
             };
             Ok(if current.holder == holder {
-                LeaseAttempt::Acquired(Fence { lease: current.name, holder: current.holder, generation: current.generation })
+                LeaseAttempt::Acquired(Fence {
+                    lease: current.name,
+                    holder: current.holder,
+                    generation: current.generation,
+                })
             } else {
-                LeaseAttempt::Held { current, now_ms: row.try_get("now_ms")? }
+                LeaseAttempt::Held {
+                    current,
+                    now_ms: row.try_get("now_ms")?,
+                }
             })
         })
     }
 
     /// Takes the lease from `previous`, a holder known to be dead. `None`
     /// when the lease changed hands meanwhile.
-    pub async fn take_over_lease(&self, previous: &Lease, holder: &str, ttl_ms: i64) -> Result<Option<Fence>> {
+    pub async fn take_over_lease(
+        &self,
+        previous: &Lease,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Fence>> {
         let sql = format!(
             "UPDATE leases SET holder = $1, generation = generation + 1, expires_at_ms = {} + $2 \
              WHERE name = $3 AND holder = $4 AND generation = $5",
@@ -185,25 +212,43 @@ impl Store {
                 })
                 .collect::<Result<Vec<_>>>()?
         });
-        Ok(all.into_iter().filter(|lease| lease.name.starts_with(prefix)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|lease| lease.name.starts_with(prefix))
+            .collect())
     }
 
     /// Registers or refreshes a running instance.
-    pub async fn instance_heartbeat(&self, id: &str, host: &str, pid: u32, started_at: DateTime<Utc>) -> Result<()> {
+    pub async fn instance_heartbeat(
+        &self,
+        id: &str,
+        host: &str,
+        pid: u32,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
         let sql = format!(
             "INSERT INTO instances (id, host, pid, started_at, seen_at_ms) VALUES ($1, $2, $3, $4, {}) \
              ON CONFLICT (id) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
             self.now_ms_sql()
         );
         with_pool!(self, |pool| {
-            sqlx::query(&sql).bind(id).bind(host).bind(i64::from(pid)).bind(started_at).execute(pool).await?;
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(host)
+                .bind(i64::from(pid))
+                .bind(started_at)
+                .execute(pool)
+                .await?;
             Ok(())
         })
     }
 
     pub async fn remove_instance(&self, id: &str) -> Result<()> {
         with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM instances WHERE id = $1").bind(id).execute(pool).await?;
+            sqlx::query("DELETE FROM instances WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
             Ok(())
         })
     }
@@ -232,7 +277,12 @@ impl Store {
     }
 
     /// Asks the instance working `mailbox_name` to run it now.
-    pub async fn request_run(&self, mailbox_name: &str, requested_by: &str, at: DateTime<Utc>) -> Result<i64> {
+    pub async fn request_run(
+        &self,
+        mailbox_name: &str,
+        requested_by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
         with_pool!(self, |pool| {
             let row = sqlx::query(
                 "INSERT INTO run_requests (mailbox_name, requested_by, requested_at) VALUES ($1, $2, $3) RETURNING id",
@@ -326,7 +376,10 @@ impl Store {
     /// Withdraws a request nobody claimed (the asker gave up waiting).
     pub async fn withdraw_run_request(&self, id: i64) -> Result<()> {
         with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM run_requests WHERE id = $1 AND claimed_by IS NULL").bind(id).execute(pool).await?;
+            sqlx::query("DELETE FROM run_requests WHERE id = $1 AND claimed_by IS NULL")
+                .bind(id)
+                .execute(pool)
+                .await?;
             Ok(())
         })
     }

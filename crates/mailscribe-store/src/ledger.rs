@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
-use mailscribe_core::{InteractionTemplate, Outcome, PlannedEntry, Reason};
 use mailscribe_core::decision::ErrorClass;
+use mailscribe_core::{InteractionTemplate, Outcome, PlannedEntry, Reason};
 use sqlx::{Acquire, QueryBuilder, Row};
 
 use crate::{Fence, Result, Store, StoreError, with_pool};
@@ -185,36 +185,43 @@ impl Store {
     ) -> Result<HashMap<u32, LedgerState>> {
         let mut states = HashMap::new();
         for chunk in uids.chunks(500) {
-            let rows: Vec<(i64, i64, String, i64, Option<String>, i64)> = with_pool!(self, |pool| {
-                let mut query = QueryBuilder::new(
-                    "SELECT id, uid, reason, attempts, disposition, move_attempts FROM decisions WHERE mailbox = ",
-                );
-                query.push_bind(mailbox).push(" AND uid_validity = ").push_bind(i64::from(uid_validity));
-                query.push(" AND uid IN (");
-                let mut separated = query.separated(", ");
-                for uid in chunk {
-                    separated.push_bind(i64::from(*uid));
+            let rows: Vec<(i64, i64, String, i64, Option<String>, i64)> = with_pool!(
+                self,
+                |pool| {
+                    let mut query = QueryBuilder::new(
+                        "SELECT id, uid, reason, attempts, disposition, move_attempts FROM decisions WHERE mailbox = ",
+                    );
+                    query
+                        .push_bind(mailbox)
+                        .push(" AND uid_validity = ")
+                        .push_bind(i64::from(uid_validity));
+                    query.push(" AND uid IN (");
+                    let mut separated = query.separated(", ");
+                    for uid in chunk {
+                        separated.push_bind(i64::from(*uid));
+                    }
+                    query.push(")");
+                    query
+                        .build()
+                        .fetch_all(pool)
+                        .await?
+                        .iter()
+                        .map(|r| {
+                            Ok((
+                                r.try_get("id")?,
+                                r.try_get("uid")?,
+                                r.try_get("reason")?,
+                                r.try_get("attempts")?,
+                                r.try_get("disposition")?,
+                                r.try_get("move_attempts")?,
+                            ))
+                        })
+                        .collect::<Result<Vec<_>>>()?
                 }
-                query.push(")");
-                query
-                    .build()
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        Ok((
-                            r.try_get("id")?,
-                            r.try_get("uid")?,
-                            r.try_get("reason")?,
-                            r.try_get("attempts")?,
-                            r.try_get("disposition")?,
-                            r.try_get("move_attempts")?,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            });
+            );
             for (id, uid, reason, attempts, disposition, move_attempts) in rows {
-                let uid = u32::try_from(uid).map_err(|_| StoreError::Corrupt(format!("uid {uid}")))?;
+                let uid =
+                    u32::try_from(uid).map_err(|_| StoreError::Corrupt(format!("uid {uid}")))?;
                 states.insert(
                     uid,
                     LedgerState {
@@ -289,10 +296,14 @@ impl Store {
             .map_err(|err| StoreError::Corrupt(format!("compression failed: {err}")))?
         };
 
-        match self.commit_batch_whole(copies, &raws, template, now, fence).await {
+        match self
+            .commit_batch_whole(copies, &raws, template, now, fence)
+            .await
+        {
             Err(StoreError::Refused(_) | StoreError::Conflict(_)) => {
                 tracing::info!("a copy in the batch was refused; committing copy by copy");
-                self.commit_batch_copy_by_copy(copies, &raws, template, now, fence).await
+                self.commit_batch_copy_by_copy(copies, &raws, template, now, fence)
+                    .await
             }
             other => other,
         }
@@ -312,8 +323,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let outcome_of = |copy: &DecidedCopy| copy.reason.outcome();
-        let logged: Vec<(&DecidedCopy, &Option<Vec<u8>>)> =
-            copies.iter().zip(raws).filter(|(c, _)| outcome_of(c) == Outcome::Logged).collect();
+        let logged: Vec<(&DecidedCopy, &Option<Vec<u8>>)> = copies
+            .iter()
+            .zip(raws)
+            .filter(|(c, _)| outcome_of(c) == Outcome::Logged)
+            .collect();
         let duplicate_keys: BTreeSet<&str> = copies
             .iter()
             .filter(|c| outcome_of(c) == Outcome::Duplicate)
@@ -346,14 +360,22 @@ impl Store {
                 insert.push(" RETURNING id, message_key");
                 for row in insert.build().fetch_all(&mut *tx).await? {
                     let key: String = row.try_get("message_key")?;
-                    if record_of_key.insert(key.clone(), row.try_get("id")?).is_some() {
-                        return Err(StoreError::Conflict(format!("two copies of {key} logged in one batch")));
+                    if record_of_key
+                        .insert(key.clone(), row.try_get("id")?)
+                        .is_some()
+                    {
+                        return Err(StoreError::Conflict(format!(
+                            "two copies of {key} logged in one batch"
+                        )));
                     }
                 }
             }
             // 2. Duplicates point at the record of the logged copy.
-            let earlier: Vec<&str> =
-                duplicate_keys.iter().copied().filter(|k| !record_of_key.contains_key(*k)).collect();
+            let earlier: Vec<&str> = duplicate_keys
+                .iter()
+                .copied()
+                .filter(|k| !record_of_key.contains_key(*k))
+                .collect();
             if !earlier.is_empty() {
                 let mut query = QueryBuilder::new(
                     "SELECT message_key, message_record_id FROM decisions WHERE outcome = 'logged' AND message_key IN (",
@@ -369,8 +391,13 @@ impl Store {
                     }
                 }
             }
-            if let Some(orphan) = duplicate_keys.iter().find(|k| !record_of_key.contains_key(**k)) {
-                return Err(StoreError::Conflict(format!("{orphan} is a duplicate of a copy that was not logged")));
+            if let Some(orphan) = duplicate_keys
+                .iter()
+                .find(|k| !record_of_key.contains_key(**k))
+            {
+                return Err(StoreError::Conflict(format!(
+                    "{orphan} is a duplicate of a copy that was not logged"
+                )));
             }
             // 3. The ledger rows. A row that is already final is left alone
             //    and does not come back from RETURNING.
@@ -381,7 +408,11 @@ impl Store {
             );
             upsert.push_values(copies, |mut b, copy| {
                 let outcome = outcome_of(copy);
-                let record = if outcome.goes_to_storage() { record_of_key.get(&copy.message_key).copied() } else { None };
+                let record = if outcome.goes_to_storage() {
+                    record_of_key.get(&copy.message_key).copied()
+                } else {
+                    None
+                };
                 b.push_bind(copy.mailbox.as_str())
                     .push_bind(i64::from(copy.uid_validity))
                     .push_bind(i64::from(copy.uid))
@@ -416,13 +447,16 @@ impl Store {
             let mut written: HashMap<u32, (i64, u32)> = HashMap::new();
             for row in upsert.build().fetch_all(&mut *tx).await? {
                 let uid = u32::try_from(row.try_get::<i64, _>("uid")?).unwrap_or(0);
-                let attempts = u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
+                let attempts =
+                    u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
                 written.insert(uid, (row.try_get("id")?, attempts));
             }
             if written.len() != copies.len() {
                 // Some copy was already final (a worker deciding twice):
                 // let the careful path report what the ledger holds.
-                return Err(StoreError::Conflict("a copy in the batch was already decided".into()));
+                return Err(StoreError::Conflict(
+                    "a copy in the batch was already decided".into(),
+                ));
             }
             // 4. The entries.
             let entries: Vec<(&DecidedCopy, &PlannedEntry, i64)> = logged
@@ -440,7 +474,13 @@ impl Store {
                 .iter()
                 .map(|copy| {
                     let (ledger_id, attempts) = written[&copy.uid];
-                    CommittedCopy { uid: copy.uid, ledger_id, reason: copy.reason, attempts, entries: copy.entries.len() as u64 }
+                    CommittedCopy {
+                        uid: copy.uid,
+                        ledger_id,
+                        reason: copy.reason,
+                        attempts,
+                        entries: copy.entries.len() as u64,
+                    }
                 })
                 .collect())
         })
@@ -467,9 +507,9 @@ impl Store {
                 // duplicate, never an error.
                 let mut as_duplicate: Option<DecidedCopy> = None;
                 loop {
-                let copy = as_duplicate.as_ref().unwrap_or(copy);
-                let mut savepoint = Acquire::begin(&mut *tx).await?;
-                let written: Result<CommittedCopy> = async {
+                    let copy = as_duplicate.as_ref().unwrap_or(copy);
+                    let mut savepoint = Acquire::begin(&mut *tx).await?;
+                    let written: Result<CommittedCopy> = async {
                     let outcome = copy.reason.outcome();
                     let keeps_subject = outcome.goes_to_storage();
                     let row = sqlx::query(
@@ -600,30 +640,33 @@ impl Store {
                 }
                 .await;
 
-                match written {
-                    Ok(result) => {
-                        savepoint.commit().await?;
-                        committed.push(result);
-                        break;
-                    }
-                    Err(err @ (StoreError::Refused(_) | StoreError::Conflict(_))) => {
-                        savepoint.rollback().await?;
-                        if as_duplicate.is_none() && copy.reason.outcome() == Outcome::Logged {
-                            let logged_elsewhere = sqlx::query(
+                    match written {
+                        Ok(result) => {
+                            savepoint.commit().await?;
+                            committed.push(result);
+                            break;
+                        }
+                        Err(err @ (StoreError::Refused(_) | StoreError::Conflict(_))) => {
+                            savepoint.rollback().await?;
+                            if as_duplicate.is_none() && copy.reason.outcome() == Outcome::Logged {
+                                let logged_elsewhere = sqlx::query(
                                 "SELECT id FROM decisions WHERE message_key = $1 AND outcome = 'logged' LIMIT 1",
                             )
                             .bind(&copy.message_key)
                             .fetch_optional(&mut *tx)
                             .await?
                             .is_some();
-                            if logged_elsewhere {
-                                as_duplicate =
-                                    Some(DecidedCopy { reason: Reason::Duplicate, entries: Vec::new(), ..copy.clone() });
-                                continue;
+                                if logged_elsewhere {
+                                    as_duplicate = Some(DecidedCopy {
+                                        reason: Reason::Duplicate,
+                                        entries: Vec::new(),
+                                        ..copy.clone()
+                                    });
+                                    continue;
+                                }
                             }
-                        }
-                        tracing::warn!(uid = copy.uid, error = %err, "the database refused a message; recorded as failed");
-                        let row = sqlx::query(
+                            tracing::warn!(uid = copy.uid, error = %err, "the database refused a message; recorded as failed");
+                            let row = sqlx::query(
                             "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, \
                              sender, outcome, reason, entries, ambiguous, date_fallback, attempts, error, \
                              first_seen_at, decided_at, run_id, mailbox_name) \
@@ -646,17 +689,18 @@ impl Store {
                         .bind(&copy.mailbox_name)
                         .fetch_one(&mut *tx)
                         .await?;
-                        committed.push(CommittedCopy {
-                            uid: copy.uid,
-                            ledger_id: row.try_get("id")?,
-                            reason: Reason::Error(ErrorClass::Store),
-                            attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                            entries: 0,
-                        });
-                        break;
+                            committed.push(CommittedCopy {
+                                uid: copy.uid,
+                                ledger_id: row.try_get("id")?,
+                                reason: Reason::Error(ErrorClass::Store),
+                                attempts: u32::try_from(row.try_get::<i64, _>("attempts")?)
+                                    .unwrap_or(u32::MAX),
+                                entries: 0,
+                            });
+                            break;
+                        }
+                        Err(other) => return Err(other),
                     }
-                    Err(other) => return Err(other),
-                }
                 }
             }
             tx.commit().await?;
@@ -673,13 +717,21 @@ impl Store {
         }
         let mut by_disposition: HashMap<&str, Vec<i64>> = HashMap::new();
         for update in updates {
-            by_disposition.entry(update.disposition.as_str()).or_default().push(update.ledger_id);
+            by_disposition
+                .entry(update.disposition.as_str())
+                .or_default()
+                .push(update.ledger_id);
         }
         let stored: Vec<(i64, &str, i64, i64)> = updates
             .iter()
             .filter_map(|u| {
                 let (folder, uid_validity, uid) = u.storage.as_ref()?;
-                Some((u.ledger_id, folder.as_str(), i64::from(*uid_validity), i64::from(*uid)))
+                Some((
+                    u.ledger_id,
+                    folder.as_str(),
+                    i64::from(*uid_validity),
+                    i64::from(*uid),
+                ))
             })
             .collect();
         with_pool!(self, |pool| {
@@ -713,7 +765,10 @@ impl Store {
                      storage_uid = v.column4 FROM (",
                 );
                 update.push_values(chunk, |mut b, (ledger_id, folder, uid_validity, uid)| {
-                    b.push_bind(*ledger_id).push_bind(*folder).push_bind(*uid_validity).push_bind(*uid);
+                    b.push_bind(*ledger_id)
+                        .push_bind(*folder)
+                        .push_bind(*uid_validity)
+                        .push_bind(*uid);
                 });
                 update.push(
                     ") AS v WHERE messages.id = \
@@ -729,11 +784,13 @@ impl Store {
     /// Deletes ledger rows of not-logged messages decided before `before`.
     pub async fn purge_not_logged(&self, before: DateTime<Utc>) -> Result<u64> {
         with_pool!(self, |pool| {
-            Ok(sqlx::query("DELETE FROM decisions WHERE outcome = 'not_logged' AND decided_at < $1")
-                .bind(before)
-                .execute(pool)
-                .await?
-                .rows_affected())
+            Ok(sqlx::query(
+                "DELETE FROM decisions WHERE outcome = 'not_logged' AND decided_at < $1",
+            )
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected())
         })
     }
 
@@ -751,6 +808,8 @@ impl Store {
         compressed
             .map(|c| decompress(&c))
             .transpose()
-            .map_err(|err| StoreError::Corrupt(format!("stored message {message_record_id}: {err}")))
+            .map_err(|err| {
+                StoreError::Corrupt(format!("stored message {message_record_id}: {err}"))
+            })
     }
 }

@@ -11,8 +11,8 @@ mod deletion;
 mod directory;
 mod drafts;
 mod export;
-mod ledger;
 mod lease;
+mod ledger;
 mod log;
 mod opportunities;
 mod runs;
@@ -24,19 +24,21 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 pub use audit::{AuditEvent, AuditRow};
 pub use deletion::{DeletionSummary, EntrySelection};
 pub use directory::{ContactRow, ImportSummary};
 pub use export::{DecisionRow, EntryRow};
-pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
 pub use lease::{Fence, InstanceRow, Lease, LeaseAttempt, RunRequest};
-pub use setup::{Campaign, MailboxRow, MailboxStatus};
-pub use users::{TokenRow, UserChange, UserRow};
+pub use ledger::{CommittedCopy, DecidedCopy, DispositionUpdate, LedgerState};
 pub use log::{EntryComment, EntryCursor, EntryFilter, MessageRecord};
 pub use opportunities::{NewOpportunity, OPPORTUNITY_STATUSES, Opportunity};
 pub use runs::{RunCounts, RunRecord};
+pub use setup::{Campaign, MailboxRow, MailboxStatus};
+pub use users::{TokenRow, UserChange, UserRow};
 
 /// Where the data lives, as given to `--db`.
 #[derive(Clone, PartialEq, Eq)]
@@ -47,7 +49,9 @@ pub enum DatabaseUrl {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("'{0}' is not a database URL: use sqlite://PATH, a file path, or postgres://USER@HOST/DB")]
+    #[error(
+        "'{0}' is not a database URL: use sqlite://PATH, a file path, or postgres://USER@HOST/DB"
+    )]
     BadUrl(String),
     #[error("cannot open the database: {0}")]
     Open(#[source] sqlx::Error),
@@ -59,7 +63,9 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     /// The disk that holds the database is full: the transaction was rolled
     /// back whole. Infrastructure, like `Unavailable`: no attempt counts.
-    #[error("the disk holding the database is full ({0}); nothing of the interrupted batch was written: free space on that disk, then run again")]
+    #[error(
+        "the disk holding the database is full ({0}); nothing of the interrupted batch was written: free space on that disk, then run again"
+    )]
     DiskFull(#[source] sqlx::Error),
     /// The database refused a statement (a constraint, a bad value).
     #[error("the database refused the data: {0}")]
@@ -85,12 +91,19 @@ enum ErrorCode {
 }
 
 fn error_code(err: &(dyn sqlx::error::DatabaseError + 'static)) -> ErrorCode {
-    let Some(code) = err.code() else { return ErrorCode::Unknown };
-    if err.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+    let Some(code) = err.code() else {
+        return ErrorCode::Unknown;
+    };
+    if err
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
         return ErrorCode::Postgres(code.into_owned());
     }
     // Extended SQLite codes keep the primary code in the low byte.
-    code.parse::<i64>().map_or(ErrorCode::Unknown, |sqlite| ErrorCode::Sqlite(sqlite & 0xff))
+    code.parse::<i64>().map_or(ErrorCode::Unknown, |sqlite| {
+        ErrorCode::Sqlite(sqlite & 0xff)
+    })
 }
 
 /// Whether the database refused this data (a constraint, a bad value), as
@@ -121,8 +134,12 @@ fn is_disk_full(err: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> StoreError {
         match err {
-            sqlx::Error::Database(db) if is_disk_full(db.as_ref()) => StoreError::DiskFull(sqlx::Error::Database(db)),
-            sqlx::Error::Database(db) if is_refusal(db.as_ref()) => StoreError::Refused(sqlx::Error::Database(db)),
+            sqlx::Error::Database(db) if is_disk_full(db.as_ref()) => {
+                StoreError::DiskFull(sqlx::Error::Database(db))
+            }
+            sqlx::Error::Database(db) if is_refusal(db.as_ref()) => {
+                StoreError::Refused(sqlx::Error::Database(db))
+            }
             sqlx::Error::Database(db) => StoreError::Unavailable(sqlx::Error::Database(db)),
             sqlx::Error::RowNotFound
             | sqlx::Error::ColumnDecode { .. }
@@ -138,7 +155,10 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// Infrastructure errors end a run; they are never a message's fault.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Open(_) | StoreError::DiskFull(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Open(_) | StoreError::DiskFull(_)
+        )
     }
 }
 
@@ -256,7 +276,11 @@ impl Store {
                 // and -shm files the database file's mode.
                 if !path.exists() {
                     use std::os::unix::fs::OpenOptionsExt;
-                    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+                    let created = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(path);
                     if let Err(err) = created
                         && err.kind() != std::io::ErrorKind::AlreadyExists
                     {
@@ -301,12 +325,22 @@ impl Store {
     pub async fn migrations_current(&self) -> Result<bool> {
         let (applied, known): (i64, usize) = match &self.backend {
             Backend::Sqlite(pool) => {
-                let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success").fetch_one(pool).await?;
-                (sqlx::Row::try_get(&row, "n")?, sqlx::migrate!("./migrations/sqlite").iter().count())
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success")
+                    .fetch_one(pool)
+                    .await?;
+                (
+                    sqlx::Row::try_get(&row, "n")?,
+                    sqlx::migrate!("./migrations/sqlite").iter().count(),
+                )
             }
             Backend::Postgres(pool) => {
-                let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success").fetch_one(pool).await?;
-                (sqlx::Row::try_get(&row, "n")?, sqlx::migrate!("./migrations/postgres").iter().count())
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success")
+                    .fetch_one(pool)
+                    .await?;
+                (
+                    sqlx::Row::try_get(&row, "n")?,
+                    sqlx::migrate!("./migrations/postgres").iter().count(),
+                )
             }
         };
         Ok(usize::try_from(applied).is_ok_and(|applied| applied == known))
@@ -318,7 +352,10 @@ impl Store {
     pub async fn backup_sqlite_into(&self, path: &Path) -> Result<Option<()>> {
         match &self.backend {
             Backend::Sqlite(pool) => {
-                sqlx::query("VACUUM INTO $1").bind(path.display().to_string()).execute(pool).await?;
+                sqlx::query("VACUUM INTO $1")
+                    .bind(path.display().to_string())
+                    .execute(pool)
+                    .await?;
                 Ok(Some(()))
             }
             Backend::Postgres(_) => Ok(None),
@@ -349,8 +386,14 @@ mod tests {
             ("sqlite://rel/x.db", Some(sqlite("rel/x.db"))),
             ("sqlite:x.db", Some(sqlite("x.db"))),
             ("./mailscribe.db", Some(sqlite("./mailscribe.db"))),
-            ("postgres://u@h/db", Some(DatabaseUrl::Postgres("postgres://u@h/db".into()))),
-            ("postgresql://u@h/db", Some(DatabaseUrl::Postgres("postgresql://u@h/db".into()))),
+            (
+                "postgres://u@h/db",
+                Some(DatabaseUrl::Postgres("postgres://u@h/db".into())),
+            ),
+            (
+                "postgresql://u@h/db",
+                Some(DatabaseUrl::Postgres("postgresql://u@h/db".into())),
+            ),
             ("mysql://h/db", None),
             ("", None),
         ];
@@ -362,9 +405,18 @@ mod tests {
     #[test]
     fn postgres_password_is_redacted() {
         let cases = [
-            ("postgres://app:hunter2@db.example/mail", "postgres://app:***@db.example/mail"),
-            ("postgres://app:p@ss@db.example/mail", "postgres://app:***@db.example/mail"),
-            ("postgres://app@db.example/mail?password=hunter2&sslmode=require", "postgres://app@db.example/mail?password=***&sslmode=require"),
+            (
+                "postgres://app:hunter2@db.example/mail",
+                "postgres://app:***@db.example/mail",
+            ),
+            (
+                "postgres://app:p@ss@db.example/mail",
+                "postgres://app:***@db.example/mail",
+            ),
+            (
+                "postgres://app@db.example/mail?password=hunter2&sslmode=require",
+                "postgres://app@db.example/mail?password=***&sslmode=require",
+            ),
             ("postgres://db.example/mail", "postgres://db.example/mail"),
         ];
         for (input, expected) in cases {

@@ -45,7 +45,10 @@ pub struct EntryComment {
 /// parser keeps an address (`a@b.example`) or a dotted number as one word,
 /// so a search for a part of one finds it on SQLite only.
 pub(crate) fn search_words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 impl Store {
@@ -76,13 +79,19 @@ impl Store {
         with_pool!(self, |pool| {
             let mut query = QueryBuilder::new(from);
             if let Some(contact) = &filter.contact_no {
-                query.push(" AND e.contact_no = ").push_bind(contact.clone());
+                query
+                    .push(" AND e.contact_no = ")
+                    .push_bind(contact.clone());
             }
             if let Some(company) = &filter.company_no {
-                query.push(" AND e.contact_company_no = ").push_bind(company.clone());
+                query
+                    .push(" AND e.contact_company_no = ")
+                    .push_bind(company.clone());
             }
             if let Some(code) = &filter.salesperson_code {
-                query.push(" AND e.salesperson_code = ").push_bind(code.clone());
+                query
+                    .push(" AND e.salesperson_code = ")
+                    .push_bind(code.clone());
             }
             if let Some(from) = filter.from {
                 query.push(" AND e.occurred_at >= ").push_bind(from);
@@ -91,29 +100,41 @@ impl Store {
                 query.push(" AND e.occurred_at < ").push_bind(to);
             }
             if let Some(direction) = &filter.direction {
-                query.push(" AND e.direction = ").push_bind(direction.clone());
+                query
+                    .push(" AND e.direction = ")
+                    .push_bind(direction.clone());
             }
             if let Some(campaign) = &filter.campaign_no {
-                query.push(" AND e.campaign_no = ").push_bind(campaign.clone());
+                query
+                    .push(" AND e.campaign_no = ")
+                    .push_bind(campaign.clone());
             }
             if let Some(name) = &filter.mailbox_name {
-                query.push(" AND lower(e.mailbox_name) = ").push_bind(name.to_lowercase());
+                query
+                    .push(" AND lower(e.mailbox_name) = ")
+                    .push_bind(name.to_lowercase());
             }
             let words = filter.text.as_deref().map(search_words).unwrap_or_default();
             if !words.is_empty() {
                 match &self.backend {
                     crate::Backend::Sqlite(_) => {
                         // FTS5: every word as a quoted prefix.
-                        let expression =
-                            words.iter().map(|w| format!("\"{}\"*", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" AND ");
+                        let expression = words
+                            .iter()
+                            .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+                            .collect::<Vec<_>>()
+                            .join(" AND ");
                         query
                             .push(" AND e.entry_no IN (SELECT rowid FROM entry_subjects WHERE entry_subjects MATCH ")
                             .push_bind(expression)
                             .push(")");
                     }
                     crate::Backend::Postgres(_) => {
-                        let expression =
-                            words.iter().map(|w| format!("'{}':*", w.replace('\'', "''").replace('\\', "\\\\"))).collect::<Vec<_>>().join(" & ");
+                        let expression = words
+                            .iter()
+                            .map(|w| format!("'{}':*", w.replace('\'', "''").replace('\\', "\\\\")))
+                            .collect::<Vec<_>>()
+                            .join(" & ");
                         query
                             .push(" AND to_tsvector('simple', e.subject) @@ to_tsquery('simple', ")
                             .push_bind(expression)
@@ -131,8 +152,16 @@ impl Store {
                     .push_bind(cursor.entry_no)
                     .push("))");
             }
-            query.push(" ORDER BY e.occurred_at DESC, e.entry_no DESC LIMIT ").push_bind(limit);
-            query.build().fetch_all(pool).await?.iter().map(entry_from_row).collect()
+            query
+                .push(" ORDER BY e.occurred_at DESC, e.entry_no DESC LIMIT ")
+                .push_bind(limit);
+            query
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(entry_from_row)
+                .collect()
         })
     }
 
@@ -164,7 +193,12 @@ impl Store {
     }
 
     /// Adds a comment line; line numbers step by 10000, as in BC.
-    pub async fn add_entry_comment(&self, entry_no: i64, comment: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn add_entry_comment(
+        &self,
+        entry_no: i64,
+        comment: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO entry_comments (entry_no, line_no, created_at, comment) \

@@ -46,7 +46,9 @@ where
         contact_company_no: r.try_get("contact_company_no")?,
         salesperson_code: r.try_get("salesperson_code")?,
         status: r.try_get("status")?,
-        estimated_value: r.try_get::<Option<i64>, _>("estimated_value_hundredths")?.map(Amount::from_hundredths),
+        estimated_value: r
+            .try_get::<Option<i64>, _>("estimated_value_hundredths")?
+            .map(Amount::from_hundredths),
         created_at: r.try_get("created_at")?,
     })
 }
@@ -57,7 +59,11 @@ const PRIVACY_BLOCKED: &str = "the contact is privacy-blocked: no opportunity ca
 impl Store {
     /// Makes an opportunity from an entry, in one transaction. Refused when
     /// the entry is canceled or has an opportunity already.
-    pub async fn create_opportunity_from_entry(&self, entry_no: i64, now: DateTime<Utc>) -> Result<String> {
+    pub async fn create_opportunity_from_entry(
+        &self,
+        entry_no: i64,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let blocked = sqlx::query(
@@ -114,13 +120,19 @@ impl Store {
         })
     }
 
-    pub async fn create_opportunity(&self, new: &NewOpportunity, now: DateTime<Utc>) -> Result<String> {
+    pub async fn create_opportunity(
+        &self,
+        new: &NewOpportunity,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let blocked = sqlx::query("SELECT 1 AS one FROM contacts WHERE no = $1 AND privacy_blocked = TRUE")
-                .bind(&new.contact_no)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let blocked = sqlx::query(
+                "SELECT 1 AS one FROM contacts WHERE no = $1 AND privacy_blocked = TRUE",
+            )
+            .bind(&new.contact_no)
+            .fetch_optional(&mut *tx)
+            .await?;
             if blocked.is_some() {
                 return Err(StoreError::Conflict(PRIVACY_BLOCKED.into()));
             }
@@ -148,14 +160,28 @@ impl Store {
     }
 
     /// Opportunities, newest first; `salesperson` restricts them.
-    pub async fn opportunities(&self, salesperson: Option<&str>, limit: i64) -> Result<Vec<Opportunity>> {
+    pub async fn opportunities(
+        &self,
+        salesperson: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Opportunity>> {
         with_pool!(self, |pool| {
             let mut query = QueryBuilder::new("SELECT * FROM opportunities WHERE 1 = 1");
             if let Some(code) = salesperson {
-                query.push(" AND salesperson_code = ").push_bind(code.to_owned());
+                query
+                    .push(" AND salesperson_code = ")
+                    .push_bind(code.to_owned());
             }
-            query.push(" ORDER BY created_at DESC, no DESC LIMIT ").push_bind(limit);
-            query.build().fetch_all(pool).await?.iter().map(opportunity_from).collect()
+            query
+                .push(" ORDER BY created_at DESC, no DESC LIMIT ")
+                .push_bind(limit);
+            query
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(opportunity_from)
+                .collect()
         })
     }
 
@@ -196,9 +222,17 @@ impl Store {
         })
     }
 
-    pub async fn update_opportunity(&self, no: &str, status: &str, estimated_value: Option<Amount>) -> Result<()> {
+    pub async fn update_opportunity(
+        &self,
+        no: &str,
+        status: &str,
+        estimated_value: Option<Amount>,
+    ) -> Result<()> {
         if !OPPORTUNITY_STATUSES.contains(&status) {
-            return Err(StoreError::Conflict(format!("'{status}' is not a status: {}", OPPORTUNITY_STATUSES.join(", "))));
+            return Err(StoreError::Conflict(format!(
+                "'{status}' is not a status: {}",
+                OPPORTUNITY_STATUSES.join(", ")
+            )));
         }
         with_pool!(self, |pool| {
             sqlx::query("UPDATE opportunities SET status = $1, estimated_value_hundredths = $2 WHERE no = $3")

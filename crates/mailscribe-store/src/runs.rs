@@ -21,7 +21,11 @@ pub struct RunCounts {
 
 impl RunCounts {
     fn reasons_to_text(&self) -> String {
-        self.by_reason.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";")
+        self.by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
     }
 
     fn reasons_from_text(text: &str) -> BTreeMap<String, u64> {
@@ -58,7 +62,12 @@ fn to_u64(n: i64) -> u64 {
 }
 
 impl Store {
-    pub async fn start_run(&self, mailbox: &str, mailbox_name: &str, started_at: DateTime<Utc>) -> Result<i64> {
+    pub async fn start_run(
+        &self,
+        mailbox: &str,
+        mailbox_name: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<i64> {
         with_pool!(self, |pool| {
             let row = sqlx::query(
                 "INSERT INTO runs (mailbox, mailbox_name, started_at, status) VALUES ($1, $3, $2, 'running') RETURNING id",

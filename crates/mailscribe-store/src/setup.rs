@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use mailscribe_core::{
-    Amount, AuthKind, Enablement, InteractionTemplate, MailboxName, MailboxSetup, OAuthSetup, SecretRef, Settings,
+    Amount, AuthKind, Enablement, InteractionTemplate, MailboxName, MailboxSetup, OAuthSetup,
+    SecretRef, Settings,
 };
 use sqlx::Row;
 
@@ -50,7 +51,9 @@ const UPSERT_SETUP: &str = " ON CONFLICT (name) DO UPDATE SET host = excluded.ho
     tls_trust = excluded.tls_trust";
 
 fn exists(name: &MailboxName) -> StoreError {
-    StoreError::Conflict(format!("a mailbox named {name} exists already (names ignore case); choose another name"))
+    StoreError::Conflict(format!(
+        "a mailbox named {name} exists already (names ignore case); choose another name"
+    ))
 }
 
 macro_rules! mailbox_from_row {
@@ -69,7 +72,10 @@ macro_rules! mailbox_from_row {
             security: security.parse().map_err(|_| bad("security"))?,
             auth: auth.parse::<AuthKind>().map_err(|_| bad("auth kind"))?,
             username: row.try_get("username")?,
-            password: row.try_get::<Option<String>, _>("password_ref")?.as_deref().map(SecretRef::from_storage),
+            password: row
+                .try_get::<Option<String>, _>("password_ref")?
+                .as_deref()
+                .map(SecretRef::from_storage),
             oauth: match (
                 row.try_get::<Option<String>, _>("oauth_token_url")?,
                 row.try_get::<Option<String>, _>("oauth_client_id_ref")?,
@@ -80,7 +86,9 @@ macro_rules! mailbox_from_row {
                     tenant: row.try_get("oauth_tenant")?,
                     client_id: SecretRef::from_storage(&client_id),
                     client_secret: SecretRef::from_storage(&client_secret),
-                    scope: row.try_get::<Option<String>, _>("oauth_scope")?.unwrap_or_default(),
+                    scope: row
+                        .try_get::<Option<String>, _>("oauth_scope")?
+                        .unwrap_or_default(),
                 }),
                 _ => None,
             },
@@ -91,7 +99,10 @@ macro_rules! mailbox_from_row {
             batch_size: u32::try_from(batch_size).map_err(|_| bad("batch size"))?,
             allow_plaintext: row.try_get("allow_plaintext")?,
             ca_file: row.try_get("ca_file")?,
-            tls_trust: row.try_get::<String, _>("tls_trust")?.parse().map_err(|_| bad("tls trust"))?,
+            tls_trust: row
+                .try_get::<String, _>("tls_trust")?
+                .parse()
+                .map_err(|_| bad("tls trust"))?,
         };
         MailboxRow {
             name: MailboxName::parse(&name).map_err(|_| bad("name"))?,
@@ -116,7 +127,8 @@ macro_rules! mailbox_from_row {
     }};
 }
 
-const TEMPLATE_COLUMNS: &str = "code, description, cost_hundredths, duration_minutes, interaction_group, campaign_no";
+const TEMPLATE_COLUMNS: &str =
+    "code, description, cost_hundredths, duration_minutes, interaction_group, campaign_no";
 
 macro_rules! template_from_row {
     ($row:expr) => {{
@@ -126,7 +138,8 @@ macro_rules! template_from_row {
         InteractionTemplate {
             description: row.try_get("description")?,
             cost: Amount::from_hundredths(row.try_get("cost_hundredths")?),
-            duration_minutes: u32::try_from(minutes).map_err(|_| StoreError::Corrupt(format!("template {code}: duration")))?,
+            duration_minutes: u32::try_from(minutes)
+                .map_err(|_| StoreError::Corrupt(format!("template {code}: duration")))?,
             interaction_group: row.try_get("interaction_group")?,
             campaign_no: row.try_get("campaign_no")?,
             code,
@@ -147,10 +160,12 @@ impl Store {
     /// One mailbox, by name (without regard to case).
     pub async fn mailbox(&self, name: &MailboxName) -> Result<Option<MailboxRow>> {
         with_pool!(self, |pool| {
-            let row = sqlx::query(&format!("SELECT {SETUP_COLUMNS} FROM mailboxes WHERE lower(name) = $1"))
-                .bind(name.folded())
-                .fetch_optional(pool)
-                .await?;
+            let row = sqlx::query(&format!(
+                "SELECT {SETUP_COLUMNS} FROM mailboxes WHERE lower(name) = $1"
+            ))
+            .bind(name.folded())
+            .fetch_optional(pool)
+            .await?;
             match row {
                 Some(row) => Ok(Some(mailbox_from_row!(row))),
                 None => Ok(None),
@@ -161,12 +176,14 @@ impl Store {
     /// Every mailbox, by name.
     pub async fn mailboxes(&self) -> Result<Vec<MailboxRow>> {
         with_pool!(self, |pool| {
-            sqlx::query(&format!("SELECT {SETUP_COLUMNS} FROM mailboxes ORDER BY lower(name)"))
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|row| Ok(mailbox_from_row!(row)))
-                .collect::<Result<Vec<_>>>()
+            sqlx::query(&format!(
+                "SELECT {SETUP_COLUMNS} FROM mailboxes ORDER BY lower(name)"
+            ))
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| Ok(mailbox_from_row!(row)))
+            .collect::<Result<Vec<_>>>()
         })
     }
 
@@ -182,24 +199,36 @@ impl Store {
 
     /// Creates a mailbox; `Conflict` when one of that name (in any case)
     /// exists already, even one created a moment ago by another instance.
-    pub async fn create_mailbox_setup(&self, name: &MailboxName, setup: &MailboxSetup) -> Result<()> {
+    pub async fn create_mailbox_setup(
+        &self,
+        name: &MailboxName,
+        setup: &MailboxSetup,
+    ) -> Result<()> {
         match self.write_mailbox_setup(name, setup, false).await {
-            Err(StoreError::Refused(sqlx::Error::Database(db))) if db.is_unique_violation() => Err(exists(name)),
+            Err(StoreError::Refused(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+                Err(exists(name))
+            }
             other => other,
         }
     }
 
-    async fn write_mailbox_setup(&self, name: &MailboxName, setup: &MailboxSetup, replace: bool) -> Result<()> {
+    async fn write_mailbox_setup(
+        &self,
+        name: &MailboxName,
+        setup: &MailboxSetup,
+        replace: bool,
+    ) -> Result<()> {
         let on_conflict = if replace { UPSERT_SETUP } else { "" };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             // The stored spelling of an existing name is kept.
-            let existing: Option<String> = sqlx::query("SELECT name FROM mailboxes WHERE lower(name) = $1")
-                .bind(name.folded())
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("name"))
-                .transpose()?;
+            let existing: Option<String> =
+                sqlx::query("SELECT name FROM mailboxes WHERE lower(name) = $1")
+                    .bind(name.folded())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| row.try_get("name"))
+                    .transpose()?;
             if existing.is_some() && !replace {
                 return Err(exists(name));
             }
@@ -249,18 +278,24 @@ impl Store {
                 .rows_affected()
         });
         if removed == 0 && self.enablement(name).await?.enabled {
-            return Err(StoreError::Conflict("logging is enabled: disable it before clearing the setup".into()));
+            return Err(StoreError::Conflict(
+                "logging is enabled: disable it before clearing the setup".into(),
+            ));
         }
         Ok(removed > 0)
     }
 
     pub async fn enablement(&self, name: &MailboxName) -> Result<Enablement> {
         with_pool!(self, |pool| {
-            let row = sqlx::query("SELECT enabled, accepted_by, accepted_at FROM mailboxes WHERE lower(name) = $1")
-                .bind(name.folded())
-                .fetch_optional(pool)
-                .await?;
-            let Some(row) = row else { return Ok(Enablement::default()) };
+            let row = sqlx::query(
+                "SELECT enabled, accepted_by, accepted_at FROM mailboxes WHERE lower(name) = $1",
+            )
+            .bind(name.folded())
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(Enablement::default());
+            };
             Ok(Enablement {
                 enabled: row.try_get("enabled")?,
                 accepted_by: row.try_get("accepted_by")?,
@@ -273,7 +308,9 @@ impl Store {
     /// statement covers (the storage mode) change only when none has.
     pub async fn any_mailbox_enabled(&self) -> Result<bool> {
         with_pool!(self, |pool| {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM mailboxes WHERE enabled = TRUE").fetch_one(pool).await?;
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM mailboxes WHERE enabled = TRUE")
+                .fetch_one(pool)
+                .await?;
             Ok(row.try_get::<i64, _>("n")? > 0)
         })
     }
@@ -294,14 +331,20 @@ impl Store {
             return Err(StoreError::Conflict(if name.is_default() {
                 "there is no mailbox setup yet: run `mailscribe mailbox configure` first".into()
             } else {
-                format!("there is no mailbox named {name}: run `mailscribe mailbox configure --mailbox {name}` first")
+                format!(
+                    "there is no mailbox named {name}: run `mailscribe mailbox configure --mailbox {name}` first"
+                )
             }));
         }
         Ok(())
     }
 
     /// Gives a mailbox its own sweep interval, or (`None`) the global one.
-    pub async fn set_mailbox_interval(&self, name: &MailboxName, seconds: Option<u32>) -> Result<()> {
+    pub async fn set_mailbox_interval(
+        &self,
+        name: &MailboxName,
+        seconds: Option<u32>,
+    ) -> Result<()> {
         with_pool!(self, |pool| {
             sqlx::query("UPDATE mailboxes SET interval_seconds = $1 WHERE lower(name) = $2")
                 .bind(seconds.map(i64::from))
@@ -313,7 +356,11 @@ impl Store {
     }
 
     /// Records what the instance working a mailbox last saw.
-    pub async fn record_mailbox_status(&self, name: &MailboxName, status: &MailboxStatus) -> Result<()> {
+    pub async fn record_mailbox_status(
+        &self,
+        name: &MailboxName,
+        status: &MailboxStatus,
+    ) -> Result<()> {
         with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE mailboxes SET status = $1, last_run_at = COALESCE($2, last_run_at), last_error = $3, \
@@ -366,10 +413,12 @@ impl Store {
 
     pub async fn template(&self, code: &str) -> Result<Option<InteractionTemplate>> {
         with_pool!(self, |pool| {
-            let row = sqlx::query(&format!("SELECT {TEMPLATE_COLUMNS} FROM interaction_templates WHERE code = $1"))
-                .bind(code)
-                .fetch_optional(pool)
-                .await?;
+            let row = sqlx::query(&format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM interaction_templates WHERE code = $1"
+            ))
+            .bind(code)
+            .fetch_optional(pool)
+            .await?;
             match row {
                 Some(row) => Ok(Some(template_from_row!(row))),
                 None => Ok(None),
@@ -380,12 +429,14 @@ impl Store {
     /// Every template, by code.
     pub async fn templates(&self) -> Result<Vec<InteractionTemplate>> {
         with_pool!(self, |pool| {
-            sqlx::query(&format!("SELECT {TEMPLATE_COLUMNS} FROM interaction_templates ORDER BY code"))
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|row| Ok(template_from_row!(row)))
-                .collect()
+            sqlx::query(&format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM interaction_templates ORDER BY code"
+            ))
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| Ok(template_from_row!(row)))
+            .collect()
         })
     }
 
@@ -397,7 +448,14 @@ impl Store {
             )));
         }
         with_pool!(self, |pool| {
-            Ok(sqlx::query("DELETE FROM interaction_templates WHERE code = $1").bind(code).execute(pool).await?.rows_affected() == 1)
+            Ok(
+                sqlx::query("DELETE FROM interaction_templates WHERE code = $1")
+                    .bind(code)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                    == 1,
+            )
         })
     }
 
@@ -428,7 +486,11 @@ impl Store {
                 .map(|row| {
                     let day = |column: &str| -> Result<Option<chrono::NaiveDate>> {
                         row.try_get::<Option<String>, _>(column)?
-                            .map(|text| text.parse().map_err(|_| StoreError::Corrupt(format!("campaign {column} '{text}'"))))
+                            .map(|text| {
+                                text.parse().map_err(|_| {
+                                    StoreError::Corrupt(format!("campaign {column} '{text}'"))
+                                })
+                            })
                             .transpose()
                     };
                     Ok(Campaign {

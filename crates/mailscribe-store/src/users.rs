@@ -11,7 +11,9 @@ fn user_from(id: i64, name: String, role: &str, code: Option<String>) -> Result<
     Ok(User {
         id,
         name,
-        role: role.parse().map_err(|_| StoreError::Corrupt(format!("role '{role}'")))?,
+        role: role
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("role '{role}'")))?,
         salesperson: code
             .as_deref()
             .map(SalespersonCode::parse)
@@ -23,7 +25,10 @@ fn user_from(id: i64, name: String, role: &str, code: Option<String>) -> Result<
 impl Store {
     pub async fn count_users(&self) -> Result<i64> {
         with_pool!(self, |pool| {
-            Ok(sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(pool).await?.try_get::<i64, _>("n")?)
+            Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
+                .fetch_one(pool)
+                .await?
+                .try_get::<i64, _>("n")?)
         })
     }
 
@@ -52,9 +57,9 @@ impl Store {
         });
         match result {
             Ok(id) => Ok(id?),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Err(StoreError::Conflict(format!("a user named {name} exists already")))
-            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(
+                StoreError::Conflict(format!("a user named {name} exists already")),
+            ),
             Err(err) => Err(err.into()),
         }
     }
@@ -80,7 +85,8 @@ impl Store {
                 })
                 .transpose()?
         });
-        row.map(|(id, name, role, code, hash)| Ok((user_from(id, name, &role, code)?, hash))).transpose()
+        row.map(|(id, name, role, code, hash)| Ok((user_from(id, name, &role, code)?, hash)))
+            .transpose()
     }
 
     pub async fn create_session(
@@ -150,12 +156,16 @@ impl Store {
             })
             .transpose()?
         });
-        row.map(|(id, name, role, code, csrf)| Ok((user_from(id, name, &role, code)?, csrf))).transpose()
+        row.map(|(id, name, role, code, csrf)| Ok((user_from(id, name, &role, code)?, csrf)))
+            .transpose()
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(pool).await?;
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(pool)
+                .await?;
             Ok(())
         })
     }
@@ -184,7 +194,11 @@ impl Store {
 
     /// The user of a valid token: not expired, not revoked, its user not
     /// disabled. A use is recorded, at most once a minute per token.
-    pub async fn api_token_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<User>> {
+    pub async fn api_token_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>> {
         with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE api_tokens SET last_used_at = $2 WHERE token_hash = $1 \
@@ -206,17 +220,27 @@ impl Store {
             .bind(now)
             .fetch_optional(pool)
             .await?
-            .map(|r| Ok::<_, StoreError>((r.try_get("id")?, r.try_get("name")?, r.try_get("role")?, r.try_get("salesperson_code")?)))
+            .map(|r| {
+                Ok::<_, StoreError>((
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    r.try_get("role")?,
+                    r.try_get("salesperson_code")?,
+                ))
+            })
             .transpose()?
         });
-        row.map(|(id, name, role, code)| user_from(id, name, &role, code)).transpose()
+        row.map(|(id, name, role, code)| user_from(id, name, &role, code))
+            .transpose()
     }
 
     /// Replaces any earlier first-admin setup token.
     pub async fn put_setup_token(&self, token_hash: &str, expires_at: DateTime<Utc>) -> Result<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM setup_tokens").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM setup_tokens")
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO setup_tokens (token_hash, expires_at) VALUES ($1, $2)")
                 .bind(token_hash)
                 .bind(expires_at)
@@ -231,12 +255,14 @@ impl Store {
     /// admin exists.
     pub async fn setup_token_valid(&self, token_hash: &str, now: DateTime<Utc>) -> Result<bool> {
         with_pool!(self, |pool| {
-            Ok(sqlx::query("SELECT 1 FROM setup_tokens WHERE token_hash = $1 AND expires_at > $2")
-                .bind(token_hash)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?
-                .is_some())
+            Ok(
+                sqlx::query("SELECT 1 FROM setup_tokens WHERE token_hash = $1 AND expires_at > $2")
+                    .bind(token_hash)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?
+                    .is_some(),
+            )
         })
     }
 
@@ -251,13 +277,17 @@ impl Store {
     ) -> Result<Option<i64>> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let spent = sqlx::query("DELETE FROM setup_tokens WHERE token_hash = $1 AND expires_at > $2")
-                .bind(token_hash)
-                .bind(now)
-                .execute(&mut *tx)
+            let spent =
+                sqlx::query("DELETE FROM setup_tokens WHERE token_hash = $1 AND expires_at > $2")
+                    .bind(token_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+                .fetch_one(&mut *tx)
                 .await?
-                .rows_affected();
-            let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&mut *tx).await?.try_get("n")?;
+                .try_get("n")?;
             if spent != 1 || users != 0 {
                 return Ok(None);
             }
@@ -299,7 +329,11 @@ impl Store {
 
     pub async fn record_sign_in(&self, user_id: i64, at: DateTime<Utc>) -> Result<()> {
         with_pool!(self, |pool| {
-            sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2").bind(at).bind(user_id).execute(pool).await?;
+            sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+                .bind(at)
+                .bind(user_id)
+                .execute(pool)
+                .await?;
             Ok(())
         })
     }
@@ -339,7 +373,11 @@ impl Store {
             }
             match change {
                 UserChange::Password(hash) => {
-                    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                        .bind(hash)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 UserChange::Role(role, code) => {
                     sqlx::query("UPDATE users SET role = $1, salesperson_code = $2 WHERE id = $3")
@@ -350,19 +388,34 @@ impl Store {
                         .await?;
                 }
                 UserChange::Disable => {
-                    sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 UserChange::Enable => {
-                    sqlx::query("UPDATE users SET disabled = FALSE WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE users SET disabled = FALSE WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 UserChange::Remove => {
-                    sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM users WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             // Whatever changed, what the user held before is void: every
             // session and token (enabling again starts from nothing too).
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -371,12 +424,20 @@ impl Store {
     /// Ends every session of a user ("sign out everywhere").
     pub async fn end_sessions(&self, user_id: i64) -> Result<u64> {
         with_pool!(self, |pool| {
-            Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(pool).await?.rows_affected())
+            Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected())
         })
     }
 
     /// Deletes sessions past their expiry or idle since `idle_since`.
-    pub async fn purge_sessions(&self, now: DateTime<Utc>, idle_since: DateTime<Utc>) -> Result<u64> {
+    pub async fn purge_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<u64> {
         with_pool!(self, |pool| {
             Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR COALESCE(last_seen_at, created_at) <= $2")
                 .bind(now)
@@ -414,7 +475,12 @@ impl Store {
     /// Revokes a token by id; false when there is none.
     pub async fn revoke_token(&self, id: i64) -> Result<bool> {
         with_pool!(self, |pool| {
-            Ok(sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(id).execute(pool).await?.rows_affected() == 1)
+            Ok(sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                == 1)
         })
     }
 }

@@ -42,7 +42,12 @@ impl Browser {
         });
         let profile = tempfile::tempdir().expect("profile dir");
         let http = reqwest::Client::new();
-        let mut browser = Browser { driver, base, http, _profile: profile };
+        let mut browser = Browser {
+            driver,
+            base,
+            http,
+            _profile: profile,
+        };
         let args = vec![
             "--headless".to_owned(),
             "--no-sandbox".into(),
@@ -65,9 +70,18 @@ impl Browser {
                 } } }),
             )
             .await;
-        let session = created["sessionId"].as_str().expect("a session id").to_owned();
+        let session = created["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
         browser.base = format!("{}/session/{session}", browser.base);
-        browser.call("POST", "/timeouts", json!({ "implicit": 5000, "pageLoad": 20000 })).await;
+        browser
+            .call(
+                "POST",
+                "/timeouts",
+                json!({ "implicit": 5000, "pageLoad": 20000 }),
+            )
+            .await;
         browser
     }
 
@@ -77,13 +91,23 @@ impl Browser {
         let request = match method {
             "GET" => self.http.get(&url),
             "DELETE" => self.http.delete(&url),
-            _ => self.http.post(&url).header("Content-Type", "application/json").body(body.to_string()),
+            _ => self
+                .http
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .body(body.to_string()),
         };
-        let response = request.send().await.unwrap_or_else(|err| panic!("WebDriver {method} {path}: {err}"));
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("WebDriver {method} {path}: {err}"));
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        assert!(status.is_success(), "WebDriver {method} {path} failed ({status}): {text}");
+        assert!(
+            status.is_success(),
+            "WebDriver {method} {path} failed ({status}): {text}"
+        );
         value.get("value").cloned().unwrap_or(value)
     }
 
@@ -92,7 +116,11 @@ impl Browser {
     }
 
     pub async fn url(&self) -> String {
-        self.call("GET", "/url", Value::Null).await.as_str().unwrap_or_default().to_owned()
+        self.call("GET", "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Waits (polling, with a deadline) until the current URL satisfies
@@ -104,29 +132,57 @@ impl Browser {
             if wanted(&url) {
                 return url;
             }
-            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}; the browser is at {url}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; the browser is at {url}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub async fn title(&self) -> String {
-        self.call("GET", "/title", Value::Null).await.as_str().unwrap_or_default().to_owned()
+        self.call("GET", "/title", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     async fn element(&self, css: &str) -> String {
-        let found = self.call("POST", "/element", json!({ "using": "css selector", "value": css })).await;
-        found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}")).to_owned()
+        let found = self
+            .call(
+                "POST",
+                "/element",
+                json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned()
     }
 
     pub async fn count(&self, css: &str) -> usize {
-        let found = self.call("POST", "/elements", json!({ "using": "css selector", "value": css })).await;
+        let found = self
+            .call(
+                "POST",
+                "/elements",
+                json!({ "using": "css selector", "value": css }),
+            )
+            .await;
         found.as_array().map_or(0, Vec::len)
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let element = self.element(css).await;
-        self.call("POST", &format!("/element/{element}/clear"), json!({})).await;
-        self.call("POST", &format!("/element/{element}/value"), json!({ "text": text })).await;
+        self.call("POST", &format!("/element/{element}/clear"), json!({}))
+            .await;
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        )
+        .await;
     }
 
     /// Picks the option with this value in a `<select>`, as a person would
@@ -144,34 +200,54 @@ impl Browser {
 
     pub async fn click(&self, css: &str) {
         let element = self.element(css).await;
-        self.call("POST", &format!("/element/{element}/click"), json!({})).await;
+        self.call("POST", &format!("/element/{element}/click"), json!({}))
+            .await;
     }
 
     pub async fn text(&self, css: &str) -> String {
         let element = self.element(css).await;
-        self.call("GET", &format!("/element/{element}/text"), Value::Null).await.as_str().unwrap_or_default().to_owned()
+        self.call("GET", &format!("/element/{element}/text"), Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The rendered width and height of an element, in CSS pixels.
     pub async fn size(&self, css: &str) -> (f64, f64) {
         let element = self.element(css).await;
-        let rect = self.call("GET", &format!("/element/{element}/rect"), Value::Null).await;
-        (rect["width"].as_f64().unwrap_or(0.0), rect["height"].as_f64().unwrap_or(0.0))
+        let rect = self
+            .call("GET", &format!("/element/{element}/rect"), Value::Null)
+            .await;
+        (
+            rect["width"].as_f64().unwrap_or(0.0),
+            rect["height"].as_f64().unwrap_or(0.0),
+        )
     }
 
     pub async fn source(&self) -> String {
-        self.call("GET", "/source", Value::Null).await.as_str().unwrap_or_default().to_owned()
+        self.call("GET", "/source", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Runs a script in the current page (not in the message: that frame
     /// has no scripts).
     pub async fn execute(&self, script: &str) -> Value {
-        self.call("POST", "/execute/sync", json!({ "script": script, "args": [] })).await
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({ "script": script, "args": [] }),
+        )
+        .await
     }
 
     pub async fn enter_frame(&self, css: &str) {
         let element = self.element(css).await;
-        self.call("POST", "/frame", json!({ "id": { ELEMENT: element } })).await;
+        self.call("POST", "/frame", json!({ "id": { ELEMENT: element } }))
+            .await;
     }
 
     pub async fn leave_frame(&self) {
@@ -180,7 +256,9 @@ impl Browser {
 
     pub async fn screenshot(&self, path: &Path) {
         let data = self.call("GET", "/screenshot", Value::Null).await;
-        let png = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default()).expect("png");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap_or_default())
+            .expect("png");
         std::fs::write(path, png).expect("write screenshot");
     }
 }
@@ -189,11 +267,18 @@ impl Drop for Browser {
     fn drop(&mut self) {
         // Ending the session closes Chromium; then the driver goes. Drop
         // cannot await, so the DELETE is written by hand.
-        if let Some((host, path)) = self.base.strip_prefix("http://").and_then(|rest| rest.split_once('/')) {
+        if let Some((host, path)) = self
+            .base
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split_once('/'))
+        {
             if let Ok(mut stream) = std::net::TcpStream::connect(host) {
                 use std::io::{Read, Write};
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let _ = write!(stream, "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+                let _ = write!(
+                    stream,
+                    "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                );
                 let _ = stream.read(&mut [0u8; 1024]);
             }
         }

@@ -14,8 +14,15 @@ pub fn postgres_admin_url() -> String {
 }
 
 pub enum TestDatabase {
-    Sqlite { dir: tempfile::TempDir, url: String },
-    Postgres { admin_url: String, name: String, url: String },
+    Sqlite {
+        dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
 }
 
 impl TestDatabase {
@@ -54,7 +61,11 @@ impl TestDatabase {
             .expect("create test database");
         conn.close().await.ok();
         let url = replace_database(&admin_url, &name);
-        TestDatabase::Postgres { admin_url, name, url }
+        TestDatabase::Postgres {
+            admin_url,
+            name,
+            url,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -97,12 +108,20 @@ fn replace_database(url: &str, name: &str) -> String {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let TestDatabase::Postgres { admin_url, name, .. } = self else { return };
+        let TestDatabase::Postgres {
+            admin_url, name, ..
+        } = self
+        else {
+            return;
+        };
         let (admin_url, name) = (admin_url.clone(), name.clone());
         // Drop runs inside or outside a runtime; a thread with its own
         // runtime works in both.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 let mut conn = PgConnection::connect(&admin_url).await.ok()?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))

@@ -93,7 +93,9 @@ pub struct Dovecot {
 }
 
 fn run(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
     assert!(
         output.status.success(),
         "{command:?} failed: {}",
@@ -102,12 +104,19 @@ fn run(command: &mut Command) {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
 }
 
 fn id_of(flag: &str, user: &str) -> u32 {
     let output = Command::new("id").args([flag, user]).output().expect("id");
-    String::from_utf8_lossy(&output.stdout).trim().parse().expect("numeric id")
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("numeric id")
 }
 
 impl Dovecot {
@@ -123,7 +132,10 @@ impl Dovecot {
             "Dovecot is not installed: run the README's test command, or \
              apt-get install dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve"
         );
-        let dir = tempfile::Builder::new().prefix("mailscribe-dovecot-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("mailscribe-dovecot-")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path();
         let imap_port = free_port();
         let imaps_port = free_port();
@@ -131,20 +143,34 @@ impl Dovecot {
         for sub in ["run", "state", "tls", "mail", "public"] {
             std::fs::create_dir_all(root.join(sub)).expect("fixture dirs");
         }
-        run(Command::new("chmod").args(["0755"]).arg(root).arg(root.join("run")));
+        run(Command::new("chmod")
+            .args(["0755"])
+            .arg(root)
+            .arg(root.join("run")));
         write_certificates(&root.join("tls"), options.certificate);
-        std::fs::write(root.join("users"), format!("test:{{PLAIN}}testpass::::::\n{USER}:{{PLAIN}}{PASSWORD}::::::\n"))
-            .expect("users");
+        std::fs::write(
+            root.join("users"),
+            format!("test:{{PLAIN}}testpass::::::\n{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
+        )
+        .expect("users");
 
         let root_mode = is_root();
         let (mail_user, mail_group) = if root_mode {
             ("nobody".to_owned(), "nogroup".to_owned())
         } else {
-            let name = |flag| String::from_utf8_lossy(&Command::new("id").arg(flag).output().expect("id").stdout).trim().to_owned();
+            let name = |flag| {
+                String::from_utf8_lossy(&Command::new("id").arg(flag).output().expect("id").stdout)
+                    .trim()
+                    .to_owned()
+            };
             (name("-un"), name("-gn"))
         };
         let sep = options.separator;
-        let public_location = format!("{}:{}/public:LAYOUT=fs", options.public_format, root.display());
+        let public_location = format!(
+            "{}:{}/public:LAYOUT=fs",
+            options.public_format,
+            root.display()
+        );
         let (oauth_mechanisms, oauth_passdb) = match &options.oauth2_introspection_url {
             Some(url) => {
                 std::fs::write(
@@ -165,7 +191,11 @@ impl Dovecot {
             }
             None => (String::new(), String::new()),
         };
-        let protocols = if lmtp_port.is_some() { "imap lmtp" } else { "imap" };
+        let protocols = if lmtp_port.is_some() {
+            "imap lmtp"
+        } else {
+            "imap"
+        };
         let mut conf = format!(
             r#"base_dir = {root}/run
 state_dir = {root}/state
@@ -231,7 +261,10 @@ service anvil {{
                     rights.chars().all(|c| "lrwstipekxa".contains(c)),
                     "unknown ACL right in {rights:?} (Dovecot knows lrwstipekxa)"
                 );
-                let name = folder.replace('/', &sep.to_string()).replace('\\', "\\\\").replace('"', "\\\"");
+                let name = folder
+                    .replace('/', &sep.to_string())
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"");
                 file.push_str(&format!("\"{name}\" user={USER} {rights}\n"));
             }
             std::fs::write(root.join("global-acl"), file).expect("global-acl");
@@ -288,10 +321,21 @@ plugin {{
         std::fs::write(root.join("dovecot.conf"), conf).expect("dovecot.conf");
         let mail_owner = root_mode.then(|| (id_of("-u", "nobody"), id_of("-g", "nobody")));
         if root_mode {
-            run(Command::new("chown").args(["-R", "nobody:nogroup"]).arg(root.join("mail")).arg(root.join("public")));
+            run(Command::new("chown")
+                .args(["-R", "nobody:nogroup"])
+                .arg(root.join("mail"))
+                .arg(root.join("public")));
         }
 
-        let mut dovecot = Dovecot { dir, child: None, imap_port, imaps_port, lmtp_port, options, mail_owner };
+        let mut dovecot = Dovecot {
+            dir,
+            child: None,
+            imap_port,
+            imaps_port,
+            lmtp_port,
+            options,
+            mail_owner,
+        };
         dovecot.launch();
         dovecot.create_folder(QUEUE);
         dovecot.create_folder(STORAGE);
@@ -325,8 +369,13 @@ plugin {{
     /// Kills the server and every process it started, at once, as a crash
     /// or a power cut would: open connections drop mid-command.
     pub fn crash(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("pkill").args(["-KILL", "-P"]).arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P"])
+            .arg(child.id().to_string())
+            .status();
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -370,7 +419,10 @@ plugin {{
 
     /// Creates a folder (path written with `/`).
     pub fn create_folder(&self, folder: &str) {
-        run(self.doveadm().args(["mailbox", "create", "-u", USER]).arg(self.server_name(folder)));
+        run(self
+            .doveadm()
+            .args(["mailbox", "create", "-u", USER])
+            .arg(self.server_name(folder)));
     }
 
     /// Number of messages in a folder.
@@ -382,21 +434,39 @@ plugin {{
             .output()
             .expect("doveadm mailbox status");
         let text = String::from_utf8_lossy(&output.stdout);
-        text.trim().rsplit_once("messages=").and_then(|(_, n)| n.parse().ok()).unwrap_or_else(|| {
-            panic!("unexpected doveadm output {text:?} {}", String::from_utf8_lossy(&output.stderr))
-        })
+        text.trim()
+            .rsplit_once("messages=")
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected doveadm output {text:?} {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })
     }
 
     /// The Message-ID headers of a folder's messages, in UID order.
     pub fn message_ids(&self, folder: &str) -> Vec<String> {
         let output = self
             .doveadm()
-            .args(["-f", "tab", "fetch", "-u", USER, "hdr.message-id", "mailbox"])
+            .args([
+                "-f",
+                "tab",
+                "fetch",
+                "-u",
+                USER,
+                "hdr.message-id",
+                "mailbox",
+            ])
             .arg(self.server_name(folder))
             .arg("all")
             .output()
             .expect("doveadm fetch");
-        String::from_utf8_lossy(&output.stdout).lines().skip(1).map(|l| l.trim().to_owned()).collect()
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().to_owned())
+            .collect()
     }
 
     /// Puts a message straight into a public folder's maildir, as a mail
@@ -404,18 +474,29 @@ plugin {{
     /// the INTERNALDATE; `draft` sets the `\Draft` flag.
     pub fn deliver(&self, folder: &str, raw: &[u8], received: Option<SystemTime>, draft: bool) {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        assert_eq!(self.options.public_format, "maildir", "deliver() writes maildir files");
-        let relative = folder.strip_prefix("Public Folders/").expect("a public folder");
+        assert_eq!(
+            self.options.public_format, "maildir",
+            "deliver() writes maildir files"
+        );
+        let relative = folder
+            .strip_prefix("Public Folders/")
+            .expect("a public folder");
         let mailbox_dir = self.dir.path().join("public").join(relative);
         let unique = format!(
             "{}.M{}P{}.fixture",
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             SEQ.fetch_add(1, Ordering::Relaxed),
             std::process::id()
         );
         let tmp = mailbox_dir.join("tmp").join(&unique);
         std::fs::write(&tmp, raw).expect("write message");
-        let file = std::fs::File::options().write(true).open(&tmp).expect("open message");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .expect("open message");
         if let Some(received) = received {
             file.set_modified(received).expect("set mtime");
         }
@@ -438,8 +519,13 @@ plugin {{
 
     /// Stops the server (for tests of a server that goes away).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(_)) = child.try_wait() {
@@ -466,12 +552,35 @@ impl Drop for Dovecot {
 fn write_certificates(tls: &Path, certificate: ServerCertificate) {
     let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(tls).args(args));
     openssl(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "3650",
-        "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Mailscribe Fixture CA",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "3650",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=Mailscribe Fixture CA",
     ]);
     openssl(&[
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem",
-        "-out", "leaf.csr", "-subj", "/CN=localhost",
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
     ]);
     let names = match certificate {
         ServerCertificate::WrongName => "DNS:imap.other.example",
@@ -486,9 +595,26 @@ fn write_certificates(tls: &Path, certificate: ServerCertificate) {
     )
     .expect("leaf.ext");
     // A negative validity gives a certificate that expired a day ago.
-    let days = if certificate == ServerCertificate::Expired { "-1" } else { "3650" };
+    let days = if certificate == ServerCertificate::Expired {
+        "-1"
+    } else {
+        "3650"
+    };
     openssl(&[
-        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", days,
-        "-extfile", "leaf.ext", "-out", "cert.pem",
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        days,
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
     ]);
 }

@@ -84,7 +84,10 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>, counter: &AtomicU64) {
     let path = request_line.split_whitespace().nth(1).unwrap_or("");
     let mut state = state.lock().expect("oauth state");
     if path.starts_with("/introspect") {
-        let user = params.get("token").and_then(|t| state.tokens.get(t)).cloned();
+        let user = params
+            .get("token")
+            .and_then(|t| state.tokens.get(t))
+            .cloned();
         let body = match user {
             Some(user) => format!("{{\"active\": true, \"username\": \"{user}\"}}"),
             None => "{\"active\": false}".to_owned(),
@@ -94,18 +97,33 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>, counter: &AtomicU64) {
         state.token_requests += 1;
         let client = params.get("client_id").cloned().unwrap_or_default();
         let secret = params.get("client_secret").cloned().unwrap_or_default();
-        match (params.get("grant_type").map(String::as_str), state.clients.get(&client).cloned()) {
+        match (
+            params.get("grant_type").map(String::as_str),
+            state.clients.get(&client).cloned(),
+        ) {
             (Some("client_credentials"), Some((expected, user))) if expected == secret => {
                 let token = format!("token-{}", counter.fetch_add(1, Ordering::SeqCst));
                 state.tokens.insert(token.clone(), user);
-                respond(&mut stream, "200 OK", &format!(
-                    "{{\"token_type\": \"Bearer\", \"expires_in\": 3599, \"access_token\": \"{token}\"}}"
-                ));
+                respond(
+                    &mut stream,
+                    "200 OK",
+                    &format!(
+                        "{{\"token_type\": \"Bearer\", \"expires_in\": 3599, \"access_token\": \"{token}\"}}"
+                    ),
+                );
             }
-            (_, Some(_)) => respond(&mut stream, "401 Unauthorized", "{\"error\": \"invalid_client\", \
-                \"error_description\": \"AADSTS7000215: Invalid client secret provided.\", \"error_codes\": [7000215]}"),
-            (_, None) => respond(&mut stream, "400 Bad Request", "{\"error\": \"unauthorized_client\", \
-                \"error_description\": \"AADSTS700016: Application not found in the directory.\", \"error_codes\": [700016]}"),
+            (_, Some(_)) => respond(
+                &mut stream,
+                "401 Unauthorized",
+                "{\"error\": \"invalid_client\", \
+                \"error_description\": \"AADSTS7000215: Invalid client secret provided.\", \"error_codes\": [7000215]}",
+            ),
+            (_, None) => respond(
+                &mut stream,
+                "400 Bad Request",
+                "{\"error\": \"unauthorized_client\", \
+                \"error_description\": \"AADSTS700016: Application not found in the directory.\", \"error_codes\": [700016]}",
+            ),
         }
     } else {
         respond(&mut stream, "404 Not Found", "{}");
@@ -118,7 +136,10 @@ impl OAuthServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind oauth server");
         let port = listener.local_addr().expect("address").port();
         let state = Arc::new(Mutex::new(State {
-            clients: clients.iter().map(|(id, secret, user)| ((*id).into(), ((*secret).into(), (*user).into()))).collect(),
+            clients: clients
+                .iter()
+                .map(|(id, secret, user)| ((*id).into(), ((*secret).into(), (*user).into())))
+                .collect(),
             ..State::default()
         }));
         let in_thread = state.clone();
@@ -141,7 +162,11 @@ impl OAuthServer {
 
     /// Makes `token` valid for `user` without the token endpoint.
     pub fn grant(&self, token: &str, user: &str) {
-        self.state.lock().expect("oauth state").tokens.insert(token.into(), user.into());
+        self.state
+            .lock()
+            .expect("oauth state")
+            .tokens
+            .insert(token.into(), user.into());
     }
 
     /// How many token requests the endpoint has answered.

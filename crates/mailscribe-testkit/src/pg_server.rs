@@ -16,7 +16,10 @@ pub struct PgServer {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 impl PgServer {
@@ -27,14 +30,28 @@ impl PgServer {
             .ok()
             .and_then(|versions| versions.filter_map(Result::ok).map(|v| v.path().join("bin")).filter(|b| b.join("pg_ctl").exists()).max())
             .expect("PostgreSQL's server binaries (/usr/lib/postgresql/*/bin/pg_ctl): install postgresql");
-        let dir = tempfile::Builder::new().prefix("mailscribe-pg-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("mailscribe-pg-")
+            .tempdir()
+            .expect("tempdir");
         if is_root() {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().expect("chown");
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
             assert!(status.success(), "chown the PostgreSQL directory");
         }
-        let server = PgServer { dir, port: free_port(), bin };
+        let server = PgServer {
+            dir,
+            port: free_port(),
+            bin,
+        };
         let data = server.data();
-        server.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        server.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
         server.launch();
         server
     }
@@ -47,7 +64,11 @@ impl PgServer {
     fn run(&self, program: &str, args: &[&str]) {
         let path = self.bin.join(program);
         let output = if is_root() {
-            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&path).args(args).output()
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&path)
+                .args(args)
+                .output()
         } else {
             Command::new(&path).args(args).output()
         }
@@ -67,9 +88,25 @@ impl PgServer {
             self.dir.path().display()
         );
         let log = self.dir.path().join("server.log").display().to_string();
-        self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "-t", "60", "start"]);
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
         let port = self.port;
-        wait_until("PostgreSQL to listen", Duration::from_secs(60), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        wait_until("PostgreSQL to listen", Duration::from_secs(60), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
     }
 
     /// The admin URL, for `TestDatabase::postgres_on`.
@@ -94,7 +131,11 @@ impl Drop for PgServer {
         let data = self.data();
         let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
         let _ = if is_root() {
-            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&path).args(args).output()
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&path)
+                .args(args)
+                .output()
         } else {
             Command::new(&path).args(args).output()
         };

@@ -30,11 +30,18 @@ pub struct Postfix {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
 }
 
 impl Postfix {
@@ -47,8 +54,13 @@ impl Postfix {
             "the Postfix test needs Postfix installed and root to start it: run `bash scripts/test.sh` as root \
              (it installs Postfix unconfigured and runs the tests)"
         );
-        let lmtp_port = dovecot.lmtp_port.expect("the Postfix fixture needs a Dovecot started with `lmtp: true`");
-        let dir = tempfile::Builder::new().prefix("mailscribe-postfix-").tempdir().expect("tempdir");
+        let lmtp_port = dovecot
+            .lmtp_port
+            .expect("the Postfix fixture needs a Dovecot started with `lmtp: true`");
+        let dir = tempfile::Builder::new()
+            .prefix("mailscribe-postfix-")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path();
         // The daemons run as `postfix` and must reach the queue below it.
         run(Command::new("chmod").arg("0755").arg(root));
@@ -57,10 +69,13 @@ impl Postfix {
         }
         run(Command::new("chown").arg("postfix").arg(root.join("data")));
         // Debian's pristine master.cf; /etc/postfix has none until configured.
-        let master_cf = ["/usr/share/postfix/master.cf.dist", "/etc/postfix/master.cf"]
-            .into_iter()
-            .find(|path| Path::new(path).exists())
-            .expect("Postfix's master.cf (/usr/share/postfix/master.cf.dist)");
+        let master_cf = [
+            "/usr/share/postfix/master.cf.dist",
+            "/etc/postfix/master.cf",
+        ]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .expect("Postfix's master.cf (/usr/share/postfix/master.cf.dist)");
         std::fs::copy(master_cf, root.join("etc/master.cf")).expect("copy master.cf");
         let smtp_port = free_port();
         std::fs::write(
@@ -98,25 +113,53 @@ default_transport = discard:delivery outside the logging queue is not part of th
         )
         .expect("main.cf");
         let etc = root.join("etc");
-        let postconf = |args: &[&str]| run(Command::new("/usr/sbin/postconf").arg("-c").arg(&etc).args(args));
+        let postconf = |args: &[&str]| {
+            run(Command::new("/usr/sbin/postconf")
+                .arg("-c")
+                .arg(&etc)
+                .args(args))
+        };
         // No listener on port 25: only our own loopback port, and no chroot
         // (the queue is not under /var/spool/postfix).
         postconf(&["-M#", "smtp/inet"]);
-        postconf(&["-Me", &format!("127.0.0.1:{smtp_port}/inet = 127.0.0.1:{smtp_port} inet n - n - - smtpd")]);
+        postconf(&[
+            "-Me",
+            &format!("127.0.0.1:{smtp_port}/inet = 127.0.0.1:{smtp_port} inet n - n - - smtpd"),
+        ]);
         postconf(&["-F", "*/*/chroot = n"]);
-        postconf(&["-Me", "postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd"]);
+        postconf(&[
+            "-Me",
+            "postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd",
+        ]);
         let postfix = Postfix { dir, smtp_port };
         // Postfix says nothing on a stderr that is not a terminal: its
         // complaints are in the maillog.
-        let output = postfix.command("check").output().expect("run postfix check");
-        assert!(output.status.success(), "postfix check failed; maillog:\n{}", postfix.maillog());
-        let output = postfix.command("start").output().expect("run postfix start");
-        assert!(output.status.success(), "postfix start failed; maillog:\n{}", postfix.maillog());
+        let output = postfix
+            .command("check")
+            .output()
+            .expect("run postfix check");
+        assert!(
+            output.status.success(),
+            "postfix check failed; maillog:\n{}",
+            postfix.maillog()
+        );
+        let output = postfix
+            .command("start")
+            .output()
+            .expect("run postfix start");
+        assert!(
+            output.status.success(),
+            "postfix start failed; maillog:\n{}",
+            postfix.maillog()
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match postfix.greeting() {
                 Ok(line) if line.starts_with("220 ") => break,
-                Ok(line) => panic!("Postfix greeted with {line:?}; maillog:\n{}", postfix.maillog()),
+                Ok(line) => panic!(
+                    "Postfix greeted with {line:?}; maillog:\n{}",
+                    postfix.maillog()
+                ),
                 Err(err) => assert!(
                     Instant::now() < deadline,
                     "Postfix did not answer on 127.0.0.1:{smtp_port} within 60 s ({err}); maillog:\n{}",
@@ -159,16 +202,23 @@ default_transport = discard:delivery outside the logging queue is not part of th
         let queued = session.command(".", 250);
         session.command("QUIT", 221);
         // "250 2.0.0 Ok: queued as 4Xb1Zl3c0Bz1s".
-        queued.rsplit(' ').next().map(str::to_owned).filter(|id| !id.is_empty()).unwrap_or_else(|| {
-            panic!("no queue id in Postfix's reply {queued:?}")
-        })
+        queued
+            .rsplit(' ')
+            .next()
+            .map(str::to_owned)
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| panic!("no queue id in Postfix's reply {queued:?}"))
     }
 
     /// Waits until Postfix has finished with each queued message (delivered
     /// or discarded every copy and removed it from its queue). A message
     /// it could not deliver stays queued: the panic shows the maillog.
     pub fn wait_until_done(&self, queue_ids: &[String], timeout: Duration) {
-        let removed = |log: &str| queue_ids.iter().all(|id| log.contains(&format!("{id}: removed")));
+        let removed = |log: &str| {
+            queue_ids
+                .iter()
+                .all(|id| log.contains(&format!("{id}: removed")))
+        };
         let deadline = Instant::now() + timeout;
         while !removed(&self.maillog()) {
             assert!(
@@ -199,22 +249,32 @@ impl Drop for Postfix {
         // The master was reparented to PID 1, which reaps it when it gets
         // to it: a zombie counts as gone.
         let running = || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            })
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while running() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         if running() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
 
 fn run(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    assert!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The message with CRLF line ends, lines starting with "." doubled
@@ -245,13 +305,21 @@ impl<F: Fn() -> String> SmtpSession<F> {
     fn connect(port: u16, maillog: F) -> SmtpSession<F> {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .unwrap_or_else(|err| panic!("cannot connect to Postfix on 127.0.0.1:{port}: {err}"));
-        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("read timeout");
         let writer = stream.try_clone().expect("clone stream");
-        SmtpSession { reader: BufReader::new(stream), writer, maillog }
+        SmtpSession {
+            reader: BufReader::new(stream),
+            writer,
+            maillog,
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap_or_else(|err| panic!("writing to Postfix failed: {err}"));
+        self.writer
+            .write_all(bytes)
+            .unwrap_or_else(|err| panic!("writing to Postfix failed: {err}"));
     }
 
     fn command(&mut self, line: &str, code: u16) -> String {
@@ -265,9 +333,15 @@ impl<F: Fn() -> String> SmtpSession<F> {
         loop {
             let mut line = String::new();
             match self.reader.read_line(&mut line) {
-                Ok(0) => panic!("Postfix closed the connection after {after:?}; maillog:\n{}", (self.maillog)()),
+                Ok(0) => panic!(
+                    "Postfix closed the connection after {after:?}; maillog:\n{}",
+                    (self.maillog)()
+                ),
                 Ok(_) => {}
-                Err(err) => panic!("reading Postfix's reply to {after:?} failed: {err}; maillog:\n{}", (self.maillog)()),
+                Err(err) => panic!(
+                    "reading Postfix's reply to {after:?} failed: {err}; maillog:\n{}",
+                    (self.maillog)()
+                ),
             }
             reply.push_str(&line);
             // "250-..." continues the reply, "250 ..." ends it.

@@ -26,7 +26,9 @@ impl TcpProxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
                 let mut registry = open_in_thread.lock().expect("proxy registry");
                 for stream in [&client, &server] {
                     if let Ok(clone) = stream.try_clone() {
@@ -35,7 +37,10 @@ impl TcpProxy {
                 }
                 drop(registry);
                 for (mut from, mut to) in [
-                    (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
                     (server, client),
                 ] {
                     std::thread::spawn(move || {
@@ -45,7 +50,11 @@ impl TcpProxy {
                 }
             }
         });
-        TcpProxy { port, open, refusing }
+        TcpProxy {
+            port,
+            open,
+            refusing,
+        }
     }
 
     /// Cuts every open connection; new ones are refused until `restore`.

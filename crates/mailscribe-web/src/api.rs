@@ -10,7 +10,6 @@ use crate::error::{ApiError, ErrorKind};
 use crate::pages::{LogQuery, log_page, visible_entry};
 use crate::people::field;
 
-
 /// One entry: the columns of `mailscribe interactions export`, plus ids.
 #[derive(Serialize)]
 pub(crate) struct InteractionDto {
@@ -96,7 +95,12 @@ pub(crate) async fn interactions(
 ) -> Result<Json<Page>, ApiError> {
     let limit = limit.limit.unwrap_or(50).clamp(1, 500);
     let (rows, tz) = log_page(&state, &user, &query, limit).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| (r.occurred_at.to_rfc3339(), r.entry_no))).flatten();
+    let next = (rows.len() as i64 == limit)
+        .then(|| {
+            rows.last()
+                .map(|r| (r.occurred_at.to_rfc3339(), r.entry_no))
+        })
+        .flatten();
     Ok(Json(Page {
         next_before_at: next.as_ref().map(|n| n.0.clone()),
         next_before_no: next.map(|n| n.1),
@@ -118,7 +122,8 @@ pub(crate) async fn interaction(
         .into_iter()
         .map(|c| serde_json::json!({ "line_no": c.line_no, "created_at": c.created_at.to_rfc3339(), "comment": c.comment }))
         .collect();
-    let mut value = serde_json::to_value(dto(row, tz)).map_err(|e| ApiError(ErrorKind::Internal(e.to_string())))?;
+    let mut value = serde_json::to_value(dto(row, tz))
+        .map_err(|e| ApiError(ErrorKind::Internal(e.to_string())))?;
     value["comments"] = serde_json::Value::Array(comments);
     Ok(Json(value))
 }
@@ -155,7 +160,9 @@ pub(crate) async fn create_opportunity(
 ) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
     let description = body.description.trim();
     if description.is_empty() {
-        return Err(ApiError(ErrorKind::BadRequest("an opportunity needs a description".into())));
+        return Err(ApiError(ErrorKind::BadRequest(
+            "an opportunity needs a description".into(),
+        )));
     }
     let salesperson_code = match own_code(&user)? {
         Some(code) => Some(code),
@@ -168,9 +175,19 @@ pub(crate) async fn create_opportunity(
         salesperson_code,
         estimated_value: amount(body.estimated_value)?,
     };
-    let no = state.store.create_opportunity(&new, chrono::Utc::now()).await?;
-    let created = state.store.opportunity(&no).await?.ok_or(ApiError(ErrorKind::NotFound))?;
-    Ok((axum::http::StatusCode::CREATED, Json(opportunity_json(created))))
+    let no = state
+        .store
+        .create_opportunity(&new, chrono::Utc::now())
+        .await?;
+    let created = state
+        .store
+        .opportunity(&no)
+        .await?
+        .ok_or(ApiError(ErrorKind::NotFound))?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(opportunity_json(created)),
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -188,10 +205,21 @@ pub(crate) async fn update_opportunity(
     JsonBody(body): JsonBody<OpportunityChange>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // Not visible to the caller: "not found", as for reading it.
-    let _visible = opportunity(State(state.clone()), ApiUser(user.clone()), Path(no.clone())).await?;
-    match state.store.update_opportunity(&no, body.status.trim(), amount(body.estimated_value)?).await {
+    let _visible = opportunity(
+        State(state.clone()),
+        ApiUser(user.clone()),
+        Path(no.clone()),
+    )
+    .await?;
+    match state
+        .store
+        .update_opportunity(&no, body.status.trim(), amount(body.estimated_value)?)
+        .await
+    {
         Ok(()) => {}
-        Err(mailscribe_store::StoreError::Conflict(why)) => return Err(ApiError(ErrorKind::BadRequest(why))),
+        Err(mailscribe_store::StoreError::Conflict(why)) => {
+            return Err(ApiError(ErrorKind::BadRequest(why)));
+        }
         Err(err) => return Err(err.into()),
     }
     opportunity(State(state), ApiUser(user), Path(no)).await
@@ -203,7 +231,10 @@ pub(crate) struct JsonBody<T>(pub(crate) T);
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: axum::extract::Request, state: &S) -> Result<JsonBody<T>, ApiError> {
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<JsonBody<T>, ApiError> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(JsonBody(value)),
             Err(rejection) => Err(ApiError(ErrorKind::BadRequest(rejection.body_text()))),
@@ -226,30 +257,50 @@ pub(crate) async fn add_comment(
     visible_entry(&state, &user, entry_no).await?;
     let comment = body.comment.trim();
     if comment.is_empty() || comment.chars().count() > 500 {
-        return Err(ApiError(ErrorKind::BadRequest("a comment has 1 to 500 characters".into())));
+        return Err(ApiError(ErrorKind::BadRequest(
+            "a comment has 1 to 500 characters".into(),
+        )));
     }
-    state.store.add_entry_comment(entry_no, comment, chrono::Utc::now()).await?;
+    state
+        .store
+        .add_entry_comment(entry_no, comment, chrono::Utc::now())
+        .await?;
     let Json(entry) = interaction(State(state), ApiUser(user), Path(entry_no)).await?;
     Ok((axum::http::StatusCode::CREATED, Json(entry)))
 }
 
-async fn set_canceled(state: AppState, user: mailscribe_core::User, entry_no: i64, canceled: bool) -> Result<Json<serde_json::Value>, ApiError> {
+async fn set_canceled(
+    state: AppState,
+    user: mailscribe_core::User,
+    entry_no: i64,
+    canceled: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
     visible_entry(&state, &user, entry_no).await?;
     state.store.set_entry_canceled(entry_no, canceled).await?;
     interaction(State(state), ApiUser(user), Path(entry_no)).await
 }
 
-pub(crate) async fn cancel(State(state): State<AppState>, ApiWriter(user): ApiWriter, Path(entry_no): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(entry_no): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     set_canceled(state, user, entry_no, true).await
 }
 
-pub(crate) async fn restore(State(state): State<AppState>, ApiWriter(user): ApiWriter, Path(entry_no): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn restore(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(entry_no): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     set_canceled(state, user, entry_no, false).await
 }
 
 fn directory_admin(user: &mailscribe_core::User) -> Result<(), ApiError> {
     if !user.is_admin() {
-        return Err(ApiError(ErrorKind::Forbidden("only an admin can change the directory")));
+        return Err(ApiError(ErrorKind::Forbidden(
+            "only an admin can change the directory",
+        )));
     }
     Ok(())
 }
@@ -284,10 +335,19 @@ pub(crate) async fn put_contact(
     directory_admin(&user)?;
     let kind = body.kind.as_deref().unwrap_or("person");
     if kind != "person" && kind != "company" {
-        return Err(ApiError(ErrorKind::BadRequest("kind is person or company".into())));
+        return Err(ApiError(ErrorKind::BadRequest(
+            "kind is person or company".into(),
+        )));
     }
-    let company = if kind == "company" { String::new() } else { body.company.unwrap_or_default() };
-    let blocked = body.privacy_blocked.map(|b| b.to_string()).unwrap_or_default();
+    let company = if kind == "company" {
+        String::new()
+    } else {
+        body.company.unwrap_or_default()
+    };
+    let blocked = body
+        .privacy_blocked
+        .map(|b| b.to_string())
+        .unwrap_or_default();
     let csv = format!(
         "no,name,email,company,type,privacy_blocked\n{},{},{},{},{kind},{blocked}\n",
         field(&no),
@@ -298,16 +358,26 @@ pub(crate) async fn put_contact(
     let rows = mailscribe_core::import::read_contacts(csv.as_bytes()).map_err(import_refused)?;
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
     state.store.import_contacts(&contacts).await?;
-    let saved = state.store.contact(no.trim()).await?.ok_or(ApiError(ErrorKind::NotFound))?;
+    let saved = state
+        .store
+        .contact(no.trim())
+        .await?
+        .ok_or(ApiError(ErrorKind::NotFound))?;
     Ok(Json(contact_json(saved)))
 }
 
-pub(crate) async fn delete_contact(State(state): State<AppState>, ApiWriter(user): ApiWriter, Path(no): Path<String>) -> Result<axum::http::StatusCode, ApiError> {
+pub(crate) async fn delete_contact(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(no): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
     directory_admin(&user)?;
     match state.store.delete_contact(&no).await {
         Ok(true) => Ok(axum::http::StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError(ErrorKind::NotFound)),
-        Err(mailscribe_store::StoreError::Conflict(message)) => Err(ApiError(ErrorKind::BadRequest(message))),
+        Err(mailscribe_store::StoreError::Conflict(message)) => {
+            Err(ApiError(ErrorKind::BadRequest(message)))
+        }
         Err(err) => Err(err.into()),
     }
 }
@@ -332,11 +402,26 @@ pub(crate) async fn import_contacts(
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
     match state.store.import_contacts(&contacts).await {
         Ok(summary) => {
-            let detail = format!("{} contacts ({} new, {} updated), through the API", contacts.len(), summary.created, summary.updated);
-            crate::audit::record_as(&state, &user.name, None, "contacts_imported", None, Some(detail)).await?;
+            let detail = format!(
+                "{} contacts ({} new, {} updated), through the API",
+                contacts.len(),
+                summary.created,
+                summary.updated
+            );
+            crate::audit::record_as(
+                &state,
+                &user.name,
+                None,
+                "contacts_imported",
+                None,
+                Some(detail),
+            )
+            .await?;
             Ok(summary_json(summary))
         }
-        Err(mailscribe_store::StoreError::Conflict(message)) => Err(ApiError(ErrorKind::BadRequest(message))),
+        Err(mailscribe_store::StoreError::Conflict(message)) => {
+            Err(ApiError(ErrorKind::BadRequest(message)))
+        }
         Err(err) => Err(err.into()),
     }
 }
@@ -352,11 +437,26 @@ pub(crate) async fn import_salespeople(
     let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
     match state.store.import_salespeople(&people).await {
         Ok(summary) => {
-            let detail = format!("{} salespeople ({} new, {} updated), through the API", people.len(), summary.created, summary.updated);
-            crate::audit::record_as(&state, &user.name, None, "salespeople_imported", None, Some(detail)).await?;
+            let detail = format!(
+                "{} salespeople ({} new, {} updated), through the API",
+                people.len(),
+                summary.created,
+                summary.updated
+            );
+            crate::audit::record_as(
+                &state,
+                &user.name,
+                None,
+                "salespeople_imported",
+                None,
+                Some(detail),
+            )
+            .await?;
             Ok(summary_json(summary))
         }
-        Err(mailscribe_store::StoreError::Conflict(message)) => Err(ApiError(ErrorKind::BadRequest(message))),
+        Err(mailscribe_store::StoreError::Conflict(message)) => {
+            Err(ApiError(ErrorKind::BadRequest(message)))
+        }
         Err(err) => Err(err.into()),
     }
 }
@@ -376,15 +476,25 @@ pub(crate) async fn put_salesperson(
     JsonBody(body): JsonBody<SalespersonBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     directory_admin(&user)?;
-    let csv = format!("code,name,email\n{},{},{}\n", field(&code), field(&body.name), field(&body.addresses.join(";")));
+    let csv = format!(
+        "code,name,email\n{},{},{}\n",
+        field(&code),
+        field(&body.name),
+        field(&body.addresses.join(";"))
+    );
     let rows = mailscribe_core::import::read_salespeople(csv.as_bytes()).map_err(import_refused)?;
     let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
     match state.store.import_salespeople(&people).await {
         Ok(_) => {}
-        Err(mailscribe_store::StoreError::Conflict(message)) => return Err(ApiError(ErrorKind::BadRequest(message))),
+        Err(mailscribe_store::StoreError::Conflict(message)) => {
+            return Err(ApiError(ErrorKind::BadRequest(message)));
+        }
         Err(err) => return Err(err.into()),
     }
-    let code = people.first().map(|p| p.code.to_string()).unwrap_or_default();
+    let code = people
+        .first()
+        .map(|p| p.code.to_string())
+        .unwrap_or_default();
     let Json(list) = salespeople(State(state), ApiUser(user)).await?;
     list["items"]
         .as_array()
@@ -393,7 +503,11 @@ pub(crate) async fn put_salesperson(
         .ok_or(ApiError(ErrorKind::NotFound))
 }
 
-pub(crate) async fn delete_salesperson(State(state): State<AppState>, ApiWriter(user): ApiWriter, Path(code): Path<String>) -> Result<axum::http::StatusCode, ApiError> {
+pub(crate) async fn delete_salesperson(
+    State(state): State<AppState>,
+    ApiWriter(user): ApiWriter,
+    Path(code): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
     directory_admin(&user)?;
     match state.store.delete_salesperson(&code).await? {
         true => Ok(axum::http::StatusCode::NO_CONTENT),
@@ -413,12 +527,8 @@ pub(crate) fn openapi_document() -> serde_json::Value {
     let integer = serde_json::json!({ "type": "integer", "format": "int64" });
     let boolean = serde_json::json!({ "type": "boolean" });
     let error = serde_json::json!({ "$ref": "#/components/responses/Error" });
-    let list = |name: &str| {
-        serde_json::json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } } } })
-    };
-    let filter = |name: &str, description: &str| {
-        serde_json::json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description })
-    };
+    let list = |name: &str| serde_json::json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } } } });
+    let filter = |name: &str, description: &str| serde_json::json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
     serde_json::json!({
         "openapi": "3.0.3",
         "info": {
@@ -776,9 +886,18 @@ pub(crate) struct ApiWriter(pub(crate) mailscribe_core::User);
 impl axum::extract::FromRequestParts<AppState> for ApiWriter {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<ApiWriter, ApiError> {
-        if parts.headers.get(axum::http::header::AUTHORIZATION).is_none() {
-            return Err(ApiError(ErrorKind::Forbidden("changes through the API need an Authorization: Bearer token")));
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<ApiWriter, ApiError> {
+        if parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .is_none()
+        {
+            return Err(ApiError(ErrorKind::Forbidden(
+                "changes through the API need an Authorization: Bearer token",
+            )));
         }
         let ApiUser(user) = ApiUser::from_request_parts(parts, state).await?;
         Ok(ApiWriter(user))
@@ -806,10 +925,15 @@ fn own_code(user: &mailscribe_core::User) -> Result<Option<String>, ApiError> {
     }
 }
 
-pub(crate) async fn opportunities(State(state): State<AppState>, ApiUser(user): ApiUser) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn opportunities(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let code = own_code(&user)?;
     let rows = state.store.opportunities(code.as_deref(), 500).await?;
-    Ok(Json(serde_json::json!({ "items": rows.into_iter().map(opportunity_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        serde_json::json!({ "items": rows.into_iter().map(opportunity_json).collect::<Vec<_>>() }),
+    ))
 }
 
 pub(crate) async fn opportunity(
@@ -817,8 +941,16 @@ pub(crate) async fn opportunity(
     ApiUser(user): ApiUser,
     Path(no): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let found = state.store.opportunity(&no).await?.ok_or(ApiError(ErrorKind::NotFound))?;
-    let visible = user.restricted_to().is_none() || found.salesperson_code.as_deref().is_some_and(|c| user.may_see_entry_of(c));
+    let found = state
+        .store
+        .opportunity(&no)
+        .await?
+        .ok_or(ApiError(ErrorKind::NotFound))?;
+    let visible = user.restricted_to().is_none()
+        || found
+            .salesperson_code
+            .as_deref()
+            .is_some_and(|c| user.may_see_entry_of(c));
     if !visible {
         return Err(ApiError(ErrorKind::NotFound));
     }
@@ -835,13 +967,26 @@ pub(crate) async fn opportunity_from_entry(
     Path(entry_no): Path<i64>,
 ) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
     visible_entry(&state, &user, entry_no).await?;
-    let no = match state.store.create_opportunity_from_entry(entry_no, chrono::Utc::now()).await {
+    let no = match state
+        .store
+        .create_opportunity_from_entry(entry_no, chrono::Utc::now())
+        .await
+    {
         Ok(no) => no,
-        Err(mailscribe_store::StoreError::Conflict(why)) => return Err(ApiError(ErrorKind::BadRequest(why))),
+        Err(mailscribe_store::StoreError::Conflict(why)) => {
+            return Err(ApiError(ErrorKind::BadRequest(why)));
+        }
         Err(err) => return Err(err.into()),
     };
-    let created = state.store.opportunity(&no).await?.ok_or(ApiError(ErrorKind::NotFound))?;
-    Ok((axum::http::StatusCode::CREATED, Json(opportunity_json(created))))
+    let created = state
+        .store
+        .opportunity(&no)
+        .await?
+        .ok_or(ApiError(ErrorKind::NotFound))?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(opportunity_json(created)),
+    ))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -865,18 +1010,38 @@ fn contact_json(c: mailscribe_store::ContactRow) -> serde_json::Value {
     })
 }
 
-pub(crate) async fn contacts(State(state): State<AppState>, ApiUser(_): ApiUser, Query(query): Query<TextQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn contacts(
+    State(state): State<AppState>,
+    ApiUser(_): ApiUser,
+    Query(query): Query<TextQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let text = query.q.trim();
-    let rows = state.store.contacts_page((!text.is_empty()).then_some(text), 500).await?;
-    Ok(Json(serde_json::json!({ "items": rows.into_iter().map(contact_json).collect::<Vec<_>>() })))
+    let rows = state
+        .store
+        .contacts_page((!text.is_empty()).then_some(text), 500)
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "items": rows.into_iter().map(contact_json).collect::<Vec<_>>() }),
+    ))
 }
 
-pub(crate) async fn contact(State(state): State<AppState>, ApiUser(_): ApiUser, Path(no): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let found = state.store.contact(&no).await?.ok_or(ApiError(ErrorKind::NotFound))?;
+pub(crate) async fn contact(
+    State(state): State<AppState>,
+    ApiUser(_): ApiUser,
+    Path(no): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let found = state
+        .store
+        .contact(&no)
+        .await?
+        .ok_or(ApiError(ErrorKind::NotFound))?;
     Ok(Json(contact_json(found)))
 }
 
-pub(crate) async fn salespeople(State(state): State<AppState>, ApiUser(user): ApiUser) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn salespeople(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let items: Vec<serde_json::Value> = state
         .store
         .list_salespeople()
@@ -895,10 +1060,17 @@ pub(crate) async fn salespeople(State(state): State<AppState>, ApiUser(user): Ap
 }
 
 fn ledger_reader(user: &mailscribe_core::User) -> Result<(), ApiError> {
-    if user.may_see_ledger() { Ok(()) } else { Err(ApiError(ErrorKind::NotFound)) }
+    if user.may_see_ledger() {
+        Ok(())
+    } else {
+        Err(ApiError(ErrorKind::NotFound))
+    }
 }
 
-pub(crate) async fn runs(State(state): State<AppState>, ApiUser(user): ApiUser) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn runs(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
     ledger_reader(&user)?;
     let items: Vec<serde_json::Value> = state
         .store
@@ -925,18 +1097,31 @@ pub(crate) async fn runs(State(state): State<AppState>, ApiUser(user): ApiUser) 
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
-pub(crate) async fn decisions(State(state): State<AppState>, ApiUser(user): ApiUser, Query(query): Query<TextQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn decisions(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Query(query): Query<TextQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     ledger_reader(&user)?;
     let reason = query.reason.trim();
     if !reason.is_empty() {
-        reason.parse::<mailscribe_core::Reason>().map_err(|err| ApiError(ErrorKind::BadRequest(err.to_string())))?;
+        reason
+            .parse::<mailscribe_core::Reason>()
+            .map_err(|err| ApiError(ErrorKind::BadRequest(err.to_string())))?;
     }
     let text = query.q.trim();
     let rows = state
         .store
-        .decisions_page((!reason.is_empty()).then_some(reason), (!text.is_empty()).then_some(text), query.before, 100)
+        .decisions_page(
+            (!reason.is_empty()).then_some(reason),
+            (!text.is_empty()).then_some(text),
+            query.before,
+            100,
+        )
         .await?;
-    let next_before = (rows.len() == 100).then(|| rows.last().map(|r| r.id)).flatten();
+    let next_before = (rows.len() == 100)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
     let items: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|d| {
@@ -947,5 +1132,7 @@ pub(crate) async fn decisions(State(state): State<AppState>, ApiUser(user): ApiU
             })
         })
         .collect();
-    Ok(Json(serde_json::json!({ "items": items, "next_before": next_before })))
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_before": next_before }),
+    ))
 }

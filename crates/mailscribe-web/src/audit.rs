@@ -20,7 +20,15 @@ pub(crate) async fn record(
     target: Option<&str>,
     detail: Option<String>,
 ) -> Result<(), StoreError> {
-    record_as(state, &signed_in.user.name, signed_in.client.clone(), event, target, detail).await
+    record_as(
+        state,
+        &signed_in.user.name,
+        signed_in.client.clone(),
+        event,
+        target,
+        detail,
+    )
+    .await
 }
 
 /// Records an event by `actor` (a sign-in names the user it tried).
@@ -76,22 +84,35 @@ struct AuditPage {
 
 const PAGE: i64 = 100;
 
-pub(crate) async fn page(State(state): State<AppState>, signed_in: SignedIn, Query(query): Query<AuditQuery>) -> Result<Response, PageError> {
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, PageError> {
     if !signed_in.user.is_admin() {
-        return Err(PageError(ErrorKind::Forbidden("only an admin reads the audit log")));
+        return Err(PageError(ErrorKind::Forbidden(
+            "only an admin reads the audit log",
+        )));
     }
     let tz = state.store.settings().await?.time_zone;
     let trimmed = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let (event, actor) = (trimmed(&query.event), trimmed(&query.actor));
-    let rows = state.store.audit_page(event.as_deref(), actor.as_deref(), query.before, PAGE).await?;
-    let next = (rows.len() as i64 == PAGE).then(|| rows.last().map(|last| {
-        format!(
-            "/admin/audit?event={}&actor={}&before={}",
-            crate::pages::percent_encode(&query.event),
-            crate::pages::percent_encode(&query.actor),
-            last.id
-        )
-    })).flatten();
+    let rows = state
+        .store
+        .audit_page(event.as_deref(), actor.as_deref(), query.before, PAGE)
+        .await?;
+    let next = (rows.len() as i64 == PAGE)
+        .then(|| {
+            rows.last().map(|last| {
+                format!(
+                    "/admin/audit?event={}&actor={}&before={}",
+                    crate::pages::percent_encode(&query.event),
+                    crate::pages::percent_encode(&query.actor),
+                    last.id
+                )
+            })
+        })
+        .flatten();
     let page = AuditPage {
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
@@ -102,7 +123,11 @@ pub(crate) async fn page(State(state): State<AppState>, signed_in: SignedIn, Que
             .into_iter()
             .map(|r| Shown {
                 id: r.id,
-                at: r.at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string(),
+                at: r
+                    .at
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
                 actor: r.event.actor,
                 client: r.event.client_address.unwrap_or_default(),
                 event: r.event.event,

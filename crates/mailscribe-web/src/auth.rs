@@ -32,7 +32,10 @@ pub fn generate_token() -> String {
 
 /// What is stored of a token: its SHA-256, hex.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Argon2id, off the async executor (it takes tens of milliseconds on
@@ -40,7 +43,10 @@ pub fn hash_token(token: &str) -> String {
 pub async fn hash_password(password: String) -> Result<String, String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|err| err.to_string())?
@@ -48,7 +54,11 @@ pub async fn hash_password(password: String) -> Result<String, String> {
 
 pub(crate) async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false)
@@ -65,7 +75,12 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-pub(crate) fn set_cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i64) -> String {
+pub(crate) fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age_seconds: i64,
+) -> String {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}")
 }
@@ -81,36 +96,57 @@ pub(crate) struct SignedIn {
 
 /// The peer address of a request, when it came through a listener.
 pub(crate) fn client_address(extensions: &axum::http::Extensions) -> Option<String> {
-    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string())
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
 }
 
 impl SignedIn {
     /// Every form carries the session's CSRF token.
     pub(crate) fn check_csrf(&self, submitted: &str) -> Result<(), PageError> {
         if submitted.is_empty() || submitted != self.csrf {
-            return Err(PageError(ErrorKind::Forbidden("the form has expired; reload the page and try again")));
+            return Err(PageError(ErrorKind::Forbidden(
+                "the form has expired; reload the page and try again",
+            )));
         }
         Ok(())
     }
 }
 
-async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<Option<SignedIn>, ErrorKind> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+async fn session_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SignedIn>, ErrorKind> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
     let token_hash = hash_token(&token);
     let now = chrono::Utc::now();
-    let idle = chrono::Duration::minutes(i64::from(state.store.settings().await?.session_idle_minutes));
+    let idle = chrono::Duration::minutes(i64::from(
+        state.store.settings().await?.session_idle_minutes,
+    ));
     Ok(state
         .store
         .session_user(&token_hash, now, now - idle)
         .await?
-        .map(|(user, csrf)| SignedIn { user, csrf, token_hash, client: None }))
+        .map(|(user, csrf)| SignedIn {
+            user,
+            csrf,
+            token_hash,
+            client: None,
+        }))
 }
 
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = PageError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SignedIn, PageError> {
-        let mut signed_in = session_user(state, &parts.headers).await?.ok_or(PageError(ErrorKind::Unauthenticated))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<SignedIn, PageError> {
+        let mut signed_in = session_user(state, &parts.headers)
+            .await?
+            .ok_or(PageError(ErrorKind::Unauthenticated))?;
         signed_in.client = client_address(&parts.extensions);
         Ok(signed_in)
     }
@@ -137,7 +173,10 @@ impl FromRequestParts<AppState> for ApiUser {
                 .map(ApiUser)
                 .ok_or(ApiError(ErrorKind::Unauthenticated));
         }
-        session_user(state, &parts.headers).await?.map(|s| ApiUser(s.user)).ok_or(ApiError(ErrorKind::Unauthenticated))
+        session_user(state, &parts.headers)
+            .await?
+            .map(|s| ApiUser(s.user))
+            .ok_or(ApiError(ErrorKind::Unauthenticated))
     }
 }
 
@@ -155,7 +194,10 @@ impl LoginThrottle {
     /// Check and count are one step under the lock.
     pub(crate) fn begin(&self, name: &str) -> Result<(), ()> {
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if failures.len() > 10_000 {
             failures.retain(|_, (_, until)| *until > now);
         }
@@ -166,7 +208,8 @@ impl LoginThrottle {
         entry.0 += 1;
         if entry.0 >= FREE_FAILURES {
             let doublings = (entry.0 - FREE_FAILURES).min(4);
-            entry.1 = now + Duration::from_secs(60 * (1 << doublings)).min(Duration::from_secs(900));
+            entry.1 =
+                now + Duration::from_secs(60 * (1 << doublings)).min(Duration::from_secs(900));
         } else {
             entry.1 = now + Duration::from_secs(900);
         }
@@ -174,7 +217,10 @@ impl LoginThrottle {
     }
 
     pub(crate) fn succeeded(&self, name: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         failures.remove(&name.to_lowercase());
     }
 }

@@ -32,7 +32,9 @@ pub(crate) struct CanceledForm {
 fn admin_form(signed_in: &SignedIn, csrf: &str) -> Result<(), PageError> {
     signed_in.check_csrf(csrf)?;
     if !signed_in.user.is_admin() {
-        return Err(PageError(ErrorKind::Forbidden("only an admin can delete entries")));
+        return Err(PageError(ErrorKind::Forbidden(
+            "only an admin can delete entries",
+        )));
     }
     Ok(())
 }
@@ -48,12 +50,22 @@ pub(crate) async fn delete_entry(
     Form(form): Form<DeleteForm>,
 ) -> Result<Redirect, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    let summary = state.store.delete_entries(&EntrySelection::Entries(vec![entry_no]), false).await?;
+    let summary = state
+        .store
+        .delete_entries(&EntrySelection::Entries(vec![entry_no]), false)
+        .await?;
     if summary.entries == 0 {
         return Err(PageError(ErrorKind::NotFound));
     }
     tracing::info!(admin = %signed_in.user.name, entry_no, "entry deleted from the web");
-    crate::audit::record(&state, &signed_in, "entries_deleted", Some(&format!("entry {entry_no}")), Some(format!("{} message records", summary.messages))).await?;
+    crate::audit::record(
+        &state,
+        &signed_in,
+        "entries_deleted",
+        Some(&format!("entry {entry_no}")),
+        Some(format!("{} message records", summary.messages)),
+    )
+    .await?;
     Ok(back_with(&format!("Entry {entry_no} deleted.")))
 }
 
@@ -71,15 +83,24 @@ pub(crate) async fn delete_canceled(
         .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
         .ok_or_else(|| ErrorKind::BadRequest(format!("no such midnight in {tz}")))?
         .with_timezone(&Utc);
-    let summary = state.store.delete_entries(&EntrySelection::CanceledBefore(before), false).await?;
+    let summary = state
+        .store
+        .delete_entries(&EntrySelection::CanceledBefore(before), false)
+        .await?;
     tracing::info!(admin = %signed_in.user.name, entries = summary.entries, "canceled entries deleted from the web");
     crate::audit::record(
         &state,
         &signed_in,
         "entries_deleted",
         Some(&format!("canceled before {day}")),
-        Some(format!("{} entries, {} message records", summary.entries, summary.messages)),
+        Some(format!(
+            "{} entries, {} message records",
+            summary.entries, summary.messages
+        )),
     )
     .await?;
-    Ok(back_with(&format!("{} canceled entries from before {day} deleted.", summary.entries)))
+    Ok(back_with(&format!(
+        "{} canceled entries from before {day} deleted.",
+        summary.entries
+    )))
 }

@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use mailscribe_core::check::all_passed;
 use mailscribe_core::setup::{EXCHANGE_ONLINE_SCOPE, entra_token_url};
 use mailscribe_core::{
-    Amount, AuthKind, CheckLine, Enablement, InteractionTemplate, MailboxName, MailboxSetup, OAuthSetup, SealedSecret,
-    SecretRef, Security, Settings, TlsTrust, data_statement,
+    Amount, AuthKind, CheckLine, Enablement, InteractionTemplate, MailboxName, MailboxSetup,
+    OAuthSetup, SealedSecret, SecretRef, Security, Settings, TlsTrust, data_statement,
 };
 use mailscribe_store::{MailboxRow, MailboxStatus, StoreError};
 use secrecy::SecretString;
@@ -52,7 +52,10 @@ pub trait SetupBackend: Send + Sync {
     fn seal(&self, field: SecretField, plain: &SecretString) -> Result<SealedSecret, String>;
     /// The selectable folders of the server, as the folder fields take
     /// them (namespaces included).
-    fn list_folders<'a>(&'a self, setup: &'a MailboxSetup) -> BoxFuture<'a, Result<Vec<String>, String>>;
+    fn list_folders<'a>(
+        &'a self,
+        setup: &'a MailboxSetup,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>>;
     /// The lines of `mailscribe check`, for this setup.
     fn check<'a>(&'a self, setup: &'a MailboxSetup) -> BoxFuture<'a, Vec<CheckLine>>;
     /// Why a secret source typed into the web may not be used on this
@@ -79,7 +82,11 @@ impl Target {
 
     /// Where this mailbox's page and forms are.
     fn base(&self) -> String {
-        if self.legacy { "/admin/email-logging".to_owned() } else { mailbox_url(&self.name) }
+        if self.legacy {
+            "/admin/email-logging".to_owned()
+        } else {
+            mailbox_url(&self.name)
+        }
     }
 
     /// The stored mailbox. Unknown names are "not found", except `default`
@@ -97,13 +104,20 @@ impl FromRequestParts<AppState> for Target {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Target, PageError> {
-        let path = <Option<Path<String>> as FromRequestParts<AppState>>::from_request_parts(parts, state)
-            .await
-            .map_err(|err| PageError(ErrorKind::BadRequest(err.body_text())))?;
+        let path =
+            <Option<Path<String>> as FromRequestParts<AppState>>::from_request_parts(parts, state)
+                .await
+                .map_err(|err| PageError(ErrorKind::BadRequest(err.body_text())))?;
         match path {
-            None => Ok(Target { name: MailboxName::default_name(), legacy: true }),
+            None => Ok(Target {
+                name: MailboxName::default_name(),
+                legacy: true,
+            }),
             Some(Path(name)) => MailboxName::parse(&name)
-                .map(|name| Target { name, legacy: false })
+                .map(|name| Target {
+                    name,
+                    legacy: false,
+                })
                 .map_err(|err| PageError(ErrorKind::BadRequest(err.to_string()))),
         }
     }
@@ -192,7 +206,12 @@ impl From<&Draft> for StoredDraft {
             allow_plaintext: setup.allow_plaintext,
             ca_file: setup.ca_file.clone(),
             tls_trust: setup.tls_trust.as_str().to_owned(),
-            settings: draft.settings.pairs().into_iter().map(|(key, value)| (key.to_owned(), value)).collect(),
+            settings: draft
+                .settings
+                .pairs()
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect(),
             template_code: draft.template.code.clone(),
             template_description: draft.template.description.clone(),
             cost_hundredths: draft.template.cost.hundredths(),
@@ -237,17 +256,30 @@ impl TryFrom<StoredDraft> for Draft {
             code: stored.template_code,
             description: stored.template_description,
             cost: Amount::from_hundredths(stored.cost_hundredths),
-            duration_minutes: stored.duration_minutes, interaction_group: None, campaign_no: None,
+            duration_minutes: stored.duration_minutes,
+            interaction_group: None,
+            campaign_no: None,
         };
-        Ok(Draft { name: stored.name, setup, settings, template, folders: stored.folders })
+        Ok(Draft {
+            name: stored.name,
+            setup,
+            settings,
+            template,
+            folders: stored.folders,
+        })
     }
 }
 
 /// The user's draft. One that no longer reads (written by another version)
 /// is dropped: the assisted setup starts over.
 async fn load_draft(state: &AppState, user: i64) -> Result<Option<Draft>, PageError> {
-    let Some(text) = state.store.setup_draft(user).await? else { return Ok(None) };
-    match serde_json::from_str::<StoredDraft>(&text).map_err(|err| err.to_string()).and_then(Draft::try_from) {
+    let Some(text) = state.store.setup_draft(user).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<StoredDraft>(&text)
+        .map_err(|err| err.to_string())
+        .and_then(Draft::try_from)
+    {
         Ok(draft) => Ok(Some(draft)),
         Err(err) => {
             tracing::warn!(user, error = %err, "an assisted-setup draft that does not read is dropped");
@@ -259,7 +291,10 @@ async fn load_draft(state: &AppState, user: i64) -> Result<Option<Draft>, PageEr
 async fn save_draft(state: &AppState, user: i64, draft: &Draft) -> Result<(), PageError> {
     let text = serde_json::to_string(&StoredDraft::from(draft))
         .map_err(|err| PageError(ErrorKind::Internal(format!("assisted-setup draft: {err}"))))?;
-    state.store.save_setup_draft(user, &text, Utc::now()).await?;
+    state
+        .store
+        .save_setup_draft(user, &text, Utc::now())
+        .await?;
     Ok(())
 }
 
@@ -310,7 +345,9 @@ pub(crate) struct SetupForm {
 
 pub(crate) fn admin(signed_in: &SignedIn) -> Result<(), PageError> {
     if !signed_in.user.is_admin() {
-        return Err(PageError(ErrorKind::Forbidden("only an admin can change the email logging setup")));
+        return Err(PageError(ErrorKind::Forbidden(
+            "only an admin can change the email logging setup",
+        )));
     }
     Ok(())
 }
@@ -343,17 +380,24 @@ fn secret(
     kept: Option<&SecretRef>,
 ) -> Result<Option<SecretRef>, String> {
     match (typed.is_empty(), trimmed(source)) {
-        (false, Some(_)) => Err(format!("give the {label} one way only: typed in, or as a source")),
+        (false, Some(_)) => Err(format!(
+            "give the {label} one way only: typed in, or as a source"
+        )),
         (false, None) => {
             let sealed = backend(state)?.seal(field, &SecretString::from(typed.to_owned()))?;
             Ok(Some(SecretRef::Sealed(sealed)))
         }
         (true, Some(source)) => {
-            let parsed = SecretRef::parse_source(&source).map_err(|err| format!("{label}: {err}"))?;
+            let parsed =
+                SecretRef::parse_source(&source).map_err(|err| format!("{label}: {err}"))?;
             if let Some(why) = parsed.refused_from_web() {
                 return Err(format!("{label}: {why}"));
             }
-            if let Some(why) = state.setup_backend.as_deref().and_then(|backend| backend.refuse_source(&parsed)) {
+            if let Some(why) = state
+                .setup_backend
+                .as_deref()
+                .and_then(|backend| backend.refuse_source(&parsed))
+            {
                 return Err(format!("{label}: {why}"));
             }
             Ok(Some(parsed))
@@ -390,7 +434,11 @@ fn server_from_form(form: &SetupForm, setup: &mut MailboxSetup) -> Result<(), St
     setup.port = match trimmed(&form.port) {
         None if setup.security == Security::Tls => 993,
         None => 143,
-        Some(port) => port.parse::<u16>().ok().filter(|p| *p > 0).ok_or("the port is a number from 1 to 65535")?,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or("the port is a number from 1 to 65535")?,
     };
     setup.tls_trust = match trimmed(&form.trust) {
         None => TlsTrust::Bundled,
@@ -399,21 +447,37 @@ fn server_from_form(form: &SetupForm, setup: &mut MailboxSetup) -> Result<(), St
     setup.ca_file = trimmed(&form.ca_file);
     setup.allow_plaintext = form.allow_plaintext.is_some();
     if let Some(size) = trimmed(&form.batch_size) {
-        setup.batch_size =
-            size.parse::<u32>().ok().filter(|n| (1..=10_000).contains(n)).ok_or("the batch size is a number from 1 to 10000")?;
+        setup.batch_size = size
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or("the batch size is a number from 1 to 10000")?;
     }
     Ok(())
 }
 
 /// Authentication: the mailbox user and its password or OAuth2 client.
 /// Secrets left empty keep what `setup` holds.
-fn auth_from_form(state: &AppState, form: &SetupForm, setup: &mut MailboxSetup) -> Result<(), String> {
+fn auth_from_form(
+    state: &AppState,
+    form: &SetupForm,
+    setup: &mut MailboxSetup,
+) -> Result<(), String> {
     let auth: AuthKind = form.auth.parse().map_err(|err| format!("{err}"))?;
     let username = trimmed(&form.username).ok_or("the mailbox user is needed")?;
     let (password, oauth) = match auth {
         AuthKind::Basic => {
-            let password = secret(state, SecretField::Password, "password", &form.password, &form.password_source, setup.password.as_ref())?
-                .ok_or("basic authentication needs a password, or a source such as env:IMAP_PASSWORD")?;
+            let password = secret(
+                state,
+                SecretField::Password,
+                "password",
+                &form.password,
+                &form.password_source,
+                setup.password.as_ref(),
+            )?
+            .ok_or(
+                "basic authentication needs a password, or a source such as env:IMAP_PASSWORD",
+            )?;
             (Some(password), None)
         }
         AuthKind::OAuth2 => {
@@ -421,17 +485,43 @@ fn auth_from_form(state: &AppState, form: &SetupForm, setup: &mut MailboxSetup) 
             let (token_url, tenant) = match (trimmed(&form.token_url), trimmed(&form.tenant)) {
                 (Some(url), tenant) => (url, tenant),
                 (None, Some(tenant)) => (entra_token_url(&tenant), Some(tenant)),
-                (None, None) => return Err("OAuth2 needs the Entra ID tenant, or the token URL of another OAuth2 server".into()),
+                (None, None) => return Err(
+                    "OAuth2 needs the Entra ID tenant, or the token URL of another OAuth2 server"
+                        .into(),
+                ),
             };
             if !(token_url.starts_with("https://") || token_url.starts_with("http://")) {
                 return Err("the token URL is a web address starting with https://".into());
             }
-            let client_id = secret(state, SecretField::ClientId, "client id", form.client_id.trim(), &form.client_id_source, kept.map(|o| &o.client_id))?
-                .ok_or("OAuth2 needs the application (client) id")?;
-            let client_secret = secret(state, SecretField::ClientSecret, "client secret", &form.client_secret, &form.client_secret_source, kept.map(|o| &o.client_secret))?
-                .ok_or("OAuth2 needs the client secret, or a source such as env:CLIENT_SECRET")?;
+            let client_id = secret(
+                state,
+                SecretField::ClientId,
+                "client id",
+                form.client_id.trim(),
+                &form.client_id_source,
+                kept.map(|o| &o.client_id),
+            )?
+            .ok_or("OAuth2 needs the application (client) id")?;
+            let client_secret = secret(
+                state,
+                SecretField::ClientSecret,
+                "client secret",
+                &form.client_secret,
+                &form.client_secret_source,
+                kept.map(|o| &o.client_secret),
+            )?
+            .ok_or("OAuth2 needs the client secret, or a source such as env:CLIENT_SECRET")?;
             let scope = trimmed(&form.scope).unwrap_or_else(|| EXCHANGE_ONLINE_SCOPE.to_owned());
-            (None, Some(OAuthSetup { token_url, tenant, client_id, client_secret, scope }))
+            (
+                None,
+                Some(OAuthSetup {
+                    token_url,
+                    tenant,
+                    client_id,
+                    client_secret,
+                    scope,
+                }),
+            )
         }
     };
     setup.auth = auth;
@@ -442,7 +532,11 @@ fn auth_from_form(state: &AppState, form: &SetupForm, setup: &mut MailboxSetup) 
 }
 
 /// The whole setup page: server, authentication and folders.
-fn setup_from_form(state: &AppState, form: &SetupForm, kept: Option<&MailboxSetup>) -> Result<MailboxSetup, String> {
+fn setup_from_form(
+    state: &AppState,
+    form: &SetupForm,
+    kept: Option<&MailboxSetup>,
+) -> Result<MailboxSetup, String> {
     let mut setup = kept.cloned().unwrap_or_else(blank_setup);
     server_from_form(form, &mut setup)?;
     auth_from_form(state, form, &mut setup)?;
@@ -488,22 +582,36 @@ fn options_from_form(
             if let Some(why) = mode_lock {
                 return Err(why.to_owned());
             }
-            settings.set("storage_mode", &mode).map_err(|err| err.to_string())?;
+            settings
+                .set("storage_mode", &mode)
+                .map_err(|err| err.to_string())?;
         }
     }
     if let Some(cost) = trimmed(&form.cost) {
-        template.cost = cost.parse::<Amount>().map_err(|err| format!("cost: {err}"))?;
+        template.cost = cost
+            .parse::<Amount>()
+            .map_err(|err| format!("cost: {err}"))?;
     }
     if let Some(minutes) = trimmed(&form.minutes) {
-        template.duration_minutes =
-            minutes.parse().ok().filter(|m| *m <= 24 * 60).ok_or("the duration is a number of minutes up to 1440")?;
+        template.duration_minutes = minutes
+            .parse()
+            .ok()
+            .filter(|m| *m <= 24 * 60)
+            .ok_or("the duration is a number of minutes up to 1440")?;
     }
     Ok(())
 }
 
 /// The mailboxes with logging on.
 async fn enabled_mailboxes(state: &AppState) -> Result<Vec<MailboxName>, PageError> {
-    Ok(state.store.mailboxes().await?.into_iter().filter(|m| m.enablement.enabled).map(|m| m.name).collect())
+    Ok(state
+        .store
+        .mailboxes()
+        .await?
+        .into_iter()
+        .filter(|m| m.enablement.enabled)
+        .map(|m| m.name)
+        .collect())
 }
 
 /// Why the storage mode cannot change now, if it cannot. It is global, and
@@ -512,9 +620,10 @@ async fn enabled_mailboxes(state: &AppState) -> Result<Vec<MailboxName>, PageErr
 fn mode_lock_reason(this: Option<&MailboxName>, enabled: &[MailboxName]) -> Option<String> {
     match enabled {
         [] => None,
-        [only] if this == Some(only) => {
-            Some("the storage mode is part of the accepted data statement: disable logging to change it".into())
-        }
+        [only] if this == Some(only) => Some(
+            "the storage mode is part of the accepted data statement: disable logging to change it"
+                .into(),
+        ),
         _ => {
             let names: Vec<&str> = enabled.iter().map(MailboxName::as_str).collect();
             Some(format!(
@@ -526,7 +635,11 @@ fn mode_lock_reason(this: Option<&MailboxName>, enabled: &[MailboxName]) -> Opti
     }
 }
 
-async fn save_options(state: &AppState, settings: &Settings, template: &InteractionTemplate) -> Result<(), PageError> {
+async fn save_options(
+    state: &AppState,
+    settings: &Settings,
+    template: &InteractionTemplate,
+) -> Result<(), PageError> {
     for (key, value) in settings.pairs() {
         state.store.save_setting(key, &value).await?;
     }
@@ -536,12 +649,18 @@ async fn save_options(state: &AppState, settings: &Settings, template: &Interact
 
 async fn email_template(state: &AppState) -> Result<InteractionTemplate, PageError> {
     let code = state.store.settings().await?.email_template;
-    Ok(state.store.template(&code).await?.unwrap_or(InteractionTemplate {
-        code,
-        description: "Email".into(),
-        cost: Amount::from_hundredths(0),
-        duration_minutes: 0, interaction_group: None, campaign_no: None,
-    }))
+    Ok(state
+        .store
+        .template(&code)
+        .await?
+        .unwrap_or(InteractionTemplate {
+            code,
+            description: "Email".into(),
+            cost: Amount::from_hundredths(0),
+            duration_minutes: 0,
+            interaction_group: None,
+            campaign_no: None,
+        }))
 }
 
 /// A setup as the page shows it: secrets as a mask or their source.
@@ -570,10 +689,13 @@ struct Shown {
 impl Shown {
     fn of(setup: Option<&MailboxSetup>) -> Shown {
         let oauth = setup.and_then(|s| s.oauth.as_ref());
-        let described = |secret: Option<&SecretRef>| secret.map(SecretRef::describe).unwrap_or_default();
+        let described =
+            |secret: Option<&SecretRef>| secret.map(SecretRef::describe).unwrap_or_default();
         Shown {
             host: setup.map(|s| s.host.clone()).unwrap_or_default(),
-            port: setup.map(|s| s.port.to_string()).unwrap_or_else(|| "993".into()),
+            port: setup
+                .map(|s| s.port.to_string())
+                .unwrap_or_else(|| "993".into()),
             security: setup.map_or("tls", |s| s.security.as_str()).into(),
             ca_file: setup.and_then(|s| s.ca_file.clone()).unwrap_or_default(),
             trust: setup.map_or("bundled", |s| s.tls_trust.as_str()).into(),
@@ -582,15 +704,24 @@ impl Shown {
             username: setup.map(|s| s.username.clone()).unwrap_or_default(),
             password: described(setup.and_then(|s| s.password.as_ref())),
             tenant: oauth.and_then(|o| o.tenant.clone()).unwrap_or_default(),
-            token_url: oauth.filter(|o| o.tenant.is_none()).map(|o| o.token_url.clone()).unwrap_or_default(),
+            token_url: oauth
+                .filter(|o| o.tenant.is_none())
+                .map(|o| o.token_url.clone())
+                .unwrap_or_default(),
             client_id: described(oauth.map(|o| &o.client_id)),
             client_secret: described(oauth.map(|o| &o.client_secret)),
             scope: oauth.map_or(EXCHANGE_ONLINE_SCOPE.to_owned(), |o| o.scope.clone()),
             queue: setup.map(|s| s.queue_folder.clone()).unwrap_or_default(),
             storage: setup.map(|s| s.storage_folder.clone()).unwrap_or_default(),
-            not_logged: setup.and_then(|s| s.not_logged_folder.clone()).unwrap_or_default(),
-            quarantine: setup.and_then(|s| s.quarantine_folder.clone()).unwrap_or_default(),
-            batch_size: setup.map_or(MailboxSetup::DEFAULT_BATCH_SIZE, |s| s.batch_size).to_string(),
+            not_logged: setup
+                .and_then(|s| s.not_logged_folder.clone())
+                .unwrap_or_default(),
+            quarantine: setup
+                .and_then(|s| s.quarantine_folder.clone())
+                .unwrap_or_default(),
+            batch_size: setup
+                .map_or(MailboxSetup::DEFAULT_BATCH_SIZE, |s| s.batch_size)
+                .to_string(),
         }
     }
 }
@@ -624,7 +755,11 @@ impl OptionsShown {
 
 /// A rendered page: 400 when it shows why a form was refused.
 pub(crate) fn respond(page: &impl Template, refused: bool) -> Result<Response, PageError> {
-    let status = if refused { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    let status = if refused {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        axum::http::StatusCode::OK
+    };
     Ok((status, Html(page.render()?)).into_response())
 }
 
@@ -635,7 +770,14 @@ struct CheckRow {
 }
 
 fn rows(lines: &[CheckLine]) -> Vec<CheckRow> {
-    lines.iter().map(|l| CheckRow { status: l.status.as_str(), check: l.check, hint: l.hint.clone() }).collect()
+    lines
+        .iter()
+        .map(|l| CheckRow {
+            status: l.status.as_str(),
+            check: l.check,
+            hint: l.hint.clone(),
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -678,7 +820,8 @@ pub(crate) struct StatusShown {
 
 impl StatusShown {
     pub(crate) fn of(status: &MailboxStatus, settings: &Settings) -> StatusShown {
-        let local = |at: Option<DateTime<Utc>>| at.map(|at| local_time(at, settings)).unwrap_or_default();
+        let local =
+            |at: Option<DateTime<Utc>>| at.map(|at| local_time(at, settings)).unwrap_or_default();
         StatusShown {
             status: status.status.clone(),
             last_run: local(status.last_run_at),
@@ -690,7 +833,9 @@ impl StatusShown {
 }
 
 pub(crate) fn local_time(at: DateTime<Utc>, settings: &Settings) -> String {
-    at.with_timezone(&settings.time_zone).format("%Y-%m-%d %H:%M %Z").to_string()
+    at.with_timezone(&settings.time_zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
 }
 
 #[derive(Deserialize, Default)]
@@ -715,13 +860,25 @@ struct Extras {
 }
 
 fn problem(text: impl Into<String>) -> Extras {
-    Extras { problem: text.into(), ..Extras::default() }
+    Extras {
+        problem: text.into(),
+        ..Extras::default()
+    }
 }
 
-async fn setup_page(state: &AppState, signed_in: &SignedIn, target: &Target, extras: Extras) -> Result<Response, PageError> {
+async fn setup_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    target: &Target,
+    extras: Extras,
+) -> Result<Response, PageError> {
     let mailboxes = state.store.mailboxes().await?;
     let row = mailboxes.iter().find(|m| m.name == target.name);
-    let enabled_names: Vec<MailboxName> = mailboxes.iter().filter(|m| m.enablement.enabled).map(|m| m.name.clone()).collect();
+    let enabled_names: Vec<MailboxName> = mailboxes
+        .iter()
+        .filter(|m| m.enablement.enabled)
+        .map(|m| m.name.clone())
+        .collect();
     let setup = row.map(|m| &m.setup);
     let enablement = row.map(|m| m.enablement.clone()).unwrap_or_default();
     let settings = state.store.settings().await?;
@@ -766,8 +923,15 @@ pub(crate) async fn show(
     Query(query): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     admin(&signed_in)?;
-    let row = if query.new.is_some() { state.store.mailbox(&target.name).await? } else { target.stored(&state).await? };
-    let mut extras = Extras { notice: query.notice, ..Extras::default() };
+    let row = if query.new.is_some() {
+        state.store.mailbox(&target.name).await?
+    } else {
+        target.stored(&state).await?
+    };
+    let mut extras = Extras {
+        notice: query.notice,
+        ..Extras::default()
+    };
     if query.folders.is_some() {
         match (row.map(|m| m.setup), backend(&state)) {
             (None, _) => extras.folders_problem = "save the connection first".into(),
@@ -782,7 +946,11 @@ pub(crate) async fn show(
 }
 
 fn saved(base: &str, notice: &str) -> Response {
-    Redirect::to(&format!("{base}?notice={}", crate::pages::percent_encode(notice))).into_response()
+    Redirect::to(&format!(
+        "{base}?notice={}",
+        crate::pages::percent_encode(notice)
+    ))
+    .into_response()
 }
 
 /// Saves the setup page. While logging is enabled only the options that
@@ -797,9 +965,16 @@ pub(crate) async fn save(
     // Today's URL creates `default` as it always did; elsewhere a new
     // mailbox comes from its "new" page, which says so.
     let creating = form.create.is_some() && !target.legacy;
-    let kept = if creating { state.store.mailbox(&target.name).await? } else { target.stored(&state).await? };
+    let kept = if creating {
+        state.store.mailbox(&target.name).await?
+    } else {
+        target.stored(&state).await?
+    };
     if creating && kept.is_some() {
-        let exists = format!("a mailbox named {} exists already: this is its page. Choose another name to add a new one.", target.name);
+        let exists = format!(
+            "a mailbox named {} exists already: this is its page. Choose another name to add a new one.",
+            target.name
+        );
         return setup_page(&state, &signed_in, &target, problem(exists)).await;
     }
     let enabled = kept.as_ref().is_some_and(|m| m.enablement.enabled);
@@ -817,7 +992,9 @@ pub(crate) async fn save(
         if creating {
             match state.store.create_mailbox_setup(&target.name, &setup).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict(why)) => return setup_page(&state, &signed_in, &target, problem(why)).await,
+                Err(StoreError::Conflict(why)) => {
+                    return setup_page(&state, &signed_in, &target, problem(why)).await;
+                }
                 Err(err) => return Err(err.into()),
             }
         } else {
@@ -832,12 +1009,21 @@ pub(crate) async fn save(
         match &kept {
             None => "new mailbox".to_owned(),
             Some(before) => match state.store.mailbox_setup(&target.name).await? {
-                Some(after) => format!("fields: {}", after.changed_fields(&before.setup).join(", ")),
+                Some(after) => {
+                    format!("fields: {}", after.changed_fields(&before.setup).join(", "))
+                }
                 None => "fields: unknown".to_owned(),
             },
         }
     };
-    crate::audit::record(&state, &signed_in, "setup_saved", Some(target.name.as_str()), Some(changed)).await?;
+    crate::audit::record(
+        &state,
+        &signed_in,
+        "setup_saved",
+        Some(target.name.as_str()),
+        Some(changed),
+    )
+    .await?;
     let notice = match (enabled, creating) {
         (true, _) => "Options saved. The connection is locked while logging is enabled.",
         (false, true) => "Mailbox added. Run the check before enabling.",
@@ -868,7 +1054,10 @@ pub(crate) async fn check(
     admin_form(&signed_in, &form.csrf)?;
     let row = target.stored(&state).await?;
     let extras = match checks(&state, row).await {
-        Ok(lines) => Extras { checks: lines, ..Extras::default() },
+        Ok(lines) => Extras {
+            checks: lines,
+            ..Extras::default()
+        },
         Err(err) => problem(err),
     };
     setup_page(&state, &signed_in, &target, extras).await
@@ -893,18 +1082,48 @@ pub(crate) async fn enable(
     };
     if !all_passed(&lines) {
         let why = "logging stays disabled because a check failed: fix what the failed lines say, then enable again";
-        return setup_page(&state, &signed_in, &target, Extras { checks: lines, ..problem(why) }).await;
+        return setup_page(
+            &state,
+            &signed_in,
+            &target,
+            Extras {
+                checks: lines,
+                ..problem(why)
+            },
+        )
+        .await;
     }
     accept_and_enable(&state, &signed_in, &target.name).await?;
-    Ok(saved(&target.base(), "Logging is enabled. The queue is read at every interval."))
+    Ok(saved(
+        &target.base(),
+        "Logging is enabled. The queue is read at every interval.",
+    ))
 }
 
-async fn accept_and_enable(state: &AppState, signed_in: &SignedIn, name: &MailboxName) -> Result<(), PageError> {
-    let accepted = Enablement { enabled: true, accepted_by: Some(signed_in.user.name.clone()), accepted_at: Some(Utc::now()) };
+async fn accept_and_enable(
+    state: &AppState,
+    signed_in: &SignedIn,
+    name: &MailboxName,
+) -> Result<(), PageError> {
+    let accepted = Enablement {
+        enabled: true,
+        accepted_by: Some(signed_in.user.name.clone()),
+        accepted_at: Some(Utc::now()),
+    };
     state.store.set_enablement(name, &accepted).await?;
     tracing::info!(admin = %signed_in.user.name, mailbox = %name, "email logging enabled from the web; data statement accepted");
     let mode = state.store.settings().await?.storage_mode;
-    crate::audit::record(state, signed_in, "logging_enabled", Some(name.as_str()), Some(format!("data statement accepted (storage mode {})", mode.as_str()))).await?;
+    crate::audit::record(
+        state,
+        signed_in,
+        "logging_enabled",
+        Some(name.as_str()),
+        Some(format!(
+            "data statement accepted (storage mode {})",
+            mode.as_str()
+        )),
+    )
+    .await?;
     Ok(())
 }
 
@@ -915,13 +1134,31 @@ pub(crate) async fn disable(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
-    if let Some(mut enablement) = target.stored(&state).await?.map(|m| m.enablement).filter(|e| e.enabled) {
+    if let Some(mut enablement) = target
+        .stored(&state)
+        .await?
+        .map(|m| m.enablement)
+        .filter(|e| e.enabled)
+    {
         enablement.enabled = false;
-        state.store.set_enablement(&target.name, &enablement).await?;
+        state
+            .store
+            .set_enablement(&target.name, &enablement)
+            .await?;
         tracing::info!(admin = %signed_in.user.name, mailbox = %target.name, "email logging disabled from the web");
-        crate::audit::record(&state, &signed_in, "logging_disabled", Some(target.name.as_str()), None).await?;
+        crate::audit::record(
+            &state,
+            &signed_in,
+            "logging_disabled",
+            Some(target.name.as_str()),
+            None,
+        )
+        .await?;
     }
-    Ok(saved(&target.base(), "Logging is disabled. A run in progress stops after its current batch."))
+    Ok(saved(
+        &target.base(),
+        "Logging is disabled. A run in progress stops after its current batch.",
+    ))
 }
 
 /// Clears the setup: the mailbox is gone, so the mailbox list says so
@@ -937,9 +1174,23 @@ pub(crate) async fn clear(
     match state.store.clear_mailbox_setup(&target.name).await {
         Ok(_) => {
             tracing::info!(admin = %signed_in.user.name, mailbox = %target.name, "email logging setup cleared from the web");
-            crate::audit::record(&state, &signed_in, "setup_cleared", Some(target.name.as_str()), Some("with its stored secrets".into())).await?;
-            let notice = format!("Setup cleared: the mailbox {}, its connection, folders and stored secrets are removed.", target.name);
-            let back = if target.legacy { target.base() } else { "/admin/mailboxes".to_owned() };
+            crate::audit::record(
+                &state,
+                &signed_in,
+                "setup_cleared",
+                Some(target.name.as_str()),
+                Some("with its stored secrets".into()),
+            )
+            .await?;
+            let notice = format!(
+                "Setup cleared: the mailbox {}, its connection, folders and stored secrets are removed.",
+                target.name
+            );
+            let back = if target.legacy {
+                target.base()
+            } else {
+                "/admin/mailboxes".to_owned()
+            };
             Ok(saved(&back, &notice))
         }
         Err(StoreError::Conflict(_)) => {
@@ -1011,7 +1262,13 @@ async fn new_draft(state: &AppState, name: Option<String>) -> Result<Draft, Page
     })
 }
 
-async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: &Draft, problem: String) -> Result<Response, PageError> {
+async fn assisted_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    step: u8,
+    draft: &Draft,
+    problem: String,
+) -> Result<Response, PageError> {
     let step = step.clamp(1, STEPS.len() as u8);
     let mut folders = draft.folders.clone();
     let mut folders_problem = String::new();
@@ -1025,7 +1282,11 @@ async fn assisted_page(state: &AppState, signed_in: &SignedIn, step: u8, draft: 
                     updated.folders = folders.clone();
                     save_draft(state, signed_in.user.id, &updated).await?;
                 }
-                Err(err) => folders_problem = format!("cannot list the folders: {err}. Go back and correct the connection, or type the folder names."),
+                Err(err) => {
+                    folders_problem = format!(
+                        "cannot list the folders: {err}. Go back and correct the connection, or type the folder names."
+                    )
+                }
             },
             Err(err) => folders_problem = err,
         }
@@ -1080,7 +1341,14 @@ pub(crate) async fn assisted(
             draft
         }
     };
-    assisted_page(&state, &signed_in, query.step.unwrap_or(1), &draft, String::new()).await
+    assisted_page(
+        &state,
+        &signed_in,
+        query.step.unwrap_or(1),
+        &draft,
+        String::new(),
+    )
+    .await
 }
 
 /// The name of a new mailbox: valid, and not taken.
@@ -1124,7 +1392,12 @@ pub(crate) async fn assisted_step(
         4 => folders_from_form(&form, &mut draft.setup),
         6 => {
             let mode_lock = mode_lock_reason(None, &enabled_mailboxes(&state).await?);
-            options_from_form(&form, &mut draft.settings, &mut draft.template, mode_lock.as_deref())
+            options_from_form(
+                &form,
+                &mut draft.settings,
+                &mut draft.template,
+                mode_lock.as_deref(),
+            )
         }
         7 => {
             if form.accept.is_none() {
@@ -1138,7 +1411,11 @@ pub(crate) async fn assisted_step(
     match outcome {
         Ok(()) => {
             save_draft(&state, signed_in.user.id, &draft).await?;
-            Ok(Redirect::to(&format!("/admin/email-logging/assisted?step={}", step.saturating_add(1))).into_response())
+            Ok(Redirect::to(&format!(
+                "/admin/email-logging/assisted?step={}",
+                step.saturating_add(1)
+            ))
+            .into_response())
         }
         Err(problem) => {
             // What was typed stays in the draft, as the page shows it.
@@ -1152,14 +1429,22 @@ pub(crate) async fn assisted_step(
 
 /// The last step: check the name, the storage mode and the connection once
 /// more, then create the mailbox and enable it in one go.
-async fn finish(state: &AppState, signed_in: &SignedIn, draft: Draft) -> Result<Response, PageError> {
+async fn finish(
+    state: &AppState,
+    signed_in: &SignedIn,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let name = match new_name(state, &draft.name).await? {
         Ok(name) => name,
         Err(why) => return assisted_page(state, signed_in, 1, &draft, why).await,
     };
     // Another mailbox may have been enabled since the options step.
     let mode_changes = draft.settings.storage_mode != state.store.settings().await?.storage_mode;
-    let mode_lock = if mode_changes { mode_lock_reason(None, &enabled_mailboxes(state).await?) } else { None };
+    let mode_lock = if mode_changes {
+        mode_lock_reason(None, &enabled_mailboxes(state).await?)
+    } else {
+        None
+    };
     if let Some(why) = mode_lock {
         return assisted_page(state, signed_in, 6, &draft, why).await;
     }
@@ -1168,18 +1453,37 @@ async fn finish(state: &AppState, signed_in: &SignedIn, draft: Draft) -> Result<
         Err(err) => return assisted_page(state, signed_in, 7, &draft, err).await,
     };
     if !all_passed(&lines) {
-        return assisted_page(state, signed_in, 5, &draft, "a check failed since the connection test: see the lines below".into()).await;
+        return assisted_page(
+            state,
+            signed_in,
+            5,
+            &draft,
+            "a check failed since the connection test: see the lines below".into(),
+        )
+        .await;
     }
     match state.store.create_mailbox_setup(&name, &draft.setup).await {
         Ok(()) => {}
-        Err(StoreError::Conflict(why)) => return assisted_page(state, signed_in, 1, &draft, why).await,
+        Err(StoreError::Conflict(why)) => {
+            return assisted_page(state, signed_in, 1, &draft, why).await;
+        }
         Err(err) => return Err(err.into()),
     }
     save_options(state, &draft.settings, &draft.template).await?;
-    crate::audit::record(state, signed_in, "setup_saved", Some(name.as_str()), Some("new mailbox (assisted setup)".into())).await?;
+    crate::audit::record(
+        state,
+        signed_in,
+        "setup_saved",
+        Some(name.as_str()),
+        Some("new mailbox (assisted setup)".into()),
+    )
+    .await?;
     accept_and_enable(state, signed_in, &name).await?;
     state.store.delete_setup_draft(signed_in.user.id).await?;
-    Ok(saved(&mailbox_url(&name), &format!("Assisted setup finished: the mailbox {name} is added and logging is enabled.")))
+    Ok(saved(
+        &mailbox_url(&name),
+        &format!("Assisted setup finished: the mailbox {name} is added and logging is enabled."),
+    ))
 }
 
 /// The mail-server guide, for the assisted setup's first step.
@@ -1209,24 +1513,59 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> SetupForm {
-        serde_urlencoded::from_str(&serde_urlencoded::to_string(pairs).unwrap()).expect("a valid form")
+        serde_urlencoded::from_str(&serde_urlencoded::to_string(pairs).unwrap())
+            .expect("a valid form")
     }
 
     #[test]
     fn options_are_validated_and_the_mode_is_locked_when_asked() {
         let mut settings = Settings::default();
-        let mut template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Amount::from_hundredths(0), duration_minutes: 0, interaction_group: None, campaign_no: None };
-        let answers = form(&[("interval", "5m"), ("time_zone", "Europe/Helsinki"), ("cost", "2.50"), ("minutes", "5"), ("storage_mode", "full")]);
+        let mut template = InteractionTemplate {
+            code: "EMAIL".into(),
+            description: "Email".into(),
+            cost: Amount::from_hundredths(0),
+            duration_minutes: 0,
+            interaction_group: None,
+            campaign_no: None,
+        };
+        let answers = form(&[
+            ("interval", "5m"),
+            ("time_zone", "Europe/Helsinki"),
+            ("cost", "2.50"),
+            ("minutes", "5"),
+            ("storage_mode", "full"),
+        ]);
         options_from_form(&answers, &mut settings, &mut template, None).unwrap();
-        assert_eq!((settings.interval_seconds, settings.storage_mode), (300, StorageMode::Full));
-        assert_eq!((template.cost.to_string().as_str(), template.duration_minutes), ("2.50", 5));
+        assert_eq!(
+            (settings.interval_seconds, settings.storage_mode),
+            (300, StorageMode::Full)
+        );
+        assert_eq!(
+            (
+                template.cost.to_string().as_str(),
+                template.duration_minutes
+            ),
+            ("2.50", 5)
+        );
 
         let back = form(&[("storage_mode", "reference")]);
-        let lock = mode_lock_reason(Some(&MailboxName::default_name()), &[MailboxName::default_name()]);
-        let err = options_from_form(&back, &mut settings, &mut template, lock.as_deref()).unwrap_err();
+        let lock = mode_lock_reason(
+            Some(&MailboxName::default_name()),
+            &[MailboxName::default_name()],
+        );
+        let err =
+            options_from_form(&back, &mut settings, &mut template, lock.as_deref()).unwrap_err();
         assert!(err.contains("disable logging to change it"), "{err}");
-        for bad in [("interval", "1"), ("time_zone", "Mars/Olympus"), ("cost", "abc"), ("minutes", "9999")] {
-            assert!(options_from_form(&form(&[bad]), &mut settings, &mut template, None).is_err(), "{bad:?}");
+        for bad in [
+            ("interval", "1"),
+            ("time_zone", "Mars/Olympus"),
+            ("cost", "abc"),
+            ("minutes", "9999"),
+        ] {
+            assert!(
+                options_from_form(&form(&[bad]), &mut settings, &mut template, None).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -1234,10 +1573,17 @@ mod tests {
     fn the_storage_mode_is_locked_while_any_mailbox_logs() {
         let name = |text: &str| MailboxName::parse(text).unwrap();
         assert_eq!(mode_lock_reason(Some(&name("eu")), &[]), None);
-        assert!(mode_lock_reason(Some(&name("eu")), &[name("EU")]).unwrap().contains("disable logging to change it"));
+        assert!(
+            mode_lock_reason(Some(&name("eu")), &[name("EU")])
+                .unwrap()
+                .contains("disable logging to change it")
+        );
         for this in [Some(name("eu")), None] {
             let why = mode_lock_reason(this.as_ref(), &[name("us")]).unwrap();
-            assert!(why.contains("logging is enabled on us") && why.contains("every mailbox"), "{why}");
+            assert!(
+                why.contains("logging is enabled on us") && why.contains("every mailbox"),
+                "{why}"
+            );
         }
         let why = mode_lock_reason(Some(&name("eu")), &[name("eu"), name("us")]).unwrap();
         assert!(why.contains("eu, us"), "{why}");
@@ -1247,7 +1593,9 @@ mod tests {
     fn a_stored_draft_reads_back_and_holds_secrets_only_in_their_stored_form() {
         let mut setup = blank_setup();
         setup.host = "imap.example.com".into();
-        setup.password = Some(SecretRef::Sealed(SealedSecret("v1:k1:nonce:ciphertext".into())));
+        setup.password = Some(SecretRef::Sealed(SealedSecret(
+            "v1:k1:nonce:ciphertext".into(),
+        )));
         setup.oauth = Some(OAuthSetup {
             token_url: "https://login.example/token".into(),
             tenant: None,
@@ -1258,20 +1606,74 @@ mod tests {
         let mut settings = Settings::default();
         settings.set("storage_mode", "full").unwrap();
         settings.set("time_zone", "Europe/Helsinki").unwrap();
-        let template = InteractionTemplate { code: "EMAIL".into(), description: "Email".into(), cost: Amount::from_hundredths(250), duration_minutes: 5, interaction_group: None, campaign_no: None };
-        let draft = Draft { name: "eu".into(), setup, settings, template, folders: vec!["Queue".into()] };
+        let template = InteractionTemplate {
+            code: "EMAIL".into(),
+            description: "Email".into(),
+            cost: Amount::from_hundredths(250),
+            duration_minutes: 5,
+            interaction_group: None,
+            campaign_no: None,
+        };
+        let draft = Draft {
+            name: "eu".into(),
+            setup,
+            settings,
+            template,
+            folders: vec!["Queue".into()],
+        };
         let text = serde_json::to_string(&StoredDraft::from(&draft)).unwrap();
-        assert!(text.contains("v1:k1:nonce:ciphertext") && text.contains("env:CID") && text.contains("file:/run/secret"), "{text}");
+        assert!(
+            text.contains("v1:k1:nonce:ciphertext")
+                && text.contains("env:CID")
+                && text.contains("file:/run/secret"),
+            "{text}"
+        );
         let back = Draft::try_from(serde_json::from_str::<StoredDraft>(&text).unwrap()).unwrap();
-        assert_eq!((back.name, back.setup, back.settings, back.template, back.folders), (draft.name, draft.setup, draft.settings, draft.template, draft.folders));
+        assert_eq!(
+            (
+                back.name,
+                back.setup,
+                back.settings,
+                back.template,
+                back.folders
+            ),
+            (
+                draft.name,
+                draft.setup,
+                draft.settings,
+                draft.template,
+                draft.folders
+            )
+        );
     }
 
     #[test]
     fn folders_must_be_chosen_and_differ() {
         let mut setup = blank_setup();
         assert!(folders_from_form(&form(&[("queue", "Queue")]), &mut setup).is_err());
-        assert!(folders_from_form(&form(&[("queue", "Queue"), ("storage", "Queue")]), &mut setup).is_err());
-        folders_from_form(&form(&[("queue", "Queue"), ("storage", "Storage"), ("quarantine", "Bad")]), &mut setup).unwrap();
-        assert_eq!((setup.queue_folder.as_str(), setup.quarantine_folder.as_deref(), setup.not_logged_folder), ("Queue", Some("Bad"), None));
+        assert!(
+            folders_from_form(
+                &form(&[("queue", "Queue"), ("storage", "Queue")]),
+                &mut setup
+            )
+            .is_err()
+        );
+        folders_from_form(
+            &form(&[
+                ("queue", "Queue"),
+                ("storage", "Storage"),
+                ("quarantine", "Bad"),
+            ]),
+            &mut setup,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                setup.queue_folder.as_str(),
+                setup.quarantine_folder.as_deref(),
+                setup.not_logged_folder
+            ),
+            ("Queue", Some("Bad"), None)
+        );
     }
 }

@@ -53,11 +53,17 @@ impl ErrorKind {
             ErrorKind::NotFound => ("there is nothing here".into(), None),
             ErrorKind::Gone(why) => ((*why).into(), None),
             ErrorKind::BadRequest(why) => (why.clone(), None),
-            ErrorKind::TooManyAttempts => ("too many failed sign-ins; wait a minute and try again".into(), None),
+            ErrorKind::TooManyAttempts => (
+                "too many failed sign-ins; wait a minute and try again".into(),
+                None,
+            ),
             ErrorKind::Internal(cause) => {
                 let request_id = crate::auth::generate_token()[..12].to_owned();
                 tracing::error!(request_id, cause, "request failed");
-                ("something went wrong on the server".into(), Some(request_id))
+                (
+                    "something went wrong on the server".into(),
+                    Some(request_id),
+                )
             }
         }
     }
@@ -100,7 +106,11 @@ impl IntoResponse for PageError {
         }
         let status = self.0.status();
         let (message, request_id) = self.0.message();
-        let page = ErrorPage { status: status.as_u16(), message, request_id };
+        let page = ErrorPage {
+            status: status.as_u16(),
+            message,
+            request_id,
+        };
         match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => status.into_response(),

@@ -9,8 +9,8 @@ mod audit;
 mod auth;
 mod deletion;
 mod email_logging;
-mod headers;
 mod error;
+mod headers;
 mod mailboxes;
 mod message;
 pub mod operations;
@@ -94,41 +94,83 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
-        .route("/setup", get(pages::first_admin_form).post(pages::first_admin))
+        .route(
+            "/setup",
+            get(pages::first_admin_form).post(pages::first_admin),
+        )
         .route("/interactions", get(pages::interactions))
         .route("/interactions/{entry_no}", get(pages::entry))
-        .route("/interactions/{entry_no}/comments", post(pages::add_comment))
+        .route(
+            "/interactions/{entry_no}/comments",
+            post(pages::add_comment),
+        )
         .route("/interactions/{entry_no}/cancel", post(pages::cancel))
         .route("/interactions/{entry_no}/restore", post(pages::restore))
-        .route("/interactions/{entry_no}/delete", post(deletion::delete_entry))
-        .route("/interactions/delete-canceled", post(deletion::delete_canceled))
-        .route("/interactions/{entry_no}/opportunity", post(sales::from_entry))
+        .route(
+            "/interactions/{entry_no}/delete",
+            post(deletion::delete_entry),
+        )
+        .route(
+            "/interactions/delete-canceled",
+            post(deletion::delete_canceled),
+        )
+        .route(
+            "/interactions/{entry_no}/opportunity",
+            post(sales::from_entry),
+        )
         .route("/opportunities", get(sales::list).post(sales::create))
         .route("/opportunities/{no}", get(sales::card).post(sales::update))
-        .route("/contacts", get(people::contacts).post(people::save_contact))
+        .route(
+            "/contacts",
+            get(people::contacts).post(people::save_contact),
+        )
         .route("/contacts/import", post(people::import_contacts))
         .route("/contacts/{no}", get(people::contact))
         .route("/contacts/{no}/delete", post(people::delete_contact))
-        .route("/salespeople", get(people::salespeople).post(people::save_salesperson))
+        .route(
+            "/salespeople",
+            get(people::salespeople).post(people::save_salesperson),
+        )
         .route("/salespeople/import", post(people::import_salespeople))
         .route("/salespeople/{code}", get(people::salesperson))
-        .route("/salespeople/{code}/delete", post(people::delete_salesperson))
-        .route("/admin/mailboxes", get(mailboxes::list).post(mailboxes::add))
-        .route("/admin/mailboxes/{name}", get(email_logging::show).post(email_logging::save))
+        .route(
+            "/salespeople/{code}/delete",
+            post(people::delete_salesperson),
+        )
+        .route(
+            "/admin/mailboxes",
+            get(mailboxes::list).post(mailboxes::add),
+        )
+        .route(
+            "/admin/mailboxes/{name}",
+            get(email_logging::show).post(email_logging::save),
+        )
         .route("/admin/mailboxes/{name}/check", post(email_logging::check))
-        .route("/admin/mailboxes/{name}/enable", post(email_logging::enable))
-        .route("/admin/mailboxes/{name}/disable", post(email_logging::disable))
+        .route(
+            "/admin/mailboxes/{name}/enable",
+            post(email_logging::enable),
+        )
+        .route(
+            "/admin/mailboxes/{name}/disable",
+            post(email_logging::disable),
+        )
         .route("/admin/mailboxes/{name}/clear", post(email_logging::clear))
         .route("/admin/mailboxes/{name}/run", post(run_now::request))
         .route("/admin/mailboxes/{name}/runs/{id}", get(run_now::show))
         // Today's URLs: the same handlers, on the mailbox `default`.
-        .route("/admin/email-logging", get(email_logging::show).post(email_logging::save))
+        .route(
+            "/admin/email-logging",
+            get(email_logging::show).post(email_logging::save),
+        )
         .route("/admin/email-logging/check", post(email_logging::check))
         .route("/admin/email-logging/enable", post(email_logging::enable))
         .route("/admin/email-logging/disable", post(email_logging::disable))
         .route("/admin/email-logging/clear", post(email_logging::clear))
         .route("/admin/email-logging/run", post(run_now::request))
-        .route("/admin/email-logging/assisted", get(email_logging::assisted).post(email_logging::assisted_step))
+        .route(
+            "/admin/email-logging/assisted",
+            get(email_logging::assisted).post(email_logging::assisted_step),
+        )
         .route("/admin/mail-server-guide", get(email_logging::guide))
         .route("/admin/users", get(users::list))
         .route("/admin/audit", get(audit::page))
@@ -136,31 +178,63 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{name}/{action}", post(users::act))
         .route("/account", get(users::account))
         .route("/account/password", post(users::change_password))
-        .route("/account/sign-out-everywhere", post(users::sign_out_everywhere))
+        .route(
+            "/account/sign-out-everywhere",
+            post(users::sign_out_everywhere),
+        )
         .route("/runs", get(sales::runs))
         .route("/decisions", get(sales::decisions))
         .route("/interactions/{entry_no}/message", get(message::show))
-        .route("/interactions/{entry_no}/message/attachments/{index}", get(message::attachment))
+        .route(
+            "/interactions/{entry_no}/message/attachments/{index}",
+            get(message::attachment),
+        )
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/interactions", get(api::interactions))
         .route("/api/v1/interactions/{entry_no}", get(api::interaction))
-        .route("/api/v1/interactions/{entry_no}/opportunity", post(api::opportunity_from_entry))
-        .route("/api/v1/interactions/{entry_no}/comments", post(api::add_comment))
+        .route(
+            "/api/v1/interactions/{entry_no}/opportunity",
+            post(api::opportunity_from_entry),
+        )
+        .route(
+            "/api/v1/interactions/{entry_no}/comments",
+            post(api::add_comment),
+        )
         .route("/api/v1/interactions/{entry_no}/cancel", post(api::cancel))
-        .route("/api/v1/interactions/{entry_no}/restore", post(api::restore))
-        .route("/api/v1/opportunities", get(api::opportunities).post(api::create_opportunity))
-        .route("/api/v1/opportunities/{no}", get(api::opportunity).patch(api::update_opportunity))
+        .route(
+            "/api/v1/interactions/{entry_no}/restore",
+            post(api::restore),
+        )
+        .route(
+            "/api/v1/opportunities",
+            get(api::opportunities).post(api::create_opportunity),
+        )
+        .route(
+            "/api/v1/opportunities/{no}",
+            get(api::opportunity).patch(api::update_opportunity),
+        )
         .route("/api/v1/contacts", get(api::contacts))
         .route("/api/v1/contacts/import", post(api::import_contacts))
         .route("/api/v1/salespeople/import", post(api::import_salespeople))
-        .route("/api/v1/contacts/{no}", get(api::contact).put(api::put_contact).delete(api::delete_contact))
+        .route(
+            "/api/v1/contacts/{no}",
+            get(api::contact)
+                .put(api::put_contact)
+                .delete(api::delete_contact),
+        )
         .route("/api/v1/salespeople", get(api::salespeople))
-        .route("/api/v1/salespeople/{code}", axum::routing::put(api::put_salesperson).delete(api::delete_salesperson))
+        .route(
+            "/api/v1/salespeople/{code}",
+            axum::routing::put(api::put_salesperson).delete(api::delete_salesperson),
+        )
         .route("/api/v1/runs", get(api::runs))
         .route("/api/v1/decisions", get(api::decisions))
         .route("/api/v1/mailboxes/{name}/runs", post(run_now::api_request))
-        .route("/api/v1/mailboxes/{name}/runs/{id}", get(run_now::api_status))
+        .route(
+            "/api/v1/mailboxes/{name}/runs/{id}",
+            get(run_now::api_status),
+        )
         .layer(axum::middleware::from_fn(operations::track))
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)

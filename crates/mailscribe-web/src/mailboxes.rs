@@ -50,7 +50,13 @@ pub(crate) struct AddForm {
     name: String,
 }
 
-async fn list_page(state: &AppState, signed_in: &SignedIn, name: String, notice: String, problem: String) -> Result<Response, PageError> {
+async fn list_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    name: String,
+    notice: String,
+    problem: String,
+) -> Result<Response, PageError> {
     let settings = state.store.settings().await?;
     let mailboxes = state
         .store
@@ -79,18 +85,42 @@ async fn list_page(state: &AppState, signed_in: &SignedIn, name: String, notice:
     respond(&page, refused)
 }
 
-pub(crate) async fn list(State(state): State<AppState>, signed_in: SignedIn, Query(query): Query<ListQuery>) -> Result<Response, PageError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
     admin(&signed_in)?;
-    list_page(&state, &signed_in, String::new(), query.notice, String::new()).await
+    list_page(
+        &state,
+        &signed_in,
+        String::new(),
+        query.notice,
+        String::new(),
+    )
+    .await
 }
 
 /// Adds a mailbox by name: a valid name that no mailbox has leads to the
 /// new mailbox's page, where saving the setup creates it.
-pub(crate) async fn add(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<AddForm>) -> Result<Response, PageError> {
+pub(crate) async fn add(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<AddForm>,
+) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
     let name = match MailboxName::parse(&form.name) {
         Ok(name) => name,
-        Err(err) => return list_page(&state, &signed_in, form.name, String::new(), err.to_string()).await,
+        Err(err) => {
+            return list_page(
+                &state,
+                &signed_in,
+                form.name,
+                String::new(),
+                err.to_string(),
+            )
+            .await;
+        }
     };
     if let Some(existing) = state.store.mailbox(&name).await? {
         let problem = format!(

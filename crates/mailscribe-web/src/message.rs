@@ -13,7 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
-use mailscribe_core::message_view::{AttachmentInfo, InlineImage, read_attachment, read_message, safe_file_name};
+use mailscribe_core::message_view::{
+    AttachmentInfo, InlineImage, read_attachment, read_message, safe_file_name,
+};
 use mailscribe_store::MessageRecord;
 
 use crate::AppState;
@@ -42,34 +44,46 @@ fn sanitise(html: &str, inline: &[InlineImage]) -> String {
         .iter()
         .map(|image| {
             let encoded = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
-            (image.content_id.to_ascii_lowercase(), format!("data:{};base64,{encoded}", image.content_type))
+            (
+                image.content_id.to_ascii_lowercase(),
+                format!("data:{};base64,{encoded}", image.content_type),
+            )
         })
         .collect();
     let mut builder = ammonia::Builder::default();
     builder
         .url_schemes(HashSet::from(["http", "https", "mailto", "cid"]))
         .link_rel(Some("noopener noreferrer nofollow"))
-        .attribute_filter(move |element, attribute, value| match (element, attribute) {
-            // No remote image is loaded: it is a tracking pixel until
-            // proven otherwise. Only the message's own parts are shown.
-            ("img", "src") => value
-                .get(..4)
-                .filter(|scheme| scheme.eq_ignore_ascii_case("cid:"))
-                .and_then(|_| images.get(&value[4..].trim().to_ascii_lowercase()))
-                .map(|data| data.clone().into()),
-            (_, "srcset" | "background" | "style") => None,
-            _ => Some(value.into()),
-        });
+        .attribute_filter(
+            move |element, attribute, value| match (element, attribute) {
+                // No remote image is loaded: it is a tracking pixel until
+                // proven otherwise. Only the message's own parts are shown.
+                ("img", "src") => value
+                    .get(..4)
+                    .filter(|scheme| scheme.eq_ignore_ascii_case("cid:"))
+                    .and_then(|_| images.get(&value[4..].trim().to_ascii_lowercase()))
+                    .map(|data| data.clone().into()),
+                (_, "srcset" | "background" | "style") => None,
+                _ => Some(value.into()),
+            },
+        );
     builder.clean(html).to_string()
 }
 
-async fn raw_message(state: &AppState, record: &MessageRecord) -> Result<(Option<Vec<u8>>, &'static str), PageError> {
+async fn raw_message(
+    state: &AppState,
+    record: &MessageRecord,
+) -> Result<(Option<Vec<u8>>, &'static str), PageError> {
     if record.has_raw {
-        return Ok((state.store.stored_raw_message(record.id).await?, "Kept in Mailscribe's store (storage mode full)."));
+        return Ok((
+            state.store.stored_raw_message(record.id).await?,
+            "Kept in Mailscribe's store (storage mode full).",
+        ));
     }
     let Some(source) = &state.message_source else {
         return Err(PageError(ErrorKind::BadRequest(
-            "this message is kept on the mail server, and no mailbox is configured to read it from".into(),
+            "this message is kept on the mail server, and no mailbox is configured to read it from"
+                .into(),
         )));
     };
     let raw = source.fetch(record).await.map_err(|err| {
@@ -79,7 +93,10 @@ async fn raw_message(state: &AppState, record: &MessageRecord) -> Result<(Option
             "the mail server could not be asked for the message; the server log says why".into(),
         ))
     })?;
-    Ok((raw, "Fetched from the storage folder on the mail server (storage mode reference)."))
+    Ok((
+        raw,
+        "Fetched from the storage folder on the mail server (storage mode reference).",
+    ))
 }
 
 #[derive(Template)]
@@ -96,9 +113,17 @@ struct MessagePage {
     attachments: Vec<AttachmentInfo>,
 }
 
-async fn load(state: &AppState, signed_in: &SignedIn, entry_no: i64) -> Result<(Vec<u8>, &'static str), PageError> {
+async fn load(
+    state: &AppState,
+    signed_in: &SignedIn,
+    entry_no: i64,
+) -> Result<(Vec<u8>, &'static str), PageError> {
     let entry = visible_entry(state, &signed_in.user, entry_no).await?;
-    let record = state.store.message_record(entry.message_record_id).await?.ok_or(PageError(ErrorKind::NotFound))?;
+    let record = state
+        .store
+        .message_record(entry.message_record_id)
+        .await?
+        .ok_or(PageError(ErrorKind::NotFound))?;
     match raw_message(state, &record).await? {
         (Some(raw), source) => Ok((raw, source)),
         (None, _) => Err(PageError(ErrorKind::Gone(
@@ -107,7 +132,11 @@ async fn load(state: &AppState, signed_in: &SignedIn, entry_no: i64) -> Result<(
     }
 }
 
-pub(crate) async fn show(State(state): State<AppState>, signed_in: SignedIn, Path(entry_no): Path<i64>) -> Result<Response, PageError> {
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(entry_no): Path<i64>,
+) -> Result<Response, PageError> {
     let (raw, source) = load(&state, &signed_in, entry_no).await?;
     let content = tokio::task::spawn_blocking(move || read_message(&raw))
         .await
@@ -120,11 +149,21 @@ pub(crate) async fn show(State(state): State<AppState>, signed_in: SignedIn, Pat
         entry_no,
         source: source.to_owned(),
         headers: content.headers,
-        html: content.html.as_deref().map(|html| sanitise(html, &content.inline_images)),
+        html: content
+            .html
+            .as_deref()
+            .map(|html| sanitise(html, &content.inline_images)),
         text: content.text,
         attachments: content.attachments,
     };
-    Ok(([(header::CONTENT_SECURITY_POLICY, CSP), (header::REFERRER_POLICY, "no-referrer")], Html(page.render()?)).into_response())
+    Ok((
+        [
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(page.render()?),
+    )
+        .into_response())
 }
 
 pub(crate) async fn attachment(
@@ -137,13 +176,19 @@ pub(crate) async fn attachment(
     let name = safe_file_name(&info.name);
     // Always a download of opaque bytes: an HTML or SVG attachment must
     // never render in our origin.
-    let disposition = format!("attachment; filename=\"{}\"", name.replace(|c: char| !c.is_ascii(), "_"));
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        name.replace(|c: char| !c.is_ascii(), "_")
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_owned(),
+            ),
         ],
         bytes,
     )
@@ -158,11 +203,23 @@ mod tests {
     fn hostile_html_is_defused() {
         let cases = [
             ("<p>hi<script>alert(1)</script></p>", "<p>hi</p>"),
-            ("<img src=\"https://tracker.example/p.gif\" alt=\"x\">", "<img alt=\"x\">"),
-            ("<a href=\"javascript:alert(1)\">x</a>", "<a rel=\"noopener noreferrer nofollow\">x</a>"),
-            ("<p onclick=\"alert(1)\" style=\"background:url(https://t.example/x)\">y</p>", "<p>y</p>"),
+            (
+                "<img src=\"https://tracker.example/p.gif\" alt=\"x\">",
+                "<img alt=\"x\">",
+            ),
+            (
+                "<a href=\"javascript:alert(1)\">x</a>",
+                "<a rel=\"noopener noreferrer nofollow\">x</a>",
+            ),
+            (
+                "<p onclick=\"alert(1)\" style=\"background:url(https://t.example/x)\">y</p>",
+                "<p>y</p>",
+            ),
             ("<img src=\"cid:logo@x\">", "<img>"),
-            ("<iframe src=\"https://evil.example\"></iframe><form action=\"/x\"><input></form>ok", "ok"),
+            (
+                "<iframe src=\"https://evil.example\"></iframe><form action=\"/x\"><input></form>ok",
+                "ok",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(sanitise(input, &[]), expected, "{input}");
@@ -171,7 +228,11 @@ mod tests {
 
     #[test]
     fn cid_images_become_data_urls_of_the_message_s_own_parts() {
-        let logo = InlineImage { content_id: "Logo@X".into(), content_type: "image/png".into(), bytes: b"\x89PNG".to_vec() };
+        let logo = InlineImage {
+            content_id: "Logo@X".into(),
+            content_type: "image/png".into(),
+            bytes: b"\x89PNG".to_vec(),
+        };
         let html = "<img src=\"cid:logo@x\" alt=\"logo\"><img src=\"cid:missing@x\"><img src=\"https://t.example/cid:logo@x\">";
         assert_eq!(
             sanitise(html, &[logo]),

@@ -2,10 +2,10 @@
 //! entry with its actions.
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use mailscribe_core::{Restriction, User};
@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::{
-    LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_HOURS, SignedIn, cookie, generate_token, hash_password,
-    hash_token, set_cookie, verify_password,
+    LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_HOURS, SignedIn, cookie, generate_token,
+    hash_password, hash_token, set_cookie, verify_password,
 };
 use crate::error::{ErrorKind, PageError};
 
@@ -121,18 +121,26 @@ impl LogQuery {
     /// The store filter, with the caller's restriction applied: a
     /// salesperson's filter is always their own code, whatever was asked.
     /// `None` when the caller may see nothing at all.
-    pub(crate) fn to_filter(&self, user: &User, tz: Tz) -> Result<Option<(EntryFilter, Option<EntryCursor>)>, ErrorKind> {
+    pub(crate) fn to_filter(
+        &self,
+        user: &User,
+        tz: Tz,
+    ) -> Result<Option<(EntryFilter, Option<EntryCursor>)>, ErrorKind> {
         let direction = non_empty(&self.direction);
         if let Some(direction) = &direction {
             if direction != "inbound" && direction != "outbound" {
-                return Err(ErrorKind::BadRequest("direction is inbound or outbound".into()));
+                return Err(ErrorKind::BadRequest(
+                    "direction is inbound or outbound".into(),
+                ));
             }
         }
         let mut filter = EntryFilter {
             contact_no: non_empty(&self.contact),
             company_no: non_empty(&self.company),
             salesperson_code: non_empty(&self.salesperson),
-            from: non_empty(&self.from).map(|d| local_midnight(&d, tz, "from")).transpose()?,
+            from: non_empty(&self.from)
+                .map(|d| local_midnight(&d, tz, "from"))
+                .transpose()?,
             to: non_empty(&self.to)
                 .map(|d| {
                     local_midnight(&d, tz, "to")?
@@ -153,13 +161,17 @@ impl LogQuery {
         };
         match user.restricted_to() {
             None => {}
-            Some(Restriction::Salesperson(code)) => filter.salesperson_code = Some(code.to_string()),
+            Some(Restriction::Salesperson(code)) => {
+                filter.salesperson_code = Some(code.to_string())
+            }
             Some(Restriction::Nothing) => return Ok(None),
         }
         let cursor = match (non_empty(&self.before_at), self.before_no) {
             (Some(at), Some(entry_no)) => Some(EntryCursor {
                 occurred_at: DateTime::parse_from_rfc3339(&at)
-                    .map_err(|_| ErrorKind::BadRequest("before_at must be an RFC 3339 time".into()))?
+                    .map_err(|_| {
+                        ErrorKind::BadRequest("before_at must be an RFC 3339 time".into())
+                    })?
                     .with_timezone(&Utc),
                 entry_no,
             }),
@@ -185,7 +197,11 @@ impl LogQuery {
         for (key, value) in pairs {
             url.push_str(&format!("{key}={}&", percent_encode(value)));
         }
-        url.push_str(&format!("before_at={}&before_no={}", percent_encode(&last.occurred_at.to_rfc3339()), last.entry_no));
+        url.push_str(&format!(
+            "before_at={}&before_no={}",
+            percent_encode(&last.occurred_at.to_rfc3339()),
+            last.entry_no
+        ));
         url
     }
 }
@@ -193,16 +209,25 @@ impl LogQuery {
 pub(crate) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
 }
 
 /// A page of the log for `user`, newest first.
-pub(crate) async fn log_page(state: &AppState, user: &User, query: &LogQuery, limit: i64) -> Result<(Vec<EntryRow>, Tz), ErrorKind> {
+pub(crate) async fn log_page(
+    state: &AppState,
+    user: &User,
+    query: &LogQuery,
+    limit: i64,
+) -> Result<(Vec<EntryRow>, Tz), ErrorKind> {
     let tz = state.store.settings().await?.time_zone;
-    let Some((filter, cursor)) = query.to_filter(user, tz)? else { return Ok((Vec::new(), tz)) };
+    let Some((filter, cursor)) = query.to_filter(user, tz)? else {
+        return Ok((Vec::new(), tz));
+    };
     Ok((state.store.entries_page(&filter, cursor, limit).await?, tz))
 }
 
@@ -222,10 +247,26 @@ struct LoginPage {
     no_users: bool,
 }
 
-async fn login_page(state: &AppState, status: axum::http::StatusCode, problem: Option<String>) -> Result<Response, PageError> {
+async fn login_page(
+    state: &AppState,
+    status: axum::http::StatusCode,
+    problem: Option<String>,
+) -> Result<Response, PageError> {
     let csrf = generate_token();
-    let page = LoginPage { csrf: csrf.clone(), problem, no_users: state.store.count_users().await? == 0 };
-    Ok((status, [(SET_COOKIE, set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, 3600))], render(page)?).into_response())
+    let page = LoginPage {
+        csrf: csrf.clone(),
+        problem,
+        no_users: state.store.count_users().await? == 0,
+    };
+    Ok((
+        status,
+        [(
+            SET_COOKIE,
+            set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+        )],
+        render(page)?,
+    )
+        .into_response())
 }
 
 pub(crate) async fn login_form(State(state): State<AppState>) -> Result<Response, PageError> {
@@ -246,7 +287,10 @@ pub(crate) struct LoginForm {
 /// as much time as a wrong password.
 async fn dummy_hash() -> String {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY.get_or_init(|| async { hash_password(generate_token()).await.unwrap_or_default() }).await.clone()
+    DUMMY
+        .get_or_init(|| async { hash_password(generate_token()).await.unwrap_or_default() })
+        .await
+        .clone()
 }
 
 async fn start_session(state: &AppState, user_id: i64) -> Result<Response, PageError> {
@@ -254,7 +298,13 @@ async fn start_session(state: &AppState, user_id: i64) -> Result<Response, PageE
     let now = Utc::now();
     state
         .store
-        .create_session(&hash_token(&token), user_id, &generate_token(), now, now + Duration::hours(SESSION_HOURS))
+        .create_session(
+            &hash_token(&token),
+            user_id,
+            &generate_token(),
+            now,
+            now + Duration::hours(SESSION_HOURS),
+        )
         .await?;
     let cookie = set_cookie(state, SESSION_COOKIE, &token, SESSION_HOURS * 3600);
     Ok(([(SET_COOKIE, cookie)], Redirect::to("/interactions")).into_response())
@@ -269,7 +319,9 @@ pub(crate) async fn login(
     let client = crate::auth::client_address(&extensions);
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || form.csrf != expected {
-        return Err(PageError(ErrorKind::Forbidden("the sign-in form has expired; reload the page and try again")));
+        return Err(PageError(ErrorKind::Forbidden(
+            "the sign-in form has expired; reload the page and try again",
+        )));
     }
     let name = form.name.trim();
     // The attempt counts before the password is checked, so that a burst
@@ -284,7 +336,11 @@ pub(crate) async fn login(
     };
     let verified = {
         // Each check takes ~19 MiB for a moment: a few at a time.
-        let _permit = state.password_checks.acquire().await.map_err(|e| ErrorKind::Internal(e.to_string()))?;
+        let _permit = state
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|e| ErrorKind::Internal(e.to_string()))?;
         verify_password(form.password, hash).await
     };
     match found {
@@ -294,15 +350,23 @@ pub(crate) async fn login(
             let now = Utc::now();
             state.store.record_sign_in(user.id, now).await?;
             // Sessions that ended meanwhile (expired or idle) go now.
-            let idle = Duration::minutes(i64::from(state.store.settings().await?.session_idle_minutes));
+            let idle = Duration::minutes(i64::from(
+                state.store.settings().await?.session_idle_minutes,
+            ));
             state.store.purge_sessions(now, now - idle).await?;
             start_session(&state, user.id).await
         }
         _ => {
             // The name tried, cut short: a failed sign-in may carry anything.
             let tried: String = name.chars().take(64).collect();
-            crate::audit::record_as(&state, &tried, client, "sign_in_failed", Some(&tried), None).await?;
-            login_page(&state, axum::http::StatusCode::UNAUTHORIZED, Some("Wrong user name or password.".into())).await
+            crate::audit::record_as(&state, &tried, client, "sign_in_failed", Some(&tried), None)
+                .await?;
+            login_page(
+                &state,
+                axum::http::StatusCode::UNAUTHORIZED,
+                Some("Wrong user name or password.".into()),
+            )
+            .await
         }
     }
 }
@@ -313,10 +377,18 @@ pub(crate) struct CsrfForm {
     csrf: String,
 }
 
-pub(crate) async fn logout(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     signed_in.check_csrf(&form.csrf)?;
     state.store.delete_session(&signed_in.token_hash).await?;
-    Ok(([(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))], Redirect::to("/login")).into_response())
+    Ok((
+        [(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))],
+        Redirect::to("/login"),
+    )
+        .into_response())
 }
 
 #[derive(Template)]
@@ -332,11 +404,23 @@ pub(crate) struct SetupQuery {
     token: String,
 }
 
-pub(crate) async fn first_admin_form(State(state): State<AppState>, Query(query): Query<SetupQuery>) -> Result<Response, PageError> {
-    if query.token.is_empty() || !state.store.setup_token_valid(&hash_token(&query.token), Utc::now()).await? {
+pub(crate) async fn first_admin_form(
+    State(state): State<AppState>,
+    Query(query): Query<SetupQuery>,
+) -> Result<Response, PageError> {
+    if query.token.is_empty()
+        || !state
+            .store
+            .setup_token_valid(&hash_token(&query.token), Utc::now())
+            .await?
+    {
         return Err(PageError(ErrorKind::NotFound));
     }
-    Ok(render(SetupPage { token: query.token, problem: None })?.into_response())
+    Ok(render(SetupPage {
+        token: query.token,
+        problem: None,
+    })?
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -351,9 +435,17 @@ pub(crate) struct SetupForm {
     password_again: String,
 }
 
-pub(crate) async fn first_admin(State(state): State<AppState>, Form(form): Form<SetupForm>) -> Result<Response, PageError> {
+pub(crate) async fn first_admin(
+    State(state): State<AppState>,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, PageError> {
     let token_hash = hash_token(&form.token);
-    if form.token.is_empty() || !state.store.setup_token_valid(&token_hash, Utc::now()).await? {
+    if form.token.is_empty()
+        || !state
+            .store
+            .setup_token_valid(&token_hash, Utc::now())
+            .await?
+    {
         return Err(PageError(ErrorKind::NotFound));
     }
     let problem = if form.name.trim().is_empty() {
@@ -366,11 +458,20 @@ pub(crate) async fn first_admin(State(state): State<AppState>, Form(form): Form<
         None
     };
     if let Some(problem) = problem {
-        let page = SetupPage { token: form.token, problem: Some(problem.into()) };
+        let page = SetupPage {
+            token: form.token,
+            problem: Some(problem.into()),
+        };
         return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
     }
-    let hash = hash_password(form.password).await.map_err(ErrorKind::Internal)?;
-    match state.store.create_first_admin(&token_hash, form.name.trim(), &hash, Utc::now()).await? {
+    let hash = hash_password(form.password)
+        .await
+        .map_err(ErrorKind::Internal)?;
+    match state
+        .store
+        .create_first_admin(&token_hash, form.name.trim(), &hash, Utc::now())
+        .await?
+    {
         Some(id) => start_session(&state, id).await,
         None => Err(PageError(ErrorKind::NotFound)),
     }
@@ -410,9 +511,19 @@ struct FirstSteps {
 
 impl LogQuery {
     fn has_filters(&self) -> bool {
-        [&self.contact, &self.company, &self.salesperson, &self.from, &self.to, &self.direction, &self.q, &self.mailbox, &self.campaign]
-            .iter()
-            .any(|value| !value.trim().is_empty())
+        [
+            &self.contact,
+            &self.company,
+            &self.salesperson,
+            &self.from,
+            &self.to,
+            &self.direction,
+            &self.q,
+            &self.mailbox,
+            &self.campaign,
+        ]
+        .iter()
+        .any(|value| !value.trim().is_empty())
     }
 }
 
@@ -423,7 +534,9 @@ pub(crate) async fn interactions(
     Query(notice): Query<NoticeQuery>,
 ) -> Result<Html<String>, PageError> {
     let (rows, tz) = log_page(&state, &signed_in.user, &query, PAGE_SIZE).await?;
-    let next = (rows.len() as i64 == PAGE_SIZE).then(|| rows.last().map(|last| query.next_page(last))).flatten();
+    let next = (rows.len() as i64 == PAGE_SIZE)
+        .then(|| rows.last().map(|last| query.next_page(last)))
+        .flatten();
     let first_steps = if state.store.any_mailbox_enabled().await? {
         None
     } else {
@@ -451,7 +564,11 @@ pub(crate) async fn interactions(
 
 /// The entry, if this user may see it. Another salesperson's entry is
 /// "not found", so that guessing numbers reveals nothing.
-pub(crate) async fn visible_entry(state: &AppState, user: &User, entry_no: i64) -> Result<EntryRow, ErrorKind> {
+pub(crate) async fn visible_entry(
+    state: &AppState,
+    user: &User,
+    entry_no: i64,
+) -> Result<EntryRow, ErrorKind> {
     match state.store.entry(entry_no).await? {
         Some(row) if user.may_see_entry_of(&row.salesperson_code) => Ok(row),
         _ => Err(ErrorKind::NotFound),
@@ -469,7 +586,11 @@ struct EntryPage {
     comments: Vec<(String, String)>,
 }
 
-pub(crate) async fn entry(State(state): State<AppState>, signed_in: SignedIn, Path(entry_no): Path<i64>) -> Result<Html<String>, PageError> {
+pub(crate) async fn entry(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(entry_no): Path<i64>,
+) -> Result<Html<String>, PageError> {
     let row = visible_entry(&state, &signed_in.user, entry_no).await?;
     let tz = state.store.settings().await?.time_zone;
     let comments = state
@@ -477,7 +598,15 @@ pub(crate) async fn entry(State(state): State<AppState>, signed_in: SignedIn, Pa
         .entry_comments(entry_no)
         .await?
         .into_iter()
-        .map(|c| (c.created_at.with_timezone(&tz).format("%Y-%m-%d").to_string(), c.comment))
+        .map(|c| {
+            (
+                c.created_at
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%d")
+                    .to_string(),
+                c.comment,
+            )
+        })
         .collect();
     render(EntryPage {
         user_name: signed_in.user.name.clone(),
@@ -507,13 +636,24 @@ pub(crate) async fn add_comment(
     visible_entry(&state, &signed_in.user, entry_no).await?;
     let comment = form.comment.trim();
     if comment.is_empty() || comment.chars().count() > 500 {
-        return Err(PageError(ErrorKind::BadRequest("a comment has 1 to 500 characters".into())));
+        return Err(PageError(ErrorKind::BadRequest(
+            "a comment has 1 to 500 characters".into(),
+        )));
     }
-    state.store.add_entry_comment(entry_no, comment, Utc::now()).await?;
+    state
+        .store
+        .add_entry_comment(entry_no, comment, Utc::now())
+        .await?;
     Ok(Redirect::to(&format!("/interactions/{entry_no}")))
 }
 
-async fn set_canceled(state: AppState, signed_in: SignedIn, entry_no: i64, csrf: &str, canceled: bool) -> Result<Redirect, PageError> {
+async fn set_canceled(
+    state: AppState,
+    signed_in: SignedIn,
+    entry_no: i64,
+    csrf: &str,
+    canceled: bool,
+) -> Result<Redirect, PageError> {
     signed_in.check_csrf(csrf)?;
     visible_entry(&state, &signed_in.user, entry_no).await?;
     state.store.set_entry_canceled(entry_no, canceled).await?;

@@ -67,7 +67,15 @@ pub(crate) struct Search {
     q: String,
 }
 
-fn list_page(signed_in: &SignedIn, title: &str, base: &str, key_label: &str, csv_header: &str, q: String, rows: Vec<PersonRow>) -> ListPage {
+fn list_page(
+    signed_in: &SignedIn,
+    title: &str,
+    base: &str,
+    key_label: &str,
+    csv_header: &str,
+    q: String,
+    rows: Vec<PersonRow>,
+) -> ListPage {
     ListPage {
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
@@ -83,7 +91,11 @@ fn list_page(signed_in: &SignedIn, title: &str, base: &str, key_label: &str, csv
     }
 }
 
-pub(crate) async fn contacts(State(state): State<AppState>, signed_in: SignedIn, Query(search): Query<Search>) -> Result<Html<String>, PageError> {
+pub(crate) async fn contacts(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(search): Query<Search>,
+) -> Result<Html<String>, PageError> {
     let text = search.q.trim();
     let rows = state
         .store
@@ -96,14 +108,30 @@ pub(crate) async fn contacts(State(state): State<AppState>, signed_in: SignedIn,
             name: c.name,
             kind: c.kind.as_str().into(),
             company: c.company_no.map(|n| n.to_string()).unwrap_or_default(),
-            addresses: c.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            addresses: c
+                .addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
         .collect();
-    let page = list_page(&signed_in, "Contacts", "/contacts", "No.", "no,name,email,company[,type]", search.q.clone(), rows);
+    let page = list_page(
+        &signed_in,
+        "Contacts",
+        "/contacts",
+        "No.",
+        "no,name,email,company[,type]",
+        search.q.clone(),
+        rows,
+    );
     Ok(Html(page.render()?))
 }
 
-pub(crate) async fn salespeople(State(state): State<AppState>, signed_in: SignedIn) -> Result<Html<String>, PageError> {
+pub(crate) async fn salespeople(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Html<String>, PageError> {
     let rows = state
         .store
         .list_salespeople()
@@ -116,26 +144,57 @@ pub(crate) async fn salespeople(State(state): State<AppState>, signed_in: Signed
             name: s.name,
             kind: "salesperson".into(),
             company: String::new(),
-            addresses: s.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            addresses: s
+                .addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
         .collect();
-    let page = list_page(&signed_in, "Salespeople", "/salespeople", "Code", "code,name,email", String::new(), rows);
+    let page = list_page(
+        &signed_in,
+        "Salespeople",
+        "/salespeople",
+        "Code",
+        "code,name,email",
+        String::new(),
+        rows,
+    );
     Ok(Html(page.render()?))
 }
 
-async fn history(state: &AppState, signed_in: &SignedIn, query: LogQuery) -> Result<Vec<EntryView>, PageError> {
+async fn history(
+    state: &AppState,
+    signed_in: &SignedIn,
+    query: LogQuery,
+) -> Result<Vec<EntryView>, PageError> {
     let (rows, tz) = log_page(state, &signed_in.user, &query, 100).await?;
     Ok(rows.iter().map(|r| view(r, tz)).collect())
 }
 
-pub(crate) async fn contact(State(state): State<AppState>, signed_in: SignedIn, Path(no): Path<String>) -> Result<Html<String>, PageError> {
-    let contact = state.store.contact(&no).await?.ok_or(PageError(ErrorKind::NotFound))?;
+pub(crate) async fn contact(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(no): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let contact = state
+        .store
+        .contact(&no)
+        .await?
+        .ok_or(PageError(ErrorKind::NotFound))?;
     // A company's history is that of its people and its own.
     let is_company = contact.kind == mailscribe_core::ContactKind::Company;
     let query = if is_company {
-        LogQuery { company: no.clone(), ..Default::default() }
+        LogQuery {
+            company: no.clone(),
+            ..Default::default()
+        }
     } else {
-        LogQuery { contact: no.clone(), ..Default::default() }
+        LogQuery {
+            contact: no.clone(),
+            ..Default::default()
+        }
     };
     let log_link = if is_company {
         format!("/interactions?company={}", percent_encode(&no))
@@ -149,9 +208,22 @@ pub(crate) async fn contact(State(state): State<AppState>, signed_in: SignedIn, 
         title: format!("Contact {no}"),
         name: contact.name,
         kind: contact.kind.as_str().into(),
-        company_href: contact.company_no.as_ref().map(|c| percent_encode(c.as_str())).unwrap_or_default(),
-        company: contact.company_no.map(|c| c.to_string()).filter(|c| c != &no).unwrap_or_default(),
-        addresses: contact.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        company_href: contact
+            .company_no
+            .as_ref()
+            .map(|c| percent_encode(c.as_str()))
+            .unwrap_or_default(),
+        company: contact
+            .company_no
+            .map(|c| c.to_string())
+            .filter(|c| c != &no)
+            .unwrap_or_default(),
+        addresses: contact
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         privacy_blocked: contact.privacy_blocked,
         history: history(&state, &signed_in, query).await?,
         log_link,
@@ -161,7 +233,11 @@ pub(crate) async fn contact(State(state): State<AppState>, signed_in: SignedIn, 
     Ok(Html(page.render()?))
 }
 
-pub(crate) async fn salesperson(State(state): State<AppState>, signed_in: SignedIn, Path(code): Path<String>) -> Result<Html<String>, PageError> {
+pub(crate) async fn salesperson(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(code): Path<String>,
+) -> Result<Html<String>, PageError> {
     if !signed_in.user.may_see_entry_of(&code) {
         return Err(PageError(ErrorKind::NotFound));
     }
@@ -181,9 +257,22 @@ pub(crate) async fn salesperson(State(state): State<AppState>, signed_in: Signed
         kind: "salesperson".into(),
         company: String::new(),
         company_href: String::new(),
-        addresses: person.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        addresses: person
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         privacy_blocked: false,
-        history: history(&state, &signed_in, LogQuery { salesperson: code.clone(), ..Default::default() }).await?,
+        history: history(
+            &state,
+            &signed_in,
+            LogQuery {
+                salesperson: code.clone(),
+                ..Default::default()
+            },
+        )
+        .await?,
         log_link: format!("/interactions?salesperson={}", percent_encode(&code)),
         is_admin: signed_in.user.is_admin(),
         delete_action: format!("/salespeople/{}/delete", percent_encode(&code)),
@@ -201,45 +290,77 @@ pub(crate) struct ImportForm {
 
 fn refused(errors: Vec<RowError>) -> PageError {
     let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    PageError(ErrorKind::BadRequest(format!("nothing was imported: {}", listed.join("; "))))
+    PageError(ErrorKind::BadRequest(format!(
+        "nothing was imported: {}",
+        listed.join("; ")
+    )))
 }
 
 fn admin_only(signed_in: &SignedIn, csrf: &str) -> Result<(), PageError> {
     signed_in.check_csrf(csrf)?;
     if !signed_in.user.is_admin() {
-        return Err(PageError(ErrorKind::Forbidden("only an admin can change the directory")));
+        return Err(PageError(ErrorKind::Forbidden(
+            "only an admin can change the directory",
+        )));
     }
     Ok(())
 }
 
-pub(crate) async fn import_contacts(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ImportForm>) -> Result<Redirect, PageError> {
+pub(crate) async fn import_contacts(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<ImportForm>,
+) -> Result<Redirect, PageError> {
     admin_only(&signed_in, &form.csrf)?;
     let rows = read_contacts(form.csv.as_bytes()).map_err(refused)?;
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
     let summary = state.store.import_contacts(&contacts).await?;
-    let detail = format!("{} contacts ({} new, {} updated)", contacts.len(), summary.created, summary.updated);
+    let detail = format!(
+        "{} contacts ({} new, {} updated)",
+        contacts.len(),
+        summary.created,
+        summary.updated
+    );
     crate::audit::record(&state, &signed_in, "contacts_imported", None, Some(detail)).await?;
     Ok(Redirect::to("/contacts"))
 }
 
-pub(crate) async fn import_salespeople(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<ImportForm>) -> Result<Redirect, PageError> {
+pub(crate) async fn import_salespeople(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<ImportForm>,
+) -> Result<Redirect, PageError> {
     admin_only(&signed_in, &form.csrf)?;
     let rows = read_salespeople(form.csv.as_bytes()).map_err(refused)?;
     let people: Vec<_> = rows.iter().map(|(_, p)| p.clone()).collect();
     match state.store.import_salespeople(&people).await {
         Ok(summary) => {
-            let detail = format!("{} salespeople ({} new, {} updated)", people.len(), summary.created, summary.updated);
-            crate::audit::record(&state, &signed_in, "salespeople_imported", None, Some(detail)).await?;
+            let detail = format!(
+                "{} salespeople ({} new, {} updated)",
+                people.len(),
+                summary.created,
+                summary.updated
+            );
+            crate::audit::record(
+                &state,
+                &signed_in,
+                "salespeople_imported",
+                None,
+                Some(detail),
+            )
+            .await?;
             Ok(Redirect::to("/salespeople"))
         }
         Err(StoreError::Conflict(message)) => {
-            let line = rows.iter().find(|(_, p)| p.addresses.iter().any(|a| message.contains(a.as_str()))).map_or(0, |(l, _)| *l);
+            let line = rows
+                .iter()
+                .find(|(_, p)| p.addresses.iter().any(|a| message.contains(a.as_str())))
+                .map_or(0, |(l, _)| *l);
             Err(refused(vec![RowError { line, message }]))
         }
         Err(err) => Err(err.into()),
     }
 }
-
 
 #[derive(Deserialize)]
 pub(crate) struct OneForm {
@@ -267,9 +388,17 @@ pub(crate) fn field(value: &str) -> String {
     format!("\"{}\"", value.replace('"', "\"\""))
 }
 
-pub(crate) async fn save_contact(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<OneForm>) -> Result<Redirect, PageError> {
+pub(crate) async fn save_contact(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<OneForm>,
+) -> Result<Redirect, PageError> {
     admin_only(&signed_in, &form.csrf)?;
-    let kind = if form.kind == "company" { "company" } else { "person" };
+    let kind = if form.kind == "company" {
+        "company"
+    } else {
+        "person"
+    };
     let blocked = form.privacy_blocked.is_some();
     let csv = format!(
         "no,name,email,company,type,privacy_blocked\n{},{},{},{},{kind},{blocked}\n",
@@ -281,16 +410,31 @@ pub(crate) async fn save_contact(State(state): State<AppState>, signed_in: Signe
     let rows = read_contacts(csv.as_bytes()).map_err(refused)?;
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
     state.store.import_contacts(&contacts).await?;
-    Ok(Redirect::to(&format!("/contacts/{}", percent_encode(form.key.trim()))))
+    Ok(Redirect::to(&format!(
+        "/contacts/{}",
+        percent_encode(form.key.trim())
+    )))
 }
 
-pub(crate) async fn save_salesperson(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<OneForm>) -> Result<Redirect, PageError> {
+pub(crate) async fn save_salesperson(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<OneForm>,
+) -> Result<Redirect, PageError> {
     admin_only(&signed_in, &form.csrf)?;
-    let csv = format!("code,name,email\n{},{},{}\n", field(&form.key), field(&form.name), field(&form.email));
+    let csv = format!(
+        "code,name,email\n{},{},{}\n",
+        field(&form.key),
+        field(&form.name),
+        field(&form.email)
+    );
     let rows = read_salespeople(csv.as_bytes()).map_err(refused)?;
     let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
     match state.store.import_salespeople(&people).await {
-        Ok(_) => Ok(Redirect::to(&format!("/salespeople/{}", percent_encode(form.key.trim())))),
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/salespeople/{}",
+            percent_encode(form.key.trim())
+        ))),
         Err(StoreError::Conflict(message)) => Err(PageError(ErrorKind::BadRequest(message))),
         Err(err) => Err(err.into()),
     }

@@ -55,7 +55,9 @@ struct RunRequestPage {
 async fn enabled_mailbox(state: &AppState, name: &MailboxName) -> Result<(), ErrorKind> {
     match state.store.mailbox(name).await? {
         None => Err(ErrorKind::NotFound),
-        Some(row) if !row.enablement.enabled => Err(ErrorKind::BadRequest(format!("logging is disabled for the mailbox {name}: enable it first"))),
+        Some(row) if !row.enablement.enabled => Err(ErrorKind::BadRequest(format!(
+            "logging is disabled for the mailbox {name}: enable it first"
+        ))),
         Some(_) => Ok(()),
     }
 }
@@ -69,7 +71,10 @@ pub(crate) async fn request(
     admin_form(&signed_in, &form.csrf)?;
     let name = target.name();
     enabled_mailbox(&state, name).await?;
-    let id = state.store.request_run(name.as_str(), &signed_in.user.name, chrono::Utc::now()).await?;
+    let id = state
+        .store
+        .request_run(name.as_str(), &signed_in.user.name, chrono::Utc::now())
+        .await?;
     Ok(Redirect::to(&format!("{}/runs/{id}", mailbox_url(name))).into_response())
 }
 
@@ -87,9 +92,15 @@ fn shown(request: &RunRequest) -> Option<Shown> {
     })
 }
 
-async fn request_of(state: &AppState, name: &MailboxName, id: i64) -> Result<RunRequest, ErrorKind> {
+async fn request_of(
+    state: &AppState,
+    name: &MailboxName,
+    id: i64,
+) -> Result<RunRequest, ErrorKind> {
     match state.store.run_request(id).await {
-        Ok(request) if MailboxName::parse(&request.mailbox_name).is_ok_and(|n| n == *name) => Ok(request),
+        Ok(request) if MailboxName::parse(&request.mailbox_name).is_ok_and(|n| n == *name) => {
+            Ok(request)
+        }
         Ok(_) | Err(mailscribe_store::StoreError::Conflict(_)) => Err(ErrorKind::NotFound),
         Err(err) => Err(err.into()),
     }
@@ -101,7 +112,9 @@ pub(crate) async fn show(
     Path((name, id)): Path<(String, i64)>,
 ) -> Result<Response, PageError> {
     if !signed_in.user.is_admin() {
-        return Err(PageError(ErrorKind::Forbidden("only an admin can run a mailbox")));
+        return Err(PageError(ErrorKind::Forbidden(
+            "only an admin can run a mailbox",
+        )));
     }
     let name = MailboxName::parse(&name).map_err(|err| ErrorKind::BadRequest(err.to_string()))?;
     let request = request_of(&state, &name, id).await?;
@@ -127,7 +140,10 @@ pub(crate) struct WaitQuery {
 }
 
 fn status_json(name: &MailboxName, request: &RunRequest) -> serde_json::Value {
-    let summary: Option<serde_json::Value> = request.summary.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let summary: Option<serde_json::Value> = request
+        .summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
     serde_json::json!({
         "id": request.id,
         "mailbox": name.as_str(),
@@ -149,19 +165,34 @@ pub(crate) async fn api_request(
     Query(query): Query<WaitQuery>,
 ) -> Result<Response, ApiError> {
     if !user.is_admin() {
-        return Err(ApiError(ErrorKind::Forbidden("only an admin can run a mailbox")));
+        return Err(ApiError(ErrorKind::Forbidden(
+            "only an admin can run a mailbox",
+        )));
     }
-    let name = MailboxName::parse(&name).map_err(|err| ApiError(ErrorKind::BadRequest(format!("mailbox: {err}"))))?;
+    let name = MailboxName::parse(&name)
+        .map_err(|err| ApiError(ErrorKind::BadRequest(format!("mailbox: {err}"))))?;
     enabled_mailbox(&state, &name).await.map_err(ApiError)?;
-    let id = state.store.request_run(name.as_str(), &user.name, chrono::Utc::now()).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait.unwrap_or(30).min(60));
+    let id = state
+        .store
+        .request_run(name.as_str(), &user.name, chrono::Utc::now())
+        .await?;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(query.wait.unwrap_or(30).min(60));
     loop {
         let request = state.store.run_request(id).await?;
         if request.finished_at.is_some() {
-            return Ok((axum::http::StatusCode::OK, Json(status_json(&name, &request))).into_response());
+            return Ok((
+                axum::http::StatusCode::OK,
+                Json(status_json(&name, &request)),
+            )
+                .into_response());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Ok((axum::http::StatusCode::ACCEPTED, Json(status_json(&name, &request))).into_response());
+            return Ok((
+                axum::http::StatusCode::ACCEPTED,
+                Json(status_json(&name, &request)),
+            )
+                .into_response());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -174,9 +205,12 @@ pub(crate) async fn api_status(
     Path((name, id)): Path<(String, i64)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !user.is_admin() {
-        return Err(ApiError(ErrorKind::Forbidden("only an admin can run a mailbox")));
+        return Err(ApiError(ErrorKind::Forbidden(
+            "only an admin can run a mailbox",
+        )));
     }
-    let name = MailboxName::parse(&name).map_err(|err| ApiError(ErrorKind::BadRequest(format!("mailbox: {err}"))))?;
+    let name = MailboxName::parse(&name)
+        .map_err(|err| ApiError(ErrorKind::BadRequest(format!("mailbox: {err}"))))?;
     let request = request_of(&state, &name, id).await.map_err(ApiError)?;
     Ok(Json(status_json(&name, &request)))
 }

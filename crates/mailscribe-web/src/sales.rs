@@ -33,7 +33,11 @@ fn view(o: Opportunity, tz: chrono_tz::Tz) -> OpportunityView {
         company: o.contact_company_no.unwrap_or_default(),
         salesperson: o.salesperson_code.unwrap_or_default(),
         status: o.status,
-        created: o.created_at.with_timezone(&tz).format("%Y-%m-%d").to_string(),
+        created: o
+            .created_at
+            .with_timezone(&tz)
+            .format("%Y-%m-%d")
+            .to_string(),
         value: o.estimated_value.map(|v| v.to_string()).unwrap_or_default(),
     }
 }
@@ -47,9 +51,20 @@ fn own_code(user: &User) -> Result<Option<String>, ()> {
     }
 }
 
-async fn visible_opportunity(state: &AppState, user: &User, no: &str) -> Result<Opportunity, PageError> {
+async fn visible_opportunity(
+    state: &AppState,
+    user: &User,
+    no: &str,
+) -> Result<Opportunity, PageError> {
     match state.store.opportunity(no).await? {
-        Some(o) if o.salesperson_code.as_deref().is_some_and(|c| user.may_see_entry_of(c)) || user.restricted_to().is_none() => Ok(o),
+        Some(o)
+            if o.salesperson_code
+                .as_deref()
+                .is_some_and(|c| user.may_see_entry_of(c))
+                || user.restricted_to().is_none() =>
+        {
+            Ok(o)
+        }
         _ => Err(PageError(ErrorKind::NotFound)),
     }
 }
@@ -68,7 +83,11 @@ pub(crate) async fn from_entry(
 ) -> Result<Redirect, PageError> {
     signed_in.check_csrf(&form.csrf)?;
     visible_entry(&state, &signed_in.user, entry_no).await?;
-    match state.store.create_opportunity_from_entry(entry_no, Utc::now()).await {
+    match state
+        .store
+        .create_opportunity_from_entry(entry_no, Utc::now())
+        .await
+    {
         Ok(no) => Ok(Redirect::to(&format!("/opportunities/{no}"))),
         Err(StoreError::Conflict(why)) => Err(PageError(ErrorKind::BadRequest(why))),
         Err(err) => Err(err.into()),
@@ -85,7 +104,10 @@ struct ListPage {
     rows: Vec<OpportunityView>,
 }
 
-pub(crate) async fn list(State(state): State<AppState>, signed_in: SignedIn) -> Result<Html<String>, PageError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Html<String>, PageError> {
     let tz = state.store.settings().await?.time_zone;
     let rows = match own_code(&signed_in.user) {
         Ok(code) => state.store.opportunities(code.as_deref(), 200).await?,
@@ -125,20 +147,33 @@ fn optional(text: &str) -> Option<String> {
 }
 
 fn amount(text: &str) -> Result<Option<Amount>, PageError> {
-    optional(text).map(|v| v.parse::<Amount>()).transpose().map_err(|err| PageError(ErrorKind::BadRequest(err.to_string())))
+    optional(text)
+        .map(|v| v.parse::<Amount>())
+        .transpose()
+        .map_err(|err| PageError(ErrorKind::BadRequest(err.to_string())))
 }
 
-pub(crate) async fn create(State(state): State<AppState>, signed_in: SignedIn, Form(form): Form<NewForm>) -> Result<Redirect, PageError> {
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Form(form): Form<NewForm>,
+) -> Result<Redirect, PageError> {
     signed_in.check_csrf(&form.csrf)?;
     let description = form.description.trim();
     if description.is_empty() {
-        return Err(PageError(ErrorKind::BadRequest("an opportunity needs a description".into())));
+        return Err(PageError(ErrorKind::BadRequest(
+            "an opportunity needs a description".into(),
+        )));
     }
     // A salesperson's opportunities are their own.
     let salesperson = match own_code(&signed_in.user) {
         Ok(Some(code)) => Some(code),
         Ok(None) => optional(&form.salesperson),
-        Err(()) => return Err(PageError(ErrorKind::Forbidden("this account is not linked to a salesperson"))),
+        Err(()) => {
+            return Err(PageError(ErrorKind::Forbidden(
+                "this account is not linked to a salesperson",
+            )));
+        }
     };
     let new = NewOpportunity {
         description: description.to_owned(),
@@ -163,7 +198,11 @@ struct CardPage {
     statuses: Vec<String>,
 }
 
-pub(crate) async fn card(State(state): State<AppState>, signed_in: SignedIn, Path(no): Path<String>) -> Result<Html<String>, PageError> {
+pub(crate) async fn card(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(no): Path<String>,
+) -> Result<Html<String>, PageError> {
     let opportunity = visible_opportunity(&state, &signed_in.user, &no).await?;
     let tz = state.store.settings().await?.time_zone;
     Ok(Html(
@@ -173,7 +212,10 @@ pub(crate) async fn card(State(state): State<AppState>, signed_in: SignedIn, Pat
             csrf: signed_in.csrf.clone(),
             entries: state.store.opportunity_entries(&no).await?,
             comments: state.store.opportunity_comments(&no).await?,
-            statuses: OPPORTUNITY_STATUSES.iter().map(|s| (*s).to_owned()).collect(),
+            statuses: OPPORTUNITY_STATUSES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             o: view(opportunity, tz),
         }
         .render()?,
@@ -198,7 +240,11 @@ pub(crate) async fn update(
 ) -> Result<Redirect, PageError> {
     signed_in.check_csrf(&form.csrf)?;
     visible_opportunity(&state, &signed_in.user, &no).await?;
-    match state.store.update_opportunity(&no, &form.status, amount(&form.value)?).await {
+    match state
+        .store
+        .update_opportunity(&no, &form.status, amount(&form.value)?)
+        .await
+    {
         Ok(()) => Ok(Redirect::to(&format!("/opportunities/{no}"))),
         Err(StoreError::Conflict(why)) => Err(PageError(ErrorKind::BadRequest(why))),
         Err(err) => Err(err.into()),
@@ -231,10 +277,17 @@ struct RunsPage {
 }
 
 fn ledger_reader(user: &User) -> Result<(), PageError> {
-    if user.may_see_ledger() { Ok(()) } else { Err(PageError(ErrorKind::NotFound)) }
+    if user.may_see_ledger() {
+        Ok(())
+    } else {
+        Err(PageError(ErrorKind::NotFound))
+    }
 }
 
-pub(crate) async fn runs(State(state): State<AppState>, signed_in: SignedIn) -> Result<Html<String>, PageError> {
+pub(crate) async fn runs(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Html<String>, PageError> {
     ledger_reader(&signed_in.user)?;
     let tz = state.store.settings().await?.time_zone;
     let rows = state
@@ -245,8 +298,20 @@ pub(crate) async fn runs(State(state): State<AppState>, signed_in: SignedIn) -> 
         .map(|r| RunView {
             id: r.id,
             mailbox: r.mailbox_name,
-            started: r.started_at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string(),
-            took: r.finished_at.map(|f| format!("{:.1} s", (f - r.started_at).num_milliseconds() as f64 / 1000.0)).unwrap_or_else(|| "running".into()),
+            started: r
+                .started_at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            took: r
+                .finished_at
+                .map(|f| {
+                    format!(
+                        "{:.1} s",
+                        (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                    )
+                })
+                .unwrap_or_else(|| "running".into()),
             status: r.status,
             seen: r.counts.seen,
             logged: r.counts.logged,
@@ -254,12 +319,24 @@ pub(crate) async fn runs(State(state): State<AppState>, signed_in: SignedIn) -> 
             duplicate: r.counts.duplicate,
             not_logged: r.counts.not_logged,
             failed: r.counts.failed,
-            reasons: r.counts.by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+            reasons: r
+                .counts
+                .by_reason
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             error: r.error.unwrap_or_default(),
         })
         .collect();
     Ok(Html(
-        RunsPage { user_name: signed_in.user.name.clone(), role: signed_in.user.role.to_string(), csrf: signed_in.csrf.clone(), rows }.render()?,
+        RunsPage {
+            user_name: signed_in.user.name.clone(),
+            role: signed_in.user.role.to_string(),
+            csrf: signed_in.csrf.clone(),
+            rows,
+        }
+        .render()?,
     ))
 }
 
@@ -308,22 +385,41 @@ pub(crate) async fn decisions(
     ledger_reader(&signed_in.user)?;
     let reason = optional(&query.reason);
     if let Some(reason) = &reason {
-        reason.parse::<Reason>().map_err(|err| PageError(ErrorKind::BadRequest(err.to_string())))?;
+        reason
+            .parse::<Reason>()
+            .map_err(|err| PageError(ErrorKind::BadRequest(err.to_string())))?;
     }
     let tz = state.store.settings().await?.time_zone;
     const PAGE: i64 = 100;
-    let rows = state.store.decisions_page(reason.as_deref(), optional(&query.q).as_deref(), query.before, PAGE).await?;
+    let rows = state
+        .store
+        .decisions_page(
+            reason.as_deref(),
+            optional(&query.q).as_deref(),
+            query.before,
+            PAGE,
+        )
+        .await?;
     let next = (rows.len() as i64 == PAGE)
         .then(|| {
             rows.last().map(|last| {
-                format!("/decisions?reason={}&q={}&before={}", percent_encode(&query.reason), percent_encode(&query.q), last.id)
+                format!(
+                    "/decisions?reason={}&q={}&before={}",
+                    percent_encode(&query.reason),
+                    percent_encode(&query.q),
+                    last.id
+                )
             })
         })
         .flatten();
     let rows = rows
         .into_iter()
         .map(|d| DecisionView {
-            when: d.decided_at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string(),
+            when: d
+                .decided_at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
             sender: d.sender.unwrap_or_default(),
             message_id: d.message_id.unwrap_or_default(),
             outcome: d.outcome,

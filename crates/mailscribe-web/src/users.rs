@@ -81,12 +81,19 @@ pub(crate) struct PasswordForm {
 
 fn only_admins(signed_in: &SignedIn) -> Result<(), PageError> {
     if !signed_in.user.is_admin() {
-        return Err(PageError(ErrorKind::Forbidden("only an admin manages users")));
+        return Err(PageError(ErrorKind::Forbidden(
+            "only an admin manages users",
+        )));
     }
     Ok(())
 }
 
-async fn users_page(state: &AppState, signed_in: &SignedIn, notice: String, problem: String) -> Result<Response, PageError> {
+async fn users_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    notice: String,
+    problem: String,
+) -> Result<Response, PageError> {
     let tz = state.store.settings().await?.time_zone;
     let users = state
         .store
@@ -96,7 +103,13 @@ async fn users_page(state: &AppState, signed_in: &SignedIn, notice: String, prob
         .map(|row| Listed {
             name: row.user.name,
             role: row.user.role.as_str().to_owned(),
-            salesperson: row.user.salesperson.as_ref().map(SalespersonCode::as_str).unwrap_or("").to_owned(),
+            salesperson: row
+                .user
+                .salesperson
+                .as_ref()
+                .map(SalespersonCode::as_str)
+                .unwrap_or("")
+                .to_owned(),
             disabled: row.disabled,
             last_sign_in: row
                 .last_sign_in_at
@@ -116,23 +129,40 @@ async fn users_page(state: &AppState, signed_in: &SignedIn, notice: String, prob
     respond(&page, refused)
 }
 
-pub(crate) async fn list(State(state): State<AppState>, signed_in: SignedIn, Query(query): Query<NoticeQuery>) -> Result<Response, PageError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, PageError> {
     only_admins(&signed_in)?;
     users_page(&state, &signed_in, query.notice, String::new()).await
 }
 
 /// Applies a change; a refusal (the last admin, an unknown user) is shown
 /// on the list.
-async fn apply_change(state: &AppState, signed_in: &SignedIn, name: &str, change: UserChange, done: &str) -> Result<Response, PageError> {
+async fn apply_change(
+    state: &AppState,
+    signed_in: &SignedIn,
+    name: &str,
+    change: UserChange,
+    done: &str,
+) -> Result<Response, PageError> {
     match state.store.change_user(name, &change).await {
         Ok(()) => {
             tracing::info!(admin = %signed_in.user.name, user = %name, "{done}");
             let event = format!("user_{}", done.replace(' ', "_"));
             crate::audit::record(state, signed_in, &event, Some(name), None).await?;
-            let notice = format!("{name}: {done}; their sessions ended and their API tokens were revoked");
-            Ok(Redirect::to(&format!("/admin/users?notice={}", crate::pages::percent_encode(&notice))).into_response())
+            let notice =
+                format!("{name}: {done}; their sessions ended and their API tokens were revoked");
+            Ok(Redirect::to(&format!(
+                "/admin/users?notice={}",
+                crate::pages::percent_encode(&notice)
+            ))
+            .into_response())
         }
-        Err(StoreError::Conflict(reason)) => users_page(state, signed_in, String::new(), reason).await,
+        Err(StoreError::Conflict(reason)) => {
+            users_page(state, signed_in, String::new(), reason).await
+        }
         Err(err) => Err(err.into()),
     }
 }
@@ -163,19 +193,48 @@ pub(crate) async fn set_role(
     admin_form(&signed_in, &form.csrf)?;
     let role: Role = match form.role.parse() {
         Ok(role) => role,
-        Err(_) => return users_page(&state, &signed_in, String::new(), "the role is admin, user or salesperson".into()).await,
+        Err(_) => {
+            return users_page(
+                &state,
+                &signed_in,
+                String::new(),
+                "the role is admin, user or salesperson".into(),
+            )
+            .await;
+        }
     };
     let code = match (role, form.salesperson.trim()) {
         (Role::Salesperson, "") => {
-            return users_page(&state, &signed_in, String::new(), "a salesperson account needs its salesperson code".into()).await;
+            return users_page(
+                &state,
+                &signed_in,
+                String::new(),
+                "a salesperson account needs its salesperson code".into(),
+            )
+            .await;
         }
         (Role::Salesperson, code) => match SalespersonCode::parse(code) {
             Ok(code) => Some(code),
-            Err(err) => return users_page(&state, &signed_in, String::new(), format!("salesperson code: {err}")).await,
+            Err(err) => {
+                return users_page(
+                    &state,
+                    &signed_in,
+                    String::new(),
+                    format!("salesperson code: {err}"),
+                )
+                .await;
+            }
         },
         _ => None,
     };
-    apply_change(&state, &signed_in, &name, UserChange::Role(role, code), "role changed").await
+    apply_change(
+        &state,
+        &signed_in,
+        &name,
+        UserChange::Role(role, code),
+        "role changed",
+    )
+    .await
 }
 
 fn account_page(signed_in: &SignedIn, problem: String) -> Result<Response, PageError> {
@@ -205,22 +264,43 @@ pub(crate) async fn change_password(
         return Err(PageError(ErrorKind::Unauthenticated));
     };
     let current_ok = {
-        let _permit = state.password_checks.acquire().await.map_err(|e| ErrorKind::Internal(e.to_string()))?;
+        let _permit = state
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|e| ErrorKind::Internal(e.to_string()))?;
         verify_password(form.current, hash).await
     };
     if !current_ok {
         return account_page(&signed_in, "The current password is wrong.".into());
     }
     if form.new.chars().count() < 10 {
-        return account_page(&signed_in, "The new password needs at least 10 characters.".into());
+        return account_page(
+            &signed_in,
+            "The new password needs at least 10 characters.".into(),
+        );
     }
     if form.new != form.repeat {
         return account_page(&signed_in, "The two new passwords differ.".into());
     }
     let hash = hash_password(form.new).await.map_err(ErrorKind::Internal)?;
-    state.store.change_user(&signed_in.user.name, &UserChange::Password(hash)).await?;
-    crate::audit::record(&state, &signed_in, "user_password_changed", Some(&signed_in.user.name), Some("by the user".into())).await?;
-    Ok(([(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))], Redirect::to("/login")).into_response())
+    state
+        .store
+        .change_user(&signed_in.user.name, &UserChange::Password(hash))
+        .await?;
+    crate::audit::record(
+        &state,
+        &signed_in,
+        "user_password_changed",
+        Some(&signed_in.user.name),
+        Some("by the user".into()),
+    )
+    .await?;
+    Ok((
+        [(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))],
+        Redirect::to("/login"),
+    )
+        .into_response())
 }
 
 pub(crate) async fn sign_out_everywhere(
@@ -230,6 +310,17 @@ pub(crate) async fn sign_out_everywhere(
 ) -> Result<Response, PageError> {
     signed_in.check_csrf(&form.csrf)?;
     state.store.end_sessions(signed_in.user.id).await?;
-    crate::audit::record(&state, &signed_in, "signed_out_everywhere", Some(&signed_in.user.name), None).await?;
-    Ok(([(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))], Redirect::to("/login")).into_response())
+    crate::audit::record(
+        &state,
+        &signed_in,
+        "signed_out_everywhere",
+        Some(&signed_in.user.name),
+        None,
+    )
+    .await?;
+    Ok((
+        [(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0))],
+        Redirect::to("/login"),
+    )
+        .into_response())
 }

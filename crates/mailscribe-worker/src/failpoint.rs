@@ -9,8 +9,8 @@
 //! SIGSTOP there, as a long GC pause or a frozen VM would: the fencing test
 //! lets another instance take the lease over, then continues it.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The point, and the hit that triggers it (0: stop at the first hit).
 static TARGET: OnceLock<Option<(String, u32)>> = OnceLock::new();
@@ -29,7 +29,10 @@ pub(crate) fn hit(name: &str) {
     if let Some((point, count)) = target {
         if point == name && *count == 0 && HITS.fetch_add(1, Ordering::SeqCst) == 0 {
             eprintln!("failpoint {name} reached: stopping the process (SIGSTOP)");
-            let _ = std::process::Command::new("kill").arg("-STOP").arg(std::process::id().to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-STOP")
+                .arg(std::process::id().to_string())
+                .status();
             return;
         }
         if point == name && *count > 0 && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *count {
@@ -48,7 +51,11 @@ pub(crate) fn refused_moves() -> Vec<u32> {
     REFUSED
         .get_or_init(|| {
             std::env::var("MAILSCRIBE_FAILPOINT_REFUSE_MOVE")
-                .map(|list| list.split(',').filter_map(|uid| uid.trim().parse().ok()).collect())
+                .map(|list| {
+                    list.split(',')
+                        .filter_map(|uid| uid.trim().parse().ok())
+                        .collect()
+                })
                 .unwrap_or_default()
         })
         .clone()

@@ -28,12 +28,22 @@ pub struct LeaseTimings {
 
 impl Default for LeaseTimings {
     fn default() -> LeaseTimings {
-        LeaseTimings { ttl: Duration::from_secs(20), heartbeat: Duration::from_secs(5), scan: Duration::from_secs(5) }
+        LeaseTimings {
+            ttl: Duration::from_secs(20),
+            heartbeat: Duration::from_secs(5),
+            scan: Duration::from_secs(5),
+        }
     }
 }
 
 fn env_millis(name: &str) -> Option<Duration> {
-    std::env::var(name).ok()?.trim().parse::<u64>().ok().filter(|ms| *ms > 0).map(Duration::from_millis)
+    std::env::var(name)
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
 }
 
 impl LeaseTimings {
@@ -79,7 +89,9 @@ fn hostname() -> String {
 }
 
 fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|b| b.trim().to_owned()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// State and start time of a process, from `/proc/PID/stat`.
@@ -94,7 +106,10 @@ fn parse_stat(stat: &str) -> Option<ProcessStat> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // after_name starts at field 3 (state); starttime is field 22.
-    Some(ProcessStat { state: fields.first()?.chars().next()?, start_ticks: fields.get(19)?.parse().ok()? })
+    Some(ProcessStat {
+        state: fields.first()?.chars().next()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
 }
 
 fn process_stat(pid: u32) -> Option<ProcessStat> {
@@ -105,7 +120,10 @@ impl HolderId {
     pub fn current() -> HolderId {
         let pid = std::process::id();
         HolderId {
-            host: std::env::var("MAILSCRIBE_INSTANCE_ID").ok().filter(|h| !h.trim().is_empty()).unwrap_or_else(hostname),
+            host: std::env::var("MAILSCRIBE_INSTANCE_ID")
+                .ok()
+                .filter(|h| !h.trim().is_empty())
+                .unwrap_or_else(hostname),
             boot_id: boot_id(),
             pid,
             start_ticks: process_stat(pid).map_or(0, |s| s.start_ticks),
@@ -114,7 +132,10 @@ impl HolderId {
 
     /// `host|boot id|pid|start ticks`, as stored in the lease.
     pub fn to_text(&self) -> String {
-        format!("{}|{}|{}|{}", self.host, self.boot_id, self.pid, self.start_ticks)
+        format!(
+            "{}|{}|{}|{}",
+            self.host, self.boot_id, self.pid, self.start_ticks
+        )
     }
 
     pub fn parse(text: &str) -> Option<HolderId> {
@@ -123,7 +144,12 @@ impl HolderId {
         let pid = parts.next()?.parse().ok()?;
         let boot_id = parts.next()?.to_owned();
         let host = parts.next()?.to_owned();
-        Some(HolderId { host, boot_id, pid, start_ticks })
+        Some(HolderId {
+            host,
+            boot_id,
+            pid,
+            start_ticks,
+        })
     }
 
     /// What people read: host and pid.
@@ -150,20 +176,34 @@ impl HolderId {
         }
         match process_stat(other.pid) {
             None => true,
-            Some(stat) => stat.state == 'Z' || stat.state == 'X' || stat.start_ticks != other.start_ticks,
+            Some(stat) => {
+                stat.state == 'Z' || stat.state == 'X' || stat.start_ticks != other.start_ticks
+            }
         }
     }
 }
 
 /// Takes the lease `name`: free, expired, ours, or held by a holder this
 /// host knows is dead. `LeaseHeld` otherwise.
-pub async fn acquire(store: &Store, name: &str, me: &HolderId, timings: &LeaseTimings) -> Result<Fence, WorkerError> {
+pub async fn acquire(
+    store: &Store,
+    name: &str,
+    me: &HolderId,
+    timings: &LeaseTimings,
+) -> Result<Fence, WorkerError> {
     let holder = me.to_text();
-    match store.try_acquire_lease(name, &holder, timings.ttl_ms()).await? {
+    match store
+        .try_acquire_lease(name, &holder, timings.ttl_ms())
+        .await?
+    {
         LeaseAttempt::Acquired(fence) => Ok(fence),
         LeaseAttempt::Held { current, now_ms } => {
             let dead = HolderId::parse(&current.holder).is_some_and(|other| me.knows_dead(&other));
-            if dead && let Some(fence) = store.take_over_lease(&current, &holder, timings.ttl_ms()).await? {
+            if dead
+                && let Some(fence) = store
+                    .take_over_lease(&current, &holder, timings.ttl_ms())
+                    .await?
+            {
                 tracing::info!(previous = %HolderId::describe(&current.holder), "took over the lease of a holder that died");
                 return Ok(fence);
             }
@@ -179,7 +219,12 @@ pub async fn acquire(store: &Store, name: &str, me: &HolderId, timings: &LeaseTi
 /// Renews `fence` every heartbeat until aborted. When the lease turns out
 /// to be lost, `lost` becomes true and the task ends: the holder's commits
 /// would be refused by the fence anyway, this only stops it sooner.
-pub fn heartbeat(store: Store, fence: Fence, timings: LeaseTimings, lost: watch::Sender<bool>) -> tokio::task::JoinHandle<()> {
+pub fn heartbeat(
+    store: Store,
+    fence: Fence,
+    timings: LeaseTimings,
+    lost: watch::Sender<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(timings.heartbeat);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -190,7 +235,10 @@ pub fn heartbeat(store: Store, fence: Fence, timings: LeaseTimings, lost: watch:
                 Ok(true) => {}
                 Ok(false) => {
                     // Not the lease's name: it holds the mailbox user's address.
-                    tracing::warn!(generation = fence.generation, "the mailbox lease was taken over by another instance");
+                    tracing::warn!(
+                        generation = fence.generation,
+                        "the mailbox lease was taken over by another instance"
+                    );
                     let _ = lost.send(true);
                     return;
                 }
@@ -215,7 +263,12 @@ mod tests {
 
     #[test]
     fn holder_text_round_trips() {
-        let id = HolderId { host: "a|b".into(), boot_id: "boot".into(), pid: 42, start_ticks: 7 };
+        let id = HolderId {
+            host: "a|b".into(),
+            boot_id: "boot".into(),
+            pid: 42,
+            start_ticks: 7,
+        };
         assert_eq!(HolderId::parse(&id.to_text()), Some(id));
         assert_eq!(HolderId::parse("host:1:2"), None);
     }
@@ -224,13 +277,29 @@ mod tests {
     fn who_is_dead() {
         let me = HolderId::current();
         assert!(!me.knows_dead(&me), "this process is alive");
-        let elsewhere = HolderId { host: format!("{}-other", me.host), ..me.clone() };
-        assert!(!me.knows_dead(&elsewhere), "another host is never judged from here");
-        let rebooted = HolderId { boot_id: "another boot".into(), ..me.clone() };
+        let elsewhere = HolderId {
+            host: format!("{}-other", me.host),
+            ..me.clone()
+        };
+        assert!(
+            !me.knows_dead(&elsewhere),
+            "another host is never judged from here"
+        );
+        let rebooted = HolderId {
+            boot_id: "another boot".into(),
+            ..me.clone()
+        };
         assert!(me.knows_dead(&rebooted));
-        let reused_pid = HolderId { pid: 1, start_ticks: u64::MAX, ..me.clone() };
+        let reused_pid = HolderId {
+            pid: 1,
+            start_ticks: u64::MAX,
+            ..me.clone()
+        };
         assert!(me.knows_dead(&reused_pid), "pid 1 started at another time");
-        let gone = HolderId { pid: u32::MAX - 1, ..me.clone() };
+        let gone = HolderId {
+            pid: u32::MAX - 1,
+            ..me.clone()
+        };
         assert!(me.knows_dead(&gone));
     }
 }

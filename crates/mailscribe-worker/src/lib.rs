@@ -8,30 +8,37 @@
 //! the decided copies still in the queue and only finishes moving them.
 
 pub mod check;
-mod stored;
 mod failpoint;
 pub mod lease;
 pub mod metrics;
 mod report;
 mod run;
+mod stored;
 pub mod supervisor;
 
 pub use check::{CheckLine, CheckStatus, run_checks};
 pub use lease::{HolderId, LeaseTimings, mailbox_lease_name};
-pub use stored::fetch_stored_message;
 pub use report::{FailureReport, SummaryReport};
 pub use run::{FailedMessage, PhaseTimes, RunOptions, RunSummary, run_once, run_under_lease};
+pub use stored::fetch_stored_message;
 
 use mailscribe_mail::MailError;
 use mailscribe_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("another run holds the mailbox ({holder}, until {expires_at}); try again when it has finished")]
-    LeaseHeld { holder: String, expires_at: chrono::DateTime<chrono::Utc> },
+    #[error(
+        "another run holds the mailbox ({holder}, until {expires_at}); try again when it has finished"
+    )]
+    LeaseHeld {
+        holder: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
     /// The lease was taken over while this run worked (it was paused, or
     /// cut off from the database): it stopped, committing nothing more.
-    #[error("the mailbox lease was taken over by another instance; this run stopped without committing more")]
+    #[error(
+        "the mailbox lease was taken over by another instance; this run stopped without committing more"
+    )]
     LeaseLost,
     #[error(
         "the server kept {count} messages Mailscribe deleted from the queue (it ignored \\Deleted or the expunge); \
@@ -40,7 +47,9 @@ pub enum WorkerError {
     DeletionIgnored { count: usize },
     /// A folder copies are moved to is gone or refuses every message: the
     /// mailbox's problem, so the run ends (the copies stay in the queue).
-    #[error("the folder {folder} cannot take messages: {detail}; check it exists and the mailbox user may add messages to it")]
+    #[error(
+        "the folder {folder} cannot take messages: {detail}; check it exists and the mailbox user may add messages to it"
+    )]
     FolderUnusable { folder: String, detail: String },
     #[error(transparent)]
     Mail(#[from] MailError),

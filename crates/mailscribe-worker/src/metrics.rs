@@ -24,23 +24,63 @@ pub const CERTIFICATE_EXPIRY: &str = "mailscribe_certificate_expiry_timestamp_se
 pub const SWEEP_INTERVAL: &str = "mailscribe_sweep_interval_seconds";
 
 /// Every metric name the worker records.
-pub const NAMES: &[&str] =
-    &[MESSAGES, ENTRIES, QUEUE_MESSAGES, QUEUE_OLDEST, RUN_DURATION, LAST_SUCCESS, ERRORS, CERTIFICATE_EXPIRY, SWEEP_INTERVAL];
+pub const NAMES: &[&str] = &[
+    MESSAGES,
+    ENTRIES,
+    QUEUE_MESSAGES,
+    QUEUE_OLDEST,
+    RUN_DURATION,
+    LAST_SUCCESS,
+    ERRORS,
+    CERTIFICATE_EXPIRY,
+    SWEEP_INTERVAL,
+];
 
 /// Bucket bounds of the run duration, in seconds.
-pub const RUN_DURATION_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+pub const RUN_DURATION_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
 
 /// HELP texts for the recorder.
 pub fn describe() {
-    metrics::describe_counter!(MESSAGES, "Copies decided, by mailbox, outcome and reason code");
-    metrics::describe_counter!(ENTRIES, "Interaction log entries written, by mailbox and direction");
-    metrics::describe_gauge!(QUEUE_MESSAGES, "Messages in the queue folder at the latest listing");
-    metrics::describe_gauge!(QUEUE_OLDEST, "Age of the oldest message in the queue at the latest listing");
-    metrics::describe_histogram!(RUN_DURATION, metrics::Unit::Seconds, "Duration of runs, successful or not");
-    metrics::describe_gauge!(LAST_SUCCESS, "When a run of the mailbox last completed (Unix time)");
-    metrics::describe_counter!(ERRORS, "Errors by class: connection, tls, auth, store, message");
-    metrics::describe_gauge!(CERTIFICATE_EXPIRY, "Expiry of the mail server's certificate at the latest TLS connection (Unix time)");
-    metrics::describe_gauge!(SWEEP_INTERVAL, metrics::Unit::Seconds, "The mailbox's sweep interval, for alerts on missed runs");
+    metrics::describe_counter!(
+        MESSAGES,
+        "Copies decided, by mailbox, outcome and reason code"
+    );
+    metrics::describe_counter!(
+        ENTRIES,
+        "Interaction log entries written, by mailbox and direction"
+    );
+    metrics::describe_gauge!(
+        QUEUE_MESSAGES,
+        "Messages in the queue folder at the latest listing"
+    );
+    metrics::describe_gauge!(
+        QUEUE_OLDEST,
+        "Age of the oldest message in the queue at the latest listing"
+    );
+    metrics::describe_histogram!(
+        RUN_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of runs, successful or not"
+    );
+    metrics::describe_gauge!(
+        LAST_SUCCESS,
+        "When a run of the mailbox last completed (Unix time)"
+    );
+    metrics::describe_counter!(
+        ERRORS,
+        "Errors by class: connection, tls, auth, store, message"
+    );
+    metrics::describe_gauge!(
+        CERTIFICATE_EXPIRY,
+        "Expiry of the mail server's certificate at the latest TLS connection (Unix time)"
+    );
+    metrics::describe_gauge!(
+        SWEEP_INTERVAL,
+        metrics::Unit::Seconds,
+        "The mailbox's sweep interval, for alerts on missed runs"
+    );
 }
 
 pub(crate) fn committed(mailbox: &str, copies: &[DecidedCopy], results: &[CommittedCopy]) {
@@ -52,23 +92,40 @@ pub(crate) fn committed(mailbox: &str, copies: &[DecidedCopy], results: &[Commit
             error(mailbox, "message");
         }
         if outcome == Outcome::Logged {
-            for entry in copy.entries.iter().take(usize::try_from(result.entries).unwrap_or(0)) {
+            for entry in copy
+                .entries
+                .iter()
+                .take(usize::try_from(result.entries).unwrap_or(0))
+            {
                 metrics::counter!(ENTRIES, "mailbox" => mailbox.to_owned(), "direction" => entry.direction.as_str()).increment(1);
             }
         }
     }
 }
 
-pub(crate) fn listed(mailbox: &str, count: usize, oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+pub(crate) fn listed(
+    mailbox: &str,
+    count: usize,
+    oldest: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) {
     metrics::gauge!(QUEUE_MESSAGES, "mailbox" => mailbox.to_owned()).set(count as f64);
-    let age = oldest.map_or(0.0, |at| (now - at).num_milliseconds().max(0) as f64 / 1000.0);
+    let age = oldest.map_or(0.0, |at| {
+        (now - at).num_milliseconds().max(0) as f64 / 1000.0
+    });
     metrics::gauge!(QUEUE_OLDEST, "mailbox" => mailbox.to_owned()).set(age);
 }
 
-pub(crate) fn run_finished(mailbox: &str, took: std::time::Duration, result: Result<(), &WorkerError>, now: DateTime<Utc>) {
+pub(crate) fn run_finished(
+    mailbox: &str,
+    took: std::time::Duration,
+    result: Result<(), &WorkerError>,
+    now: DateTime<Utc>,
+) {
     metrics::histogram!(RUN_DURATION, "mailbox" => mailbox.to_owned()).record(took.as_secs_f64());
     match result {
-        Ok(()) => metrics::gauge!(LAST_SUCCESS, "mailbox" => mailbox.to_owned()).set(now.timestamp() as f64),
+        Ok(()) => metrics::gauge!(LAST_SUCCESS, "mailbox" => mailbox.to_owned())
+            .set(now.timestamp() as f64),
         Err(err) => {
             if let Some(class) = error_class(err) {
                 error(mailbox, class);
@@ -90,7 +147,8 @@ pub(crate) fn released(mailbox: &str) {
 }
 
 pub(crate) fn certificate(mailbox: &str, not_after: DateTime<Utc>) {
-    metrics::gauge!(CERTIFICATE_EXPIRY, "mailbox" => mailbox.to_owned()).set(not_after.timestamp() as f64);
+    metrics::gauge!(CERTIFICATE_EXPIRY, "mailbox" => mailbox.to_owned())
+        .set(not_after.timestamp() as f64);
 }
 
 fn error(mailbox: &str, class: &'static str) {
@@ -103,9 +161,16 @@ fn error_class(err: &WorkerError) -> Option<&'static str> {
     Some(match err {
         WorkerError::LeaseHeld { .. } | WorkerError::LeaseLost => return None,
         WorkerError::Store(_) => "store",
-        WorkerError::Mail(MailError::Tls { .. } | MailError::CaFile { .. } | MailError::NoStartTls | MailError::PlaintextRefused { .. }) => "tls",
+        WorkerError::Mail(
+            MailError::Tls { .. }
+            | MailError::CaFile { .. }
+            | MailError::NoStartTls
+            | MailError::PlaintextRefused { .. },
+        ) => "tls",
         WorkerError::Mail(MailError::AuthFailed(_) | MailError::Token { .. }) => "auth",
-        WorkerError::Mail(_) | WorkerError::DeletionIgnored { .. } | WorkerError::FolderUnusable { .. } => "connection",
+        WorkerError::Mail(_)
+        | WorkerError::DeletionIgnored { .. }
+        | WorkerError::FolderUnusable { .. } => "connection",
     })
 }
 
@@ -118,11 +183,29 @@ mod tests {
         let mail = |e| WorkerError::Mail(e);
         let cases: Vec<(WorkerError, Option<&str>)> = vec![
             (mail(MailError::AuthFailed("no".into())), Some("auth")),
-            (mail(MailError::Token { hint: "h".into(), detail: "d".into() }), Some("auth")),
-            (mail(MailError::Tls { host: "h".into(), problem: mailscribe_mail::TlsProblem::Expired }), Some("tls")),
-            (mail(MailError::ConnectionLost("FETCH".into())), Some("connection")),
+            (
+                mail(MailError::Token {
+                    hint: "h".into(),
+                    detail: "d".into(),
+                }),
+                Some("auth"),
+            ),
+            (
+                mail(MailError::Tls {
+                    host: "h".into(),
+                    problem: mailscribe_mail::TlsProblem::Expired,
+                }),
+                Some("tls"),
+            ),
+            (
+                mail(MailError::ConnectionLost("FETCH".into())),
+                Some("connection"),
+            ),
             (mail(MailError::Timeout("FETCH".into())), Some("connection")),
-            (WorkerError::Store(mailscribe_store::StoreError::Corrupt("x".into())), Some("store")),
+            (
+                WorkerError::Store(mailscribe_store::StoreError::Corrupt("x".into())),
+                Some("store"),
+            ),
             (WorkerError::LeaseLost, None),
         ];
         for (err, expected) in cases {

@@ -55,7 +55,9 @@ impl SummaryReport {
                 .by_reason
                 .iter()
                 .filter(|(reason, _)| {
-                    reason.parse::<mailscribe_core::Reason>().is_ok_and(|r| r.outcome() == Outcome::NotLogged)
+                    reason
+                        .parse::<mailscribe_core::Reason>()
+                        .is_ok_and(|r| r.outcome() == Outcome::NotLogged)
                 })
                 .map(|(reason, n)| (reason.clone(), *n))
                 .collect(),
@@ -83,19 +85,35 @@ impl SummaryReport {
     pub fn to_text(&self, max_attempts: u32) -> String {
         let mut out = format!(
             "run {}: seen {}, logged {} ({} entries), duplicate {}, not logged {}, failed {}\n",
-            self.run_id, self.seen, self.logged, self.entries, self.duplicate, self.not_logged, self.failed
+            self.run_id,
+            self.seen,
+            self.logged,
+            self.entries,
+            self.duplicate,
+            self.not_logged,
+            self.failed
         );
         if !self.not_logged_by_reason.is_empty() {
-            let parts: Vec<String> = self.not_logged_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let parts: Vec<String> = self
+                .not_logged_by_reason
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
             out.push_str(&format!("not logged by reason: {}\n", parts.join(", ")));
         }
         for failure in &self.failures {
             let fate = if failure.quarantined {
                 "quarantined".to_owned()
             } else {
-                format!("attempt {} of {max_attempts}, left in the queue", failure.attempts)
+                format!(
+                    "attempt {} of {max_attempts}, left in the queue",
+                    failure.attempts
+                )
             };
-            out.push_str(&format!("failed: uid {} {} ({fate}): {}\n", failure.uid, failure.reason, failure.error));
+            out.push_str(&format!(
+                "failed: uid {} {} ({fate}): {}\n",
+                failure.uid, failure.reason, failure.error
+            ));
         }
         if self.moves_failed > 0 {
             out.push_str(&format!(
@@ -104,7 +122,10 @@ impl SummaryReport {
             ));
         }
         if self.resumed > 0 {
-            out.push_str(&format!("finished moving {} messages decided by an interrupted run\n", self.resumed));
+            out.push_str(&format!(
+                "finished moving {} messages decided by an interrupted run\n",
+                self.resumed
+            ));
         }
         if self.stopped_early {
             out.push_str("stopped early on request; the rest waits for the next run\n");

@@ -7,11 +7,15 @@ use chrono::{DateTime, Duration, Utc};
 use mailscribe_core::decision::ErrorClass;
 use mailscribe_core::parse::sha256_hex;
 use mailscribe_core::{
-    DecisionInput, Direction, EmailAddress, InteractionTemplate, MailboxName, MailboxSetup, Outcome, ParsedMessage,
-    Reason, Settings, StorageMode, decide, parse_message,
+    DecisionInput, Direction, EmailAddress, InteractionTemplate, MailboxName, MailboxSetup,
+    Outcome, ParsedMessage, Reason, Settings, StorageMode, decide, parse_message,
 };
-use mailscribe_mail::{ConnectionConfig, FetchedMessage, FolderInfo, MailError, MessageSummary, Session, plan_batches};
-use mailscribe_store::{CommittedCopy, DecidedCopy, DispositionUpdate, Fence, LedgerState, RunCounts, Store};
+use mailscribe_mail::{
+    ConnectionConfig, FetchedMessage, FolderInfo, MailError, MessageSummary, Session, plan_batches,
+};
+use mailscribe_store::{
+    CommittedCopy, DecidedCopy, DispositionUpdate, Fence, LedgerState, RunCounts, Store,
+};
 use tokio::sync::watch;
 
 use crate::lease::{self, HolderId, LeaseTimings};
@@ -113,19 +117,41 @@ pub async fn run_under_lease(
 ) -> Result<RunSummary, WorkerError> {
     let mailbox = options.setup.mailbox_key();
     let started = std::time::Instant::now();
-    let run_id = store.start_run(&mailbox, options.mailbox_name.as_str(), Utc::now()).await?;
-    let mut summary = RunSummary { run_id, ..RunSummary::default() };
+    let run_id = store
+        .start_run(&mailbox, options.mailbox_name.as_str(), Utc::now())
+        .await?;
+    let mut summary = RunSummary {
+        run_id,
+        ..RunSummary::default()
+    };
     // Every line the run logs carries its run and mailbox (never the
     // mailbox key: it holds the mailbox user's address).
     let span = tracing::info_span!("run", run_id, mailbox = %options.mailbox_name);
-    let result =
-        tracing::Instrument::instrument(process_queue(store, options, fence, stop, &mailbox, &mut summary), span).await;
-    metrics::run_finished(options.mailbox_name.as_str(), started.elapsed(), result.as_ref().map(|_| ()), Utc::now());
+    let result = tracing::Instrument::instrument(
+        process_queue(store, options, fence, stop, &mailbox, &mut summary),
+        span,
+    )
+    .await;
+    metrics::run_finished(
+        options.mailbox_name.as_str(),
+        started.elapsed(),
+        result.as_ref().map(|_| ()),
+        Utc::now(),
+    );
     let (status, error) = match &result {
         Ok(()) => ("completed", None),
         Err(err) => ("aborted", Some(err.to_string())),
     };
-    if let Err(err) = store.finish_run(run_id, Utc::now(), status, &summary.counts, error.as_deref()).await {
+    if let Err(err) = store
+        .finish_run(
+            run_id,
+            Utc::now(),
+            status,
+            &summary.counts,
+            error.as_deref(),
+        )
+        .await
+    {
         tracing::warn!(error = %err, "could not record the end of the run");
     }
     result.map(|()| summary)
@@ -174,13 +200,20 @@ async fn process_queue(
     let uid_validity = selected.uid_validity;
     let mut listing = session.list_messages(selected).await?;
     let oldest = listing.iter().filter_map(|m| m.internal_date).min();
-    metrics::listed(options.mailbox_name.as_str(), listing.len(), oldest, Utc::now());
+    metrics::listed(
+        options.mailbox_name.as_str(),
+        listing.len(),
+        oldest,
+        Utc::now(),
+    );
     if let Some(cap) = options.max_per_run {
         listing.truncate(cap);
     }
     tracing::info!(messages = listing.len(), uid_validity, "queue listed");
 
-    let batch_size = usize::try_from(setup.batch_size).unwrap_or(usize::MAX).max(1);
+    let batch_size = usize::try_from(setup.batch_size)
+        .unwrap_or(usize::MAX)
+        .max(1);
     let batches = plan_batches(&listing, batch_size, options.max_batch_bytes);
     // A pipeline on two resources. In step i the database decides and
     // commits batch i while the IMAP connection moves batch i-1 (committed in
@@ -193,14 +226,16 @@ async fn process_queue(
     for (index, batch) in batches.iter().enumerate() {
         // A stop request, or logging disabled meanwhile, ends the run at a
         // batch boundary; the rest waits for the next run.
-        if *stop.borrow() || (index > 0 && !store.enablement(&options.mailbox_name).await?.enabled) {
+        if *stop.borrow() || (index > 0 && !store.enablement(&options.mailbox_name).await?.enabled)
+        {
             summary.stopped_early = true;
             break;
         }
         let current = match prefetched.take() {
             Some(fetched) => fetched,
             None => {
-                let fetched = fetch_batch(store, &mut session, mailbox, uid_validity, batch).await?;
+                let fetched =
+                    fetch_batch(store, &mut session, mailbox, uid_validity, batch).await?;
                 summary.phases.add(&fetched.phases);
                 fetched
             }
@@ -212,15 +247,28 @@ async fn process_queue(
         let (committed, imap) = tokio::join!(
             async {
                 record(store, &to_record).await?;
-                decide_and_commit(store, options, fence, mailbox, uid_validity, run_id, current).await
+                decide_and_commit(
+                    store,
+                    options,
+                    fence,
+                    mailbox,
+                    uid_validity,
+                    run_id,
+                    current,
+                )
+                .await
             },
             async {
                 let moved = match &previous {
-                    Some(previous) => Some(apply_dispositions(&mut session, &folders, &previous.plan).await?),
+                    Some(previous) => {
+                        Some(apply_dispositions(&mut session, &folders, &previous.plan).await?)
+                    }
                     None => None,
                 };
                 let next = match following {
-                    Some(batch) => Some(fetch_batch(store, &mut session, mailbox, uid_validity, batch).await?),
+                    Some(batch) => {
+                        Some(fetch_batch(store, &mut session, mailbox, uid_validity, batch).await?)
+                    }
                     None => None,
                 };
                 Ok::<_, WorkerError>((moved, next))
@@ -229,7 +277,8 @@ async fn process_queue(
         let committed = committed?;
         let (moved, next) = imap?;
         if let Some((updates, deletions, took)) = moved {
-            summary.moves_failed += updates.iter().filter(|u| u.move_error.is_some()).count() as u64;
+            summary.moves_failed +=
+                updates.iter().filter(|u| u.move_error.is_some()).count() as u64;
             unrecorded = updates;
             to_delete.extend(deletions);
             summary.phases.mailbox += took;
@@ -239,16 +288,26 @@ async fn process_queue(
         if let Some(fetched) = &prefetched {
             summary.phases.add(&fetched.phases);
         }
-        metrics::committed(options.mailbox_name.as_str(), &committed.copies, &committed.results);
+        metrics::committed(
+            options.mailbox_name.as_str(),
+            &committed.copies,
+            &committed.results,
+        );
         summary.vanished += committed.vanished;
         summary.resumed += committed.resumed;
         for (copy, result) in committed.copies.iter().zip(&committed.results) {
-            count(summary, copy, result, target_for(result.reason, result.attempts, 0, options) == Target::Quarantine);
+            count(
+                summary,
+                copy,
+                result,
+                target_for(result.reason, result.attempts, 0, options) == Target::Quarantine,
+            );
         }
         to_move = Some(committed);
     }
     if let Some(last) = to_move.take() {
-        let (updates, deletions, took) = apply_dispositions(&mut session, &folders, &last.plan).await?;
+        let (updates, deletions, took) =
+            apply_dispositions(&mut session, &folders, &last.plan).await?;
         summary.phases.mailbox += took;
         summary.moves_failed += updates.iter().filter(|u| u.move_error.is_some()).count() as u64;
         unrecorded.extend(updates);
@@ -288,7 +347,12 @@ async fn process_queue(
     if let Ok(after) = session.select(&folders.queue).await
         && let Ok(left) = session.list_messages(after).await
     {
-        metrics::listed(options.mailbox_name.as_str(), left.len(), left.iter().filter_map(|m| m.internal_date).min(), Utc::now());
+        metrics::listed(
+            options.mailbox_name.as_str(),
+            left.len(),
+            left.iter().filter_map(|m| m.internal_date).min(),
+            Utc::now(),
+        );
     }
     session.logout().await;
     let phases = summary.phases;
@@ -328,7 +392,8 @@ fn target_for(reason: Reason, attempts: u32, move_attempts: u32, options: &RunOp
         Outcome::NotLogged if options.setup.not_logged_folder.is_some() => Target::NotLoggedFolder,
         Outcome::NotLogged => Target::Delete,
         Outcome::Failed
-            if attempts >= options.settings.max_attempts && options.setup.quarantine_folder.is_some() =>
+            if attempts >= options.settings.max_attempts
+                && options.setup.quarantine_folder.is_some() =>
         {
             Target::Quarantine
         }
@@ -384,11 +449,13 @@ async fn fetch_batch(
     batch: &[MessageSummary],
 ) -> Result<FetchedBatch, WorkerError> {
     let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-    let known: HashMap<u32, LedgerState> = store.ledger_states(mailbox, uid_validity, &uids).await?;
+    let known: HashMap<u32, LedgerState> =
+        store.ledger_states(mailbox, uid_validity, &uids).await?;
     // Final rows were decided by an interrupted run: only their move is
     // left to do. Everything else (new, or failed before) is decided now.
-    let (resumed, to_decide): (Vec<u32>, Vec<u32>) =
-        uids.iter().partition(|uid| known.get(uid).is_some_and(LedgerState::is_final));
+    let (resumed, to_decide): (Vec<u32>, Vec<u32>) = uids
+        .iter()
+        .partition(|uid| known.get(uid).is_some_and(LedgerState::is_final));
     let mut phases = PhaseTimes::default();
     let phase = std::time::Instant::now();
     let fetched = fetch_tolerating_refusals(session, &to_decide).await?;
@@ -405,9 +472,19 @@ async fn fetch_batch(
             .collect::<Vec<(FetchedMessage, Option<ParsedMessage>)>>()
     })
     .await
-    .map_err(|err| WorkerError::Store(mailscribe_store::StoreError::Corrupt(format!("parse task: {err}"))))?;
+    .map_err(|err| {
+        WorkerError::Store(mailscribe_store::StoreError::Corrupt(format!(
+            "parse task: {err}"
+        )))
+    })?;
     phases.parse = phase.elapsed();
-    Ok(FetchedBatch { known, resumed, parsed, vanished, phases })
+    Ok(FetchedBatch {
+        known,
+        resumed,
+        parsed,
+        vanished,
+        phases,
+    })
 }
 
 async fn decide_and_commit(
@@ -422,22 +499,41 @@ async fn decide_and_commit(
     let mut phases = PhaseTimes::default();
     let phase = std::time::Instant::now();
     let now = Utc::now();
-    let copies = decide_batch(store, options, mailbox, uid_validity, run_id, &batch.parsed, now).await?;
+    let copies = decide_batch(
+        store,
+        options,
+        mailbox,
+        uid_validity,
+        run_id,
+        &batch.parsed,
+        now,
+    )
+    .await?;
     drop(batch.parsed);
     phases.decide = phase.elapsed();
     failpoint::hit("before_commit");
     let phase = std::time::Instant::now();
-    let results = store.commit_batch(&copies, &options.template, now, Some(fence)).await?;
+    let results = store
+        .commit_batch(&copies, &options.template, now, Some(fence))
+        .await?;
     phases.commit = phase.elapsed();
     failpoint::hit("after_commit");
 
     let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(batch.resumed.len() + results.len());
     for uid in &batch.resumed {
         let state = &batch.known[uid];
-        plan.push((*uid, state.id, target_for(state.reason, state.attempts, state.move_attempts, options)));
+        plan.push((
+            *uid,
+            state.id,
+            target_for(state.reason, state.attempts, state.move_attempts, options),
+        ));
     }
     for result in &results {
-        plan.push((result.uid, result.ledger_id, target_for(result.reason, result.attempts, 0, options)));
+        plan.push((
+            result.uid,
+            result.ledger_id,
+            target_for(result.reason, result.attempts, 0, options),
+        ));
     }
     Ok(CommittedBatch {
         copies,
@@ -454,7 +550,10 @@ async fn decide_and_commit(
 /// UIDs are fetched one by one, and a refused one comes back without
 /// content, to be recorded as `error:fetch`: one bad message never blocks
 /// the others.
-async fn fetch_tolerating_refusals(session: &mut Session, uids: &[u32]) -> Result<Vec<FetchedMessage>, WorkerError> {
+async fn fetch_tolerating_refusals(
+    session: &mut Session,
+    uids: &[u32],
+) -> Result<Vec<FetchedMessage>, WorkerError> {
     match session.fetch(uids).await {
         Err(MailError::Refused { text, .. }) => {
             tracing::warn!(reason = %text, "the server refused a batch FETCH; fetching one message at a time");
@@ -464,7 +563,13 @@ async fn fetch_tolerating_refusals(session: &mut Session, uids: &[u32]) -> Resul
                     Ok(mut one) => fetched.append(&mut one),
                     Err(MailError::Refused { text, .. }) => {
                         tracing::warn!(uid, reason = %text, "the server refused to return a message");
-                        fetched.push(FetchedMessage { uid: *uid, raw: None, internal_date: None, draft: false, size: None });
+                        fetched.push(FetchedMessage {
+                            uid: *uid,
+                            raw: None,
+                            internal_date: None,
+                            draft: false,
+                            size: None,
+                        });
                     }
                     Err(other) => return Err(other.into()),
                 }
@@ -491,8 +596,11 @@ async fn decide_batch(
         .cloned()
         .collect();
     let directory = store.lookup_addresses(&addresses).await?;
-    let keys: Vec<String> =
-        parsed.iter().filter_map(|(_, p)| p.as_ref()).map(|p| p.key().to_storage()).collect();
+    let keys: Vec<String> = parsed
+        .iter()
+        .filter_map(|(_, p)| p.as_ref())
+        .map(|p| p.key().to_storage())
+        .collect();
     let logged_before = store.logged_keys(&keys).await?;
     let mut logged_in_batch: HashSet<String> = HashSet::new();
 
@@ -543,33 +651,43 @@ async fn decide_batch(
         }
         // Outbound: when it was sent (Date:); inbound: when it was
         // received (INTERNALDATE). A bad Date: falls back, flagged.
-        let outbound = decision.entries.first().is_some_and(|e| e.direction == Direction::Outbound);
+        let outbound = decision
+            .entries
+            .first()
+            .is_some_and(|e| e.direction == Direction::Outbound);
         let (occurred_at, date_fallback) = match (outbound, parsed.date) {
             (true, Some(sent)) => (sent, false),
             (true, None) => (received_at, true),
             (false, _) => (received_at, false),
         };
-        let keep_raw = outcome == Outcome::Logged && options.settings.storage_mode == StorageMode::Full;
+        let keep_raw =
+            outcome == Outcome::Logged && options.settings.storage_mode == StorageMode::Full;
         copies.push(DecidedCopy {
             mailbox: mailbox.to_owned(),
             mailbox_name: options.mailbox_name.as_str().to_owned(),
             uid_validity,
             uid: message.uid,
             run_id,
-            message_id: parsed.message_id.as_ref().map(|m| m.as_written().to_owned()),
+            message_id: parsed
+                .message_id
+                .as_ref()
+                .map(|m| m.as_written().to_owned()),
             message_key: key,
             sha256: parsed.sha256.clone(),
             sender: parsed.sender().map(EmailAddress::to_string),
             subject: parsed.subject.clone(),
             reason: decision.reason,
             ambiguous: decision.ambiguous,
-            error: (outcome == Outcome::Failed).then(|| "the message has no header section".to_owned()),
+            error: (outcome == Outcome::Failed)
+                .then(|| "the message has no header section".to_owned()),
             entries: decision.entries,
             occurred_at,
             sent_at: parsed.date,
             received_at,
             date_fallback,
-            size: message.size.unwrap_or_else(|| message.raw.as_ref().map_or(0, |r| r.len() as u64)),
+            size: message
+                .size
+                .unwrap_or_else(|| message.raw.as_ref().map_or(0, |r| r.len() as u64)),
             raw: if keep_raw { message.raw.clone() } else { None },
         });
     }
@@ -580,7 +698,10 @@ fn count(summary: &mut RunSummary, copy: &DecidedCopy, result: &CommittedCopy, q
     let counts = &mut summary.counts;
     counts.seen += 1;
     counts.entries += result.entries;
-    *counts.by_reason.entry(result.reason.as_str().to_owned()).or_default() += 1;
+    *counts
+        .by_reason
+        .entry(result.reason.as_str().to_owned())
+        .or_default() += 1;
     match result.reason.outcome() {
         Outcome::Logged => counts.logged += 1,
         Outcome::Duplicate => counts.duplicate += 1,
@@ -591,7 +712,9 @@ fn count(summary: &mut RunSummary, copy: &DecidedCopy, result: &CommittedCopy, q
                 uid: result.uid,
                 reason: result.reason,
                 error: match result.reason {
-                    Reason::Error(ErrorClass::Store) => "the database refused the message's data".to_owned(),
+                    Reason::Error(ErrorClass::Store) => {
+                        "the database refused the message's data".to_owned()
+                    }
                     _ => copy.error.clone().unwrap_or_default(),
                 },
                 attempts: result.attempts,
@@ -612,29 +735,41 @@ async fn apply_dispositions(
 ) -> Result<(Vec<DispositionUpdate>, Vec<(u32, i64)>, std::time::Duration), WorkerError> {
     let started = std::time::Instant::now();
     let uids_for = |target: Target| -> Vec<u32> {
-        plan.iter().filter(|(_, _, t)| *t == target).map(|(uid, _, _)| *uid).collect()
+        plan.iter()
+            .filter(|(_, _, t)| *t == target)
+            .map(|(uid, _, _)| *uid)
+            .collect()
     };
     let mut storage_locations: HashMap<u32, (String, u32, u32)> = HashMap::new();
     let mut refused: HashMap<u32, String> = HashMap::new();
     let to_storage = uids_for(Target::Storage);
     if !to_storage.is_empty() {
-        let (moved, refusals) = move_isolating_refusals(session, &to_storage, &folders.storage).await?;
+        let (moved, refusals) =
+            move_isolating_refusals(session, &to_storage, &folders.storage).await?;
         failpoint::hit("after_move");
         if let Some(validity) = moved.dest_uid_validity {
             for (source, dest) in moved.mapping {
-                storage_locations.insert(source, (folders.storage.display_name.clone(), validity, dest));
+                storage_locations.insert(
+                    source,
+                    (folders.storage.display_name.clone(), validity, dest),
+                );
             }
         }
         refused.extend(refusals);
     }
     if let Some(folder) = &folders.not_logged {
-        let (_, refusals) = move_isolating_refusals(session, &uids_for(Target::NotLoggedFolder), folder).await?;
+        let (_, refusals) =
+            move_isolating_refusals(session, &uids_for(Target::NotLoggedFolder), folder).await?;
         refused.extend(refusals);
     }
-    let to_delete: Vec<(u32, i64)> =
-        plan.iter().filter(|(_, _, t)| *t == Target::Delete).map(|(uid, id, _)| (*uid, *id)).collect();
+    let to_delete: Vec<(u32, i64)> = plan
+        .iter()
+        .filter(|(_, _, t)| *t == Target::Delete)
+        .map(|(uid, id, _)| (*uid, *id))
+        .collect();
     if let Some(folder) = &folders.quarantine {
-        let (_, refusals) = move_isolating_refusals(session, &uids_for(Target::Quarantine), folder).await?;
+        let (_, refusals) =
+            move_isolating_refusals(session, &uids_for(Target::Quarantine), folder).await?;
         refused.extend(refusals);
     }
     let updates = plan
@@ -693,7 +828,11 @@ async fn move_isolating_refusals(
     let mut moved = mailscribe_mail::MoveOutcome::default();
     let mut refused = Vec::new();
     for uid in uids {
-        let one = if refuse.contains(uid) { Err(refusal(*uid)) } else { session.move_messages(&[*uid], folder).await };
+        let one = if refuse.contains(uid) {
+            Err(refusal(*uid))
+        } else {
+            session.move_messages(&[*uid], folder).await
+        };
         match one {
             Ok(outcome) => {
                 moved.dest_uid_validity = moved.dest_uid_validity.or(outcome.dest_uid_validity);
@@ -709,16 +848,21 @@ async fn move_isolating_refusals(
     if refused.len() == uids.len() {
         // Everything refused: a folder that vanished or lost its rights is
         // the mailbox's problem, not the messages'.
-        let current = session.resolve_folder(&folder.display_name).await.map_err(|err| WorkerError::FolderUnusable {
-            folder: folder.display_name.clone(),
-            detail: err.to_string(),
-        })?;
+        let current = session
+            .resolve_folder(&folder.display_name)
+            .await
+            .map_err(|err| WorkerError::FolderUnusable {
+                folder: folder.display_name.clone(),
+                detail: err.to_string(),
+            })?;
         if let Some(rights) = session.my_rights(&current).await?
             && !rights.contains('i')
         {
             return Err(WorkerError::FolderUnusable {
                 folder: folder.display_name.clone(),
-                detail: format!("the mailbox user lacks the right to add messages there (IMAP ACL rights: {rights})"),
+                detail: format!(
+                    "the mailbox user lacks the right to add messages there (IMAP ACL rights: {rights})"
+                ),
             });
         }
     }

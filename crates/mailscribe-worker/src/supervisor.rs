@@ -54,14 +54,23 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Backoff {
-        Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(60) }
+        Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        }
     }
 }
 
 impl Backoff {
     pub fn from_env() -> Backoff {
         let millis = |name: &str| {
-            std::env::var(name).ok()?.trim().parse::<u64>().ok().filter(|ms| *ms > 0).map(Duration::from_millis)
+            std::env::var(name)
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
         };
         let default = Backoff::default();
         Backoff {
@@ -80,7 +89,9 @@ impl Backoff {
     /// mailboxes failing together do not come back together.
     pub fn delay(&self, failures: u32, rng: &mut impl Rng) -> Duration {
         let ceiling = self.ceiling(failures);
-        Duration::from_millis(rng.gen_range(0..=u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX)))
+        Duration::from_millis(
+            rng.gen_range(0..=u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 }
 
@@ -109,8 +120,15 @@ impl Default for SupervisorConfig {
 
 impl SupervisorConfig {
     pub fn from_env() -> SupervisorConfig {
-        let mut config = SupervisorConfig { timings: LeaseTimings::from_env(), backoff: Backoff::from_env(), ..Default::default() };
-        if let Some(ms) = std::env::var("MAILSCRIBE_IDLE_REISSUE_MS").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        let mut config = SupervisorConfig {
+            timings: LeaseTimings::from_env(),
+            backoff: Backoff::from_env(),
+            ..Default::default()
+        };
+        if let Some(ms) = std::env::var("MAILSCRIBE_IDLE_REISSUE_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
             config.idle_reissue = Duration::from_millis(ms.max(1));
         }
         config
@@ -120,7 +138,11 @@ impl SupervisorConfig {
 /// Refuses a second `serve` on one SQLite file: SQLite stays
 /// single-instance. A registered instance whose process is known dead does
 /// not count. Returns the other instance, described, when there is one.
-pub async fn other_live_instance(store: &Store, me: &HolderId, timings: &LeaseTimings) -> Result<Option<String>, WorkerError> {
+pub async fn other_live_instance(
+    store: &Store,
+    me: &HolderId,
+    timings: &LeaseTimings,
+) -> Result<Option<String>, WorkerError> {
     let ttl_ms = i64::try_from(timings.ttl.as_millis()).unwrap_or(i64::MAX);
     for instance in store.live_instances(ttl_ms).await? {
         if instance.id == me.to_text() {
@@ -128,7 +150,10 @@ pub async fn other_live_instance(store: &Store, me: &HolderId, timings: &LeaseTi
         }
         let dead = HolderId::parse(&instance.id).is_some_and(|other| me.knows_dead(&other));
         if !dead {
-            return Ok(Some(format!("host {}, pid {}", instance.host, instance.pid)));
+            return Ok(Some(format!(
+                "host {}, pid {}",
+                instance.host, instance.pid
+            )));
         }
     }
     Ok(None)
@@ -172,28 +197,40 @@ pub async fn supervise(
         if *stop.borrow() {
             break;
         }
-        pulse.store(Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+        pulse.store(
+            Utc::now().timestamp_millis(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         tasks.retain(|_, (_, task)| !task.handle.is_finished());
-        if let Err(err) = store.instance_heartbeat(&me.to_text(), &me.host, me.pid, started_at).await {
+        if let Err(err) = store
+            .instance_heartbeat(&me.to_text(), &me.host, me.pid, started_at)
+            .await
+        {
             tracing::warn!(error = %err, "cannot reach the database; trying again");
             continue;
         }
-        let (instances, mailboxes) = match (store.live_instances(ttl_ms).await, store.mailboxes().await) {
-            (Ok(instances), Ok(mailboxes)) => (instances, mailboxes),
-            (Err(err), _) | (_, Err(err)) => {
-                tracing::warn!(error = %err, "cannot read the mailboxes; trying again");
-                continue;
-            }
-        };
+        let (instances, mailboxes) =
+            match (store.live_instances(ttl_ms).await, store.mailboxes().await) {
+                (Ok(instances), Ok(mailboxes)) => (instances, mailboxes),
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::warn!(error = %err, "cannot read the mailboxes; trying again");
+                    continue;
+                }
+            };
         if !registered_once {
             registered_once = true;
             continue;
         }
-        let enabled: Vec<_> = mailboxes.into_iter().filter(|m| m.enablement.enabled).collect();
+        let enabled: Vec<_> = mailboxes
+            .into_iter()
+            .filter(|m| m.enablement.enabled)
+            .collect();
         // Work spreads: with N instances and M mailboxes, each holds at
         // most ceil(M / N).
         let share = enabled.len().div_ceil(instances.len().max(1));
-        let held = |tasks: &HashMap<String, (MailboxName, MailboxTask)>| tasks.values().filter(|(_, t)| !t.stopping).count();
+        let held = |tasks: &HashMap<String, (MailboxName, MailboxTask)>| {
+            tasks.values().filter(|(_, t)| !t.stopping).count()
+        };
         for mailbox in &enabled {
             if held(&tasks) >= share {
                 break;
@@ -205,11 +242,19 @@ pub async fn supervise(
             match lease::acquire(&store, &lease_name, &me, &config.timings).await {
                 Ok(fence) => {
                     tracing::info!(mailbox = %mailbox.name, generation = fence.generation, "took the mailbox");
-                    let task = spawn_mailbox(store.clone(), planner.clone(), config, mailbox.name.clone(), fence);
+                    let task = spawn_mailbox(
+                        store.clone(),
+                        planner.clone(),
+                        config,
+                        mailbox.name.clone(),
+                        fence,
+                    );
                     tasks.insert(lease_name, (mailbox.name.clone(), task));
                 }
                 Err(WorkerError::LeaseHeld { .. }) => {}
-                Err(err) => tracing::warn!(mailbox = %mailbox.name, error = %err, "cannot take the mailbox lease"),
+                Err(err) => {
+                    tracing::warn!(mailbox = %mailbox.name, error = %err, "cannot take the mailbox lease")
+                }
             }
         }
         if held(&tasks) > share {
@@ -244,14 +289,27 @@ fn spawn_mailbox(
     let handle = tokio::spawn(async move {
         let (lost, lost_seen) = watch::channel(false);
         let heartbeat = lease::heartbeat(store.clone(), fence.clone(), config.timings, lost);
-        work_mailbox(&store, planner.as_ref(), &config, &name, &fence, stop_seen, lost_seen).await;
+        work_mailbox(
+            &store,
+            planner.as_ref(),
+            &config,
+            &name,
+            &fence,
+            stop_seen,
+            lost_seen,
+        )
+        .await;
         heartbeat.abort();
         let _ = heartbeat.await;
         if let Err(err) = store.release_lease(&fence).await {
             tracing::warn!(mailbox = %name, error = %err, "could not release the lease; it expires by itself");
         }
     });
-    MailboxTask { stop, handle, stopping: false }
+    MailboxTask {
+        stop,
+        handle,
+        stopping: false,
+    }
 }
 
 /// How soon a mailbox that is enabled but cannot run looks again.
@@ -319,13 +377,22 @@ async fn work_mailbox(
                 answer_requests(store, name, fence, None, Some(&reason)).await;
                 if last_idle_reason.as_deref() != Some(reason.as_str()) {
                     tracing::info!(mailbox = %name, "idle: {reason}");
-                    let status = MailboxStatus { status: "idle".into(), last_error: Some(reason.clone()), ..Default::default() };
+                    let status = MailboxStatus {
+                        status: "idle".into(),
+                        last_error: Some(reason.clone()),
+                        ..Default::default()
+                    };
                     let _ = store.record_mailbox_status(name, &status).await;
                     last_idle_reason = Some(reason);
                 }
                 // Disabled: give the mailbox back. Enabled but incomplete
                 // (a template removed, say): look again soon, holding on.
-                if !store.enablement(name).await.map(|e| e.enabled).unwrap_or(true) {
+                if !store
+                    .enablement(name)
+                    .await
+                    .map(|e| e.enabled)
+                    .unwrap_or(true)
+                {
                     break;
                 }
                 next_sweep = tokio::time::Instant::now() + IDLE_RECHECK;
@@ -339,9 +406,17 @@ async fn work_mailbox(
             }
         };
         if watcher.as_ref().is_none_or(JoinHandle::is_finished) {
-            watcher = Some(spawn_watcher(options.clone(), config.idle_reissue, config.backoff, changes_tx.clone()));
+            watcher = Some(spawn_watcher(
+                options.clone(),
+                config.idle_reissue,
+                config.backoff,
+                changes_tx.clone(),
+            ));
         }
-        let requests = store.claim_run_requests(name.as_str(), &fence.holder).await.unwrap_or_default();
+        let requests = store
+            .claim_run_requests(name.as_str(), &fence.holder)
+            .await
+            .unwrap_or_default();
         let forward = {
             let run_stop_tx = run_stop_tx.clone();
             let mut stop = stop.clone();
@@ -375,7 +450,9 @@ async fn work_mailbox(
                     status: "ok".into(),
                     last_run_at: Some(Utc::now()),
                     last_error: None,
-                    next_attempt_at: Some(Utc::now() + chrono::Duration::from_std(interval).unwrap_or_default()),
+                    next_attempt_at: Some(
+                        Utc::now() + chrono::Duration::from_std(interval).unwrap_or_default(),
+                    ),
                     consecutive_failures: 0,
                 };
                 if let Err(err) = store.record_mailbox_status(name, &status).await {
@@ -383,7 +460,15 @@ async fn work_mailbox(
                 }
                 if !requests.is_empty() {
                     let report = serde_json::to_string(&SummaryReport::new(&summary)).ok();
-                    let _ = store.finish_run_requests(&requests, Utc::now(), Some(summary.run_id), report.as_deref(), None).await;
+                    let _ = store
+                        .finish_run_requests(
+                            &requests,
+                            Utc::now(),
+                            Some(summary.run_id),
+                            report.as_deref(),
+                            None,
+                        )
+                        .await;
                 }
             }
             Err(WorkerError::LeaseLost) => {
@@ -396,7 +481,9 @@ async fn work_mailbox(
                 tracing::error!(mailbox = %name, error = %reason, failures, "run failed; retrying after a pause");
                 next_sweep = retry_after(store, name, config, failures, &reason, &mut rng).await;
                 if !requests.is_empty() {
-                    let _ = store.finish_run_requests(&requests, Utc::now(), None, None, Some(&reason)).await;
+                    let _ = store
+                        .finish_run_requests(&requests, Utc::now(), None, None, Some(&reason))
+                        .await;
                 }
             }
         }
@@ -434,11 +521,19 @@ async fn retry_after(
 }
 
 /// Answers the open "run now" requests of a mailbox that could not run.
-async fn answer_requests(store: &Store, name: &MailboxName, fence: &Fence, run_id: Option<i64>, error: Option<&str>) {
+async fn answer_requests(
+    store: &Store,
+    name: &MailboxName,
+    fence: &Fence,
+    run_id: Option<i64>,
+    error: Option<&str>,
+) {
     if let Ok(ids) = store.claim_run_requests(name.as_str(), &fence.holder).await
         && !ids.is_empty()
     {
-        let _ = store.finish_run_requests(&ids, Utc::now(), run_id, None, error).await;
+        let _ = store
+            .finish_run_requests(&ids, Utc::now(), run_id, None, error)
+            .await;
     }
 }
 
@@ -476,7 +571,9 @@ fn spawn_watcher(
                         }
                     }
                 }
-                Err(err) => tracing::info!(mailbox = %options.mailbox_name, error = %err, "cannot open the IDLE connection"),
+                Err(err) => {
+                    tracing::info!(mailbox = %options.mailbox_name, error = %err, "cannot open the IDLE connection")
+                }
             }
             failures += 1;
             tokio::time::sleep(backoff.delay(failures, &mut rng)).await;

@@ -15,8 +15,17 @@ fn expected_entries(n: u32) -> Vec<(String, String, String, String)> {
     let mut keys: Vec<_> = (1..=n)
         .filter(|i| i % 5 != 0)
         .map(|i| {
-            let (contact, direction) = if i % 2 == 0 { ("1", "inbound") } else { ("2", "outbound") };
-            (format!("<n{i}@test.example>"), "SP1".to_owned(), contact.to_owned(), direction.to_owned())
+            let (contact, direction) = if i % 2 == 0 {
+                ("1", "inbound")
+            } else {
+                ("2", "outbound")
+            };
+            (
+                format!("<n{i}@test.example>"),
+                "SP1".to_owned(),
+                contact.to_owned(),
+                direction.to_owned(),
+            )
         })
         .collect();
     keys.sort();
@@ -30,12 +39,18 @@ async fn crash_then_recover(failpoint: &str, disable_move: bool) {
         env.deliver(&numbered_message(n));
     }
     let mut crashing = env.command();
-    crashing.env("MAILSCRIBE_FAILPOINT", failpoint).args(["run", "--once"]);
+    crashing
+        .env("MAILSCRIBE_FAILPOINT", failpoint)
+        .args(["run", "--once"]);
     if disable_move {
         crashing.env("MAILSCRIBE_IGNORE_CAPABILITIES", "MOVE");
     }
     let output = crashing.output().unwrap();
-    assert_eq!(output.status.signal(), Some(6), "{failpoint}: the run should abort: {output:?}");
+    assert_eq!(
+        output.status.signal(),
+        Some(6),
+        "{failpoint}: the run should abort: {output:?}"
+    );
 
     let mut recovering = env.command();
     recovering.args(["run", "--once"]);
@@ -43,20 +58,38 @@ async fn crash_then_recover(failpoint: &str, disable_move: bool) {
         recovering.env("MAILSCRIBE_IGNORE_CAPABILITIES", "MOVE");
     }
     let output = recovering.output().unwrap();
-    assert!(output.status.success(), "{failpoint}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{failpoint}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     assert_eq!(entry_keys(&env), expected_entries(MESSAGES), "{failpoint}");
-    assert_eq!(decisions(&env).len(), MESSAGES as usize, "{failpoint}: one ledger row per copy");
-    assert_eq!(env.dovecot.count(QUEUE), 0, "{failpoint}: every message was decided and moved");
+    assert_eq!(
+        decisions(&env).len(),
+        MESSAGES as usize,
+        "{failpoint}: one ledger row per copy"
+    );
+    assert_eq!(
+        env.dovecot.count(QUEUE),
+        0,
+        "{failpoint}: every message was decided and moved"
+    );
     let logged = (1..=MESSAGES).filter(|i| i % 5 != 0).count();
     let stored = env.dovecot.count(STORAGE);
     if disable_move {
         // A crash between COPY and EXPUNGE leaves a batch copied but still in
         // the queue; it is copied again. PRODUCT.md section 3 tolerates the
         // second copy in storage (never a second entry).
-        assert!((logged..=logged + 4).contains(&stored), "{failpoint}: {stored} in storage");
+        assert!(
+            (logged..=logged + 4).contains(&stored),
+            "{failpoint}: {stored} in storage"
+        );
     } else {
-        assert_eq!(stored, logged, "{failpoint}: MOVE is atomic, so exactly one copy each");
+        assert_eq!(
+            stored, logged,
+            "{failpoint}: MOVE is atomic, so exactly one copy each"
+        );
     }
 }
 
@@ -94,15 +127,22 @@ async fn kill_9_in_the_middle_of_a_run() {
     for n in 1..=MANY {
         env.deliver(&numbered_message(n));
     }
-    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap()).await.unwrap();
+    let store = mailscribe_store::Store::open(&env.db.url().parse().unwrap())
+        .await
+        .unwrap();
     let mut child = env.command().args(["run", "--once"]).spawn().unwrap();
     let runtime = tokio::runtime::Handle::current();
-    wait_until("the run to decide some messages", Duration::from_secs(60), || {
-        let decided = tokio::task::block_in_place(|| runtime.block_on(store.decisions_after(0, 1000)))
-            .map(|rows| rows.len())
-            .unwrap_or(0);
-        decided >= 40
-    });
+    wait_until(
+        "the run to decide some messages",
+        Duration::from_secs(60),
+        || {
+            let decided =
+                tokio::task::block_in_place(|| runtime.block_on(store.decisions_after(0, 1000)))
+                    .map(|rows| rows.len())
+                    .unwrap_or(0);
+            decided >= 40
+        },
+    );
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(9), "the run was killed, not finished");

@@ -28,7 +28,11 @@ impl Drop for Serve {
 }
 
 fn serve(env: &Env) -> Serve {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let log = std::fs::File::create(env.dir.path().join("serve.log")).unwrap();
     Serve(
         env.command()
@@ -49,8 +53,16 @@ fn assert_exact(env: &Env, messages: u32) {
     let mut unique = keys.clone();
     unique.dedup();
     let expected = (1..=messages).filter(|n| n % 5 != 0).count();
-    assert_eq!((keys.len(), unique.len()), (expected, expected), "every entry once");
-    assert_eq!(decisions(env).len(), messages as usize, "one ledger row per copy");
+    assert_eq!(
+        (keys.len(), unique.len()),
+        (expected, expected),
+        "every entry once"
+    );
+    assert_eq!(
+        decisions(env).len(),
+        messages as usize,
+        "one ledger row per copy"
+    );
 }
 
 #[tokio::test]
@@ -62,22 +74,37 @@ async fn serve_survives_the_mail_server_crashing_and_restarting_mid_run() {
         env.deliver(&numbered_message(n));
     }
     let mut serve = serve(&env);
-    wait_until("the run to be under way", Duration::from_secs(60), || !entry_keys(&env).is_empty());
+    wait_until("the run to be under way", Duration::from_secs(60), || {
+        !entry_keys(&env).is_empty()
+    });
     env.dovecot.crash();
     let logged = entry_keys(&env).len();
-    assert!(logged < (1..=MESSAGES).filter(|n| n % 5 != 0).count(), "the server went away in the middle of the work");
+    assert!(
+        logged < (1..=MESSAGES).filter(|n| n % 5 != 0).count(),
+        "the server went away in the middle of the work"
+    );
     // Down for a while: serve fails, backs off, and keeps running.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(serve.0.try_wait().unwrap().is_none(), "serve keeps running");
     env.dovecot.restart();
-    wait_until("the queue done after the restart", Duration::from_secs(120), || env.dovecot.count(QUEUE) == 0);
+    wait_until(
+        "the queue done after the restart",
+        Duration::from_secs(120),
+        || env.dovecot.count(QUEUE) == 0,
+    );
     wait_until("the last entries", Duration::from_secs(30), || {
         entry_keys(&env).len() == (1..=MESSAGES).filter(|n| n % 5 != 0).count()
     });
     assert_exact(&env, MESSAGES);
-    assert_eq!(env.dovecot.count(STORAGE), (1..=MESSAGES).filter(|n| n % 5 != 0).count());
+    assert_eq!(
+        env.dovecot.count(STORAGE),
+        (1..=MESSAGES).filter(|n| n % 5 != 0).count()
+    );
     let log = std::fs::read_to_string(env.dir.path().join("serve.log")).unwrap();
-    assert!(log.contains("run failed; retrying after a pause"), "the outage was seen: {log}");
+    assert!(
+        log.contains("run failed; retrying after a pause"),
+        "the outage was seen: {log}"
+    );
     assert!(serve.0.try_wait().unwrap().is_none());
 }
 
@@ -93,11 +120,16 @@ async fn twenty_cut_connections_leave_the_log_exact() {
         env.deliver(&numbered_message(n));
     }
     let _serve = serve(&env);
-    wait_until("the run to be under way", Duration::from_secs(60), || !entry_keys(&env).is_empty());
+    wait_until("the run to be under way", Duration::from_secs(60), || {
+        !entry_keys(&env).is_empty()
+    });
     // Cut every connection at 20 moments spread over the work (the delays
     // vary, so the cuts land in fetches, commits, moves and logins alike).
     let mut cuts = 0;
-    let delays_ms = [40u64, 130, 70, 210, 90, 160, 55, 240, 120, 75, 190, 60, 145, 100, 230, 85, 170, 65, 115, 200];
+    let delays_ms = [
+        40u64, 130, 70, 210, 90, 160, 55, 240, 120, 75, 190, 60, 145, 100, 230, 85, 170, 65, 115,
+        200,
+    ];
     for delay in delays_ms {
         std::thread::sleep(Duration::from_millis(delay));
         proxy.cut();
@@ -106,10 +138,18 @@ async fn twenty_cut_connections_leave_the_log_exact() {
         proxy.restore();
     }
     assert_eq!(cuts, 20);
-    assert!(env.dovecot.count(QUEUE) > 0, "all twenty cuts landed while work remained");
+    assert!(
+        env.dovecot.count(QUEUE) > 0,
+        "all twenty cuts landed while work remained"
+    );
     let log = std::fs::read_to_string(env.dir.path().join("serve.log")).unwrap();
-    assert!(log.matches("run failed; retrying after a pause").count() >= 5, "the cuts broke runs: {log}");
-    wait_until("the queue done", Duration::from_secs(180), || env.dovecot.count(QUEUE) == 0);
+    assert!(
+        log.matches("run failed; retrying after a pause").count() >= 5,
+        "the cuts broke runs: {log}"
+    );
+    wait_until("the queue done", Duration::from_secs(180), || {
+        env.dovecot.count(QUEUE) == 0
+    });
     wait_until("the last entries", Duration::from_secs(30), || {
         entry_keys(&env).len() == (1..=MESSAGES).filter(|n| n % 5 != 0).count()
     });
@@ -128,13 +168,22 @@ async fn serve_survives_postgresql_restarting_mid_run() {
         env.deliver(&numbered_message(n));
     }
     let mut serve = serve(&env);
-    wait_until("the run to be under way", Duration::from_secs(60), || !entry_keys(&env).is_empty());
+    wait_until("the run to be under way", Duration::from_secs(60), || {
+        !entry_keys(&env).is_empty()
+    });
     postgres.stop();
-    assert!(env.dovecot.count(QUEUE) > 0, "the database went away in the middle of the work");
+    assert!(
+        env.dovecot.count(QUEUE) > 0,
+        "the database went away in the middle of the work"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     assert!(serve.0.try_wait().unwrap().is_none(), "serve keeps running");
     postgres.start_again();
-    wait_until("the queue done after the restart", Duration::from_secs(120), || env.dovecot.count(QUEUE) == 0);
+    wait_until(
+        "the queue done after the restart",
+        Duration::from_secs(120),
+        || env.dovecot.count(QUEUE) == 0,
+    );
     wait_until("the last entries", Duration::from_secs(30), || {
         entry_keys(&env).len() == (1..=MESSAGES).filter(|n| n % 5 != 0).count()
     });
@@ -156,7 +205,10 @@ impl SmallDisk {
             .arg(mount.path())
             .status()
             .expect("mount");
-        assert!(status.success(), "mounting a tmpfs needs root: run the README's test command as root");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root: run the README's test command as root"
+        );
         SmallDisk { mount }
     }
 
@@ -172,7 +224,10 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.mount.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.mount.path())
+            .status();
     }
 }
 
@@ -216,15 +271,24 @@ async fn a_full_disk_stops_the_run_cleanly_and_the_next_run_finishes() {
     let output = env.run(&["run", "--once"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("the disk holding the database is full"), "the error names the disk: {stderr}");
+    assert!(
+        stderr.contains("the disk holding the database is full"),
+        "the error names the disk: {stderr}"
+    );
     // Nothing half-written: every logged decision has its entry and its
     // stored message, and what was not committed is still in the queue.
     let rows = decisions(&env);
     let logged = rows.iter().filter(|d| d["outcome"] == "logged").count();
     assert!(logged < MESSAGES as usize, "the disk filled before the end");
     assert_eq!(entry_keys(&env).len(), logged);
-    assert!(rows.iter().all(|d| d["outcome"] == "logged"), "no failed or half rows: {rows:?}");
-    assert_eq!(env.dovecot.count(QUEUE) + env.dovecot.count(STORAGE), MESSAGES as usize);
+    assert!(
+        rows.iter().all(|d| d["outcome"] == "logged"),
+        "no failed or half rows: {rows:?}"
+    );
+    assert_eq!(
+        env.dovecot.count(QUEUE) + env.dovecot.count(STORAGE),
+        MESSAGES as usize
+    );
     // Space freed: the next run finishes the job.
     disk.grow(64);
     env.ok(&["run", "--once"]);
@@ -268,10 +332,16 @@ async fn an_unreadable_key_file_or_a_read_only_database_stop_the_run_and_lose_no
     }
     let key_file = env.dir.path().join("test.key");
     chmod(&key_file, 0o600);
-    let output = as_nobody(&mut env.command()).args(["run", "--once"]).output().unwrap();
+    let output = as_nobody(&mut env.command())
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("test.key") && stderr.contains("ermission denied"), "the error names the key file: {stderr}");
+    assert!(
+        stderr.contains("test.key") && stderr.contains("ermission denied"),
+        "the error names the key file: {stderr}"
+    );
     assert_eq!(env.dovecot.count(QUEUE), 4, "nothing was touched");
     assert!(entry_keys(&env).is_empty() && decisions(&env).is_empty());
 
@@ -284,10 +354,16 @@ async fn an_unreadable_key_file_or_a_read_only_database_stop_the_run_and_lose_no
         chmod(&path, 0o644);
     }
     chmod(&db_dir, 0o755);
-    let output = as_nobody(&mut env.command()).args(["run", "--once"]).output().unwrap();
+    let output = as_nobody(&mut env.command())
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_ne!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.to_lowercase().contains("readonly") || stderr.to_lowercase().contains("read-only"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("readonly") || stderr.to_lowercase().contains("read-only"),
+        "{stderr}"
+    );
     assert_eq!(env.dovecot.count(QUEUE), 4, "nothing was touched");
     // As the owner again, the run does the job.
     env.ok(&["run", "--once"]);
@@ -308,7 +384,10 @@ async fn the_clock_jumping_backwards_loses_nothing() {
     // A day in the past, for this process and the database clock it reads.
     let in_the_past = || {
         let mut command = env.command();
-        command.env("FAKETIME", "-1d").env("LD_PRELOAD", faketime_library()).args(["run", "--once", "--format", "json"]);
+        command
+            .env("FAKETIME", "-1d")
+            .env("LD_PRELOAD", faketime_library())
+            .args(["run", "--once", "--format", "json"]);
         command
     };
     // The server's certificate was made today: a day ago it was not yet
@@ -320,10 +399,19 @@ async fn the_clock_jumping_backwards_loses_nothing() {
     assert_eq!(env.dovecot.count(QUEUE), 5);
     // Over plain IMAP on loopback the run goes through, on the past clock.
     env.ok(&["disable"]);
-    env.configure(&["--security", "none", "--port", &env.dovecot.imap_port.to_string()]);
+    env.configure(&[
+        "--security",
+        "none",
+        "--port",
+        &env.dovecot.imap_port.to_string(),
+    ]);
     env.ok(&["enable", "--accept-data-statement"]);
     let output = in_the_past().output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["seen"], 5);
     // Back to the present: nothing is decided twice, nothing is missing.
@@ -331,16 +419,22 @@ async fn the_clock_jumping_backwards_loses_nothing() {
         env.deliver(&numbered_message(n));
     }
     env.ok(&["run", "--once"]);
-    assert_eq!(entry_keys(&env).len(), (1..=12).filter(|n| n % 5 != 0).count());
+    assert_eq!(
+        entry_keys(&env).len(),
+        (1..=12).filter(|n| n % 5 != 0).count()
+    );
     assert_eq!(decisions(&env).len(), 12);
     assert_eq!(env.dovecot.count(QUEUE), 0);
 }
 
 /// libfaketime (Debian package faketime), which the test command installs.
 fn faketime_library() -> String {
-    ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"]
-        .into_iter()
-        .find(|path| std::path::Path::new(path).exists())
-        .expect("libfaketime (apt-get install faketime; the README's test command does)")
-        .to_owned()
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|path| std::path::Path::new(path).exists())
+    .expect("libfaketime (apt-get install faketime; the README's test command does)")
+    .to_owned()
 }

@@ -42,7 +42,11 @@ impl Env {
     }
 
     pub(crate) fn with_database(db: TestDatabase, dovecot: Dovecot) -> Env {
-        Env { dir: tempfile::tempdir().expect("tempdir"), db, dovecot }
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+            db,
+            dovecot,
+        }
     }
 
     pub(crate) fn command(&self) -> Command {
@@ -82,7 +86,6 @@ impl Env {
         path
     }
 
-
     /// Imports the standard salespeople and contacts.
     pub(crate) fn import_directory(&self) {
         self.write("salespeople.csv", SALESPEOPLE_CSV);
@@ -110,7 +113,10 @@ impl Env {
             ("--password-env".into(), Some("IMAP_PASSWORD".into())),
             ("--queue".into(), Some(QUEUE.into())),
             ("--storage".into(), Some(STORAGE.into())),
-            ("--ca-file".into(), Some(self.dovecot.ca_file().display().to_string())),
+            (
+                "--ca-file".into(),
+                Some(self.dovecot.ca_file().display().to_string()),
+            ),
         ];
         let mut iter = overrides.iter().peekable();
         while let Some(flag) = iter.next() {
@@ -179,7 +185,10 @@ pub(crate) fn entry_keys(env: &Env) -> Vec<(String, String, String, String)> {
         .map(|r| {
             (
                 r["message_id"].as_str().unwrap_or_default().to_owned(),
-                r["salesperson_code"].as_str().unwrap_or_default().to_owned(),
+                r["salesperson_code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 r["contact_no"].as_str().unwrap_or_default().to_owned(),
                 r["direction"].as_str().unwrap_or_default().to_owned(),
             )

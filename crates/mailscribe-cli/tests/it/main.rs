@@ -2,13 +2,13 @@
 //! PostgreSQL, real processes (killed, for the crash tests).
 
 mod accounts;
+mod corpus;
 mod crash;
 mod faults;
-mod corpus;
 mod harness;
 mod mailboxes;
 mod postfix;
-mod secrets;
 mod scenarios;
+mod secrets;
 mod tidy;
 mod web_setup;

@@ -52,7 +52,15 @@ const fn case(
     reason: Reason,
     entries: &'static [&'static str],
 ) -> Case {
-    Case { name, headers, draft: false, already_logged: false, reason, entries, ambiguous: false }
+    Case {
+        name,
+        headers,
+        draft: false,
+        already_logged: false,
+        reason,
+        entries,
+        ambiguous: false,
+    }
 }
 
 fn check(case: &Case, skip_sensitive: bool) {
@@ -79,7 +87,11 @@ fn check(case: &Case, skip_sensitive: bool) {
         .collect();
     assert_eq!(decision.reason, case.reason, "case {}", case.name);
     assert_eq!(entries, case.entries, "case {}", case.name);
-    assert_eq!(decision.ambiguous, case.ambiguous, "case {} ambiguity", case.name);
+    assert_eq!(
+        decision.ambiguous, case.ambiguous,
+        "case {} ambiguity",
+        case.name
+    );
 }
 
 #[test]
@@ -87,14 +99,24 @@ fn decision_table() {
     let cases = [
         // Privacy-blocked contacts (PRODUCT.md section 8): never logged, and
         // `privacy_blocked` when they were the only counterparts.
-        case("salesperson to a blocked contact only", "From: sp1@ourco.example\nTo: blocked@customer.example", Reason::PrivacyBlocked, &[]),
+        case(
+            "salesperson to a blocked contact only",
+            "From: sp1@ourco.example\nTo: blocked@customer.example",
+            Reason::PrivacyBlocked,
+            &[],
+        ),
         case(
             "a blocked contact and another: one entry, for the other",
             "From: sp1@ourco.example\nTo: blocked@customer.example\nCc: c2@customer.example",
             Reason::Logged,
             &["out SP1 C2"],
         ),
-        case("a blocked contact writes to a salesperson", "From: blocked@customer.example\nTo: sp1@ourco.example", Reason::PrivacyBlocked, &[]),
+        case(
+            "a blocked contact writes to a salesperson",
+            "From: blocked@customer.example\nTo: sp1@ourco.example",
+            Reason::PrivacyBlocked,
+            &[],
+        ),
         case(
             "a blocked contact writes to nobody we know",
             "From: blocked@customer.example\nTo: stranger@elsewhere.example",
@@ -102,7 +124,12 @@ fn decision_table() {
             &[],
         ),
         // Row 6: outbound.
-        case("salesperson to contact", "From: sp1@ourco.example\nTo: c1@customer.example", Reason::Logged, &["out SP1 C1"]),
+        case(
+            "salesperson to contact",
+            "From: sp1@ourco.example\nTo: c1@customer.example",
+            Reason::Logged,
+            &["out SP1 C1"],
+        ),
         case(
             "BC TestMessageLogged, message 2: SP1 to C1, C2 in Cc",
             "From: sp1@ourco.example\nTo: c1@customer.example\nCc: c2@customer.example",
@@ -183,7 +210,12 @@ fn decision_table() {
             &["out SP3 C1"],
         ),
         // Row 8.
-        case("internal only", "From: sp1@ourco.example\nTo: sp2@ourco.example", Reason::NoCounterpart, &[]),
+        case(
+            "internal only",
+            "From: sp1@ourco.example\nTo: sp2@ourco.example",
+            Reason::NoCounterpart,
+            &[],
+        ),
         case(
             "contact writes to contacts",
             "From: c1@customer.example\nTo: c2@customer.example",
@@ -196,7 +228,12 @@ fn decision_table() {
             Reason::NoCounterpart,
             &[],
         ),
-        case("Bcc is never used", "From: sp1@ourco.example\nTo: sp2@ourco.example\nBcc: c1@customer.example", Reason::NoCounterpart, &[]),
+        case(
+            "Bcc is never used",
+            "From: sp1@ourco.example\nTo: sp2@ourco.example\nBcc: c1@customer.example",
+            Reason::NoCounterpart,
+            &[],
+        ),
         // Row 9.
         case(
             "unknown sender",
@@ -205,11 +242,39 @@ fn decision_table() {
             &[],
         ),
         // Rows 1 to 5.
-        Case { draft: true, ..case("draft", "From: sp1@ourco.example\nTo: c1@customer.example", Reason::Draft, &[]) },
-        case("no sender", "To: c1@customer.example\nSubject: x", Reason::NoSender, &[]),
-        case("unusable sender", "From: <>\nTo: c1@customer.example", Reason::NoSender, &[]),
-        case("no recipients", "From: sp1@ourco.example\nSubject: hi", Reason::NoRecipients, &[]),
-        case("only unusable recipients", "From: sp1@ourco.example\nTo: undisclosed-recipients:;", Reason::NoRecipients, &[]),
+        Case {
+            draft: true,
+            ..case(
+                "draft",
+                "From: sp1@ourco.example\nTo: c1@customer.example",
+                Reason::Draft,
+                &[],
+            )
+        },
+        case(
+            "no sender",
+            "To: c1@customer.example\nSubject: x",
+            Reason::NoSender,
+            &[],
+        ),
+        case(
+            "unusable sender",
+            "From: <>\nTo: c1@customer.example",
+            Reason::NoSender,
+            &[],
+        ),
+        case(
+            "no recipients",
+            "From: sp1@ourco.example\nSubject: hi",
+            Reason::NoRecipients,
+            &[],
+        ),
+        case(
+            "only unusable recipients",
+            "From: sp1@ourco.example\nTo: undisclosed-recipients:;",
+            Reason::NoRecipients,
+            &[],
+        ),
         case(
             "sensitive",
             "From: sp1@ourco.example\nTo: c1@customer.example\nSensitivity: Private",
@@ -218,7 +283,12 @@ fn decision_table() {
         ),
         Case {
             already_logged: true,
-            ..case("duplicate", "From: sp1@ourco.example\nTo: c1@customer.example", Reason::Duplicate, &[])
+            ..case(
+                "duplicate",
+                "From: sp1@ourco.example\nTo: c1@customer.example",
+                Reason::Duplicate,
+                &[],
+            )
         },
         Case {
             already_logged: true,
@@ -248,7 +318,12 @@ fn rows_apply_in_order() {
         &Case {
             draft: true,
             already_logged: true,
-            ..case("draft first", "From: sp1@ourco.example\nTo: c1@customer.example\nSensitivity: private", Reason::Draft, &[])
+            ..case(
+                "draft first",
+                "From: sp1@ourco.example\nTo: c1@customer.example\nSensitivity: private",
+                Reason::Draft,
+                &[],
+            )
         },
         true,
     );
@@ -256,12 +331,25 @@ fn rows_apply_in_order() {
     check(
         &Case {
             already_logged: true,
-            ..case("sensitive first", "From: sp1@ourco.example\nTo: c1@customer.example\nSensitivity: private", Reason::Sensitive, &[])
+            ..case(
+                "sensitive first",
+                "From: sp1@ourco.example\nTo: c1@customer.example\nSensitivity: private",
+                Reason::Sensitive,
+                &[],
+            )
         },
         true,
     );
     // No recipients comes before sensitive.
-    check(&case("recipients first", "From: sp1@ourco.example\nSensitivity: private", Reason::NoRecipients, &[]), true);
+    check(
+        &case(
+            "recipients first",
+            "From: sp1@ourco.example\nSensitivity: private",
+            Reason::NoRecipients,
+            &[],
+        ),
+        true,
+    );
 }
 
 #[test]

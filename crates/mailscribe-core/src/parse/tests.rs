@@ -20,15 +20,24 @@ fn reads_the_headers_the_decision_needs() {
          \r\n\
          body\r\n",
     );
-    assert_eq!(msg.sender().map(EmailAddress::as_str), Some("alice@example.com"));
+    assert_eq!(
+        msg.sender().map(EmailAddress::as_str),
+        Some("alice@example.com")
+    );
     let to: Vec<_> = msg.to.iter().map(EmailAddress::as_str).collect();
     assert_eq!(to, ["bob@ourco.example", "carol@ourco.example"]);
     let cc: Vec<_> = msg.cc.iter().map(EmailAddress::as_str).collect();
     assert_eq!(cc, ["dave@ourco.example", "erin@ourco.example"]);
     assert!(msg.subject.starts_with("Grüße and a very long"));
     assert!(msg.subject.len() > 100);
-    assert_eq!(msg.message_id.as_ref().map(MessageId::as_written), Some("<m1@example.com>"));
-    assert_eq!(msg.date.map(|d| d.to_rfc3339()).as_deref(), Some("2026-03-03T08:15:00+00:00"));
+    assert_eq!(
+        msg.message_id.as_ref().map(MessageId::as_written),
+        Some("<m1@example.com>")
+    );
+    assert_eq!(
+        msg.date.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2026-03-03T08:15:00+00:00")
+    );
     assert!(msg.is_sensitive());
     assert_eq!(msg.key(), MessageKey::MessageId("m1@example.com".into()));
     assert!(msg.problems.is_empty(), "{:?}", msg.problems);
@@ -42,15 +51,24 @@ fn first_from_header_and_first_valid_mailbox_win() {
          Sender: sender@example.com\n\
          To: x@y.z\n\n",
     );
-    assert_eq!(msg.from.as_ref().map(EmailAddress::as_str), Some("second@example.com"));
-    assert_eq!(msg.sender().map(EmailAddress::as_str), Some("second@example.com"));
+    assert_eq!(
+        msg.from.as_ref().map(EmailAddress::as_str),
+        Some("second@example.com")
+    );
+    assert_eq!(
+        msg.sender().map(EmailAddress::as_str),
+        Some("second@example.com")
+    );
 }
 
 #[test]
 fn sender_header_is_the_fallback() {
     let msg = parse("From: nobody\nSender: Sales <s@ourco.example>\nTo: x@y.z\n\n");
     assert_eq!(msg.from, None);
-    assert_eq!(msg.sender().map(EmailAddress::as_str), Some("s@ourco.example"));
+    assert_eq!(
+        msg.sender().map(EmailAddress::as_str),
+        Some("s@ourco.example")
+    );
 }
 
 #[test]
@@ -68,13 +86,21 @@ fn dates_that_do_not_parse_are_problems_not_failures() {
 fn no_message_id_keys_on_the_hash() {
     let msg = parse("From: a@b.c\nTo: x@y.z\n\nhello");
     assert_eq!(msg.message_id, None);
-    assert_eq!(msg.key(), MessageKey::Sha256(sha256_hex(b"From: a@b.c\nTo: x@y.z\n\nhello")));
+    assert_eq!(
+        msg.key(),
+        MessageKey::Sha256(sha256_hex(b"From: a@b.c\nTo: x@y.z\n\nhello"))
+    );
     assert_eq!(msg.sha256.len(), 64);
 }
 
 #[test]
 fn empty_and_binary_input_do_not_panic() {
-    for raw in [&b""[..], b"\0\0\0\xff\xfe", b"\r\n\r\n", b"just text without colon"] {
+    for raw in [
+        &b""[..],
+        b"\0\0\0\xff\xfe",
+        b"\r\n\r\n",
+        b"just text without colon",
+    ] {
         let msg = parse_message(raw);
         assert_eq!(msg.sender(), None);
     }
@@ -103,9 +129,15 @@ fn the_first_of_repeated_headers_wins_and_control_characters_go() {
          Subject: =?utf-8?q?one=00two?=\nSubject: later\nDate: Tue, 3 Mar 2026 10:00:00 +0000\n\
          Date: Wed, 4 Mar 2026 10:00:00 +0000\n\n",
     );
-    assert_eq!(msg.message_id.as_ref().map(MessageId::normalised), Some("first@x"));
+    assert_eq!(
+        msg.message_id.as_ref().map(MessageId::normalised),
+        Some("first@x")
+    );
     assert_eq!(msg.subject, "one two");
-    assert_eq!(msg.date.map(|d| d.to_rfc3339()).as_deref(), Some("2026-03-03T10:00:00+00:00"));
+    assert_eq!(
+        msg.date.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2026-03-03T10:00:00+00:00")
+    );
 }
 
 #[test]
@@ -124,30 +156,68 @@ fn junk_before_the_first_header_is_skipped() {
         ("a tab", "\t"),
         ("blank lines (CR/LF) first", "\r\n\r\n"),
         ("a line of spaces, then the headers", "    \r\n"),
-        ("an mbox separator", "From c1@customer.example Tue Mar  3 10:00:00 2026\n"),
-        ("whitespace, then an mbox separator", " \nFrom MAILER-DAEMON Tue Mar  3 10:00:00 2026\r\n"),
+        (
+            "an mbox separator",
+            "From c1@customer.example Tue Mar  3 10:00:00 2026\n",
+        ),
+        (
+            "whitespace, then an mbox separator",
+            " \nFrom MAILER-DAEMON Tue Mar  3 10:00:00 2026\r\n",
+        ),
     ];
     for (what, junk) in cases {
         let raw = format!("{junk}{headers}");
         let skipped = &junk.len();
         let msg = parse_message(raw.as_bytes());
-        assert_eq!(msg.sender().map(|a| a.as_str()), Some("c1@customer.example"), "{what}");
+        assert_eq!(
+            msg.sender().map(|a| a.as_str()),
+            Some("c1@customer.example"),
+            "{what}"
+        );
         assert_eq!(msg.to.len(), 1, "{what}");
         assert_eq!(msg.subject, "hello", "{what}");
-        assert_eq!(msg.message_id.as_ref().map(|m| m.normalised()), Some("m@x"), "{what}");
-        assert!(msg.problems.contains(&ParseProblem::SkippedBeforeHeaders(*skipped)), "{what}: {:?}", msg.problems);
+        assert_eq!(
+            msg.message_id.as_ref().map(|m| m.normalised()),
+            Some("m@x"),
+            "{what}"
+        );
+        assert!(
+            msg.problems
+                .contains(&ParseProblem::SkippedBeforeHeaders(*skipped)),
+            "{what}: {:?}",
+            msg.problems
+        );
         // The key of a message without Message-ID stays the hash of the
         // bytes as the server returns them, junk included.
         assert_eq!(msg.sha256, sha256_hex(raw.as_bytes()), "{what}");
         // The message view reads it too.
         let view = crate::message_view::read_message(raw.as_bytes()).expect("readable");
-        assert!(view.headers.iter().any(|(name, value)| name == "Subject" && value == "hello"), "{what}: {:?}", view.headers);
+        assert!(
+            view.headers
+                .iter()
+                .any(|(name, value)| name == "Subject" && value == "hello"),
+            "{what}: {:?}",
+            view.headers
+        );
         assert_eq!(view.text.as_deref().map(str::trim), Some("body"), "{what}");
     }
     // Without junk nothing is noted.
-    assert!(!parse_message(headers.as_bytes()).problems.iter().any(|p| matches!(p, ParseProblem::SkippedBeforeHeaders(_))));
+    assert!(
+        !parse_message(headers.as_bytes())
+            .problems
+            .iter()
+            .any(|p| matches!(p, ParseProblem::SkippedBeforeHeaders(_)))
+    );
     // A message with no header at all still has none.
-    for raw in [&b"   \r\n\r\n"[..], b"From nobody Tue Mar  3 10:00:00 2026\n", b"\r\n\r\nonly a body, no header\r\n"] {
-        assert!(!parse_message(raw).has_headers(), "{:?}", String::from_utf8_lossy(raw));
+    for raw in [
+        &b"   \r\n\r\n"[..],
+        b"From nobody Tue Mar  3 10:00:00 2026\n",
+        b"\r\n\r\nonly a body, no header\r\n",
+    ] {
+        assert!(
+            !parse_message(raw).has_headers(),
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
 }

@@ -4,8 +4,13 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use mailscribe_mail::{ConnectionConfig, Credentials, MailError, OAuthClient, Security, Session, TlsProblem, TokenProvider};
-use mailscribe_testkit::{Dovecot, DovecotOptions, OAuthServer, QUEUE, STORAGE, ServerCertificate, TcpProxy};
+use mailscribe_mail::{
+    ConnectionConfig, Credentials, MailError, OAuthClient, Security, Session, TlsProblem,
+    TokenProvider,
+};
+use mailscribe_testkit::{
+    Dovecot, DovecotOptions, OAuthServer, QUEUE, STORAGE, ServerCertificate, TcpProxy,
+};
 use secrecy::SecretString;
 
 mod watch;
@@ -13,7 +18,11 @@ mod watch;
 fn config(dovecot: &Dovecot, security: Security) -> ConnectionConfig {
     ConnectionConfig {
         host: "127.0.0.1".into(),
-        port: if security == Security::Tls { dovecot.imaps_port } else { dovecot.imap_port },
+        port: if security == Security::Tls {
+            dovecot.imaps_port
+        } else {
+            dovecot.imap_port
+        },
         security,
         allow_plaintext: false,
         ca_file: Some(dovecot.ca_file()),
@@ -51,8 +60,15 @@ async fn login_is_used_where_authenticate_plain_is_not_offered() {
     let dovecot = Dovecot::start();
     let mut config = config(&dovecot, Security::None);
     config.ignore_capabilities = vec!["AUTH=PLAIN".into()];
-    Session::connect(&config).await.expect("LOGIN works").logout().await;
-    config.credentials = Credentials::Basic { username: dovecot.user().into(), password: SecretString::from("wrong") };
+    Session::connect(&config)
+        .await
+        .expect("LOGIN works")
+        .logout()
+        .await;
+    config.credentials = Credentials::Basic {
+        username: dovecot.user().into(),
+        password: SecretString::from("wrong"),
+    };
     let err = Session::connect(&config).await.unwrap_err();
     assert!(matches!(err, MailError::AuthFailed(_)), "{err}");
 }
@@ -61,8 +77,10 @@ async fn login_is_used_where_authenticate_plain_is_not_offered() {
 async fn bad_credentials_certificates_and_plaintext_are_refused_clearly() {
     let dovecot = Dovecot::start();
     let mut wrong_password = config(&dovecot, Security::Tls);
-    wrong_password.credentials =
-        Credentials::Basic { username: dovecot.user().into(), password: SecretString::from("wrong") };
+    wrong_password.credentials = Credentials::Basic {
+        username: dovecot.user().into(),
+        password: SecretString::from("wrong"),
+    };
     let err = Session::connect(&wrong_password).await.unwrap_err();
     assert!(matches!(err, MailError::AuthFailed(_)), "{err}");
     assert!(err.is_connection());
@@ -70,7 +88,16 @@ async fn bad_credentials_certificates_and_plaintext_are_refused_clearly() {
     let mut unknown_ca = config(&dovecot, Security::Tls);
     unknown_ca.ca_file = None;
     let err = Session::connect(&unknown_ca).await.unwrap_err();
-    assert!(matches!(&err, MailError::Tls { problem: TlsProblem::UnknownIssuer, .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            MailError::Tls {
+                problem: TlsProblem::UnknownIssuer,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("--ca-file"), "{err}");
 
     let mut remote_plain = config(&dovecot, Security::None);
@@ -87,31 +114,63 @@ async fn bad_credentials_certificates_and_plaintext_are_refused_clearly() {
 #[tokio::test]
 async fn folders_resolve_by_path_whatever_the_separator() {
     for separator in ['/', '.'] {
-        let dovecot = Dovecot::start_with(DovecotOptions { separator, ..Default::default() });
+        let dovecot = Dovecot::start_with(DovecotOptions {
+            separator,
+            ..Default::default()
+        });
         dovecot.create_folder("Public Folders/Öffentliche Ordner");
-        let mut session = Session::connect(&config(&dovecot, Security::Tls)).await.unwrap();
+        let mut session = Session::connect(&config(&dovecot, Security::Tls))
+            .await
+            .unwrap();
         let queue = session.resolve_folder(QUEUE).await.unwrap();
         assert_eq!(queue.raw_name, dovecot.server_name(QUEUE));
-        let german = session.resolve_folder("Public Folders/Öffentliche Ordner").await.unwrap();
-        assert_eq!(german.raw_name, dovecot.server_name("Public Folders/&ANY-ffentliche Ordner"));
+        let german = session
+            .resolve_folder("Public Folders/Öffentliche Ordner")
+            .await
+            .unwrap();
+        assert_eq!(
+            german.raw_name,
+            dovecot.server_name("Public Folders/&ANY-ffentliche Ordner")
+        );
         session.select(&german).await.unwrap();
-        let err = session.resolve_folder("Public Folders/Email Logging/Nope").await.unwrap_err();
+        let err = session
+            .resolve_folder("Public Folders/Email Logging/Nope")
+            .await
+            .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("does not exist") && text.contains("Email Logging/Storage"), "{text}");
+        assert!(
+            text.contains("does not exist") && text.contains("Email Logging/Storage"),
+            "{text}"
+        );
         // A \Noselect parent is not a folder one can use.
-        assert!(session.resolve_folder("Public Folders/Email Logging").await.is_err());
+        assert!(
+            session
+                .resolve_folder("Public Folders/Email Logging")
+                .await
+                .is_err()
+        );
     }
 }
 
 async fn fetch_and_move(ignore_capabilities: &[&str]) {
     let dovecot = Dovecot::start();
     let mut config = config(&dovecot, Security::Tls);
-    config.ignore_capabilities = ignore_capabilities.iter().map(|c| (*c).to_owned()).collect();
+    config.ignore_capabilities = ignore_capabilities
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
     let mut session = Session::connect(&config).await.unwrap();
     let queue = session.resolve_folder(QUEUE).await.unwrap();
     let storage = session.resolve_folder(STORAGE).await.unwrap();
     for n in 1..=5 {
-        session.append(&queue, &message(n), if n == 5 { Some("(\\Draft)") } else { None }).await.unwrap();
+        session
+            .append(
+                &queue,
+                &message(n),
+                if n == 5 { Some("(\\Draft)") } else { None },
+            )
+            .await
+            .unwrap();
     }
     let selected = session.select(&queue).await.unwrap();
     let listed = session.list_messages(selected).await.unwrap();
@@ -121,16 +180,35 @@ async fn fetch_and_move(ignore_capabilities: &[&str]) {
 
     let fetched = session.fetch(&uids).await.unwrap();
     assert_eq!(fetched.len(), 5);
-    assert_eq!(fetched[0].raw.as_deref(), Some(message(1).as_slice()), "bytes as appended");
+    assert_eq!(
+        fetched[0].raw.as_deref(),
+        Some(message(1).as_slice()),
+        "bytes as appended"
+    );
     assert!(fetched[0].internal_date.is_some());
-    assert_eq!(fetched.iter().map(|m| m.draft).collect::<Vec<_>>(), [false, false, false, false, true]);
+    assert_eq!(
+        fetched.iter().map(|m| m.draft).collect::<Vec<_>>(),
+        [false, false, false, false, true]
+    );
 
     let moved = session.move_messages(&uids[..3], &storage).await.unwrap();
     assert_eq!(moved.mapping.len(), 3, "COPYUID maps every moved UID");
-    assert_eq!(moved.mapping.iter().map(|m| m.0).collect::<Vec<_>>(), uids[..3]);
+    assert_eq!(
+        moved.mapping.iter().map(|m| m.0).collect::<Vec<_>>(),
+        uids[..3]
+    );
     session.delete_messages(&uids[3..4]).await.unwrap();
     let selected = session.select(&queue).await.unwrap();
-    assert_eq!(session.list_messages(selected).await.unwrap().iter().map(|m| m.uid).collect::<Vec<_>>(), [uids[4]]);
+    assert_eq!(
+        session
+            .list_messages(selected)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect::<Vec<_>>(),
+        [uids[4]]
+    );
     assert_eq!(dovecot.count(STORAGE), 3);
     // A vanished UID is simply not returned.
     assert!(session.fetch(&[uids[0]]).await.unwrap().is_empty());
@@ -157,21 +235,41 @@ async fn without_uidplus_only_our_messages_are_expunged() {
     let queue = session.resolve_folder(QUEUE).await.unwrap();
     session.append(&queue, &message(1), None).await.unwrap();
     // Someone else has marked this one deleted; it is not ours to expunge.
-    session.append(&queue, &message(2), Some("(\\Deleted)")).await.unwrap();
+    session
+        .append(&queue, &message(2), Some("(\\Deleted)"))
+        .await
+        .unwrap();
     let selected = session.select(&queue).await.unwrap();
-    let uids: Vec<u32> = session.list_messages(selected).await.unwrap().iter().map(|m| m.uid).collect();
+    let uids: Vec<u32> = session
+        .list_messages(selected)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
     session.delete_messages(&uids[..1]).await.unwrap();
     let selected = session.select(&queue).await.unwrap();
-    let left: Vec<u32> = session.list_messages(selected).await.unwrap().iter().map(|m| m.uid).collect();
+    let left: Vec<u32> = session
+        .list_messages(selected)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
     assert_eq!(left, [uids[1]]);
 }
 
 #[tokio::test]
 async fn writability_probe_leaves_nothing_behind() {
     let dovecot = Dovecot::start();
-    let mut session = Session::connect(&config(&dovecot, Security::Tls)).await.unwrap();
+    let mut session = Session::connect(&config(&dovecot, Security::Tls))
+        .await
+        .unwrap();
     let storage = session.resolve_folder(STORAGE).await.unwrap();
-    session.probe_writable(&storage, "probe-token-1").await.unwrap();
+    session
+        .probe_writable(&storage, "probe-token-1")
+        .await
+        .unwrap();
     assert_eq!(dovecot.count(STORAGE), 0);
     assert_eq!(dovecot.count(QUEUE), 0);
     // Dovecot here has no ACL plugin, so rights are unknown, not empty.
@@ -194,7 +292,12 @@ async fn a_connection_that_drops_is_a_lost_connection() {
     assert!(err.is_connection(), "{err}");
 }
 
-fn oauth_config(dovecot: &Dovecot, server: &OAuthServer, client_id: &str, secret: &str) -> ConnectionConfig {
+fn oauth_config(
+    dovecot: &Dovecot,
+    server: &OAuthServer,
+    client_id: &str,
+    secret: &str,
+) -> ConnectionConfig {
     let tokens = TokenProvider::new(OAuthClient {
         token_url: server.token_url(),
         client_id: SecretString::from(client_id),
@@ -203,13 +306,19 @@ fn oauth_config(dovecot: &Dovecot, server: &OAuthServer, client_id: &str, secret
     })
     .unwrap();
     ConnectionConfig {
-        credentials: Credentials::OAuth2 { username: dovecot.user().into(), tokens: Arc::new(tokens) },
+        credentials: Credentials::OAuth2 {
+            username: dovecot.user().into(),
+            tokens: Arc::new(tokens),
+        },
         ..config(dovecot, Security::Tls)
     }
 }
 
 fn oauth_dovecot() -> (OAuthServer, Dovecot) {
-    let server = OAuthServer::start(&[("fixture-client", "fixture-secret", "queue"), ("other-client", "other-secret", "test")]);
+    let server = OAuthServer::start(&[
+        ("fixture-client", "fixture-secret", "queue"),
+        ("other-client", "other-secret", "test"),
+    ]);
     let dovecot = Dovecot::start_with(DovecotOptions {
         oauth2_introspection_url: Some(server.introspection_url()),
         ..Default::default()
@@ -225,27 +334,54 @@ async fn oauth2_client_credentials_then_xoauth2_or_oauthbearer() {
     session.resolve_folder(QUEUE).await.unwrap();
     session.logout().await;
     // The token is cached: a second session asks the endpoint nothing.
-    Session::connect(&config).await.expect("second login").logout().await;
+    Session::connect(&config)
+        .await
+        .expect("second login")
+        .logout()
+        .await;
     assert_eq!(server.token_requests(), 1);
     // OAUTHBEARER where XOAUTH2 is not offered.
     let mut bearer = config.clone();
     bearer.ignore_capabilities = vec!["AUTH=XOAUTH2".into()];
-    Session::connect(&bearer).await.expect("OAUTHBEARER login").logout().await;
+    Session::connect(&bearer)
+        .await
+        .expect("OAUTHBEARER login")
+        .logout()
+        .await;
 }
 
 #[tokio::test]
 async fn oauth2_failures_say_what_to_fix() {
     let (server, dovecot) = oauth_dovecot();
-    let err = Session::connect(&oauth_config(&dovecot, &server, "fixture-client", "wrong")).await.unwrap_err();
-    assert!(matches!(&err, MailError::Token { hint, .. } if hint.contains("client secret is wrong")), "{err}");
+    let err = Session::connect(&oauth_config(&dovecot, &server, "fixture-client", "wrong"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MailError::Token { hint, .. } if hint.contains("client secret is wrong")),
+        "{err}"
+    );
     assert!(err.is_connection());
-    let err = Session::connect(&oauth_config(&dovecot, &server, "nobody", "x")).await.unwrap_err();
+    let err = Session::connect(&oauth_config(&dovecot, &server, "nobody", "x"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("client id is wrong"), "{err}");
     // A valid token for another mailbox user is refused by the server.
-    let err = Session::connect(&oauth_config(&dovecot, &server, "other-client", "other-secret")).await.unwrap_err();
-    assert!(matches!(&err, MailError::AuthFailed(text) if text.contains("not accepted")), "{err}");
+    let err = Session::connect(&oauth_config(
+        &dovecot,
+        &server,
+        "other-client",
+        "other-secret",
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, MailError::AuthFailed(text) if text.contains("not accepted")),
+        "{err}"
+    );
     let mut unreachable = oauth_config(&dovecot, &server, "fixture-client", "fixture-secret");
-    let Credentials::OAuth2 { username, .. } = &unreachable.credentials else { unreachable!() };
+    let Credentials::OAuth2 { username, .. } = &unreachable.credentials else {
+        unreachable!()
+    };
     let tokens = TokenProvider::new(OAuthClient {
         token_url: "http://127.0.0.1:1/token".into(),
         client_id: SecretString::from("x"),
@@ -253,22 +389,39 @@ async fn oauth2_failures_say_what_to_fix() {
         scope: "s".into(),
     })
     .unwrap();
-    unreachable.credentials = Credentials::OAuth2 { username: username.clone(), tokens: Arc::new(tokens) };
+    unreachable.credentials = Credentials::OAuth2 {
+        username: username.clone(),
+        tokens: Arc::new(tokens),
+    };
     let err = Session::connect(&unreachable).await.unwrap_err();
-    assert!(err.to_string().contains("cannot reach the token endpoint"), "{err}");
+    assert!(
+        err.to_string().contains("cannot reach the token endpoint"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn expired_and_misnamed_certificates_are_refused_with_their_reason() {
     for (certificate, problem, hint) in [
         (ServerCertificate::Expired, TlsProblem::Expired, "expired"),
-        (ServerCertificate::WrongName, TlsProblem::NameMismatch, "not valid for this host name"),
+        (
+            ServerCertificate::WrongName,
+            TlsProblem::NameMismatch,
+            "not valid for this host name",
+        ),
     ] {
-        let dovecot = Dovecot::start_with(DovecotOptions { certificate, ..Default::default() });
+        let dovecot = Dovecot::start_with(DovecotOptions {
+            certificate,
+            ..Default::default()
+        });
         for security in [Security::Tls, Security::StartTls] {
-            let err = Session::connect(&config(&dovecot, security)).await.unwrap_err();
+            let err = Session::connect(&config(&dovecot, security))
+                .await
+                .unwrap_err();
             match &err {
-                MailError::Tls { problem: found, .. } => assert_eq!(found, &problem, "{certificate:?} {security:?}"),
+                MailError::Tls { problem: found, .. } => {
+                    assert_eq!(found, &problem, "{certificate:?} {security:?}")
+                }
                 other => panic!("{certificate:?} {security:?}: {other}"),
             }
             assert!(err.to_string().contains(hint), "{err}");

@@ -34,8 +34,12 @@ impl IdleSpy {
         let port = listener.local_addr().expect("spy address").port();
         let (n_idles_tx, n_idles) = watch::channel(0);
         let relay = tokio::spawn(async move {
-            let Ok((client, _)) = listener.accept().await else { return };
-            let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else { return };
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                return;
+            };
             let (mut client_read, mut client_write) = client.into_split();
             let (mut server_read, mut server_write) = server.into_split();
             let upstream = async {
@@ -55,19 +59,31 @@ impl IdleSpy {
                     }
                     transcript.extend_from_slice(&chunk[..n_read]);
                     let marker = b"\r\n+ idling";
-                    let _ = n_idles_tx.send(transcript.windows(marker.len()).filter(|w| w == marker).count());
+                    let _ = n_idles_tx.send(
+                        transcript
+                            .windows(marker.len())
+                            .filter(|w| w == marker)
+                            .count(),
+                    );
                 }
                 let _ = client_write.shutdown().await;
             };
             tokio::join!(upstream, downstream);
         });
-        IdleSpy { port, n_idles, relay }
+        IdleSpy {
+            port,
+            n_idles,
+            relay,
+        }
     }
 
     /// Waits until the server has accepted IDLE `n_idles` times in all.
     async fn until_idling(&mut self, n_idles: usize) {
         let seen = tokio::time::timeout(PROMPT, self.n_idles.wait_for(|n| *n >= n_idles)).await;
-        assert!(matches!(seen, Ok(Ok(_))), "the watcher did not start IDLE number {n_idles} within {PROMPT:?}");
+        assert!(
+            matches!(seen, Ok(Ok(_))),
+            "the watcher did not start IDLE number {n_idles} within {PROMPT:?}"
+        );
     }
 
     fn n_idles(&self) -> usize {
@@ -77,7 +93,10 @@ impl IdleSpy {
     /// Waits until both sides have closed the connection.
     async fn until_closed(&mut self) {
         let ended = tokio::time::timeout(PROMPT, &mut self.relay).await;
-        assert!(ended.is_ok(), "the connection was still open after {PROMPT:?}");
+        assert!(
+            ended.is_ok(),
+            "the connection was still open after {PROMPT:?}"
+        );
     }
 
     /// Closes both sides at once, as a dead network would look.
@@ -86,7 +105,10 @@ impl IdleSpy {
     }
 
     fn config(&self, dovecot: &Dovecot) -> ConnectionConfig {
-        ConnectionConfig { port: self.port, ..config(dovecot, Security::None) }
+        ConnectionConfig {
+            port: self.port,
+            ..config(dovecot, Security::None)
+        }
     }
 }
 
@@ -97,12 +119,17 @@ impl Drop for IdleSpy {
 }
 
 async fn start_watcher(dovecot: &Dovecot, spy: &IdleSpy) -> QueueWatcher {
-    QueueWatcher::start(&spy.config(dovecot), QUEUE).await.expect("watcher starts").expect("Dovecot announces IDLE")
+    QueueWatcher::start(&spy.config(dovecot), QUEUE)
+        .await
+        .expect("watcher starts")
+        .expect("Dovecot announces IDLE")
 }
 
 /// Appends to the queue on a connection of its own, as a mail server would.
 async fn append_to_queue(dovecot: &Dovecot, n: u32) {
-    let mut session = Session::connect(&config(dovecot, Security::Tls)).await.unwrap();
+    let mut session = Session::connect(&config(dovecot, Security::Tls))
+        .await
+        .unwrap();
     let queue = session.resolve_folder(QUEUE).await.unwrap();
     session.append(&queue, &message(n), None).await.unwrap();
     session.logout().await;
@@ -119,7 +146,11 @@ async fn an_idling_watcher_hears_of_an_append_at_once() {
         append_to_queue(&dovecot, 1).await;
     });
     assert_eq!(event.unwrap(), WatchEvent::Changed);
-    assert!(started.elapsed() < PROMPT, "the change took {:?} to be reported", started.elapsed());
+    assert!(
+        started.elapsed() < PROMPT,
+        "the change took {:?} to be reported",
+        started.elapsed()
+    );
     watcher.logout().await;
 }
 
@@ -128,12 +159,22 @@ async fn a_quiet_wait_times_out_and_the_next_wait_still_hears() {
     let dovecot = Dovecot::start();
     let mut spy = IdleSpy::start(dovecot.imap_port).await;
     // The command timeout bounds IDLE's and DONE's answers, not the wait.
-    let config = ConnectionConfig { timeout: Duration::from_secs(2), ..spy.config(&dovecot) };
-    let mut watcher = QueueWatcher::start(&config, QUEUE).await.unwrap().expect("Dovecot announces IDLE");
+    let config = ConnectionConfig {
+        timeout: Duration::from_secs(2),
+        ..spy.config(&dovecot)
+    };
+    let mut watcher = QueueWatcher::start(&config, QUEUE)
+        .await
+        .unwrap()
+        .expect("Dovecot announces IDLE");
     let max = Duration::from_secs(3);
     let started = Instant::now();
     assert_eq!(watcher.wait(max).await.unwrap(), WatchEvent::TimedOut);
-    assert!(started.elapsed() >= max, "returned after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= max,
+        "returned after {:?}",
+        started.elapsed()
+    );
 
     // DONE was answered, so the same connection can idle again.
     let (event, ()) = tokio::join!(watcher.wait(LONG), async {
@@ -177,9 +218,15 @@ async fn a_connection_lost_while_idling_is_a_connection_error() {
         } else {
             spy.cut();
         }
-        let result = tokio::time::timeout(PROMPT, waiting).await.expect("the wait ends").unwrap();
+        let result = tokio::time::timeout(PROMPT, waiting)
+            .await
+            .expect("the wait ends")
+            .unwrap();
         let err = result.expect_err("a lost connection is an error, not TimedOut");
-        assert!(err.is_connection(), "stop the server: {stop_the_server}: {err}");
+        assert!(
+            err.is_connection(),
+            "stop the server: {stop_the_server}: {err}"
+        );
         assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
         // Only now: the server's files outlive its last process.
         drop(dovecot);
@@ -198,8 +245,15 @@ async fn a_wait_dropped_while_idling_is_resumed_by_the_next() {
     }
     let (event, ()) = tokio::join!(watcher.wait(LONG), append_to_queue(&dovecot, 1));
     assert_eq!(event.unwrap(), WatchEvent::Changed);
-    assert_eq!(spy.n_idles(), 1, "the running IDLE was picked up, not sent again");
-    assert_eq!(watcher.wait(Duration::from_millis(200)).await.unwrap(), WatchEvent::TimedOut);
+    assert_eq!(
+        spy.n_idles(),
+        1,
+        "the running IDLE was picked up, not sent again"
+    );
+    assert_eq!(
+        watcher.wait(Duration::from_millis(200)).await.unwrap(),
+        WatchEvent::TimedOut
+    );
 
     // Dropping the watcher in the middle of a wait closes its connection.
     tokio::select! {
@@ -221,11 +275,22 @@ async fn messages_leaving_the_queue_do_not_wake_the_watcher() {
     let quiet = Duration::from_secs(3);
     let (event, ()) = tokio::join!(watcher.wait(quiet), async {
         spy.until_idling(1).await;
-        let mut session = Session::connect(&config(&dovecot, Security::Tls)).await.unwrap();
+        let mut session = Session::connect(&config(&dovecot, Security::Tls))
+            .await
+            .unwrap();
         let queue = session.resolve_folder(QUEUE).await.unwrap();
-        let storage = session.resolve_folder(mailscribe_testkit::STORAGE).await.unwrap();
+        let storage = session
+            .resolve_folder(mailscribe_testkit::STORAGE)
+            .await
+            .unwrap();
         let selected = session.select(&queue).await.unwrap();
-        let uids: Vec<u32> = session.list_messages(selected).await.unwrap().iter().map(|m| m.uid).collect();
+        let uids: Vec<u32> = session
+            .list_messages(selected)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
         session.move_messages(&uids, &storage).await.unwrap();
         session.logout().await;
     });

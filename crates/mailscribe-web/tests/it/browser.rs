@@ -51,7 +51,9 @@ fn hostile_message(trap_port: u16) -> String {
 async fn shot(browser: &Browser, name: &str) {
     if let Ok(dir) = std::env::var("MAILSCRIBE_SCREENSHOTS") {
         std::fs::create_dir_all(&dir).unwrap();
-        browser.screenshot(&std::path::Path::new(&dir).join(format!("{name}.png"))).await;
+        browser
+            .screenshot(&std::path::Path::new(&dir).join(format!("{name}.png")))
+            .await;
     }
 }
 
@@ -60,57 +62,122 @@ async fn sign_in_filter_open_view_and_create_an_opportunity_in_chromium() {
     let app = App::new().await;
     app.seed_entries().await;
     let (trap_port, trap_hits) = trap();
-    let copy = logged_copy(100, "quarterly@customer.example", "Quarterly review", "SP1", "1", Some(hostile_message(trap_port).into_bytes()));
+    let copy = logged_copy(
+        100,
+        "quarterly@customer.example",
+        "Quarterly review",
+        "SP1",
+        "1",
+        Some(hostile_message(trap_port).into_bytes()),
+    );
     let template = crate::email_template();
-    app.store.commit_batch(&[copy], &template, Utc::now(), None).await.unwrap();
+    app.store
+        .commit_batch(&[copy], &template, Utc::now(), None)
+        .await
+        .unwrap();
     app.add_user("root", Role::Admin, None).await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(axum::serve(listener, router(AppState::new(app.store.clone(), false))).into_future());
+    let server = tokio::spawn(
+        axum::serve(listener, router(AppState::new(app.store.clone(), false))).into_future(),
+    );
 
     let browser = Browser::start().await;
     browser.goto(&format!("{base}/interactions")).await;
-    assert!(browser.url().await.ends_with("/login"), "signed out users land on the sign-in page");
+    assert!(
+        browser.url().await.ends_with("/login"),
+        "signed out users land on the sign-in page"
+    );
     shot(&browser, "sign-in").await;
     browser.type_into("input[name=name]", "root").await;
-    browser.type_into("input[name=password]", "root-password").await;
+    browser
+        .type_into("input[name=password]", "root-password")
+        .await;
     browser.click("button[type=submit]").await;
-    browser.wait_for_url("the log after signing in", |url| url.ends_with("/interactions")).await;
-    assert_eq!(browser.count("#log tbody tr").await, 6, "the whole log after signing in");
+    browser
+        .wait_for_url("the log after signing in", |url| {
+            url.ends_with("/interactions")
+        })
+        .await;
+    assert_eq!(
+        browser.count("#log tbody tr").await,
+        6,
+        "the whole log after signing in"
+    );
     shot(&browser, "interaction-log").await;
 
     browser.type_into("input[name=q]", "quarterly").await;
     browser.click("form.filters button[type=submit]").await;
-    browser.wait_for_url("the filtered log", |url| url.contains("q=quarterly")).await;
-    assert_eq!(browser.count("#log tbody tr").await, 1, "filtered by a subject word");
+    browser
+        .wait_for_url("the filtered log", |url| url.contains("q=quarterly"))
+        .await;
+    assert_eq!(
+        browser.count("#log tbody tr").await,
+        1,
+        "filtered by a subject word"
+    );
     browser.click("#log tbody tr td a").await;
-    browser.wait_for_url("the entry", |url| url.contains("/interactions/")).await;
+    browser
+        .wait_for_url("the entry", |url| url.contains("/interactions/"))
+        .await;
     assert_eq!(browser.text("#subject").await, "Quarterly review");
     shot(&browser, "entry").await;
 
     browser.click("#show-message").await;
-    browser.wait_for_url("the message", |url| url.ends_with("/message")).await;
+    browser
+        .wait_for_url("the message", |url| url.ends_with("/message"))
+        .await;
     assert!(browser.text("#remote-notice").await.contains("not loaded"));
     browser.enter_frame("#html-body").await;
     let shown = browser.text("body").await;
-    assert!(shown.contains("Hello from the customer") && shown.contains("styled"), "{shown}");
-    assert_eq!(browser.size("img[src^='data:image/png']").await, (4.0, 3.0), "the message's own inline image is shown");
+    assert!(
+        shown.contains("Hello from the customer") && shown.contains("styled"),
+        "{shown}"
+    );
+    assert_eq!(
+        browser.size("img[src^='data:image/png']").await,
+        (4.0, 3.0),
+        "the message's own inline image is shown"
+    );
     browser.leave_frame().await;
     shot(&browser, "message").await;
-    assert_ne!(browser.title().await, "pwned", "the message's script did not run");
-    assert_eq!(browser.execute("return window.pwned === undefined;").await, serde_json::Value::Bool(true));
-    assert_eq!(trap_hits.load(Ordering::SeqCst), 0, "no remote content was fetched");
+    assert_ne!(
+        browser.title().await,
+        "pwned",
+        "the message's script did not run"
+    );
+    assert_eq!(
+        browser.execute("return window.pwned === undefined;").await,
+        serde_json::Value::Bool(true)
+    );
+    assert_eq!(
+        trap_hits.load(Ordering::SeqCst),
+        0,
+        "no remote content was fetched"
+    );
 
     browser.click("h1 a").await;
-    browser.wait_for_url("the entry again", |url| !url.ends_with("/message")).await;
+    browser
+        .wait_for_url("the entry again", |url| !url.ends_with("/message"))
+        .await;
     browser.click("#create-opportunity").await;
-    browser.wait_for_url("the new opportunity", |url| url.ends_with("/opportunities/OP-1")).await;
+    browser
+        .wait_for_url("the new opportunity", |url| {
+            url.ends_with("/opportunities/OP-1")
+        })
+        .await;
     assert_eq!(browser.text("#description").await, "Quarterly review");
     shot(&browser, "opportunity").await;
     browser.click("#entries a").await;
-    browser.wait_for_url("the linked entry", |url| url.contains("/interactions/")).await;
-    assert_eq!(browser.text("#opportunity-link").await, "OP-1", "linked both ways");
+    browser
+        .wait_for_url("the linked entry", |url| url.contains("/interactions/"))
+        .await;
+    assert_eq!(
+        browser.text("#opportunity-link").await,
+        "OP-1",
+        "linked both ways"
+    );
 
     drop(browser);
     server.abort();
@@ -122,30 +189,52 @@ async fn leaving_the_assisted_setup_with_unsaved_answers_asks_first() {
     app.add_user("root", Role::Admin, None).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(axum::serve(listener, router(AppState::new(app.store.clone(), false))).into_future());
+    let server = tokio::spawn(
+        axum::serve(listener, router(AppState::new(app.store.clone(), false))).into_future(),
+    );
     let browser = Browser::start().await;
     browser.goto(&format!("{base}/login")).await;
     browser.type_into("input[name=name]", "root").await;
-    browser.type_into("input[name=password]", "root-password").await;
+    browser
+        .type_into("input[name=password]", "root-password")
+        .await;
     browser.click("button[type=submit]").await;
-    browser.wait_for_url("signed in", |url| url.ends_with("/interactions")).await;
-    let unsaved = || async { browser.execute("return document.getElementById('step-form').dataset.unsaved").await };
+    browser
+        .wait_for_url("signed in", |url| url.ends_with("/interactions"))
+        .await;
+    let unsaved = || async {
+        browser
+            .execute("return document.getElementById('step-form').dataset.unsaved")
+            .await
+    };
     let registered = || async {
         // The page's handler cancels the unload when there is something to lose.
         browser
             .execute("var e = new Event('beforeunload', {cancelable: true}); window.dispatchEvent(e); return e.defaultPrevented")
             .await
     };
-    browser.goto(&format!("{base}/admin/email-logging/assisted")).await;
-    assert_eq!(unsaved().await, "false", "nothing typed on the first step yet");
+    browser
+        .goto(&format!("{base}/admin/email-logging/assisted"))
+        .await;
+    assert_eq!(
+        unsaved().await,
+        "false",
+        "nothing typed on the first step yet"
+    );
     assert_eq!(registered().await, false);
     browser.type_into("input[name=name]", "eu").await;
     assert_eq!(unsaved().await, "true", "typing is an unsaved answer");
     assert_eq!(registered().await, true, "leaving now asks");
     browser.click("#next").await;
-    browser.wait_for_url("step 2", |url| url.contains("assisted")).await;
+    browser
+        .wait_for_url("step 2", |url| url.contains("assisted"))
+        .await;
     assert!(browser.text("#step-title").await.starts_with("Step 2"));
-    assert_eq!(unsaved().await, "true", "earlier answers are not in a mailbox yet");
+    assert_eq!(
+        unsaved().await,
+        "true",
+        "earlier answers are not in a mailbox yet"
+    );
     assert_eq!(registered().await, true);
     server.abort();
 }
