@@ -15,10 +15,12 @@ mod proxy;
 
 pub use browser::Browser;
 pub use database::{TestDatabase, postgres_admin_url};
-pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate};
+pub use dovecot::{
+    DELEGATE_ACCESS_USER, Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate,
+};
 pub use oauth::OAuthServer;
 pub use pg_server::PgServer;
-pub use postfix::{Postfix, QUEUE_RECIPIENT};
+pub use postfix::{INSIDE_DOMAIN, Postfix, PostfixDirs, QUEUE_RECIPIENT};
 pub use proxy::TcpProxy;
 
 use std::time::{Duration, Instant};

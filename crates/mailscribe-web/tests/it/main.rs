@@ -1506,6 +1506,56 @@ async fn admins_add_change_and_delete_single_contacts_and_salespeople() {
             && card.body.contains("ann.b@acme.example")
             && !card.body.contains("ann@acme.example")
     );
+    // Privacy blocking: set explicitly, kept by a change that leaves the
+    // choice empty, cleared explicitly.
+    let contact_form = |name: &str, blocked: &str| {
+        format!(
+            "csrf={csrf}&key=7&name={name}&email=ann.b%40acme.example&company=Acme&kind=person&privacy_blocked={blocked}"
+        )
+    };
+    let is_blocked = |body: &str| body.contains("id=\"privacy-blocked\"");
+    app.send(
+        "POST",
+        "/contacts",
+        &session,
+        Some(&contact_form("Ann+B", "true")),
+        None,
+    )
+    .await;
+    assert!(is_blocked(&app.get("/contacts/7", Some(&root)).await.body));
+    app.send(
+        "POST",
+        "/contacts",
+        &session,
+        Some(&contact_form("Ann+C", "")),
+        None,
+    )
+    .await;
+    let card = app.get("/contacts/7", Some(&root)).await;
+    assert!(
+        card.body.contains("Ann C") && is_blocked(&card.body),
+        "a name change keeps the block: {}",
+        card.body
+    );
+    let bad_flag = app
+        .send(
+            "POST",
+            "/contacts",
+            &session,
+            Some(&contact_form("Ann+C", "maybe")),
+            None,
+        )
+        .await;
+    assert_eq!(bad_flag.status, StatusCode::BAD_REQUEST);
+    app.send(
+        "POST",
+        "/contacts",
+        &session,
+        Some(&contact_form("Ann+B", "false")),
+        None,
+    )
+    .await;
+    assert!(!is_blocked(&app.get("/contacts/7", Some(&root)).await.body));
     // A company with people cannot go; the person can, then the company.
     let refused = app
         .send(
