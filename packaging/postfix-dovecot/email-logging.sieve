@@ -1,5 +1,0 @@
-require ["fileinto", "envelope"];
-if envelope :localpart :is "to" "queue" {
-  fileinto "Public Folders/Email Logging/Queue";
-  stop;
-}
