@@ -7,6 +7,7 @@
 mod api;
 mod audit;
 mod auth;
+mod contract;
 mod deletion;
 mod email_logging;
 mod error;
@@ -235,6 +236,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/mailboxes/{name}/runs/{id}",
             get(run_now::api_status),
         )
+        .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn(operations::track))
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)

@@ -108,7 +108,7 @@ fn non_empty(text: &str) -> Option<String> {
 fn local_midnight(date: &str, tz: Tz, field: &str) -> Result<DateTime<Utc>, ErrorKind> {
     let day = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
         .ok()
-        .filter(|d| (1900..=9999).contains(&chrono::Datelike::year(d)))
+        .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
         .ok_or_else(|| ErrorKind::BadRequest(format!("{field} must be a date like 2026-03-31")))?;
     let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
     tz.from_local_datetime(&midnight)

@@ -1038,7 +1038,7 @@ async fn run_now_through_the_api_is_answered_by_the_instance_holding_the_mailbox
     env.ok(&["disable"]);
     assert_eq!(
         http_post(port, "/api/v1/mailboxes/default/runs?wait=0", &token).0,
-        400
+        409
     );
     assert_eq!(
         http_post(port, "/api/v1/mailboxes/nope/runs?wait=0", &token).0,

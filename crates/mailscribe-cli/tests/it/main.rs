@@ -2,6 +2,7 @@
 //! PostgreSQL, real processes (killed, for the crash tests).
 
 mod accounts;
+mod contract;
 mod corpus;
 mod crash;
 mod faults;

@@ -1,6 +1,7 @@
 //! The router without sockets (`oneshot`), on a real SQLite store: every
 //! page and endpoint, and the rules of who sees what.
 
+mod api_contract;
 mod browser;
 mod message;
 mod setup;
@@ -910,7 +911,7 @@ async fn the_openapi_document_describes_what_the_api_answers() {
         post(format!("/api/v1/interactions/{}/opportunity", numbers[1]))
             .await
             .status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::CONFLICT,
         "only once"
     );
     let by_cookie = app
@@ -924,9 +925,10 @@ async fn the_openapi_document_describes_what_the_api_answers() {
         .await;
     assert_eq!(
         by_cookie.status,
-        StatusCode::FORBIDDEN,
+        StatusCode::UNAUTHORIZED,
         "a browser session cannot write through the API"
     );
+    assert_eq!(by_cookie.headers[header::WWW_AUTHENTICATE], "Bearer");
     let no = json(&created)["no"].as_str().unwrap().to_owned();
     let list = |name: &str| serde_json::json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } } } });
     check_against(
