@@ -2,8 +2,10 @@
 //! PostgreSQL, real processes (killed, for the crash tests).
 
 mod accounts;
+mod business_central;
 mod corpus;
 mod crash;
+mod exchange_script;
 mod faults;
 mod harness;
 mod mailboxes;
