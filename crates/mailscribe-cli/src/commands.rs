@@ -77,6 +77,25 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     dry_run,
                 },
         } => delete_entries(&store, canceled, before.as_deref(), entries, dry_run).await,
+        Command::Interactions {
+            command:
+                InteractionsCommand::ImportBc {
+                    file,
+                    date_format,
+                    decimal_comma,
+                    create_missing,
+                    dry_run,
+                },
+        } => {
+            let args = crate::bc_import::ImportBcArgs {
+                file,
+                date_format,
+                decimal_comma,
+                create_missing,
+                dry_run,
+            };
+            crate::bc_import::import_interactions(&store, args).await
+        }
         Command::Audit {
             command: ExportCommand::Export { format, output },
         } => export::audit(&store, format, output.as_deref())
@@ -143,9 +162,17 @@ fn report_rows(file: &std::path::Path, errors: Vec<import::RowError>) -> Failure
 
 async fn salespeople(store: &Store, command: DirectoryCommand) -> Result<(), Failure> {
     match command {
-        DirectoryCommand::Import { file } => {
-            let rows = import::read_salespeople(&read_file(&file)?)
+        DirectoryCommand::Import { file, dry_run } => {
+            let read = import::read_salespeople_file(&read_file(&file)?)
                 .map_err(|errors| report_rows(&file, errors))?;
+            if dry_run {
+                crate::bc_import::preview_salespeople(&file, &read);
+                return Ok(());
+            }
+            if let Some(note) = crate::bc_import::format_note(&read) {
+                println!("{}: {note}", file.display());
+            }
+            let rows = read.rows;
             let people: Vec<_> = rows.iter().map(|(_, p)| p.clone()).collect();
             let summary = match store.import_salespeople(&people).await {
                 Ok(summary) => summary,
@@ -187,9 +214,17 @@ async fn salespeople(store: &Store, command: DirectoryCommand) -> Result<(), Fai
 
 async fn contacts(store: &Store, command: DirectoryCommand) -> Result<(), Failure> {
     match command {
-        DirectoryCommand::Import { file } => {
-            let rows = import::read_contacts(&read_file(&file)?)
+        DirectoryCommand::Import { file, dry_run } => {
+            let read = import::read_contacts_file(&read_file(&file)?)
                 .map_err(|errors| report_rows(&file, errors))?;
+            if dry_run {
+                crate::bc_import::preview_contacts(&file, &read);
+                return Ok(());
+            }
+            if let Some(note) = crate::bc_import::format_note(&read) {
+                println!("{}: {note}", file.display());
+            }
+            let rows = read.rows;
             let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
             let summary = store.import_contacts(&contacts).await?;
             let detail = format!(

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod address;
+pub mod bc_interactions;
 pub mod check;
 pub mod decision;
 pub mod directory;
@@ -20,6 +21,7 @@ pub mod setup;
 
 pub use access::{Restriction, Role, RoleError, User};
 pub use address::{AddressError, EmailAddress};
+pub use bc_interactions::{BcInteraction, BcInteractionFile, BcReadOptions, read_bc_interactions};
 pub use check::{CheckLine, CheckStatus};
 pub use decision::{
     Decision, DecisionInput, Direction, ErrorClass, InitiatedBy, Outcome, PlannedEntry, Reason,

@@ -7,6 +7,7 @@
 //! its own migrations. One conformance suite (`tests/it`) runs against both.
 
 mod audit;
+mod bc_import;
 mod deletion;
 mod directory;
 mod drafts;
@@ -29,6 +30,7 @@ use sqlx::sqlite::{
 };
 
 pub use audit::{AuditEvent, AuditRow};
+pub use bc_import::{BcImportSummary, IMPORT_MAILBOX_NAME};
 pub use deletion::{DeletionSummary, EntrySelection};
 pub use directory::{ContactRow, ImportSummary};
 pub use export::{DecisionRow, EntryRow};

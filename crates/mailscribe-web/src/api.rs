@@ -30,11 +30,12 @@ pub(crate) struct InteractionDto {
     duration_minutes: i64,
     canceled: bool,
     opportunity_no: Option<String>,
-    message_record_id: i64,
+    message_record_id: Option<i64>,
     mailbox_name: String,
     run_id: Option<i64>,
     interaction_group: Option<String>,
     campaign_no: Option<String>,
+    bc_entry_no: Option<i64>,
 }
 
 fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
@@ -61,6 +62,7 @@ fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
         run_id: row.run_id,
         interaction_group: row.interaction_group,
         campaign_no: row.campaign_no,
+        bc_entry_no: row.bc_entry_no,
     }
 }
 
@@ -609,6 +611,10 @@ pub(crate) fn openapi_document() -> serde_json::Value {
     let nullable_string = serde_json::json!({ "type": "string", "nullable": true });
     let integer = serde_json::json!({ "type": "integer", "format": "int64" });
     let boolean = serde_json::json!({ "type": "boolean" });
+    let message_record_id = serde_json::json!({ "type": "integer", "format": "int64", "nullable": true,
+        "description": "The logged message; null for an entry imported from Business Central" });
+    let bc_entry_no = serde_json::json!({ "type": "integer", "format": "int64", "nullable": true,
+        "description": "Business Central's entry number, for an entry imported with `interactions import-bc`" });
     let error = serde_json::json!({ "$ref": "#/components/responses/Error" });
     let unauthenticated = serde_json::json!({ "$ref": "#/components/responses/Unauthenticated" });
     // Every status an operation can answer besides its successes, each
@@ -644,7 +650,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
     let json_body = |schema: serde_json::Value| serde_json::json!({ "required": true, "content": { "application/json": { "schema": schema } } });
     let csv_body = |header: &str| {
         serde_json::json!({ "required": true, "content": { "text/csv": { "schema": {
-            "type": "string", "minLength": 1, "description": format!("A CSV file with the header `{header}`; the rows are checked by the rules of the CLI's import, and a file that breaks one is refused with 400 and line numbers") } } } })
+            "type": "string", "minLength": 1, "description": format!("A CSV file with {header}; the rows are checked by the rules of the CLI's import, and a file that breaks one is refused with 400 and line numbers") } } } })
     };
     let bearer_only = serde_json::json!([{ "bearer": [] }]);
     let addresses = serde_json::json!({ "type": "array", "items": contract::address_schema() });
@@ -779,13 +785,13 @@ pub(crate) fn openapi_document() -> serde_json::Value {
             "/api/v1/contacts/import": {
                 "post": { "summary": "Import a CSV file, all or nothing, by the rules of `mailscribe contacts import` (admins, bearer token only; up to 2 MB, larger files with the CLI)",
                     "security": bearer_only,
-                    "requestBody": csv_body("no,name,email,company[,type][,privacy_blocked]"),
+                    "requestBody": csv_body("the header `no,name,email,company` and optionally `type` and `privacy_blocked`, or a Business Central contact list export (`No.`, `Name`, `E-Mail`, optionally `Type`, `Company No.`, `Company Name`, `Privacy Blocked`, `E-Mail 2`; `,` or `;`)"),
                     "responses": responses(serde_json::json!({ "200": json_of("What was imported", schema("ImportSummary")) }), &[400, 401, 403, 409, 413]) }
             },
             "/api/v1/salespeople/import": {
                 "post": { "summary": "Import a CSV file, all or nothing, by the rules of `mailscribe salespeople import` (admins, bearer token only; up to 2 MB, larger files with the CLI)",
                     "security": bearer_only,
-                    "requestBody": csv_body("code,name,email"),
+                    "requestBody": csv_body("the header `code,name,email`, or a Business Central Salespeople/Purchasers export (`Code`, `Name`, `E-Mail`, optionally `E-Mail 2`; `,` or `;`)"),
                     "responses": responses(serde_json::json!({ "200": json_of("What was imported", schema("ImportSummary")) }), &[400, 401, 403, 409, 413]) }
             },
             "/api/v1/salespeople/{code}": {
@@ -876,7 +882,8 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "type": "object",
                     "required": ["entry_no", "date", "time", "occurred_at", "direction", "initiated_by", "salesperson_code", "contact_no",
                                  "contact_company_no", "subject", "message_id", "template_code", "cost", "duration_minutes", "canceled",
-                                 "opportunity_no", "message_record_id", "mailbox_name", "run_id", "interaction_group", "campaign_no"],
+                                 "opportunity_no", "message_record_id", "mailbox_name", "run_id", "interaction_group", "campaign_no",
+                                 "bc_entry_no"],
                     "properties": {
                         "entry_no": integer, "date": string, "time": string, "occurred_at": { "type": "string", "format": "date-time" },
                         "direction": { "type": "string", "enum": ["inbound", "outbound"] },
@@ -884,10 +891,11 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         "salesperson_code": string, "contact_no": string, "contact_company_no": nullable_string,
                         "subject": string, "message_id": nullable_string, "template_code": string,
                         "cost": { "type": "string", "description": "Decimal with two digits" },
-                        "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": integer,
+                        "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": message_record_id,
                         "mailbox_name": { "type": "string", "description": "The mailbox the message was logged through" },
                         "run_id": { "type": "integer", "format": "int64", "nullable": true, "description": "The run that wrote the entry" },
-                        "interaction_group": nullable_string, "campaign_no": nullable_string
+                        "interaction_group": nullable_string, "campaign_no": nullable_string,
+                        "bc_entry_no": bc_entry_no
                     }
                 },
                 "InteractionWithComments": {

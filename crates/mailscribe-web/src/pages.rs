@@ -42,6 +42,10 @@ pub(crate) struct EntryView {
     /// The run that wrote the entry, when known.
     pub(crate) run: String,
     pub(crate) mailbox: String,
+    /// Business Central's entry number, for an imported entry (which has
+    /// no message to show).
+    pub(crate) bc_entry_no: String,
+    pub(crate) has_message: bool,
 }
 
 pub(crate) fn view(row: &EntryRow, tz: Tz) -> EntryView {
@@ -64,6 +68,8 @@ pub(crate) fn view(row: &EntryRow, tz: Tz) -> EntryView {
         message_id: row.message_id.clone().unwrap_or_default(),
         run: row.run_id.map(|id| id.to_string()).unwrap_or_default(),
         mailbox: row.mailbox_name.clone(),
+        bc_entry_no: row.bc_entry_no.map(|no| no.to_string()).unwrap_or_default(),
+        has_message: row.message_record_id.is_some(),
     }
 }
 

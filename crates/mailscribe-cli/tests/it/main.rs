@@ -2,9 +2,11 @@
 //! PostgreSQL, real processes (killed, for the crash tests).
 
 mod accounts;
+mod business_central;
 mod contract;
 mod corpus;
 mod crash;
+mod exchange_script;
 mod faults;
 mod harness;
 mod mailboxes;

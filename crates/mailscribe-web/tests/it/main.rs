@@ -3,6 +3,7 @@
 
 mod api_contract;
 mod browser;
+mod business_central;
 mod message;
 mod setup;
 
@@ -44,7 +45,7 @@ impl Reply {
             })
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let start = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -63,7 +64,11 @@ impl Reply {
 
 impl App {
     pub(crate) async fn new() -> App {
-        let db = TestDatabase::sqlite();
+        App::on(TestDatabase::sqlite()).await
+    }
+
+    /// The app on a given database (SQLite or PostgreSQL).
+    pub(crate) async fn on(db: TestDatabase) -> App {
         let store = Store::open(&db.url().parse().unwrap()).await.unwrap();
         let router = router(AppState::new(store.clone(), false));
         App {
@@ -1434,7 +1439,7 @@ async fn contacts_and_salespeople_with_their_history_and_csv_import() {
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
 
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
