@@ -398,7 +398,10 @@ pub(crate) async fn import_contacts(
     csv: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     directory_admin(&user)?;
-    let rows = mailscribe_core::import::read_contacts(&csv[..]).map_err(import_refused)?;
+    let rows =
+        crate::people::read_off_runtime(csv.to_vec(), mailscribe_core::import::read_contacts)
+            .await?
+            .map_err(import_refused)?;
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
     match state.store.import_contacts(&contacts).await {
         Ok(summary) => {
@@ -433,7 +436,10 @@ pub(crate) async fn import_salespeople(
     csv: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     directory_admin(&user)?;
-    let rows = mailscribe_core::import::read_salespeople(&csv[..]).map_err(import_refused)?;
+    let rows =
+        crate::people::read_off_runtime(csv.to_vec(), mailscribe_core::import::read_salespeople)
+            .await?
+            .map_err(import_refused)?;
     let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
     match state.store.import_salespeople(&people).await {
         Ok(summary) => {
@@ -880,7 +886,9 @@ pub(crate) fn openapi_document() -> serde_json::Value {
 }
 
 /// API writes need a bearer token: a browser session must use the pages,
-/// whose forms carry CSRF tokens.
+/// whose forms carry CSRF tokens. Whatever else the `Authorization` header
+/// holds (Basic, a bare token, nothing), the session cookie is never a
+/// fallback for a write.
 pub(crate) struct ApiWriter(pub(crate) mailscribe_core::User);
 
 impl axum::extract::FromRequestParts<AppState> for ApiWriter {
@@ -890,17 +898,17 @@ impl axum::extract::FromRequestParts<AppState> for ApiWriter {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<ApiWriter, ApiError> {
-        if parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .is_none()
-        {
+        let Some(token) = crate::auth::bearer_token(&parts.headers) else {
             return Err(ApiError(ErrorKind::Forbidden(
                 "changes through the API need an Authorization: Bearer token",
             )));
-        }
-        let ApiUser(user) = ApiUser::from_request_parts(parts, state).await?;
-        Ok(ApiWriter(user))
+        };
+        state
+            .store
+            .api_token_user(&crate::auth::hash_token(token), chrono::Utc::now())
+            .await?
+            .map(ApiWriter)
+            .ok_or(ApiError(ErrorKind::Unauthenticated))
     }
 }
 
