@@ -136,7 +136,7 @@ pub(crate) async fn serve_memory(rounds: usize) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let (_, head, body) = request(port, "GET", "/login", &[], "")?;
-    let login_cookie = cookie(&head, "mailscribe_login_csrf").context("no login cookie")?;
+    let login_cookie = cookie(&head, "__Host-mailscribe_login_csrf").context("no login cookie")?;
     let form = format!(
         "name=bench&password=bench-password&csrf={}",
         csrf(&body).context("no csrf")?
@@ -146,14 +146,17 @@ pub(crate) async fn serve_memory(rounds: usize) -> anyhow::Result<()> {
         "POST",
         "/login",
         &[
-            ("Cookie", &format!("mailscribe_login_csrf={login_cookie}")),
+            (
+                "Cookie",
+                &format!("__Host-mailscribe_login_csrf={login_cookie}"),
+            ),
             ("Content-Type", "application/x-www-form-urlencoded"),
         ],
         &form,
     )?;
-    let session = cookie(&head, "mailscribe_session")
+    let session = cookie(&head, "__Host-mailscribe_session")
         .with_context(|| format!("sign-in failed with {status}"))?;
-    let session_cookie = format!("mailscribe_session={session}");
+    let session_cookie = format!("__Host-mailscribe_session={session}");
     let bearer = format!("Bearer {token}");
 
     let pid = server.0.id();

@@ -27,7 +27,7 @@ pub(crate) async fn user(store: &Store, command: UserCommand) -> Result<(), Fail
         }
         UserCommand::List => return list(store).await,
         UserCommand::Passwd { name, password_env } => {
-            let password = new_password(&password_env)?;
+            let password = new_password(&password_env, &name)?;
             let hash = mailscribe_web::hash_password(password)
                 .await
                 .map_err(|err| anyhow!(err))?;
@@ -108,17 +108,14 @@ pub(crate) fn role_and_code(
     Ok((role, code))
 }
 
-/// A new password from the named environment variable.
-pub(crate) fn new_password(var: &str) -> Result<String, Failure> {
-    std::env::var(var)
-        .ok()
-        .filter(|p| p.chars().count() >= 10)
-        .ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                anyhow!("{var} must hold a password of at least 10 characters"),
-            )
-        })
+/// A new password for `user` from the named environment variable, meeting
+/// the rule of `mailscribe_core::check_new_password`.
+pub(crate) fn new_password(var: &str, user: &str) -> Result<String, Failure> {
+    let password = std::env::var(var)
+        .map_err(|_| Failure::new(exit::USAGE, anyhow!("{var} must hold the new password")))?;
+    mailscribe_core::check_new_password(&password, user)
+        .map_err(|weak| Failure::new(exit::USAGE, anyhow!("{var}: {weak}")))?;
+    Ok(password)
 }
 
 /// Records an event done from a shell: the actor is `cli:<system user>`.

@@ -1232,7 +1232,7 @@ pub(crate) async fn add_user(
     if name.is_empty() {
         return Err(usage(anyhow!("the user name is empty")));
     }
-    let password = crate::accounts::new_password(password_env)?;
+    let password = crate::accounts::new_password(password_env, name)?;
     let hash = mailscribe_web::hash_password(password)
         .await
         .map_err(|err| anyhow!(err))?;
@@ -1399,7 +1399,8 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
         max_silence: (config.timings.scan.min(config.timings.heartbeat) * 3)
             .max(Duration::from_secs(15)),
     };
-    let state = mailscribe_web::AppState::new(store.clone(), args.secure_cookies)
+    let state = mailscribe_web::AppState::new(store.clone(), !args.insecure_cookies)
+        .with_trusted_proxies(args.trusted_proxies.clone())
         .with_message_source(source)
         .with_setup_backend(setup)
         .with_metrics(crate::telemetry::install()?)

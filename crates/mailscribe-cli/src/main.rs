@@ -456,9 +456,20 @@ pub(crate) struct ServeArgs {
     /// Where the web app and the API listen.
     #[arg(long, env = "MAILSCRIBE_LISTEN", default_value = "127.0.0.1:8080")]
     pub(crate) listen: std::net::SocketAddr,
-    /// Mark cookies Secure: set this when users reach Mailscribe over HTTPS (a TLS proxy in front).
+    /// Accepted for compatibility and changes nothing: cookies are Secure
+    /// (and named __Host-…) unless --insecure-cookies is given.
     #[arg(long)]
     pub(crate) secure_cookies: bool,
+    /// Cookies without Secure and without the __Host- prefix, for users who
+    /// reach Mailscribe over plain HTTP at an address other than 127.0.0.1
+    /// or localhost (browsers accept Secure cookies from those over HTTP).
+    #[arg(long, conflicts_with = "secure_cookies")]
+    pub(crate) insecure_cookies: bool,
+    /// A reverse proxy in front of Mailscribe (CIDR, such as 10.0.0.0/8, or
+    /// one address; repeatable): from these peers only, the client address
+    /// comes from X-Forwarded-For and the scheme from X-Forwarded-Proto.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub(crate) trusted_proxies: Vec<mailscribe_web::Cidr>,
     /// Also serve /metrics, /healthz and /readyz here, to any client (on the
     /// main listener /metrics answers loopback clients only).
     #[arg(long, env = "MAILSCRIBE_METRICS_LISTEN")]

@@ -17,7 +17,9 @@ pub mod message_id;
 pub mod message_view;
 pub mod money;
 pub mod parse;
+pub mod password;
 pub mod setup;
+pub mod signin_throttle;
 
 pub use access::{Restriction, Role, RoleError, User};
 pub use address::{AddressError, EmailAddress};
@@ -35,6 +37,7 @@ pub use mailbox::{MailboxName, MailboxNameError};
 pub use message_id::{MessageId, MessageKey};
 pub use money::{Amount, AmountError};
 pub use parse::{ParseProblem, ParsedMessage, parse_message};
+pub use password::{WeakPassword, check_new_password};
 pub use setup::{
     AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef,
     SecretRefError, Security, SettingError, Settings, StorageMode, TlsTrust, data_statement,

@@ -476,7 +476,10 @@ pub(crate) async fn import_contacts(
     csv: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     directory_admin(&user)?;
-    let rows = mailscribe_core::import::read_contacts(&csv[..]).map_err(import_refused)?;
+    let rows =
+        crate::people::read_off_runtime(csv.to_vec(), mailscribe_core::import::read_contacts)
+            .await?
+            .map_err(import_refused)?;
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
     match state.store.import_contacts(&contacts).await {
         Ok(summary) => {
@@ -511,7 +514,10 @@ pub(crate) async fn import_salespeople(
     csv: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     directory_admin(&user)?;
-    let rows = mailscribe_core::import::read_salespeople(&csv[..]).map_err(import_refused)?;
+    let rows =
+        crate::people::read_off_runtime(csv.to_vec(), mailscribe_core::import::read_salespeople)
+            .await?
+            .map_err(import_refused)?;
     let people: Vec<_> = rows.into_iter().map(|(_, p)| p).collect();
     match state.store.import_salespeople(&people).await {
         Ok(summary) => {
@@ -999,7 +1005,9 @@ pub(crate) fn openapi_document() -> serde_json::Value {
 }
 
 /// API writes need a bearer token: a browser session must use the pages,
-/// whose forms carry CSRF tokens.
+/// whose forms carry CSRF tokens. Whatever else the `Authorization` header
+/// holds (Basic, a bare token, nothing), the session cookie is never a
+/// fallback for a write.
 pub(crate) struct ApiWriter(pub(crate) mailscribe_core::User);
 
 impl axum::extract::FromRequestParts<AppState> for ApiWriter {
@@ -1009,17 +1017,19 @@ impl axum::extract::FromRequestParts<AppState> for ApiWriter {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<ApiWriter, ApiError> {
-        // Issue 10, item 10: a missing credential is a 401 (with
-        // `WWW-Authenticate: Bearer`, added by `ApiError`), not a 403.
-        if parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .is_none()
-        {
+        // Bearer only, whatever else the Authorization header holds (a
+        // session cookie carries no CSRF token here); a missing bearer
+        // credential is a 401 with `WWW-Authenticate: Bearer` (added by
+        // `ApiError`), as is an unknown token.
+        let Some(token) = crate::auth::bearer_token(&parts.headers) else {
             return Err(ApiError(ErrorKind::Unauthenticated));
-        }
-        let ApiUser(user) = ApiUser::from_request_parts(parts, state).await?;
-        Ok(ApiWriter(user))
+        };
+        state
+            .store
+            .api_token_user(&crate::auth::hash_token(token), chrono::Utc::now())
+            .await?
+            .map(ApiWriter)
+            .ok_or(ApiError(ErrorKind::Unauthenticated))
     }
 }
 

@@ -1,8 +1,7 @@
 //! Passwords, tokens, sessions and who is asking.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -13,12 +12,16 @@ use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mailscribe_core::User;
+use mailscribe_core::signin_throttle::{Attempt, Refusal, SignInThrottle};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::client::Clock;
 use crate::error::{ApiError, ErrorKind, PageError};
 
+/// Cookies are named here and only here; [`cookie_name`] gives the name a
+/// browser sees.
 pub(crate) const SESSION_COOKIE: &str = "mailscribe_session";
 pub(crate) const LOGIN_CSRF_COOKIE: &str = "mailscribe_login_csrf";
 pub(crate) const SESSION_HOURS: i64 = 12;
@@ -64,7 +67,26 @@ pub(crate) async fn verify_password(password: String, hash: String) -> bool {
     .unwrap_or(false)
 }
 
-pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The name a cookie has in the browser: with `Secure` cookies (the
+/// default), `__Host-` + `base`, which a browser only accepts when Secure,
+/// for path `/` and without a domain, so that neither a sibling host nor a
+/// plain-HTTP page can plant or overwrite it. With `--insecure-cookies` the
+/// prefix cannot be used and the plain name is.
+///
+/// A request is read under the current name only: a session cookie of the
+/// other name (one from before an upgrade, or planted) is ignored, and
+/// signing in deletes the plain one.
+pub(crate) fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.secure_cookies {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// The value of the cookie `base` (see [`cookie_name`]).
+pub(crate) fn cookie(state: &AppState, headers: &HeaderMap, base: &str) -> Option<String> {
+    let name = cookie_name(state, base);
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
@@ -75,14 +97,21 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// A `Set-Cookie` value for the cookie `base` (see [`cookie_name`]).
 pub(crate) fn set_cookie(
     state: &AppState,
-    name: &str,
+    base: &str,
     value: &str,
     max_age_seconds: i64,
 ) -> String {
+    let name = cookie_name(state, base);
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}")
+}
+
+/// Deletes the plain-named cookie `base` left from before `__Host-` names.
+pub(crate) fn delete_plain_cookie(base: &str) -> String {
+    format!("{base}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
 /// Someone signed in to the web app with a session cookie.
@@ -94,11 +123,19 @@ pub(crate) struct SignedIn {
     pub(crate) client: Option<String>,
 }
 
-/// The peer address of a request, when it came through a listener.
+/// The client address of a request (the peer, or per `X-Forwarded-For` from
+/// a trusted proxy; see `client.rs`), when it came through a listener.
 pub(crate) fn client_address(extensions: &axum::http::Extensions) -> Option<String> {
-    extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip().to_string())
+    client_ip(extensions).map(|address| address.to_string())
+}
+
+pub(crate) fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    match extensions.get::<crate::client::ClientInfo>() {
+        Some(info) => info.address,
+        None => extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip()),
+    }
 }
 
 impl SignedIn {
@@ -117,7 +154,7 @@ async fn session_user(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<SignedIn>, ErrorKind> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+    let Some(token) = cookie(state, headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     let token_hash = hash_token(&token);
@@ -153,22 +190,18 @@ impl FromRequestParts<AppState> for SignedIn {
 }
 
 /// The caller of the API: a bearer token (`mailscribe token create`), or
-/// the browser's session.
+/// the browser's session. Writes take `ApiWriter` instead, which only
+/// accepts a token.
 pub(crate) struct ApiUser(pub(crate) User);
 
 impl FromRequestParts<AppState> for ApiUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ApiUser, ApiError> {
-        let bearer = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if let Some(token) = bearer {
+        if let Some(token) = bearer_token(&parts.headers) {
             return state
                 .store
-                .api_token_user(&hash_token(token.trim()), chrono::Utc::now())
+                .api_token_user(&hash_token(token), chrono::Utc::now())
                 .await?
                 .map(ApiUser)
                 .ok_or(ApiError(ErrorKind::Unauthenticated));
@@ -180,47 +213,53 @@ impl FromRequestParts<AppState> for ApiUser {
     }
 }
 
-/// Slows down password guessing: after five failures for one user name,
-/// each further attempt waits a lockout that doubles, up to 15 minutes.
-#[derive(Default)]
-pub(crate) struct LoginThrottle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+/// The bearer token of `Authorization: Bearer <token>`, if that is what the
+/// header holds.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
 }
 
-const FREE_FAILURES: u32 = 5;
+/// The sign-in throttle of this process (the rules are in
+/// `mailscribe_core::signin_throttle`). Per process on purpose: with several
+/// `serve` instances an attacker gets each instance's allowance, which the
+/// operator can see in the audit log; the lock per pair and the hash budget
+/// still hold per instance.
+pub(crate) struct LoginThrottle {
+    state: Mutex<SignInThrottle>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
 
 impl LoginThrottle {
-    /// Counts an attempt for `name`; `Err` while the name is locked out.
-    /// Check and count are one step under the lock.
-    pub(crate) fn begin(&self, name: &str) -> Result<(), ()> {
-        let now = Instant::now();
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if failures.len() > 10_000 {
-            failures.retain(|_, (_, until)| *until > now);
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> LoginThrottle {
+        LoginThrottle {
+            state: Mutex::new(SignInThrottle::default()),
+            clock,
         }
-        let entry = failures.entry(name.to_lowercase()).or_insert((0, now));
-        if entry.0 >= FREE_FAILURES && now < entry.1 {
-            return Err(());
-        }
-        entry.0 += 1;
-        if entry.0 >= FREE_FAILURES {
-            let doublings = (entry.0 - FREE_FAILURES).min(4);
-            entry.1 =
-                now + Duration::from_secs(60 * (1 << doublings)).min(Duration::from_secs(900));
-        } else {
-            entry.1 = now + Duration::from_secs(900);
-        }
-        Ok(())
     }
 
-    pub(crate) fn succeeded(&self, name: &str) {
-        let mut failures = self
-            .failures
+    /// Lets an attempt through to the password check, or refuses it. Check
+    /// and count are one step under the lock.
+    pub(crate) fn begin(&self, address: Option<IpAddr>, name: &str) -> Result<Attempt, Refusal> {
+        let now = self.clock.now();
+        // Without a socket (the router's tests without one) every request
+        // shares one address.
+        let address = address.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        failures.remove(&name.to_lowercase());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .begin(address, name, now)
+    }
+
+    pub(crate) fn succeeded(&self, attempt: Attempt) {
+        let now = self.clock.now();
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .succeeded(attempt, now);
     }
 }

@@ -7,6 +7,7 @@
 mod api;
 mod audit;
 mod auth;
+mod client;
 mod contract;
 mod deletion;
 mod email_logging;
@@ -28,6 +29,7 @@ use axum::routing::{get, post};
 use mailscribe_store::Store;
 
 pub use auth::{generate_token, hash_password, hash_token};
+pub use client::{Cidr, CidrError, Clock, SystemClock};
 pub use email_logging::{BoxFuture, SecretField, SetupBackend};
 pub use message::MessageSource;
 pub use operations::{MetricsRenderer, SchedulerPulse, describe_metrics};
@@ -36,9 +38,11 @@ pub use operations::{MetricsRenderer, SchedulerPulse, describe_metrics};
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    /// Mark cookies `Secure` (set when Mailscribe is served over TLS, or
-    /// behind a proxy that terminates it).
+    /// Mark cookies `Secure` and name them `__Host-…` (the default of
+    /// `serve`; off with `--insecure-cookies`).
     pub secure_cookies: bool,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` count.
+    pub trusted_proxies: Arc<Vec<Cidr>>,
     /// Reads `reference`-mode messages from the mail server.
     pub message_source: Option<Arc<dyn MessageSource>>,
     /// Checks, lists folders and seals secrets for the setup pages.
@@ -56,13 +60,27 @@ impl AppState {
         AppState {
             store,
             secure_cookies,
+            trusted_proxies: Arc::default(),
             message_source: None,
             setup_backend: None,
             metrics: None,
             scheduler_pulse: None,
-            throttle: Arc::default(),
+            throttle: Arc::new(auth::LoginThrottle::new(Arc::new(SystemClock))),
             password_checks: Arc::new(tokio::sync::Semaphore::new(4)),
         }
+    }
+
+    /// `serve --trusted-proxy`: the proxies in front of Mailscribe.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<Cidr>) -> AppState {
+        self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    /// The clock of the sign-in throttle (tests move one by hand); a fresh
+    /// throttle goes with it.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> AppState {
+        self.throttle = Arc::new(auth::LoginThrottle::new(clock));
+        self
     }
 
     pub fn with_message_source(mut self, source: Arc<dyn MessageSource>) -> AppState {
@@ -239,6 +257,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn(operations::track))
         .layer(axum::middleware::from_fn(headers::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client::client_info,
+        ))
         .with_state(state)
 }
 

@@ -142,10 +142,21 @@ pub(crate) async fn show(
     Path(entry_no): Path<i64>,
 ) -> Result<Response, PageError> {
     let (raw, source) = load(&state, &signed_in, entry_no).await?;
-    let content = tokio::task::spawn_blocking(move || read_message(&raw))
-        .await
-        .map_err(|err| ErrorKind::Internal(err.to_string()))?
-        .ok_or(PageError(ErrorKind::Gone("the stored message is empty")))?;
+    // Parsing and sanitising a large message is CPU work: both run off the
+    // async runtime.
+    let content = tokio::task::spawn_blocking(move || {
+        read_message(&raw).map(|content| {
+            let html = content
+                .html
+                .as_deref()
+                .map(|html| sanitise(html, &content.inline_images));
+            (content, html)
+        })
+    })
+    .await
+    .map_err(|err| ErrorKind::Internal(err.to_string()))?;
+    let (content, html) =
+        content.ok_or(PageError(ErrorKind::Gone("the stored message is empty")))?;
     let page = MessagePage {
         user_name: signed_in.user.name.clone(),
         role: signed_in.user.role.to_string(),
@@ -153,10 +164,7 @@ pub(crate) async fn show(
         entry_no,
         source: source.to_owned(),
         headers: content.headers,
-        html: content
-            .html
-            .as_deref()
-            .map(|html| sanitise(html, &content.inline_images)),
+        html,
         text: content.text,
         attachments: content.attachments,
     };
@@ -176,7 +184,10 @@ pub(crate) async fn attachment(
     Path((entry_no, index)): Path<(i64, usize)>,
 ) -> Result<Response, PageError> {
     let (raw, _) = load(&state, &signed_in, entry_no).await?;
-    let (info, bytes) = read_attachment(&raw, index).ok_or(PageError(ErrorKind::NotFound))?;
+    let (info, bytes) = tokio::task::spawn_blocking(move || read_attachment(&raw, index))
+        .await
+        .map_err(|err| ErrorKind::Internal(err.to_string()))?
+        .ok_or(PageError(ErrorKind::NotFound))?;
     let name = safe_file_name(&info.name);
     // Always a download of opaque bytes: an HTML or SVG attachment must
     // never render in our origin.

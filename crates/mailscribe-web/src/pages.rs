@@ -8,6 +8,7 @@ use axum::http::header::SET_COOKIE;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
+use mailscribe_core::signin_throttle::{MAX_NAME_BYTES, Refusal};
 use mailscribe_core::{Restriction, User};
 use mailscribe_store::{EntryCursor, EntryFilter, EntryRow};
 use serde::Deserialize;
@@ -289,6 +290,15 @@ pub(crate) struct LoginForm {
     csrf: String,
 }
 
+/// A lower-case error message as a sentence for a page.
+pub(crate) fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
+}
+
 /// An Argon2 hash of a random password, so that an unknown user name costs
 /// as much time as a wrong password.
 async fn dummy_hash() -> String {
@@ -313,7 +323,14 @@ async fn start_session(state: &AppState, user_id: i64) -> Result<Response, PageE
         )
         .await?;
     let cookie = set_cookie(state, SESSION_COOKIE, &token, SESSION_HOURS * 3600);
-    Ok(([(SET_COOKIE, cookie)], Redirect::to("/interactions")).into_response())
+    let mut response = ([(SET_COOKIE, cookie)], Redirect::to("/interactions")).into_response();
+    if state.secure_cookies
+        && let Ok(value) =
+            axum::http::HeaderValue::from_str(&crate::auth::delete_plain_cookie(SESSION_COOKIE))
+    {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 pub(crate) async fn login(
@@ -323,18 +340,28 @@ pub(crate) async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let client = crate::auth::client_address(&extensions);
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    let expected = cookie(&state, &headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || form.csrf != expected {
         return Err(PageError(ErrorKind::Forbidden(
             "the sign-in form has expired; reload the page and try again",
         )));
     }
     let name = form.name.trim();
-    // The attempt counts before the password is checked, so that a burst
-    // of parallel guesses is throttled too.
-    if state.throttle.begin(name).is_err() {
-        return Err(PageError(ErrorKind::TooManyAttempts));
-    }
+    // The throttle decides before any password is hashed; the attempt
+    // counts as a failure from here, so that a burst of parallel guesses is
+    // throttled too.
+    let attempt = match state
+        .throttle
+        .begin(crate::auth::client_ip(&extensions), name)
+    {
+        Ok(attempt) => attempt,
+        Err(Refusal::NameTooLong) => {
+            return Err(PageError(ErrorKind::BadRequest(format!(
+                "a user name has at most {MAX_NAME_BYTES} bytes"
+            ))));
+        }
+        Err(refusal) => return Ok(too_many_attempts(refusal.retry_after_seconds())),
+    };
     let found = state.store.user_by_name(name).await?;
     let hash = match &found {
         Some((_, hash)) => hash.clone(),
@@ -351,7 +378,7 @@ pub(crate) async fn login(
     };
     match found {
         Some((user, _)) if verified => {
-            state.throttle.succeeded(name);
+            state.throttle.succeeded(attempt);
             crate::audit::record_as(&state, name, client, "sign_in", Some(name), None).await?;
             let now = Utc::now();
             state.store.record_sign_in(user.id, now).await?;
@@ -375,6 +402,16 @@ pub(crate) async fn login(
             .await
         }
     }
+}
+
+/// 429 at once, with when to try again: nothing waits in a queue.
+fn too_many_attempts(retry_after_seconds: u64) -> Response {
+    let mut response = PageError(ErrorKind::TooManyAttempts).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(retry_after_seconds),
+    );
+    response
 }
 
 #[derive(Deserialize)]
@@ -455,18 +492,19 @@ pub(crate) async fn first_admin(
         return Err(PageError(ErrorKind::NotFound));
     }
     let problem = if form.name.trim().is_empty() {
-        Some("Give a user name.")
-    } else if form.password.chars().count() < 10 {
-        Some("The password needs at least 10 characters.")
+        Some("Give a user name.".to_owned())
+    } else if let Err(weak) = mailscribe_core::check_new_password(&form.password, form.name.trim())
+    {
+        Some(sentence(&weak.to_string()))
     } else if form.password != form.password_again {
-        Some("The two passwords differ.")
+        Some("The two passwords differ.".to_owned())
     } else {
         None
     };
     if let Some(problem) = problem {
         let page = SetupPage {
             token: form.token,
-            problem: Some(problem.into()),
+            problem: Some(problem),
         };
         return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
     }

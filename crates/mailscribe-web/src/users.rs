@@ -274,11 +274,8 @@ pub(crate) async fn change_password(
     if !current_ok {
         return account_page(&signed_in, "The current password is wrong.".into());
     }
-    if form.new.chars().count() < 10 {
-        return account_page(
-            &signed_in,
-            "The new password needs at least 10 characters.".into(),
-        );
+    if let Err(weak) = mailscribe_core::check_new_password(&form.new, &signed_in.user.name) {
+        return account_page(&signed_in, crate::pages::sentence(&weak.to_string()));
     }
     if form.new != form.repeat {
         return account_page(&signed_in, "The two new passwords differ.".into());

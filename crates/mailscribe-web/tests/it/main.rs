@@ -6,6 +6,7 @@ mod browser;
 mod business_central;
 mod message;
 mod setup;
+mod signin;
 
 use axum::Router;
 use axum::body::Body;
@@ -34,7 +35,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::SET_COOKIE)
             .iter()
@@ -104,7 +105,7 @@ impl App {
         self.answer(request.body(body).unwrap()).await
     }
 
-    async fn answer(&self, request: Request<Body>) -> Reply {
+    pub(crate) async fn answer(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -309,7 +310,7 @@ async fn only_the_setup_link_creates_the_first_admin() {
             "POST",
             "/setup",
             &[],
-            Some("token=guess&name=eve&password=0123456789&password_again=0123456789"),
+            Some("token=guess&name=eve&password=kettle-orbit-7&password_again=kettle-orbit-7"),
             None,
         )
         .await;
@@ -340,15 +341,12 @@ async fn only_the_setup_link_creates_the_first_admin() {
         )
         .await;
     assert_eq!(short.status, StatusCode::BAD_REQUEST);
-    assert!(short.body.contains("at least 10 characters"));
+    assert!(short.body.contains("at least 12 characters"));
+    let common = app.send("POST", "/setup", &[], Some("token=the-link-token&name=root&password=Password2026!&password_again=Password2026!"), None).await;
+    assert_eq!(common.status, StatusCode::BAD_REQUEST);
+    assert!(common.body.contains("too common"), "{}", common.body);
     let created = app
-        .send(
-            "POST",
-            "/setup",
-            &[],
-            Some("token=the-link-token&name=root&password=0123456789&password_again=0123456789"),
-            None,
-        )
+        .send("POST", "/setup", &[], Some("token=the-link-token&name=root&password=kettle-orbit-7&password_again=kettle-orbit-7"), None)
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER);
     let session = created.cookie("mailscribe_session").unwrap();
