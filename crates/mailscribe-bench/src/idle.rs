@@ -12,16 +12,14 @@
 //! (the rename into `new/`) to the arrival of the first response that
 //! lists it.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use mailscribe_testkit::{Dovecot, QUEUE, TestDatabase};
 
 use crate::install::{MailboxFolders, api_token, install};
-use crate::measure::percentile;
+use crate::latency::{Tracker, summary};
 use crate::messages::{probe, probe_subject};
-use crate::serve::request;
 use crate::serve_process::ServeProcess;
 
 pub(crate) const DEFAULT_MESSAGES: u32 = 1000;
@@ -32,9 +30,6 @@ const ISOLATED: u32 = 20;
 const APART: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(20);
 const PAGE: usize = 100;
-/// A message not yet in the newest page after this long is also looked
-/// for by its subject word (the newest page could have moved past it).
-const SEARCH_AFTER: Duration = Duration::from_secs(5);
 const GIVE_UP: Duration = Duration::from_secs(120);
 
 pub(crate) async fn idle_latency(count: u32) -> anyhow::Result<()> {
@@ -65,19 +60,6 @@ pub(crate) async fn idle_latency(count: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn summary(mut latencies: Vec<f64>) -> String {
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let mean = latencies.iter().sum::<f64>() / latencies.len() as f64;
-    format!(
-        "p50 {:.3} s, p95 {:.3} s, p99 {:.3} s, max {:.3} s (min {:.3} s, mean {mean:.3} s)",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.95),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or(f64::NAN),
-        latencies.first().copied().unwrap_or(f64::NAN),
-    )
-}
-
 /// Latencies in seconds.
 struct Measured {
     steady: Vec<f64>,
@@ -90,7 +72,7 @@ struct Measured {
 struct Probe<'a> {
     dovecot: &'a Dovecot,
     serve: &'a ServeProcess,
-    bearer: &'a str,
+    token: &'a str,
 }
 
 fn measure(database: &TestDatabase, count: u32) -> anyhow::Result<Measured> {
@@ -103,7 +85,7 @@ fn measure(database: &TestDatabase, count: u32) -> anyhow::Result<Measured> {
         &[MailboxFolders::default_mailbox()],
         &[("interval", "300")],
     )?;
-    let bearer = format!("Bearer {}", api_token(&env, dir.path())?);
+    let token = api_token(&env, dir.path())?;
     let serve = ServeProcess::start(&env, dir.path(), "a", None)?;
     serve.wait_healthy(Duration::from_secs(60))?;
     serve
@@ -112,7 +94,7 @@ fn measure(database: &TestDatabase, count: u32) -> anyhow::Result<Measured> {
     let probe = Probe {
         dovecot: &dovecot,
         serve: &serve,
-        bearer: &bearer,
+        token: &token,
     };
     // A warm-up message, not counted: with the sweep 300 s away, seeing it
     // proves that IDLE works.
@@ -139,91 +121,27 @@ impl Probe<'_> {
         numbers: std::ops::RangeInclusive<u32>,
         spacing: Duration,
     ) -> anyhow::Result<Vec<f64>> {
-        let mut latencies = Vec::new();
-        let mut pending: HashMap<String, Instant> = HashMap::new();
+        let mut tracker = Tracker::new(self.serve.port, self.token, PAGE, GIVE_UP);
         let started = Instant::now();
         let mut numbers = numbers.peekable();
         let mut n_delivered = 0;
         loop {
-            if let Some(&n) = numbers.peek() {
-                if Instant::now() >= started + spacing * n_delivered {
-                    self.dovecot.deliver(QUEUE, &probe(n), None, false);
-                    pending.insert(probe_subject(n), Instant::now());
-                    numbers.next();
-                    n_delivered += 1;
-                }
+            if let Some(&n) = numbers.peek()
+                && Instant::now() >= started + spacing * n_delivered
+            {
+                self.dovecot.deliver(QUEUE, &probe(n), None, false);
+                tracker.arrived(probe_subject(n), Instant::now());
+                numbers.next();
+                n_delivered += 1;
             }
-            if pending.is_empty() {
+            if tracker.n_pending() == 0 {
                 if numbers.peek().is_none() {
-                    return Ok(latencies);
+                    return Ok(tracker.latencies);
                 }
             } else {
-                self.check(&mut pending, &mut latencies)?;
+                tracker.check(|| self.serve.log())?;
             }
             std::thread::sleep(POLL);
         }
     }
-
-    /// One poll of the API: moves what it lists from `pending` to `latencies`.
-    fn check(
-        &self,
-        pending: &mut HashMap<String, Instant>,
-        latencies: &mut Vec<f64>,
-    ) -> anyhow::Result<()> {
-        let subjects = listed(
-            self.serve.port,
-            self.bearer,
-            &format!("/api/v1/interactions?limit={PAGE}"),
-        )?;
-        let seen_at = Instant::now();
-        for subject in subjects {
-            if let Some(delivered) = pending.remove(&subject) {
-                latencies.push((seen_at - delivered).as_secs_f64());
-            }
-        }
-        let oldest = pending
-            .iter()
-            .min_by_key(|(_, delivered)| **delivered)
-            .map(|(s, d)| (s.clone(), *d));
-        if let Some((subject, delivered)) = oldest {
-            if delivered.elapsed() > GIVE_UP {
-                bail!(
-                    "{subject:?} was not listed within {GIVE_UP:?}: is IDLE working? The serve log:\n{}",
-                    self.serve.log()
-                );
-            }
-            if delivered.elapsed() > SEARCH_AFTER
-                && listed(self.serve.port, self.bearer, &search_path(&subject))?.contains(&subject)
-            {
-                pending.remove(&subject);
-                latencies.push(delivered.elapsed().as_secs_f64());
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The API path that finds a probe by the unique last word of its subject.
-fn search_path(subject: &str) -> String {
-    format!(
-        "/api/v1/interactions?q={}",
-        subject.rsplit(' ').next().unwrap_or_default()
-    )
-}
-
-/// The subjects of the entries `GET path` lists.
-fn listed(port: u16, bearer: &str, path: &str) -> anyhow::Result<Vec<String>> {
-    let (status, _, body) = request(port, "GET", path, &[("Authorization", bearer)], "")?;
-    if status != 200 {
-        bail!("GET {path} answered {status}: {body}");
-    }
-    let page: serde_json::Value =
-        serde_json::from_str(&body).with_context(|| format!("GET {path}: {body}"))?;
-    let items = page["items"]
-        .as_array()
-        .with_context(|| format!("GET {path}: no items in {body}"))?;
-    Ok(items
-        .iter()
-        .filter_map(|item| item["subject"].as_str().map(str::to_owned))
-        .collect())
 }

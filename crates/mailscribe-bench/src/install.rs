@@ -56,13 +56,41 @@ pub(crate) fn mailscribe(env: &Env, dir: &Path, args: &[&str]) -> anyhow::Result
     Ok(String::from_utf8(output.stdout)?)
 }
 
+/// How the installation reaches Dovecot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// Implicit TLS on the IMAPS port (what production uses).
+    Tls,
+    /// No TLS, on the plain IMAP port over loopback.
+    Plain,
+}
+
 /// A configured, enabled installation in `dir` on `database_url`: the
 /// benchmark directory (50 salespeople, 1,000 contacts), each of
-/// `mailboxes` on `dovecot`, then `settings`.
+/// `mailboxes` on `dovecot` over TLS, then `settings`.
 pub(crate) fn install(
     dir: &Path,
     database_url: &str,
     dovecot: &Dovecot,
+    mailboxes: &[MailboxFolders],
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Env> {
+    install_with(
+        dir,
+        database_url,
+        dovecot,
+        Transport::Tls,
+        mailboxes,
+        settings,
+    )
+}
+
+/// `install`, reaching Dovecot over `transport`.
+pub(crate) fn install_with(
+    dir: &Path,
+    database_url: &str,
+    dovecot: &Dovecot,
+    transport: Transport,
     mailboxes: &[MailboxFolders],
     settings: &[(&str, &str)],
 ) -> anyhow::Result<Env> {
@@ -78,7 +106,10 @@ pub(crate) fn install(
     std::fs::write(dir.join("contacts.csv"), messages::contacts_csv())?;
     mailscribe(&env, dir, &["salespeople", "import", "salespeople.csv"])?;
     mailscribe(&env, dir, &["contacts", "import", "contacts.csv"])?;
-    let port = dovecot.imaps_port.to_string();
+    let (port, security) = match transport {
+        Transport::Tls => (dovecot.imaps_port.to_string(), "tls"),
+        Transport::Plain => (dovecot.imap_port.to_string(), "none"),
+    };
     let ca = dovecot.ca_file().display().to_string();
     let batch = BATCH_SIZE.to_string();
     for mailbox in mailboxes {
@@ -92,7 +123,7 @@ pub(crate) fn install(
             "--port",
             &port,
             "--security",
-            "tls",
+            security,
             "--user",
             dovecot.user(),
             "--password-env",

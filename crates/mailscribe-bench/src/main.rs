@@ -3,7 +3,9 @@
 //!
 //! - `queue`: 10,000 messages in a Dovecot queue; `mailscribe run --once`
 //!   on SQLite against a bare-protocol baseline (UID FETCH, parse, UID MOVE,
-//!   same batch size, no database); median of three; peak memory.
+//!   same batch size, no database); median of three; peak memory. On two
+//!   setups: maildir over TLS, and sdbox without TLS over loopback
+//!   (`--setup maildir-tls|sdbox-plain` picks one).
 //! - `large-message`: the peak memory one 30 MB message adds to a run.
 //! - `lookups`: address lookups in a directory of 1,000,000 addresses.
 //! - `log`: the first page of the interaction log with 1,000,000 entries.
@@ -11,6 +13,10 @@
 //! - `idle-latency`: from a delivery into the queue until the entry is
 //!   listed by the API, while `serve` idles on the queue (SQLite, then
 //!   PostgreSQL).
+//! - `soak`: APPENDs real-looking messages at a steady rate into the queue
+//!   while `serve` works it (`--minutes N --rate R`, default 30 and 50 a
+//!   second); latency from APPEND to entry, memory and open files every
+//!   minute, every error.
 //! - `takeover`: from SIGKILL of the instance holding a mailbox until the
 //!   other instance commits, with the production lease timings (PostgreSQL).
 //! - `multi-instance`: three instances on six mailboxes against one
@@ -26,6 +32,7 @@
 mod idle;
 mod install;
 mod instances;
+mod latency;
 mod log;
 mod lookups;
 mod measure;
@@ -33,6 +40,7 @@ mod messages;
 mod queue;
 mod serve;
 mod serve_process;
+mod soak;
 mod takeover;
 
 use anyhow::bail;
@@ -53,8 +61,8 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
         bail!(
-            "usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory|idle-latency|takeover|multi-instance \
-             [--messages N] [--rounds N]"
+            "usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory|idle-latency|soak|takeover|multi-instance \
+             [--messages N] [--rounds N] [--minutes N] [--rate R] [--setup maildir-tls|sdbox-plain]"
         );
     };
     if command == "measure" {
@@ -62,24 +70,42 @@ fn main() -> anyhow::Result<()> {
     }
     let messages: Option<u32> = number(&args, "--messages")?;
     let rounds: Option<usize> = number(&args, "--rounds")?;
+    let minutes: Option<u32> = number(&args, "--minutes")?;
+    let rate: Option<u32> = number(&args, "--rate")?;
+    let setups = match args
+        .iter()
+        .position(|a| a == "--setup")
+        .map(|i| args.get(i + 1))
+    {
+        None => queue::Setup::ALL.to_vec(),
+        Some(Some(name)) => vec![queue::Setup::parse(name)?],
+        Some(None) => bail!("--setup needs maildir-tls or sdbox-plain"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async {
         match command.as_str() {
-            "queue" => queue::queue(messages.unwrap_or(10_000)).await,
+            "queue" => queue::queue(messages.unwrap_or(10_000), &setups).await,
             "large-message" => queue::large_message().await,
             "lookups" => lookups::lookups().await,
             "log" => log::log().await,
             "serve-memory" => serve::serve_memory(rounds.unwrap_or(serve::DEFAULT_ROUNDS)).await,
             "idle-latency" => idle::idle_latency(messages.unwrap_or(idle::DEFAULT_MESSAGES)).await,
+            "soak" => {
+                soak::soak(
+                    minutes.unwrap_or(soak::DEFAULT_MINUTES),
+                    rate.unwrap_or(soak::DEFAULT_RATE),
+                )
+                .await
+            }
             "takeover" => takeover::takeover(rounds.unwrap_or(takeover::DEFAULT_ROUNDS)).await,
             "multi-instance" => {
                 instances::multi_instance(messages.unwrap_or(instances::DEFAULT_MESSAGES)).await
             }
             "all" => {
-                queue::queue(messages.unwrap_or(10_000)).await?;
+                queue::queue(messages.unwrap_or(10_000), &setups).await?;
                 queue::large_message().await?;
                 lookups::lookups().await?;
                 log::log().await?;

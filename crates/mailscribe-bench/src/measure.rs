@@ -46,14 +46,18 @@ pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs `mailscribe ARGS` under the measuring helper.
+/// Runs `mailscribe ARGS` under the measuring helper. With `BENCH_WRAP`
+/// set (for example to `valgrind --tool=callgrind`), `mailscribe` runs
+/// under that command, split at spaces: for profiles, not for timings.
 pub(crate) fn measure_mailscribe(
     env: &[(&str, String)],
     cwd: &Path,
     args: &[&str],
 ) -> anyhow::Result<Measured> {
+    let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
     let output = Command::new(std::env::current_exe()?)
         .arg("measure")
+        .args(wrap.split_whitespace())
         .arg(sibling_binary("mailscribe")?)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

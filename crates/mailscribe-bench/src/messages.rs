@@ -167,3 +167,118 @@ pub(crate) fn probe(n: u32) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// One message of the soak, and whether its entry is timed.
+pub(crate) struct SoakMessage {
+    pub(crate) raw: Vec<u8>,
+    /// The subject (its last word unique) when the message makes an entry
+    /// the API lists: `None` for mail from strangers and second copies.
+    pub(crate) timed_subject: Option<String>,
+}
+
+/// Soak message `n`, the same for the same `n`: 60% inbound from a contact
+/// to a salesperson (one in six with a second salesperson in Cc), 25%
+/// outbound to one or two contacts, 12% from strangers (not logged), 3%
+/// second copies of the message 40 before (same Message-ID and headers,
+/// dated anew: duplicates), as a journaling rule delivers them. Real-looking: `Received:` lines, a
+/// signature header, threading headers on replies, text and HTML
+/// alternatives, every 25th with a 100 KB attachment; dated now.
+pub(crate) fn soak_message(n: u64) -> SoakMessage {
+    let mut rng = Lcg(n.wrapping_mul(7919).wrapping_add(17));
+    let kind = rng.next(100);
+    if kind >= 97 && n > 40 {
+        let earlier = soak_message(n - 40);
+        return SoakMessage {
+            raw: earlier.raw,
+            timed_subject: None,
+        };
+    }
+    let salesperson = 1 + rng.next(u64::from(SALESPEOPLE));
+    let contact = 1 + rng.next(u64::from(CONTACTS));
+    let contact_address = |c: u64| format!("Contact {c} <c{c}@customer{}.example>", c % 100);
+    let topics = [
+        "Offer",
+        "Delivery schedule",
+        "Invoice question",
+        "Meeting next week",
+        "Contract renewal",
+        "Samples",
+    ];
+    let topic = topics[rng.next(topics.len() as u64) as usize];
+    let reply = rng.next(3) == 0;
+    let subject = format!("{}{topic} ref s{n:07}", if reply { "Re: " } else { "" });
+    let (from, to, cc, timed) = if kind < 60 {
+        let cc = (rng.next(6) == 0)
+            .then(|| format!("Seller {0} <sp{0}@ourco.example>", 1 + salesperson % 50));
+        (
+            contact_address(contact),
+            format!("Seller {salesperson} <sp{salesperson}@ourco.example>"),
+            cc,
+            true,
+        )
+    } else if kind < 85 {
+        let cc =
+            (rng.next(3) == 0).then(|| contact_address(1 + (contact * 7) % u64::from(CONTACTS)));
+        (
+            format!("Seller {salesperson} <sp{salesperson}@ourco.example>"),
+            contact_address(contact),
+            cc,
+            true,
+        )
+    } else {
+        (
+            format!("Someone <stranger{n}@elsewhere.example>"),
+            format!("sp{salesperson}@ourco.example"),
+            None,
+            false,
+        )
+    };
+    let now = chrono::Utc::now();
+    let mut text = format!(
+        "Return-Path: <bounce-{n}@mx.example>\r\n\
+         Received: from mx1.ourco.example (mx1.ourco.example [192.0.2.10])\r\n\tby imap.ourco.example (Postfix) with ESMTPS id 4Q{n:X}\r\n\tfor <queue@ourco.example>; {date}\r\n\
+         Received: from mail.sender.example (mail.sender.example [198.51.100.7])\r\n\tby mx1.ourco.example with ESMTPS id {n:x}; {date}\r\n\
+         DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=sender.example; s=mail;\r\n\th=from:to:subject:date:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\r\n\tb=dGhpcyBpcyBub3QgYSByZWFsIHNpZ25hdHVyZSBidXQgaXQgbG9va3MgbGlrZSBvbmU=\r\n\
+         From: {from}\r\nTo: {to}\r\n{cc}Subject: {subject}\r\nDate: {date}\r\n\
+         Message-ID: <soak-{n}.{kind}@mail.sender.example>\r\n{thread}MIME-Version: 1.0\r\nX-Mailer: Bench Mail 1.0\r\n",
+        date = now.to_rfc2822(),
+        cc = cc.map(|cc| format!("Cc: {cc}\r\n")).unwrap_or_default(),
+        thread = if reply {
+            format!(
+                "In-Reply-To: <soak-{0}@ourco.example>\r\nReferences: <soak-{0}@ourco.example>\r\n",
+                n / 2
+            )
+        } else {
+            String::new()
+        },
+    );
+    let line = "Thank you for your message. The quick brown fox jumps over the lazy dog, and the deal closes on Friday.\r\n";
+    let plain = line.repeat(5 + rng.next(40) as usize);
+    let html = format!(
+        "<html><body><p>{}</p></body></html>\r\n",
+        plain.replace("\r\n", "<br>\r\n")
+    );
+    let alternative = format!(
+        "--alt{n}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{plain}\r\n--alt{n}\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--alt{n}--\r\n"
+    );
+    if n.is_multiple_of(25) {
+        let attachment =
+            "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29k\r\n"
+                .repeat(100 * 1024 / 78);
+        text.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"mix{n}\"\r\n\r\n--mix{n}\r\n\
+             Content-Type: multipart/alternative; boundary=\"alt{n}\"\r\n\r\n{alternative}\r\n--mix{n}\r\n\
+             Content-Type: application/pdf; name=\"offer-{n}.pdf\"\r\nContent-Disposition: attachment; filename=\"offer-{n}.pdf\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{attachment}--mix{n}--\r\n"
+        ));
+    } else {
+        text.push_str(&format!(
+            "Content-Type: multipart/alternative; boundary=\"alt{n}\"\r\n\r\n{alternative}"
+        ));
+    }
+    SoakMessage {
+        raw: text.into_bytes(),
+        timed_subject: timed.then_some(subject),
+    }
+}

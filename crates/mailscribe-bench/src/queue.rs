@@ -1,4 +1,9 @@
 //! The queue benchmark and the large-message memory benchmark.
+//!
+//! The queue benchmark runs on two setups of Dovecot: maildir over
+//! implicit TLS (the common production shape, where the protocol itself is
+//! slow and Mailscribe's overhead hides), and sdbox without TLS over
+//! loopback (the fastest server path, where Mailscribe's own costs show).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -6,18 +11,55 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use mailscribe_core::parse_message;
 use mailscribe_mail::{ConnectionConfig, Credentials, Security, Session, plan_batches};
-use mailscribe_testkit::{Dovecot, QUEUE, STORAGE};
+use mailscribe_testkit::{Dovecot, DovecotOptions, QUEUE, STORAGE};
 use secrecy::SecretString;
 
-use crate::install::{self, BATCH_SIZE, Env, MailboxFolders};
+use crate::install::{self, BATCH_SIZE, Env, MailboxFolders, Transport};
 use crate::measure::{measure_mailscribe, median};
 use crate::messages::{self, Lcg};
 
-fn connection(dovecot: &Dovecot) -> ConnectionConfig {
+/// A Dovecot mail storage and how Mailscribe reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Setup {
+    MaildirTls,
+    SdboxPlain,
+}
+
+impl Setup {
+    pub(crate) const ALL: [Setup; 2] = [Setup::MaildirTls, Setup::SdboxPlain];
+
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Setup> {
+        match text {
+            "maildir-tls" => Ok(Setup::MaildirTls),
+            "sdbox-plain" => Ok(Setup::SdboxPlain),
+            other => bail!("unknown setup {other}: maildir-tls or sdbox-plain"),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Setup::MaildirTls => "Dovecot maildir over implicit TLS",
+            Setup::SdboxPlain => "Dovecot sdbox without TLS over loopback",
+        }
+    }
+
+    fn transport(self) -> Transport {
+        match self {
+            Setup::MaildirTls => Transport::Tls,
+            Setup::SdboxPlain => Transport::Plain,
+        }
+    }
+}
+
+pub(crate) fn connection(dovecot: &Dovecot, transport: Transport) -> ConnectionConfig {
+    let (port, security) = match transport {
+        Transport::Tls => (dovecot.imaps_port, Security::Tls),
+        Transport::Plain => (dovecot.imap_port, Security::None),
+    };
     ConnectionConfig {
         host: "127.0.0.1".into(),
-        port: dovecot.imaps_port,
-        security: Security::Tls,
+        port,
+        security,
         allow_plaintext: false,
         ca_file: Some(dovecot.ca_file()),
         trust: mailscribe_mail::TlsTrust::Bundled,
@@ -30,19 +72,39 @@ fn connection(dovecot: &Dovecot) -> ConnectionConfig {
     }
 }
 
-fn filled_dovecot(messages: &[Vec<u8>]) -> Dovecot {
-    let dovecot = Dovecot::start();
-    for raw in messages {
-        dovecot.deliver(QUEUE, raw, None, false);
+/// A Dovecot for `setup` with `messages` in the queue: written straight
+/// into the maildir, or appended over IMAP to sdbox (which has no format
+/// a file copy could fake).
+async fn filled_dovecot(setup: Setup, messages: &[Vec<u8>]) -> anyhow::Result<Dovecot> {
+    match setup {
+        Setup::MaildirTls => {
+            let dovecot = Dovecot::start();
+            for raw in messages {
+                dovecot.deliver(QUEUE, raw, None, false);
+            }
+            Ok(dovecot)
+        }
+        Setup::SdboxPlain => {
+            let dovecot = Dovecot::start_with(DovecotOptions {
+                public_format: "sdbox",
+                ..DovecotOptions::default()
+            });
+            let mut session = Session::connect(&connection(&dovecot, Transport::Plain)).await?;
+            let queue = session.resolve_folder(QUEUE).await?;
+            for raw in messages {
+                session.append(&queue, raw, None).await?;
+            }
+            session.logout().await;
+            Ok(dovecot)
+        }
     }
-    dovecot
 }
 
 /// The protocol alone: what any client must do to empty the queue.
-async fn baseline(messages: &[Vec<u8>]) -> anyhow::Result<f64> {
-    let dovecot = filled_dovecot(messages);
+async fn baseline(setup: Setup, messages: &[Vec<u8>]) -> anyhow::Result<f64> {
+    let dovecot = filled_dovecot(setup, messages).await?;
     let started = Instant::now();
-    let mut session = Session::connect(&connection(&dovecot)).await?;
+    let mut session = Session::connect(&connection(&dovecot, setup.transport())).await?;
     let queue = session.resolve_folder(QUEUE).await?;
     let storage = session.resolve_folder(STORAGE).await?;
     let selected = session.select(&queue).await?;
@@ -71,38 +133,50 @@ async fn baseline(messages: &[Vec<u8>]) -> anyhow::Result<f64> {
 }
 
 /// A configured, enabled installation in `dir` on SQLite, pointing at
-/// `dovecot`.
+/// `dovecot` over `transport`.
 fn install_sqlite(
     dir: &Path,
     dovecot: &Dovecot,
+    transport: Transport,
     extra_settings: &[(&str, &str)],
 ) -> anyhow::Result<Env> {
-    install::install(
+    install::install_with(
         dir,
         &install::sqlite_url(dir),
         dovecot,
+        transport,
         &[MailboxFolders::default_mailbox()],
         extra_settings,
     )
 }
 
-pub(crate) async fn queue(count: u32) -> anyhow::Result<()> {
+/// The queue benchmark on each of `setups`.
+pub(crate) async fn queue(count: u32, setups: &[Setup]) -> anyhow::Result<()> {
     let mut rng = Lcg(42);
     let mix: Vec<Vec<u8>> = (1..=count)
         .map(|n| messages::message(n, &mut rng))
         .collect();
+    for setup in setups {
+        queue_on(*setup, &mix).await?;
+    }
+    Ok(())
+}
+
+async fn queue_on(setup: Setup, mix: &[Vec<u8>]) -> anyhow::Result<()> {
+    let count = u32::try_from(mix.len())?;
     let bytes: usize = mix.iter().map(Vec::len).sum();
     println!(
-        "== queue: {count} messages, {:.1} MB, batch size {BATCH_SIZE}, Dovecot maildir over TLS, SQLite",
-        bytes as f64 / 1e6
+        "== queue: {count} messages, {:.1} MB, batch size {BATCH_SIZE}, {}, SQLite",
+        bytes as f64 / 1e6,
+        setup.describe()
     );
     println!("   mix: {}", messages::MIX);
     let (mut baseline_times, mut run_times, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
     for repetition in 1..=3 {
-        let baseline_seconds = baseline(&mix).await?;
-        let dovecot = filled_dovecot(&mix);
+        let baseline_seconds = baseline(setup, mix).await?;
+        let dovecot = filled_dovecot(setup, mix).await?;
         let dir = tempfile::tempdir()?;
-        let env = install_sqlite(dir.path(), &dovecot, &[])?;
+        let env = install_sqlite(dir.path(), &dovecot, setup.transport(), &[])?;
         let run = measure_mailscribe(&env, dir.path(), &["run", "--once"])?;
         if dovecot.count(QUEUE) != 0 {
             bail!("mailscribe left messages in the queue");
@@ -121,7 +195,10 @@ pub(crate) async fn queue(count: u32) -> anyhow::Result<()> {
     let (baseline_median, run_median) = (median(&mut baseline_times), median(&mut run_times));
     let peak = peaks.iter().copied().fold(0.0, f64::max);
     println!(
-        "   median: baseline {baseline_median:.2} s, mailscribe {run_median:.2} s = {:.0} msg/s; ratio baseline/mailscribe {:.2} (goal >= 0.80); peak RSS {peak:.1} MB (goal < 100 MB)",
+        "   {}: median baseline {baseline_median:.2} s ({:.0} msg/s), mailscribe {run_median:.2} s ({:.0} msg/s); \
+         ratio {:.2} (goal >= 0.9); peak RSS {peak:.1} MB (goal < 100 MB)",
+        setup.describe(),
+        f64::from(count) / baseline_median,
         f64::from(count) / run_median,
         baseline_median / run_median
     );
@@ -133,7 +210,12 @@ pub(crate) async fn large_message() -> anyhow::Result<()> {
     for mode in ["reference", "full"] {
         let dovecot = Dovecot::start();
         let dir = tempfile::tempdir()?;
-        let env = install_sqlite(dir.path(), &dovecot, &[("storage_mode", mode)])?;
+        let env = install_sqlite(
+            dir.path(),
+            &dovecot,
+            Transport::Tls,
+            &[("storage_mode", mode)],
+        )?;
         let idle = measure_mailscribe(&env, dir.path(), &["run", "--once"]).context("idle run")?;
         dovecot.deliver(QUEUE, &messages::large_message(30), None, false);
         let large =

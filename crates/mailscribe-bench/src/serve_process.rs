@@ -41,6 +41,17 @@ impl ServeProcess {
         name: &str,
         instance_id: Option<&str>,
     ) -> anyhow::Result<ServeProcess> {
+        ServeProcess::start_logging(env, dir, name, instance_id, "info,mailscribe_worker=debug")
+    }
+
+    /// `start` with `RUST_LOG=rust_log`.
+    pub(crate) fn start_logging(
+        env: &Env,
+        dir: &Path,
+        name: &str,
+        instance_id: Option<&str>,
+        rust_log: &str,
+    ) -> anyhow::Result<ServeProcess> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -53,7 +64,7 @@ impl ServeProcess {
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("RUST_LOG", "info,mailscribe_worker=debug")
+            .env("RUST_LOG", rust_log)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(log_file);
@@ -69,6 +80,11 @@ impl ServeProcess {
             port,
             log,
         })
+    }
+
+    /// Whether the process has ended.
+    pub(crate) fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -8,7 +8,7 @@ use mailscribe_core::{
 };
 use sqlx::{QueryBuilder, Row};
 
-use crate::{Result, Store, StoreError, with_pool};
+use crate::{Result, Store, StoreError, push_padded_list, with_pool};
 
 /// Rows per multi-row INSERT: well under SQLite's variable limit.
 const INSERT_CHUNK: usize = 500;
@@ -332,10 +332,7 @@ impl Store {
                 let mut query = QueryBuilder::new(
                     "SELECT address, salesperson_code FROM salesperson_addresses WHERE address IN (",
                 );
-                let mut separated = query.separated(", ");
-                for address in chunk {
-                    separated.push_bind(address.as_str());
-                }
+                push_padded_list!(query, chunk, |address| address.as_str());
                 query.push(")");
                 let salespeople = query
                     .build()
@@ -353,10 +350,7 @@ impl Store {
                     "SELECT a.address, a.contact_no, c.company_no, c.privacy_blocked FROM contact_addresses a \
                      JOIN contacts c ON c.no = a.contact_no WHERE a.address IN (",
                 );
-                let mut separated = query.separated(", ");
-                for address in chunk {
-                    separated.push_bind(address.as_str());
-                }
+                push_padded_list!(query, chunk, |address| address.as_str());
                 query.push(")");
                 let contacts = query
                     .build()

@@ -17,7 +17,7 @@ use mailscribe_core::decision::ErrorClass;
 use mailscribe_core::{InteractionTemplate, Outcome, PlannedEntry, Reason};
 use sqlx::{Acquire, QueryBuilder, Row};
 
-use crate::{Fence, Result, Store, StoreError, with_pool};
+use crate::{Fence, Result, Store, StoreError, padded_len, push_padded_list, with_pool};
 
 /// What the ledger knows about one copy already.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,30 +107,63 @@ macro_rules! insert_entries {
              correspondence_type, template_code, cost_hundredths, duration_minutes, email_logged, \
              attempt_failed, canceled, opportunity_no, date_fallback, mailbox_name, run_id, interaction_group, campaign_no) ",
         );
-        insert.push_values($rows, |mut b, (copy, entry, record): &(&DecidedCopy, &PlannedEntry, i64)| {
-            b.push_bind(*record)
-                .push_bind(entry.contact.no.as_str())
-                .push_bind(entry.contact.company_no.as_ref().map(|c| c.as_str()))
-                .push_bind(entry.salesperson.as_str())
-                .push_bind(copy.occurred_at)
-                .push_bind(copy.subject.as_str())
-                .push_bind(copy.subject.as_str())
-                .push_bind(entry.direction.as_str())
-                .push_bind(entry.direction.initiated_by().as_str())
-                .push_bind("email")
-                .push_bind(template.code.as_str())
-                .push_bind(template.cost.hundredths())
-                .push_bind(i64::from(template.duration_minutes))
-                .push_bind(true)
-                .push_bind(false)
-                .push_bind(false)
-                .push_bind(None::<String>)
-                .push_bind(copy.date_fallback)
-                .push_bind(copy.mailbox_name.as_str())
-                .push_bind(copy.run_id)
-                .push_bind(template.interaction_group.as_deref())
-                .push_bind(template.campaign_no.as_deref());
+        // Padded with rows of NULLs that the WHERE leaves out, so that the
+        // statement text (and its prepared statement) repeats across
+        // batches (see `padded_len`).
+        let rows: &[(&DecidedCopy, &PlannedEntry, i64)] = $rows;
+        let padding = std::iter::repeat_n(None, padded_len(rows.len()) - rows.len());
+        insert.push("SELECT * FROM (");
+        insert.push_values(rows.iter().map(Some).chain(padding), |mut b, row| match row {
+            Some((copy, entry, record)) => {
+                b.push_bind(Some(*record))
+                    .push_bind(Some(entry.contact.no.as_str()))
+                    .push_bind(entry.contact.company_no.as_ref().map(|c| c.as_str()))
+                    .push_bind(Some(entry.salesperson.as_str()))
+                    .push_bind(Some(copy.occurred_at))
+                    .push_bind(Some(copy.subject.as_str()))
+                    .push_bind(Some(copy.subject.as_str()))
+                    .push_bind(Some(entry.direction.as_str()))
+                    .push_bind(Some(entry.direction.initiated_by().as_str()))
+                    .push_bind(Some("email"))
+                    .push_bind(Some(template.code.as_str()))
+                    .push_bind(Some(template.cost.hundredths()))
+                    .push_bind(Some(i64::from(template.duration_minutes)))
+                    .push_bind(Some(true))
+                    .push_bind(Some(false))
+                    .push_bind(Some(false))
+                    .push_bind(None::<&str>)
+                    .push_bind(Some(copy.date_fallback))
+                    .push_bind(Some(copy.mailbox_name.as_str()))
+                    .push_bind(Some(copy.run_id))
+                    .push_bind(template.interaction_group.as_deref())
+                    .push_bind(template.campaign_no.as_deref());
+            }
+            None => {
+                b.push_bind(None::<i64>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<DateTime<Utc>>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<bool>)
+                    .push_bind(None::<bool>)
+                    .push_bind(None::<bool>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<bool>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<&str>)
+                    .push_bind(None::<&str>);
+            }
         });
+        insert.push(") AS v WHERE v.column1 IS NOT NULL");
         insert.build().execute($connection).await?;
     }};
 }
@@ -196,10 +229,7 @@ impl Store {
                         .push(" AND uid_validity = ")
                         .push_bind(i64::from(uid_validity));
                     query.push(" AND uid IN (");
-                    let mut separated = query.separated(", ");
-                    for uid in chunk {
-                        separated.push_bind(i64::from(*uid));
-                    }
+                    push_padded_list!(query, chunk, |uid| i64::from(*uid));
                     query.push(")");
                     query
                         .build()
@@ -245,10 +275,7 @@ impl Store {
                 let mut query = QueryBuilder::new(
                     "SELECT DISTINCT message_key FROM decisions WHERE outcome = 'logged' AND message_key IN (",
                 );
-                let mut separated = query.separated(", ");
-                for key in chunk {
-                    separated.push_bind(key.as_str());
-                }
+                push_padded_list!(query, chunk, |key| key.as_str());
                 query.push(")");
                 query
                     .build()
@@ -282,8 +309,12 @@ impl Store {
         now: DateTime<Utc>,
         fence: Option<&Fence>,
     ) -> Result<Vec<CommittedCopy>> {
-        // Compression is CPU work: keep it off the async executor.
-        let raws: Vec<Option<Vec<u8>>> = {
+        // Compression is CPU work: keep it off the async executor. In
+        // `reference` mode there is nothing to compress, and no thread to
+        // wake.
+        let raws: Vec<Option<Vec<u8>>> = if copies.iter().all(|c| c.raw.is_none()) {
+            vec![None; copies.len()]
+        } else {
             let to_compress: Vec<Option<Vec<u8>>> = copies.iter().map(|c| c.raw.clone()).collect();
             tokio::task::spawn_blocking(move || {
                 to_compress
@@ -344,19 +375,42 @@ impl Store {
                     "INSERT INTO messages (message_id, message_key, subject, sender, sent_at, received_at, \
                      date_fallback, size, raw_compressed, created_at, mailbox_name) ",
                 );
-                insert.push_values(&logged, |mut b, (copy, raw)| {
-                    b.push_bind(copy.message_id.as_deref())
-                        .push_bind(copy.message_key.as_str())
-                        .push_bind(copy.subject.as_str())
-                        .push_bind(copy.sender.as_deref())
-                        .push_bind(copy.sent_at)
-                        .push_bind(copy.received_at)
-                        .push_bind(copy.date_fallback)
-                        .push_bind(i64::try_from(copy.size).unwrap_or(i64::MAX))
-                        .push_bind(raw.as_deref())
-                        .push_bind(now)
-                        .push_bind(copy.mailbox_name.as_str());
-                });
+                // Padded with rows of NULLs that the WHERE leaves out, so
+                // that the statement text repeats (see `padded_len`).
+                let padding = std::iter::repeat_n(None, padded_len(logged.len()) - logged.len());
+                insert.push("SELECT * FROM (");
+                insert.push_values(
+                    logged.iter().map(Some).chain(padding),
+                    |mut b, row| match row {
+                        Some((copy, raw)) => {
+                            b.push_bind(copy.message_id.as_deref())
+                                .push_bind(Some(copy.message_key.as_str()))
+                                .push_bind(Some(copy.subject.as_str()))
+                                .push_bind(copy.sender.as_deref())
+                                .push_bind(copy.sent_at)
+                                .push_bind(Some(copy.received_at))
+                                .push_bind(Some(copy.date_fallback))
+                                .push_bind(Some(i64::try_from(copy.size).unwrap_or(i64::MAX)))
+                                .push_bind(raw.as_deref())
+                                .push_bind(Some(now))
+                                .push_bind(Some(copy.mailbox_name.as_str()));
+                        }
+                        None => {
+                            b.push_bind(None::<&str>)
+                                .push_bind(None::<&str>)
+                                .push_bind(None::<&str>)
+                                .push_bind(None::<&str>)
+                                .push_bind(None::<DateTime<Utc>>)
+                                .push_bind(None::<DateTime<Utc>>)
+                                .push_bind(None::<bool>)
+                                .push_bind(None::<i64>)
+                                .push_bind(None::<&[u8]>)
+                                .push_bind(None::<DateTime<Utc>>)
+                                .push_bind(None::<&str>);
+                        }
+                    },
+                );
+                insert.push(") AS v WHERE v.column2 IS NOT NULL");
                 insert.push(" RETURNING id, message_key");
                 for row in insert.build().fetch_all(&mut *tx).await? {
                     let key: String = row.try_get("message_key")?;
@@ -380,10 +434,7 @@ impl Store {
                 let mut query = QueryBuilder::new(
                     "SELECT message_key, message_record_id FROM decisions WHERE outcome = 'logged' AND message_key IN (",
                 );
-                let mut separated = query.separated(", ");
-                for key in &earlier {
-                    separated.push_bind(*key);
-                }
+                push_padded_list!(query, &earlier, |key| *key);
                 query.push(")");
                 for row in query.build().fetch_all(&mut *tx).await? {
                     if let Some(id) = row.try_get::<Option<i64>, _>("message_record_id")? {
@@ -740,10 +791,7 @@ impl Store {
                 for chunk in ids.chunks(500) {
                     let mut update = QueryBuilder::new("UPDATE decisions SET disposition = ");
                     update.push_bind(*disposition).push(" WHERE id IN (");
-                    let mut separated = update.separated(", ");
-                    for id in chunk {
-                        separated.push_bind(*id);
-                    }
+                    push_padded_list!(update, chunk, |id| *id);
                     update.push(")");
                     update.build().execute(&mut *tx).await?;
                 }
@@ -764,12 +812,20 @@ impl Store {
                     "UPDATE messages SET storage_folder = v.column2, storage_uid_validity = v.column3, \
                      storage_uid = v.column4 FROM (",
                 );
-                update.push_values(chunk, |mut b, (ledger_id, folder, uid_validity, uid)| {
-                    b.push_bind(*ledger_id)
-                        .push_bind(*folder)
-                        .push_bind(*uid_validity)
-                        .push_bind(*uid);
-                });
+                // Padded with copies of the last row (which set the same
+                // values again), so that the statement text repeats.
+                let padding =
+                    std::iter::repeat_n(chunk.last(), padded_len(chunk.len()) - chunk.len())
+                        .flatten();
+                update.push_values(
+                    chunk.iter().chain(padding),
+                    |mut b, (ledger_id, folder, uid_validity, uid)| {
+                        b.push_bind(*ledger_id)
+                            .push_bind(*folder)
+                            .push_bind(*uid_validity)
+                            .push_bind(*uid);
+                    },
+                );
                 update.push(
                     ") AS v WHERE messages.id = \
                      (SELECT d.message_record_id FROM decisions d WHERE d.id = v.column1 AND d.outcome = 'logged')",

@@ -269,6 +269,40 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// The length a list of `n` bound values is padded to (by repeating its
+/// last value), so that a few statement texts serve lists of every length.
+/// SQLite prepares a statement from its text, and for a statement with
+/// hundreds of parameters that costs more than running it; sqlx caches
+/// prepared statements by text, so a list whose length changes with every
+/// batch would be prepared again each time.
+pub(crate) fn padded_len(n: usize) -> usize {
+    const SHAPES: [usize; 8] = [1, 4, 16, 32, 64, 128, 256, 512];
+    SHAPES
+        .iter()
+        .copied()
+        .find(|&shape| shape >= n)
+        .unwrap_or(n)
+}
+
+/// Pushes `$values` as a comma-separated list of binds (`$bind` for each
+/// `$value`), padded to `padded_len` by repeating the last one. For `IN`
+/// lists, where a repeated value changes nothing.
+macro_rules! push_padded_list {
+    ($query:expr, $values:expr, |$value:ident| $bind:expr) => {{
+        let values = $values;
+        let mut separated = $query.separated(", ");
+        for $value in values.iter() {
+            separated.push_bind($bind);
+        }
+        if let Some($value) = values.last() {
+            for _ in values.len()..$crate::padded_len(values.len()) {
+                separated.push_bind($bind);
+            }
+        }
+    }};
+}
+pub(crate) use push_padded_list;
+
 impl Store {
     /// Opens (creating a missing SQLite file) and applies pending migrations.
     pub async fn open(url: &DatabaseUrl) -> Result<Store> {

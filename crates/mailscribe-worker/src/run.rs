@@ -211,6 +211,13 @@ async fn process_queue(
     }
     tracing::info!(messages = listing.len(), uid_validity, "queue listed");
 
+    // The ledger rows of every listed copy, read once for the run rather
+    // than once per batch on the IMAP side of the pipeline.
+    let listed_uids: Vec<u32> = listing.iter().map(|m| m.uid).collect();
+    let ledger = store
+        .ledger_states(mailbox, uid_validity, &listed_uids)
+        .await?;
+
     let batch_size = usize::try_from(setup.batch_size)
         .unwrap_or(usize::MAX)
         .max(1);
@@ -219,23 +226,23 @@ async fn process_queue(
     // commits batch i while the IMAP connection moves batch i-1 (committed in
     // step i-1) and prefetches batch i+1. Nothing is moved before its commit;
     // a prefetch is a PEEK and harmless.
+    let shared_options = std::sync::Arc::new(options.clone());
     let mut prefetched: Option<FetchedBatch> = None;
     let mut to_move: Option<CommittedBatch> = None;
     let mut unrecorded: Vec<DispositionUpdate> = Vec::new();
     let mut to_delete: Vec<(u32, i64)> = Vec::new();
     for (index, batch) in batches.iter().enumerate() {
-        // A stop request, or logging disabled meanwhile, ends the run at a
-        // batch boundary; the rest waits for the next run.
-        if *stop.borrow() || (index > 0 && !store.enablement(&options.mailbox_name).await?.enabled)
-        {
+        // A stop request ends the run at a batch boundary; the rest waits
+        // for the next run. So does logging disabled meanwhile, which the
+        // database side checks below before deciding the batch.
+        if *stop.borrow() {
             summary.stopped_early = true;
             break;
         }
         let current = match prefetched.take() {
             Some(fetched) => fetched,
             None => {
-                let fetched =
-                    fetch_batch(store, &mut session, mailbox, uid_validity, batch).await?;
+                let fetched = fetch_batch(&ledger, &mut session, batch).await?;
                 summary.phases.add(&fetched.phases);
                 fetched
             }
@@ -243,20 +250,30 @@ async fn process_queue(
         let following = batches.get(index + 1).filter(|_| !*stop.borrow());
         let to_record = std::mem::take(&mut unrecorded);
         let previous = to_move.take();
-        let run_id = summary.run_id;
+        // The database half runs as a task of its own, so that building
+        // its statements and deciding use another thread than reading the
+        // IMAP responses.
+        let mut database_half = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
+            record_decide_and_commit(
+                store.clone(),
+                std::sync::Arc::clone(&shared_options),
+                fence.clone(),
+                mailbox.to_owned(),
+                uid_validity,
+                summary.run_id,
+                to_record,
+                index > 0,
+                current,
+            ),
+            tracing::Span::current(),
+        )));
         let (committed, imap) = tokio::join!(
             async {
-                record(store, &to_record).await?;
-                decide_and_commit(
-                    store,
-                    options,
-                    fence,
-                    mailbox,
-                    uid_validity,
-                    run_id,
-                    current,
-                )
-                .await
+                (&mut database_half.0).await.map_err(|err| {
+                    WorkerError::Store(mailscribe_store::StoreError::Corrupt(format!(
+                        "database task: {err}"
+                    )))
+                })?
             },
             async {
                 let moved = match &previous {
@@ -266,9 +283,7 @@ async fn process_queue(
                     None => None,
                 };
                 let next = match following {
-                    Some(batch) => {
-                        Some(fetch_batch(store, &mut session, mailbox, uid_validity, batch).await?)
-                    }
+                    Some(batch) => Some(fetch_batch(&ledger, &mut session, batch).await?),
                     None => None,
                 };
                 Ok::<_, WorkerError>((moved, next))
@@ -284,6 +299,12 @@ async fn process_queue(
             summary.phases.mailbox += took;
         }
         prefetched = next;
+        let Some(committed) = committed else {
+            // Logging was disabled: the batch stays in the queue, undecided
+            // (its prefetch was a PEEK).
+            summary.stopped_early = true;
+            break;
+        };
         summary.phases.add(&committed.phases);
         if let Some(fetched) = &prefetched {
             summary.phases.add(&fetched.phases);
@@ -441,16 +462,20 @@ async fn record(store: &Store, updates: &[DispositionUpdate]) -> Result<(), Work
     Ok(())
 }
 
+/// Fetches and parses a batch. `ledger` holds what the ledger knew at the
+/// start of the run of every listed copy that has a row: under the lease
+/// only this run writes those rows, and each copy is in one batch, so the
+/// rows read once are the rows a read per batch would find.
 async fn fetch_batch(
-    store: &Store,
+    ledger: &HashMap<u32, LedgerState>,
     session: &mut Session,
-    mailbox: &str,
-    uid_validity: u32,
     batch: &[MessageSummary],
 ) -> Result<FetchedBatch, WorkerError> {
     let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-    let known: HashMap<u32, LedgerState> =
-        store.ledger_states(mailbox, uid_validity, &uids).await?;
+    let known: HashMap<u32, LedgerState> = uids
+        .iter()
+        .filter_map(|uid| ledger.get(uid).map(|state| (*uid, state.clone())))
+        .collect();
     // Final rows were decided by an interrupted run: only their move is
     // left to do. Everything else (new, or failed before) is decided now.
     let (resumed, to_decide): (Vec<u32>, Vec<u32>) = uids
@@ -487,19 +512,43 @@ async fn fetch_batch(
     })
 }
 
-async fn decide_and_commit(
-    store: &Store,
-    options: &RunOptions,
-    fence: &Fence,
-    mailbox: &str,
+/// The database's half of one step of the pipeline: records where the
+/// copies of an earlier batch went (`to_record`), checks that logging is
+/// still enabled (`check_enabled`), decides `batch`, and commits it. The
+/// first three are independent (a write of dispositions, reads of the
+/// setup, the directory and the logged keys) and run side by side on
+/// connections of the pool; the commit starts once all three are done.
+/// `None` when logging was disabled meanwhile: nothing is decided.
+///
+/// Owns its arguments, so that it can run as a task of its own, on another
+/// thread than the IMAP half.
+#[allow(clippy::too_many_arguments)]
+async fn record_decide_and_commit(
+    store: Store,
+    options: std::sync::Arc<RunOptions>,
+    fence: Fence,
+    mailbox: String,
     uid_validity: u32,
     run_id: i64,
+    to_record: Vec<DispositionUpdate>,
+    check_enabled: bool,
     batch: FetchedBatch,
-) -> Result<CommittedBatch, WorkerError> {
+) -> Result<Option<CommittedBatch>, WorkerError> {
+    let (store, options, fence, mailbox) = (&store, options.as_ref(), &fence, mailbox.as_str());
     let mut phases = PhaseTimes::default();
     let phase = std::time::Instant::now();
     let now = Utc::now();
-    let copies = decide_batch(
+    let enabled = async {
+        Ok::<_, WorkerError>(
+            !check_enabled || store.enablement(&options.mailbox_name).await?.enabled,
+        )
+    };
+    let recorded = async {
+        let started = std::time::Instant::now();
+        record(store, &to_record).await?;
+        Ok::<_, WorkerError>(started.elapsed())
+    };
+    let decided = decide_batch(
         store,
         options,
         mailbox,
@@ -507,8 +556,12 @@ async fn decide_and_commit(
         run_id,
         &batch.parsed,
         now,
-    )
-    .await?;
+    );
+    let (enabled, record_time, copies) = tokio::try_join!(enabled, recorded, decided)?;
+    phases.record = record_time;
+    if !enabled {
+        return Ok(None);
+    }
     drop(batch.parsed);
     phases.decide = phase.elapsed();
     failpoint::hit("before_commit");
@@ -535,14 +588,24 @@ async fn decide_and_commit(
             target_for(result.reason, result.attempts, 0, options),
         ));
     }
-    Ok(CommittedBatch {
+    Ok(Some(CommittedBatch {
         copies,
         results,
         plan,
         resumed: batch.resumed.len() as u64,
         vanished: batch.vanished,
         phases,
-    })
+    }))
+}
+
+/// A task that is aborted when its handle is dropped (a run cancelled
+/// mid-step), so that nothing outlives the run that started it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Fetches a batch. When the server refuses the batch (one message it
@@ -595,13 +658,14 @@ async fn decide_batch(
         .flat_map(|p| p.sender().into_iter().chain(&p.to).chain(&p.cc))
         .cloned()
         .collect();
-    let directory = store.lookup_addresses(&addresses).await?;
     let keys: Vec<String> = parsed
         .iter()
         .filter_map(|(_, p)| p.as_ref())
         .map(|p| p.key().to_storage())
         .collect();
-    let logged_before = store.logged_keys(&keys).await?;
+    // Two reads on two connections of the pool, side by side.
+    let (directory, logged_before) =
+        tokio::try_join!(store.lookup_addresses(&addresses), store.logged_keys(&keys))?;
     let mut logged_in_batch: HashSet<String> = HashSet::new();
 
     let mut copies = Vec::with_capacity(parsed.len());
