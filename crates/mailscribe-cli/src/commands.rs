@@ -392,6 +392,8 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
                     )));
                 }
             };
+            mailscribe_core::check_token_url(&token_url)
+                .map_err(|err| usage(anyhow!("--token-url: {err}")))?;
             let client_id = secret_argument(
                 &mut keys,
                 url,
@@ -629,8 +631,23 @@ async fn clear_mailbox(store: &Store, name: &MailboxName) -> Result<(), Failure>
     Ok(())
 }
 
-/// The connection settings, with the secrets read from where they live.
-pub(crate) fn connection_config(
+/// The connection settings, with the secrets read from where they live,
+/// off the async runtime (a secret file or command may take its time).
+pub(crate) async fn connection_config(
+    url: &DatabaseUrl,
+    setup: &MailboxSetup,
+) -> Result<ConnectionConfig, SourceError> {
+    let (url, setup) = (url.clone(), setup.clone());
+    tokio::task::spawn_blocking(move || read_connection_config(&url, &setup))
+        .await
+        .map_err(|err| SourceError::Exec {
+            command: "reading the secrets".into(),
+            detail: err.to_string(),
+        })?
+}
+
+/// [`connection_config`], blocking.
+fn read_connection_config(
     url: &DatabaseUrl,
     setup: &MailboxSetup,
 ) -> Result<ConnectionConfig, SourceError> {
@@ -705,7 +722,7 @@ pub(crate) async fn setup_or_incomplete(
 }
 
 async fn check_lines(store: &Store, url: &DatabaseUrl, setup: &MailboxSetup) -> Vec<CheckLine> {
-    let connection = connection_config(url, setup);
+    let connection = connection_config(url, setup).await;
     let mut lines = vec![match &connection {
         Ok(_) => CheckLine::pass("credentials", "the stored secrets can be read"),
         Err(err) => CheckLine::fail(
@@ -888,6 +905,7 @@ pub(crate) async fn run_options(
         ));
     }
     let connection = connection_config(url, &setup)
+        .await
         .map_err(|err| Failure::new(exit::DISABLED_OR_INCOMPLETE, err))?;
     let mut settings: Settings = store.settings().await?;
     if let Some(seconds) = store.mailbox(name).await?.and_then(|m| m.interval_seconds) {
@@ -1513,7 +1531,9 @@ impl mailscribe_web::MessageSource for StorageReader {
                         "the mailbox {name} this message was logged through is no longer set up"
                     )
                 })?;
-            let connection = connection_config(&self.url, &setup).map_err(|e| e.to_string())?;
+            let connection = connection_config(&self.url, &setup)
+                .await
+                .map_err(|e| e.to_string())?;
             mailscribe_worker::fetch_stored_message(&connection, &setup.storage_folder, record)
                 .await
                 .map_err(|e| e.to_string())
@@ -1548,7 +1568,9 @@ impl mailscribe_web::SetupBackend for SetupService {
         setup: &'a MailboxSetup,
     ) -> mailscribe_web::BoxFuture<'a, Result<Vec<String>, String>> {
         Box::pin(async move {
-            let connection = connection_config(&self.url, setup).map_err(|err| err.to_string())?;
+            let connection = connection_config(&self.url, setup)
+                .await
+                .map_err(|err| err.to_string())?;
             let mut session = mailscribe_mail::Session::connect(&connection)
                 .await
                 .map_err(|err| err.to_string())?;
@@ -1571,13 +1593,17 @@ impl mailscribe_web::SetupBackend for SetupService {
     }
 
     fn refuse_source(&self, source: &SecretRef) -> Option<String> {
-        let SecretRef::File(path) = source else {
-            return None;
-        };
-        let canonical = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-        let key_file = canonical(&crate::secrets::SecretKey::key_file_for(&self.url));
-        (canonical(std::path::Path::new(path)) == key_file).then(|| {
-            "that file is Mailscribe's secret key; name the file that holds the password".to_owned()
-        })
+        if let SecretRef::File(path) = source {
+            let canonical =
+                |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+            let key_file = canonical(&crate::secrets::SecretKey::key_file_for(&self.url));
+            if canonical(std::path::Path::new(path)) == key_file {
+                return Some(
+                    "that file is Mailscribe's secret key; name the file that holds the password"
+                        .to_owned(),
+                );
+            }
+        }
+        crate::secrets::refuse_web_source(&crate::secrets::web_secret_policy(), source)
     }
 }

@@ -314,7 +314,13 @@ pub(crate) enum SourceError {
     Sealed(#[from] SecretError),
 }
 
+/// The most a secret file or a secret command's output may hold: a
+/// secret is a few hundred bytes, and a source pointed at something huge
+/// must not fill the memory.
+pub(crate) const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
 /// Reads a secret from where it lives. `exec:` runs through `sh -c`.
+/// Blocks (files, commands): call it off the async runtime.
 pub(crate) fn resolve(
     reference: &SecretRef,
     purpose: &str,
@@ -326,42 +332,174 @@ pub(crate) fn resolve(
             .ok()
             .filter(|v| !v.is_empty())
             .ok_or_else(|| SourceError::EnvMissing(name.clone()))?,
-        SecretRef::File(path) => std::fs::read_to_string(path)
+        SecretRef::File(path) => read_secret_file(Path::new(path))
             .map_err(|source| SourceError::File {
                 path: path.clone(),
                 source,
             })?
             .trim_end()
             .to_owned(),
-        SecretRef::Exec(command) => {
-            let output = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(command)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .map_err(|err| SourceError::Exec {
-                    command: command.clone(),
-                    detail: err.to_string(),
-                })?;
-            if !output.status.success() {
-                return Err(SourceError::Exec {
-                    command: command.clone(),
-                    detail: format!(
-                        "{}: {}",
-                        output.status,
-                        String::from_utf8_lossy(&output.stderr).trim()
-                    ),
-                });
-            }
-            String::from_utf8_lossy(&output.stdout)
-                .trim_end()
-                .to_owned()
-        }
+        SecretRef::Exec(command) => run_secret_command(command)?,
     };
     if value.is_empty() {
         return Err(SourceError::Empty(reference.to_storage()));
     }
     Ok(SecretString::from(value))
+}
+
+/// Opening a FIFO for reading waits for a writer; with this flag it does
+/// not, so a FIFO swapped in after the type check cannot hang a run.
+#[cfg(target_os = "linux")]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(not(target_os = "linux"))]
+const O_NONBLOCK: i32 = 0;
+
+/// Reads a regular file of at most [`MAX_SECRET_BYTES`]; FIFOs, devices,
+/// sockets and directories are refused.
+pub(crate) fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let not_regular = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (FIFOs, devices and sockets are refused): name a file that holds the secret",
+        )
+    };
+    if !std::fs::metadata(path)?.file_type().is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} KiB, which no secret is: name the file that holds only the secret",
+                MAX_SECRET_BYTES / 1024
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Runs a secret command and returns its standard output, refused beyond
+/// [`MAX_SECRET_BYTES`] (the command is then killed).
+fn run_secret_command(command: &str) -> Result<String, SourceError> {
+    use std::io::Read;
+    let failed = |detail: String| SourceError::Exec {
+        command: command.to_owned(),
+        detail,
+    };
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|err| failed(err.to_string()))?;
+    // Standard error is drained beside, so that a chatty command cannot
+    // block on a full pipe; only its start is kept for the message.
+    let stderr = child.stderr.take();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut stderr) = stderr {
+            let _ = (&mut stderr).take(4096).read_to_end(&mut kept);
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+        }
+        kept
+    });
+    let mut stdout = Vec::new();
+    let read = match child.stdout.take() {
+        Some(out) => out.take(MAX_SECRET_BYTES + 1).read_to_end(&mut stdout),
+        None => Ok(0),
+    };
+    if stdout.len() as u64 > MAX_SECRET_BYTES {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = stderr_reader.join();
+        return Err(failed(format!(
+            "its output is larger than {} KiB, which no secret is",
+            MAX_SECRET_BYTES / 1024
+        )));
+    }
+    let status = child.wait().map_err(|err| failed(err.to_string()))?;
+    let stderr = stderr_reader.join().unwrap_or_default();
+    read.map_err(|err| failed(err.to_string()))?;
+    if !status.success() {
+        return Err(failed(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&stdout).trim_end().to_owned())
+}
+
+/// Which secret sources a web session may set on this server:
+/// `MAILSCRIBE_SECRET_DIRS` and `MAILSCRIBE_SECRET_ENV`, the directories
+/// with their symlinks resolved.
+pub(crate) fn web_secret_policy() -> mailscribe_core::WebSecretPolicy {
+    let dirs = std::env::var("MAILSCRIBE_SECRET_DIRS").ok();
+    let names = std::env::var("MAILSCRIBE_SECRET_ENV").ok();
+    let mut policy = mailscribe_core::WebSecretPolicy::parse(dirs.as_deref(), names.as_deref());
+    let resolved: Vec<String> = policy
+        .dirs
+        .iter()
+        .filter_map(|dir| Path::new(dir).canonicalize().ok())
+        .map(|dir| dir.display().to_string())
+        .collect();
+    // Resolving may lead somewhere forbidden: parse again to judge that.
+    policy.dirs = mailscribe_core::WebSecretPolicy::parse(Some(&resolved.join(":")), None).dirs;
+    policy
+}
+
+/// Why a web session may not set `source` on this server, if it may not:
+/// `env:` only names the operator listed, `file:` only regular files under
+/// the directories the operator listed, judged after resolving symlinks.
+pub(crate) fn refuse_web_source(
+    policy: &mailscribe_core::WebSecretPolicy,
+    source: &SecretRef,
+) -> Option<String> {
+    match source {
+        SecretRef::Env(name) => policy.refuse_env(name),
+        SecretRef::File(path) => {
+            let path = Path::new(path);
+            if !path.is_absolute() {
+                return Some(format!(
+                    "{}: give the absolute path of the secret file",
+                    path.display()
+                ));
+            }
+            let resolved = match path.canonicalize() {
+                Ok(resolved) => resolved,
+                Err(err) => {
+                    return Some(format!(
+                        "{}: {err}; the file must exist on the server",
+                        path.display()
+                    ));
+                }
+            };
+            if let Some(why) = policy.refuse_file(&resolved.display().to_string()) {
+                return Some(why);
+            }
+            match std::fs::metadata(&resolved) {
+                Ok(meta) if meta.file_type().is_file() => None,
+                Ok(_) => Some(format!(
+                    "{} is not a regular file: name a file that holds the secret",
+                    resolved.display()
+                )),
+                Err(err) => Some(format!("{}: {err}", resolved.display())),
+            }
+        }
+        SecretRef::Exec(_) | SecretRef::Sealed(_) => source.refused_from_web().map(str::to_owned),
+    }
 }
 
 #[cfg(test)]
@@ -422,6 +560,93 @@ mod tests {
             older: vec![key(1).current],
         };
         assert_eq!(ring.open("p", &sealed).unwrap().expose_secret(), "x");
+    }
+
+    #[test]
+    fn secret_files_and_outputs_are_capped_and_fifos_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let never = || -> Result<KeyRing, SecretError> { unreachable!() };
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 64 * 1024 + 1]).unwrap();
+        let err = resolve(&SecretRef::File(big.display().to_string()), "p", never).unwrap_err();
+        assert!(err.to_string().contains("larger than 64 KiB"), "{err}");
+        let exact = dir.path().join("exact");
+        std::fs::write(&exact, vec![b'y'; 64 * 1024]).unwrap();
+        assert_eq!(
+            resolve(&SecretRef::File(exact.display().to_string()), "p", never)
+                .unwrap()
+                .expose_secret()
+                .len(),
+            64 * 1024
+        );
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let err = resolve(&SecretRef::File(fifo.display().to_string()), "p", never).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let err = resolve(&SecretRef::File("/dev/zero".into()), "p", never).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let err = resolve(&SecretRef::Exec("yes".into()), "p", never).unwrap_err();
+        assert!(err.to_string().contains("larger than 64 KiB"), "{err}");
+    }
+
+    #[test]
+    fn web_sources_follow_the_operators_allow_list_after_resolving_symlinks() {
+        let allowed = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let secret = allowed.path().join("imap");
+        std::fs::write(&secret, "pw").unwrap();
+        let elsewhere = outside.path().join("other");
+        std::fs::write(&elsewhere, "pw").unwrap();
+        let link = allowed.path().join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let nested = allowed.path().join("dir");
+        std::fs::create_dir(&nested).unwrap();
+        let dir = allowed.path().canonicalize().unwrap().display().to_string();
+        let policy = mailscribe_core::WebSecretPolicy::parse(Some(&dir), Some("IMAP_PASSWORD"));
+        let file = |p: &std::path::Path| SecretRef::File(p.display().to_string());
+        assert_eq!(refuse_web_source(&policy, &file(&secret)), None);
+        assert!(
+            refuse_web_source(&policy, &file(&elsewhere))
+                .unwrap()
+                .contains("MAILSCRIBE_SECRET_DIRS")
+        );
+        assert!(
+            refuse_web_source(&policy, &file(&link))
+                .unwrap()
+                .contains("MAILSCRIBE_SECRET_DIRS"),
+            "a symlink out is judged by its target"
+        );
+        assert!(
+            refuse_web_source(&policy, &file(&nested))
+                .unwrap()
+                .contains("not a regular file")
+        );
+        assert!(refuse_web_source(&policy, &file(&allowed.path().join("missing"))).is_some());
+        assert!(refuse_web_source(&policy, &SecretRef::File("relative/imap".into())).is_some());
+        assert!(
+            refuse_web_source(&policy, &SecretRef::File("/proc/self/environ".into())).is_some()
+        );
+        assert_eq!(
+            refuse_web_source(&policy, &SecretRef::Env("IMAP_PASSWORD".into())),
+            None
+        );
+        assert!(
+            refuse_web_source(&policy, &SecretRef::Env("HOME".into()))
+                .unwrap()
+                .contains("MAILSCRIBE_SECRET_ENV")
+        );
+        assert!(refuse_web_source(&policy, &SecretRef::Exec("true".into())).is_some());
+        let nothing = mailscribe_core::WebSecretPolicy::default();
+        assert!(
+            refuse_web_source(&nothing, &file(&secret)).is_some(),
+            "nothing is allowed by default"
+        );
     }
 
     #[test]

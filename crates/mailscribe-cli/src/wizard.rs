@@ -207,12 +207,14 @@ async fn run_steps(
                 "Entra ID tenant (id or domain), or the token URL of another OAuth2 server",
                 None,
             )?;
-            let (token_url, tenant) =
-                if tenant_or_url.starts_with("https://") || tenant_or_url.starts_with("http://") {
-                    (tenant_or_url, None)
-                } else {
-                    (entra_token_url(&tenant_or_url), Some(tenant_or_url))
-                };
+            let (token_url, tenant) = if tenant_or_url.contains("://") {
+                (tenant_or_url, None)
+            } else {
+                (entra_token_url(&tenant_or_url), Some(tenant_or_url))
+            };
+            if let Err(err) = mailscribe_core::check_token_url(&token_url) {
+                return Ok(Err(Failure::new(exit::USAGE, err)));
+            }
             let client_id = p.ask("Application (client) id", None)?;
             let client_secret = p.ask_secret("Client secret")?;
             let scope = p.ask("Scope", Some(mailscribe_mail::EXCHANGE_ONLINE_SCOPE))?;
@@ -263,7 +265,7 @@ async fn run_steps(
         ca_file,
         tls_trust,
     };
-    let connection = match crate::commands::connection_config(url, &setup) {
+    let connection = match crate::commands::connection_config(url, &setup).await {
         Ok(connection) => connection,
         Err(err) => return Ok(Err(Failure::new(exit::OTHER, err))),
     };

@@ -40,5 +40,6 @@ pub use parse::{ParseProblem, ParsedMessage, parse_message};
 pub use password::{WeakPassword, check_new_password};
 pub use setup::{
     AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef,
-    SecretRefError, Security, SettingError, Settings, StorageMode, TlsTrust, data_statement,
+    SecretRefError, Security, SettingError, Settings, StorageMode, TargetChanged, TlsTrust,
+    TokenUrlError, WebSecretPolicy, check_token_url, data_statement, may_reuse_kept_secrets,
 };

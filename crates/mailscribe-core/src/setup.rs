@@ -206,6 +206,42 @@ pub fn entra_token_url(tenant: &str) -> String {
     format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
 }
 
+/// Why a token URL is refused: the client secret travels in the request
+/// body, so it goes only over TLS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the token URL {0} is refused: the client secret is sent to it, so it must start with https:// \
+     (plain http:// is accepted only for a loopback address such as 127.0.0.1, for tests)"
+)]
+pub struct TokenUrlError(pub String);
+
+/// Checks that a token URL is `https://`, or `http://` to a loopback host
+/// (127.0.0.0/8, `[::1]`, `localhost`).
+pub fn check_token_url(url: &str) -> Result<(), TokenUrlError> {
+    let url = url.trim();
+    let refused = || TokenUrlError(url.to_owned());
+    let (scheme, rest) = url.split_once("://").ok_or_else(refused)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return Err(refused());
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" => {
+            let host = match authority.strip_prefix('[') {
+                Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+                None => authority.split(':').next().unwrap_or_default(),
+            };
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback { Ok(()) } else { Err(refused()) }
+        }
+        _ => Err(refused()),
+    }
+}
+
 /// The OAuth2 half of a setup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthSetup {
@@ -310,6 +346,172 @@ impl MailboxSetup {
         .filter(|(_, changed)| *changed)
         .map(|(name, _)| name)
         .collect()
+    }
+}
+
+/// Why a kept secret may not go to a changed target: the fields of the
+/// target that differ from those it was stored with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the {} changed, and a stored secret is only ever sent to the server it was stored for: \
+     give the password or client secret again (typed in, or as a source)",
+    fields.join(", ")
+)]
+pub struct TargetChanged {
+    pub fields: Vec<&'static str>,
+}
+
+/// Whether the secrets kept with `stored_with` (its password, OAuth2
+/// client id and secret, sealed or as an `env:`/`file:`/`exec:` source)
+/// may be used for `target`. They may only when everything that decides
+/// where and how they are sent is unchanged: host, port, security mode
+/// (with the plaintext allowance), TLS trust, CA file, user, and for
+/// OAuth2 the token URL. Anything else (folders, batch size, scope) may
+/// change and keep them. Every place that merges a form with a kept
+/// secret asks this, so an admin session cannot point a stored secret at
+/// a server of its choosing.
+pub fn may_reuse_kept_secrets(
+    stored_with: &MailboxSetup,
+    target: &MailboxSetup,
+) -> Result<(), TargetChanged> {
+    let token_url = |s: &MailboxSetup| s.oauth.as_ref().map(|o| o.token_url.trim().to_owned());
+    let fields: Vec<&'static str> = [
+        (
+            "host",
+            !stored_with
+                .host
+                .trim()
+                .eq_ignore_ascii_case(target.host.trim()),
+        ),
+        ("port", stored_with.port != target.port),
+        (
+            "security",
+            stored_with.security != target.security
+                || stored_with.allow_plaintext != target.allow_plaintext,
+        ),
+        ("trust", stored_with.tls_trust != target.tls_trust),
+        ("CA file", stored_with.ca_file != target.ca_file),
+        (
+            "user",
+            stored_with.username.trim() != target.username.trim(),
+        ),
+        (
+            "token URL",
+            stored_with.oauth.is_some()
+                && target.oauth.is_some()
+                && token_url(stored_with) != token_url(target),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(name, _)| name)
+    .collect();
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(TargetChanged { fields })
+    }
+}
+
+impl MailboxSetup {
+    /// Drops the kept secrets: the password, and the whole OAuth2 half
+    /// (its client id and secret cannot stand alone). What is left needs
+    /// them given again before it can connect.
+    pub fn forget_secrets(&mut self) {
+        self.password = None;
+        self.oauth = None;
+    }
+}
+
+/// Which secret sources a web session may set, as the operator allowed
+/// them on the server (`MAILSCRIBE_SECRET_DIRS`, `MAILSCRIBE_SECRET_ENV`):
+/// none by default. Sources set from the CLI, and those stored before,
+/// are not judged by this.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WebSecretPolicy {
+    /// Directories (absolute, symlinks resolved) whose regular files may
+    /// be named by `file:`.
+    pub dirs: Vec<String>,
+    /// Variable names `env:` may name.
+    pub env_names: Vec<String>,
+}
+
+/// Directories no secret file may live under: the kernel's views of
+/// processes, devices and itself.
+const FORBIDDEN_SECRET_DIRS: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+fn is_under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    !dir.is_empty()
+        && (path == dir
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/')))
+}
+
+impl WebSecretPolicy {
+    /// Reads the two settings: `dirs` colon-separated, `env_names`
+    /// comma-separated; empty parts are ignored. Relative directories and
+    /// directories under /proc, /sys or /dev are left out.
+    pub fn parse(dirs: Option<&str>, env_names: Option<&str>) -> WebSecretPolicy {
+        let dirs = dirs
+            .unwrap_or_default()
+            .split(':')
+            .map(|d| d.trim().trim_end_matches('/'))
+            .filter(|d| d.starts_with('/') && !d.contains("/../") && !d.ends_with("/.."))
+            .filter(|d| {
+                !FORBIDDEN_SECRET_DIRS
+                    .iter()
+                    .any(|forbidden| is_under(d, forbidden))
+            })
+            .map(str::to_owned)
+            .collect();
+        let env_names = env_names
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        WebSecretPolicy { dirs, env_names }
+    }
+
+    /// Why a web session may not name the variable `name`, if it may not.
+    pub fn refuse_env(&self, name: &str) -> Option<String> {
+        if self.env_names.iter().any(|allowed| allowed == name) {
+            return None;
+        }
+        Some(format!(
+            "the variable {name} is not one the operator allowed for secrets set from the web: \
+             add it to MAILSCRIBE_SECRET_ENV (comma-separated) on the server, or set the source with \
+             `mailscribe mailbox configure` there"
+        ))
+    }
+
+    /// Why a web session may not name the file whose path, with every
+    /// symlink resolved, is `resolved`, if it may not. Whether it is a
+    /// regular file is the caller's to check (that is I/O).
+    pub fn refuse_file(&self, resolved: &str) -> Option<String> {
+        if FORBIDDEN_SECRET_DIRS
+            .iter()
+            .any(|forbidden| is_under(resolved, forbidden))
+        {
+            return Some(format!(
+                "{resolved} is under /proc, /sys or /dev, where no secret file may be"
+            ));
+        }
+        if self
+            .dirs
+            .iter()
+            .any(|dir| is_under(resolved, dir) && resolved != dir)
+        {
+            return None;
+        }
+        Some(format!(
+            "{resolved} is not under a directory the operator allowed for secret files set from the web: \
+             add its directory to MAILSCRIBE_SECRET_DIRS (colon-separated) on the server, or set the source \
+             with `mailscribe mailbox configure` there"
+        ))
     }
 }
 
@@ -616,6 +818,133 @@ mod tests {
                 statement.contains("queue folder")
                     && statement.contains("purged after the retention period")
             );
+        }
+    }
+
+    fn oauth_setup(token_url: &str) -> MailboxSetup {
+        MailboxSetup {
+            host: "imap.example.com".into(),
+            port: 993,
+            security: Security::Tls,
+            auth: AuthKind::OAuth2,
+            username: "queue".into(),
+            password: None,
+            oauth: Some(OAuthSetup {
+                token_url: token_url.into(),
+                tenant: None,
+                client_id: SecretRef::Env("CID".into()),
+                client_secret: SecretRef::Sealed(SealedSecret("v1:k:n:c".into())),
+                scope: EXCHANGE_ONLINE_SCOPE.into(),
+            }),
+            queue_folder: "Queue".into(),
+            storage_folder: "Storage".into(),
+            not_logged_folder: None,
+            quarantine_folder: None,
+            batch_size: 100,
+            allow_plaintext: false,
+            ca_file: None,
+            tls_trust: TlsTrust::Bundled,
+        }
+    }
+
+    #[test]
+    fn a_kept_secret_is_reused_only_for_the_target_it_was_stored_with() {
+        let stored = oauth_setup("https://login.example.com/token");
+        let same_place = MailboxSetup {
+            queue_folder: "Other".into(),
+            batch_size: 5,
+            host: "IMAP.example.com".into(),
+            ..stored.clone()
+        };
+        assert_eq!(may_reuse_kept_secrets(&stored, &same_place), Ok(()));
+        type Change = (&'static str, fn(&mut MailboxSetup));
+        let changes: [Change; 9] = [
+            ("host", |s| s.host = "evil.example".into()),
+            ("port", |s| s.port = 994),
+            ("security", |s| s.security = Security::StartTls),
+            ("security", |s| s.allow_plaintext = true),
+            ("trust", |s| s.tls_trust = TlsTrust::System),
+            ("CA file", |s| s.ca_file = Some("/tmp/ca.pem".into())),
+            ("user", |s| s.username = "other".into()),
+            ("token URL", |s| {
+                s.oauth.as_mut().unwrap().token_url = "https://evil.example/token".into()
+            }),
+            ("token URL", |s| {
+                s.oauth.as_mut().unwrap().token_url = "https://login.example.com/token?x".into()
+            }),
+        ];
+        for (field, change) in changes {
+            let mut target = stored.clone();
+            change(&mut target);
+            let refused = may_reuse_kept_secrets(&stored, &target).unwrap_err();
+            assert_eq!(refused.fields, [field]);
+            assert!(
+                refused
+                    .to_string()
+                    .contains("give the password or client secret again"),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn web_secret_sources_are_allowed_only_where_the_operator_said() {
+        let none = WebSecretPolicy::parse(None, None);
+        assert!(
+            none.refuse_env("IMAP_PASSWORD").is_some()
+                && none.refuse_file("/run/secrets/imap").is_some()
+        );
+        let policy = WebSecretPolicy::parse(
+            Some("/run/secrets/:relative::/proc/self:/dev"),
+            Some("IMAP_PASSWORD, CLIENT_SECRET,"),
+        );
+        assert_eq!(policy.dirs, ["/run/secrets"]);
+        assert_eq!(policy.env_names, ["IMAP_PASSWORD", "CLIENT_SECRET"]);
+        assert!(policy.refuse_env("IMAP_PASSWORD").is_none());
+        assert!(
+            policy
+                .refuse_env("HOME")
+                .unwrap()
+                .contains("MAILSCRIBE_SECRET_ENV")
+        );
+        assert!(policy.refuse_file("/run/secrets/imap").is_none());
+        assert!(policy.refuse_file("/run/secrets/nested/imap").is_none());
+        for refused in [
+            "/run/secrets",
+            "/run/secretsX/imap",
+            "/etc/shadow",
+            "/proc/self/environ",
+            "/dev/zero",
+        ] {
+            assert!(policy.refuse_file(refused).is_some(), "{refused}");
+        }
+        let rooted = WebSecretPolicy::parse(Some("/"), None);
+        assert!(
+            rooted.dirs.is_empty(),
+            "the root directory is no allow-list"
+        );
+    }
+
+    #[test]
+    fn token_urls_are_https_except_on_loopback() {
+        for (url, allowed) in [
+            (
+                "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+                true,
+            ),
+            ("HTTPS://idp.example/token", true),
+            ("http://127.0.0.1:8080/token", true),
+            ("http://127.9.9.9/token", true),
+            ("http://[::1]:80/token", true),
+            ("http://localhost/token", true),
+            ("http://idp.example/token", false),
+            ("http://127.0.0.1.evil.example/token", false),
+            ("http://localhost@evil.example/token", false),
+            ("ftp://idp.example/token", false),
+            ("idp.example/token", false),
+            ("https:///token", false),
+        ] {
+            assert_eq!(check_token_url(url).is_ok(), allowed, "{url}");
         }
     }
 

@@ -15,6 +15,10 @@ pub use mailscribe_core::setup::{EXCHANGE_ONLINE_SCOPE, entra_token_url};
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
+/// The most of a token endpoint's answer that is read: a real one is a
+/// few kilobytes, and a hostile one must not fill the memory.
+pub(crate) const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+
 pub struct OAuthClient {
     pub token_url: String,
     pub client_id: SecretString,
@@ -87,9 +91,18 @@ fn token_hint(error: &TokenError) -> &'static str {
 }
 
 impl TokenProvider {
+    /// A provider for `client`, whose token URL must be `https://` (or
+    /// `http://` on loopback, for tests). Redirects are never followed:
+    /// the client secret is in the request body, and a redirect would
+    /// carry it to wherever the endpoint points.
     pub fn new(client: OAuthClient) -> Result<TokenProvider, MailError> {
+        mailscribe_core::check_token_url(&client.token_url).map_err(|err| MailError::Token {
+            hint: err.to_string(),
+            detail: "refused before connecting".into(),
+        })?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| MailError::Token {
                 hint: "cannot create the HTTP client".into(),
@@ -142,7 +155,17 @@ impl TokenProvider {
                 detail: err.without_url().to_string(),
             })?;
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
+        if status.is_redirection() {
+            return Err(MailError::Token {
+                hint: format!(
+                    "the token endpoint {} answered with a redirect, which is not followed (the client secret would go along): \
+                     configure the final token URL",
+                    client.token_url
+                ),
+                detail: format!("HTTP {status}"),
+            });
+        }
+        let body = read_capped(response).await?;
         if !status.is_success() {
             let error: TokenError = serde_json::from_str(&body).unwrap_or_default();
             return Err(MailError::Token {
@@ -165,6 +188,42 @@ impl TokenProvider {
             renew_at: Instant::now() + renew_in,
         })
     }
+}
+
+/// The body of a token response, refused beyond [`MAX_TOKEN_RESPONSE`].
+async fn read_capped(mut response: reqwest::Response) -> Result<String, MailError> {
+    let too_large = || MailError::Token {
+        hint: format!(
+            "the token endpoint's answer is larger than {} KiB, which no token response is: check the token URL",
+            MAX_TOKEN_RESPONSE / 1024
+        ),
+        detail: "answer not read to its end".into(),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_TOKEN_RESPONSE as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(err) => {
+                return Err(MailError::Token {
+                    hint: "the token endpoint's answer broke off".into(),
+                    detail: err.without_url().to_string(),
+                });
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The initial client response of XOAUTH2 (Google's and Microsoft's

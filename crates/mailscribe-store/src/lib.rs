@@ -57,6 +57,14 @@ pub enum StoreError {
     BadUrl(String),
     #[error("cannot open the database: {0}")]
     Open(#[source] sqlx::Error),
+    /// PostgreSQL's TLS handshake failed: most often the server's
+    /// certificate does not verify against `sslrootcert`.
+    #[error(
+        "cannot open the database over TLS: {0}. With sslmode=verify-ca or verify-full, sslrootcert= in the URL must \
+         name the PEM file of the CA that signed the server's certificate, and with verify-full the host in the URL \
+         must be a name on that certificate"
+    )]
+    Tls(#[source] sqlx::Error),
     #[error("cannot apply the database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database cannot be reached or failed as a whole. Runs stop
@@ -159,7 +167,10 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable(_) | StoreError::Open(_) | StoreError::DiskFull(_)
+            StoreError::Unavailable(_)
+                | StoreError::Open(_)
+                | StoreError::Tls(_)
+                | StoreError::DiskFull(_)
         )
     }
 }
@@ -232,6 +243,23 @@ fn redact_url_password(url: &str) -> String {
                 .collect();
             format!("{base}?{}", pairs.join("&"))
         }
+    }
+}
+
+/// A failed connection to PostgreSQL, told apart when TLS refused it.
+fn open_error(err: sqlx::Error) -> StoreError {
+    let tls = match &err {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => {
+            let text = io.to_string().to_ascii_lowercase();
+            text.contains("certificate") || text.contains("tls")
+        }
+        _ => false,
+    };
+    if tls {
+        StoreError::Tls(err)
+    } else {
+        StoreError::Open(err)
     }
 }
 
@@ -347,7 +375,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await
-                    .map_err(StoreError::Open)?;
+                    .map_err(open_error)?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
                 Backend::Postgres(pool)
             }

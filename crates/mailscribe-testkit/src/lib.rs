@@ -1,11 +1,13 @@
 //! Fixtures at the boundaries we do not own: a throwaway Dovecot, a
-//! private Postfix and throwaway databases. Only tests and benchmarks use
+//! private Postfix, throwaway databases, and servers that capture what a
+//! client sends them. Only tests and benchmarks use
 //! this crate.
 //!
 //! Everything here waits for readiness by polling with a deadline, and
 //! cleans up in `Drop`.
 
 mod browser;
+mod capture;
 mod database;
 mod dovecot;
 mod oauth;
@@ -14,6 +16,7 @@ mod postfix;
 mod proxy;
 
 pub use browser::Browser;
+pub use capture::Capture;
 pub use database::{TestDatabase, postgres_admin_url};
 pub use dovecot::{
     DELEGATE_ACCESS_USER, Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate,

@@ -457,31 +457,21 @@ fn server_from_form(form: &SetupForm, setup: &mut MailboxSetup) -> Result<(), St
 }
 
 /// Authentication: the mailbox user and its password or OAuth2 client.
-/// Secrets left empty keep what `setup` holds.
+/// A secret left empty keeps the one `stored_with` holds, but only while
+/// the target is the one it was stored with
+/// ([`mailscribe_core::may_reuse_kept_secrets`]); otherwise it must be
+/// given again. `setup` already carries the server half of the target.
 fn auth_from_form(
     state: &AppState,
     form: &SetupForm,
     setup: &mut MailboxSetup,
+    stored_with: Option<&MailboxSetup>,
 ) -> Result<(), String> {
     let auth: AuthKind = form.auth.parse().map_err(|err| format!("{err}"))?;
     let username = trimmed(&form.username).ok_or("the mailbox user is needed")?;
-    let (password, oauth) = match auth {
-        AuthKind::Basic => {
-            let password = secret(
-                state,
-                SecretField::Password,
-                "password",
-                &form.password,
-                &form.password_source,
-                setup.password.as_ref(),
-            )?
-            .ok_or(
-                "basic authentication needs a password, or a source such as env:IMAP_PASSWORD",
-            )?;
-            (Some(password), None)
-        }
+    let token = match auth {
+        AuthKind::Basic => None,
         AuthKind::OAuth2 => {
-            let kept = setup.oauth.as_ref();
             let (token_url, tenant) = match (trimmed(&form.token_url), trimmed(&form.tenant)) {
                 (Some(url), tenant) => (url, tenant),
                 (None, Some(tenant)) => (entra_token_url(&tenant), Some(tenant)),
@@ -490,27 +480,75 @@ fn auth_from_form(
                         .into(),
                 ),
             };
-            if !(token_url.starts_with("https://") || token_url.starts_with("http://")) {
-                return Err("the token URL is a web address starting with https://".into());
+            if let Err(why) = mailscribe_core::check_token_url(&token_url) {
+                return Err(why.to_string());
             }
+            Some((token_url, tenant))
+        }
+    };
+    // The target as the form asks for it, to judge the kept secrets by.
+    let mut target = setup.clone();
+    target.auth = auth;
+    target.username = username.clone();
+    if token.is_none() {
+        target.oauth = None;
+    }
+    if let (Some((token_url, _)), Some(oauth)) = (&token, target.oauth.as_mut()) {
+        oauth.token_url = token_url.clone();
+    }
+    let refused = stored_with
+        .and_then(|stored| mailscribe_core::may_reuse_kept_secrets(stored, &target).err());
+    let kept = if refused.is_some() { None } else { stored_with };
+    // A secret that was kept but may not be reused says why it is needed.
+    let needed = |kept_before: bool, otherwise: &str| match (&refused, kept_before) {
+        (Some(refused), true) => refused.to_string(),
+        _ => otherwise.to_owned(),
+    };
+    let (password, oauth) = match token {
+        None => {
+            let had = stored_with.is_some_and(|s| s.password.is_some());
+            let password = secret(
+                state,
+                SecretField::Password,
+                "password",
+                &form.password,
+                &form.password_source,
+                kept.and_then(|k| k.password.as_ref()),
+            )?
+            .ok_or_else(|| {
+                needed(
+                    had,
+                    "basic authentication needs a password, or a source such as env:IMAP_PASSWORD",
+                )
+            })?;
+            (Some(password), None)
+        }
+        Some((token_url, tenant)) => {
+            let kept_oauth = kept.and_then(|k| k.oauth.as_ref());
+            let had = stored_with.is_some_and(|s| s.oauth.is_some());
             let client_id = secret(
                 state,
                 SecretField::ClientId,
                 "client id",
                 form.client_id.trim(),
                 &form.client_id_source,
-                kept.map(|o| &o.client_id),
+                kept_oauth.map(|o| &o.client_id),
             )?
-            .ok_or("OAuth2 needs the application (client) id")?;
+            .ok_or_else(|| needed(had, "OAuth2 needs the application (client) id"))?;
             let client_secret = secret(
                 state,
                 SecretField::ClientSecret,
                 "client secret",
                 &form.client_secret,
                 &form.client_secret_source,
-                kept.map(|o| &o.client_secret),
+                kept_oauth.map(|o| &o.client_secret),
             )?
-            .ok_or("OAuth2 needs the client secret, or a source such as env:CLIENT_SECRET")?;
+            .ok_or_else(|| {
+                needed(
+                    had,
+                    "OAuth2 needs the client secret, or a source such as env:CLIENT_SECRET",
+                )
+            })?;
             let scope = trimmed(&form.scope).unwrap_or_else(|| EXCHANGE_ONLINE_SCOPE.to_owned());
             (
                 None,
@@ -531,7 +569,8 @@ fn auth_from_form(
     Ok(())
 }
 
-/// The whole setup page: server, authentication and folders.
+/// The whole setup page: server, authentication and folders. Kept
+/// secrets are judged against the setup as stored (`kept`).
 fn setup_from_form(
     state: &AppState,
     form: &SetupForm,
@@ -539,7 +578,7 @@ fn setup_from_form(
 ) -> Result<MailboxSetup, String> {
     let mut setup = kept.cloned().unwrap_or_else(blank_setup);
     server_from_form(form, &mut setup)?;
-    auth_from_form(state, form, &mut setup)?;
+    auth_from_form(state, form, &mut setup, kept)?;
     folders_from_form(form, &mut setup)?;
     Ok(setup)
 }
@@ -1384,11 +1423,39 @@ pub(crate) async fn assisted_step(
             draft.name = form.name.trim().to_owned();
             new_name(&state, &form.name).await?.map(|_| ())
         }
-        2 => server_from_form(&form, &mut draft.setup),
-        3 => auth_from_form(&state, &form, &mut draft.setup).map(|()| {
-            // Another login may see other folders.
-            draft.folders.clear();
-        }),
+        2 => {
+            let before = draft.setup.clone();
+            let outcome = server_from_form(&form, &mut draft.setup);
+            // Secrets given for another server are not carried to this one.
+            if let (Ok(()), Err(changed)) = (
+                &outcome,
+                mailscribe_core::may_reuse_kept_secrets(&before, &draft.setup),
+            ) && (before.password.is_some() || before.oauth.is_some())
+            {
+                draft.setup.forget_secrets();
+                draft.folders.clear();
+                let detail = format!(
+                    "assisted setup: secrets discarded, fields: {}",
+                    changed.fields.join(", ")
+                );
+                crate::audit::record(
+                    &state,
+                    &signed_in,
+                    "kept_secret_discarded",
+                    None,
+                    Some(detail),
+                )
+                .await?;
+            }
+            outcome
+        }
+        3 => {
+            let before = draft.setup.clone();
+            auth_from_form(&state, &form, &mut draft.setup, Some(&before)).map(|()| {
+                // Another login may see other folders.
+                draft.folders.clear();
+            })
+        }
         4 => folders_from_form(&form, &mut draft.setup),
         6 => {
             let mode_lock = mode_lock_reason(None, &enabled_mailboxes(&state).await?);

@@ -12,6 +12,7 @@ mod harness;
 mod mailboxes;
 mod postfix;
 mod scenarios;
+mod secret_binding;
 mod secrets;
 mod tidy;
 mod web_setup;

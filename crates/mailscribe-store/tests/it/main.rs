@@ -16,6 +16,8 @@ use mailscribe_store::{
 };
 use mailscribe_testkit::TestDatabase;
 
+mod tls;
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {

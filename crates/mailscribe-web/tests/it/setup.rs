@@ -1418,3 +1418,258 @@ async fn run_now_asks_through_the_database_and_shows_the_summary() {
     );
     assert!(!done.body.contains("http-equiv=\"refresh\""));
 }
+
+/// The mail server's side, recording every target it was asked to reach
+/// with a secret: (host, whether a password or OAuth2 client came along).
+#[derive(Default)]
+struct RecordingMailServer {
+    reached: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+impl RecordingMailServer {
+    fn note(&self, setup: &MailboxSetup) {
+        let with_secret = setup.password.is_some() || setup.oauth.is_some();
+        self.reached
+            .lock()
+            .unwrap()
+            .push((setup.host.clone(), with_secret));
+    }
+}
+
+impl SetupBackend for RecordingMailServer {
+    fn seal(
+        &self,
+        _field: SecretField,
+        _plain: &secrecy::SecretString,
+    ) -> Result<SealedSecret, String> {
+        Ok(SealedSecret(SEALED.into()))
+    }
+    fn list_folders<'a>(
+        &'a self,
+        setup: &'a MailboxSetup,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        self.note(setup);
+        Box::pin(async { Ok(vec!["Queue".to_owned(), "Storage".to_owned()]) })
+    }
+    fn check<'a>(&'a self, setup: &'a MailboxSetup) -> BoxFuture<'a, Vec<CheckLine>> {
+        self.note(setup);
+        Box::pin(async { vec![CheckLine::pass("login", "logged in as queue")] })
+    }
+    fn refuse_source(&self, _source: &SecretRef) -> Option<String> {
+        None
+    }
+}
+
+/// Issue 10, item 4, through the router: an empty secret field keeps the
+/// stored secret only while the target is unchanged, and the assisted
+/// setup forgets a secret when its server step changes the target; the
+/// backend is never asked to reach a changed host with a secret.
+#[tokio::test]
+async fn a_kept_secret_is_kept_only_for_its_own_target() {
+    let (app, session, csrf) = admin_app().await;
+    let backend = Arc::new(RecordingMailServer::default());
+    let app = App {
+        router: router(AppState::new(app.store.clone(), false).with_setup_backend(backend.clone())),
+        ..app
+    };
+    app.store
+        .save_mailbox_setup(&MailboxName::default_name(), &mailbox_setup("a.example"))
+        .await
+        .unwrap();
+    let page = "/admin/mailboxes/default";
+    let form = |host: &str, more: &str| {
+        format!(
+            "csrf={csrf}&host={host}&port=993&security=tls&trust=bundled&auth=basic&username=queue&queue=Queue&storage=Storage{more}"
+        )
+    };
+
+    // Folders change, the target does not: the stored source stays.
+    let reply = post(
+        &app,
+        &session,
+        page,
+        &form("a.example", "").replace("storage=Storage", "storage=Archive"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(
+        app.store
+            .mailbox_setup(&name("default"))
+            .await
+            .unwrap()
+            .unwrap()
+            .password,
+        Some(SecretRef::Env("PW".into()))
+    );
+
+    // Each field of the target, changed with the password left empty.
+    for (field, changed) in [
+        ("host", form("evil.example", "")),
+        (
+            "port",
+            form("a.example", "").replace("port=993", "port=994"),
+        ),
+        (
+            "security",
+            form("a.example", "").replace("security=tls", "security=starttls"),
+        ),
+        (
+            "trust",
+            form("a.example", "").replace("trust=bundled", "trust=system"),
+        ),
+        ("CA file", form("a.example", "&ca_file=/tmp/evil-ca.pem")),
+        (
+            "user",
+            form("a.example", "").replace("username=queue", "username=other"),
+        ),
+    ] {
+        let reply = post(&app, &session, page, &changed).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{field}");
+        assert!(
+            reply.body.contains(&format!("the {field} changed"))
+                && reply.body.contains("give the password"),
+            "{field}: {}",
+            reply.body
+        );
+    }
+    assert_eq!(
+        host(&app.store, "default").await.as_deref(),
+        Some("a.example"),
+        "nothing was saved"
+    );
+    post(
+        &app,
+        &session,
+        &format!("{page}/check"),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    app.get(&format!("{page}?folders=1"), Some(&session)).await;
+
+    // OAuth2: the token URL changed, the client secret left empty.
+    let mut oauth = mailbox_setup("a.example");
+    oauth.auth = AuthKind::OAuth2;
+    oauth.password = None;
+    oauth.oauth = Some(mailscribe_core::OAuthSetup {
+        token_url: "https://login.example.com/token".into(),
+        tenant: None,
+        client_id: SecretRef::Env("CID".into()),
+        client_secret: SecretRef::Env("CSECRET".into()),
+        scope: "s".into(),
+    });
+    app.store
+        .save_mailbox_setup(&name("oa"), &oauth)
+        .await
+        .unwrap();
+    let oauth_form = |url: &str| {
+        form("a.example", &format!("&token_url={url}")).replace("auth=basic", "auth=oauth2")
+    };
+    let reply = post(
+        &app,
+        &session,
+        "/admin/mailboxes/oa",
+        &oauth_form("https%3A%2F%2Fevil.example%2Ftoken"),
+    )
+    .await;
+    assert!(
+        reply.body.contains("the token URL changed"),
+        "{}",
+        reply.body
+    );
+    let reply = post(
+        &app,
+        &session,
+        "/admin/mailboxes/oa",
+        &oauth_form("http%3A%2F%2Fidp.example%2Ftoken"),
+    )
+    .await;
+    assert!(
+        reply.body.contains("must start with https://"),
+        "{}",
+        reply.body
+    );
+    let reply = post(
+        &app,
+        &session,
+        "/admin/mailboxes/oa",
+        &oauth_form("https%3A%2F%2Flogin.example.com%2Ftoken"),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SEE_OTHER,
+        "the same token URL keeps the client: {}",
+        reply.body
+    );
+
+    // The assisted setup: a password for a.example, then another host.
+    let assisted = "/admin/email-logging/assisted";
+    app.get(assisted, Some(&session)).await;
+    post(
+        &app,
+        &session,
+        assisted,
+        &format!("csrf={csrf}&step=1&name=eu"),
+    )
+    .await;
+    post(
+        &app,
+        &session,
+        assisted,
+        &format!("csrf={csrf}&step=2&host=a.example&security=tls"),
+    )
+    .await;
+    let reply = post(
+        &app,
+        &session,
+        assisted,
+        &format!("csrf={csrf}&step=3&auth=basic&username=queue&password=hunter2hunter2"),
+    )
+    .await;
+    assert_eq!(reply.location(), "/admin/email-logging/assisted?step=4");
+    post(
+        &app,
+        &session,
+        assisted,
+        &format!("csrf={csrf}&step=2&host=evil.example&security=tls"),
+    )
+    .await;
+    app.get("/admin/email-logging/assisted?step=4", Some(&session))
+        .await;
+    app.get("/admin/email-logging/assisted?step=5", Some(&session))
+        .await;
+    let reply = post(
+        &app,
+        &session,
+        assisted,
+        &format!("csrf={csrf}&step=3&auth=basic&username=queue"),
+    )
+    .await;
+    assert!(
+        reply.body.contains("needs a password"),
+        "the password is asked for again: {}",
+        reply.body
+    );
+
+    let reached = backend.reached.lock().unwrap().clone();
+    assert!(
+        reached.iter().any(|(host, _)| host == "evil.example"),
+        "the changed host was tried, without a secret: {reached:?}"
+    );
+    assert!(
+        !reached
+            .iter()
+            .any(|(host, with_secret)| host == "evil.example" && *with_secret),
+        "{reached:?}"
+    );
+    let audit = app
+        .store
+        .audit_page(Some("kept_secret_discarded"), None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "the discarded secret is audited");
+    assert_eq!(
+        audit[0].event.detail.as_deref(),
+        Some("assisted setup: secrets discarded, fields: host")
+    );
+}
