@@ -15,7 +15,12 @@
 #      else postgres://postgres@127.0.0.1:5432/postgres, which it starts (and,
 #      as root, installs and opens to passwordless TCP logins from 127.0.0.1)
 #      when needed;
-#   3. exports TEST_DATABASE_URL and runs `cargo test --workspace --locked "$@"`.
+#   3. makes sure Schemathesis (pinned, from PyPI) is in a virtualenv under
+#      the target directory, creating it with `python3 -m venv` and pip when
+#      missing, for the API contract test
+#      (crates/mailscribe-cli/tests/it/contract.rs);
+#   4. exports TEST_DATABASE_URL and MAILSCRIBE_SCHEMATHESIS and runs
+#      `cargo test --workspace --locked "$@"`.
 #
 # Environment:
 #   TEST_DATABASE_URL          PostgreSQL server the tests create throwaway
@@ -23,6 +28,10 @@
 #                              for a user that may CREATE DATABASE. When set, this
 #                              script only checks it and never starts or changes
 #                              a local server.
+#   MAILSCRIBE_SCHEMATHESIS    The `st` of an installed Schemathesis. When unset,
+#                              this script uses (and when missing creates)
+#                              $CARGO_TARGET_DIR/tools/schemathesis-<version>/bin/st
+#                              (target/ when CARGO_TARGET_DIR is unset).
 #   MAILSCRIBE_TEST_DRY_RUN=1  Do every check and setup step, but print the cargo
 #                              command instead of running it (used to test this
 #                              script itself).
@@ -33,7 +42,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
 readonly PG_HOST=127.0.0.1
 readonly PG_PORT=5432
-readonly SYSTEM_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl postfix chromium chromium-driver prometheus faketime systemd)
+readonly SYSTEM_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl postfix chromium chromium-driver prometheus faketime systemd python3 python3-venv)
+# The API contract test's client; a new version is a deliberate change.
+readonly SCHEMATHESIS_VERSION=4.32.5
 # postgresql-common's own override for /etc/postgresql.
 readonly PG_CONF_ROOT="${PG_CLUSTER_CONF_ROOT:-/etc/postgresql}"
 readonly READY_TIMEOUT_MS=30000
@@ -74,6 +85,8 @@ package_installed() {
             prometheus) command -v promtool >/dev/null 2>&1 ;;
             faketime) command -v faketime >/dev/null 2>&1 ;;
             systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
+            python3) command -v python3 >/dev/null 2>&1 ;;
+            python3-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
             *) [[ -x /usr/sbin/dovecot ]] ;;
         esac
     fi
@@ -283,6 +296,35 @@ ensure_postgres() {
     note "connected; this user may create databases"
 }
 
+# Schemathesis in its own virtualenv, created only when missing: the
+# system's Python stays untouched, and the test finds `st` through
+# MAILSCRIBE_SCHEMATHESIS.
+ensure_schemathesis() {
+    if [[ -n "${MAILSCRIBE_SCHEMATHESIS:-}" ]]; then
+        step "Checking Schemathesis at MAILSCRIBE_SCHEMATHESIS=$MAILSCRIBE_SCHEMATHESIS"
+        [[ -x "$MAILSCRIBE_SCHEMATHESIS" ]] || die "MAILSCRIBE_SCHEMATHESIS=$MAILSCRIBE_SCHEMATHESIS is not an executable" \
+            "Unset it and this script installs Schemathesis $SCHEMATHESIS_VERSION into a virtualenv."
+        return
+    fi
+    local target=${CARGO_TARGET_DIR:-target}
+    [[ "$target" == /* ]] || target="$PWD/$target"
+    local venv="$target/tools/schemathesis-$SCHEMATHESIS_VERSION"
+    step "Checking Schemathesis $SCHEMATHESIS_VERSION in $venv"
+    if [[ -x "$venv/bin/st" ]] && "$venv/bin/st" --version >/dev/null 2>&1; then
+        note "installed"
+    else
+        command -v python3 >/dev/null 2>&1 || die "python3 is not installed" "Install python3 and python3-venv (this script does, as root)."
+        note "creating a virtualenv and installing schemathesis==$SCHEMATHESIS_VERSION from PyPI"
+        rm -rf "$venv"
+        mkdir -p "$(dirname "$venv")"
+        python3 -m venv "$venv" || die "python3 -m venv $venv failed" "Install python3-venv (this script does, as root)."
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+            || { rm -rf "$venv"; die "pip could not install schemathesis==$SCHEMATHESIS_VERSION" "(PyPI must be reachable)."; }
+        "$venv/bin/st" --version >/dev/null 2>&1 || die "$venv/bin/st does not run after installing it"
+    fi
+    export MAILSCRIBE_SCHEMATHESIS="$venv/bin/st"
+}
+
 find_cargo() {
     command -v cargo >/dev/null 2>&1 && return
     # rustup installs here, but a fresh shell may not have it on PATH yet.
@@ -299,12 +341,13 @@ main() {
     ensure_system_packages
     ensure_postgres
     export TEST_DATABASE_URL
+    ensure_schemathesis
     find_cargo
     local cmd=(cargo test --workspace --locked "$@")
     step "Running ${cmd[*]}"
     if [[ "${MAILSCRIBE_TEST_DRY_RUN:-}" == 1 ]]; then
         note "dry run (MAILSCRIBE_TEST_DRY_RUN=1), not running:"
-        printf '    TEST_DATABASE_URL=%s' "$(redact "$TEST_DATABASE_URL")"
+        printf '    TEST_DATABASE_URL=%s MAILSCRIBE_SCHEMATHESIS=%q' "$(redact "$TEST_DATABASE_URL")" "$MAILSCRIBE_SCHEMATHESIS"
         printf ' %q' "${cmd[@]}"
         printf '\n'
         return

@@ -77,6 +77,25 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     dry_run,
                 },
         } => delete_entries(&store, canceled, before.as_deref(), entries, dry_run).await,
+        Command::Interactions {
+            command:
+                InteractionsCommand::ImportBc {
+                    file,
+                    date_format,
+                    decimal_comma,
+                    create_missing,
+                    dry_run,
+                },
+        } => {
+            let args = crate::bc_import::ImportBcArgs {
+                file,
+                date_format,
+                decimal_comma,
+                create_missing,
+                dry_run,
+            };
+            crate::bc_import::import_interactions(&store, args).await
+        }
         Command::Audit {
             command: ExportCommand::Export { format, output },
         } => export::audit(&store, format, output.as_deref())
@@ -102,6 +121,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Token {
             command: TokenCommand::Revoke { id },
         } => revoke_token(&store, id).await,
+        Command::Sso { command } => crate::sso::sso(&store, &url, command).await,
         Command::Backup { output } => backup(&store, &url, &output).await,
         // Answered in `main` without a database.
         Command::Completions { .. } | Command::Man => Ok(()),
@@ -143,9 +163,17 @@ fn report_rows(file: &std::path::Path, errors: Vec<import::RowError>) -> Failure
 
 async fn salespeople(store: &Store, command: DirectoryCommand) -> Result<(), Failure> {
     match command {
-        DirectoryCommand::Import { file } => {
-            let rows = import::read_salespeople(&read_file(&file)?)
+        DirectoryCommand::Import { file, dry_run } => {
+            let read = import::read_salespeople_file(&read_file(&file)?)
                 .map_err(|errors| report_rows(&file, errors))?;
+            if dry_run {
+                crate::bc_import::preview_salespeople(&file, &read);
+                return Ok(());
+            }
+            if let Some(note) = crate::bc_import::format_note(&read) {
+                println!("{}: {note}", file.display());
+            }
+            let rows = read.rows;
             let people: Vec<_> = rows.iter().map(|(_, p)| p.clone()).collect();
             let summary = match store.import_salespeople(&people).await {
                 Ok(summary) => summary,
@@ -187,9 +215,17 @@ async fn salespeople(store: &Store, command: DirectoryCommand) -> Result<(), Fai
 
 async fn contacts(store: &Store, command: DirectoryCommand) -> Result<(), Failure> {
     match command {
-        DirectoryCommand::Import { file } => {
-            let rows = import::read_contacts(&read_file(&file)?)
+        DirectoryCommand::Import { file, dry_run } => {
+            let read = import::read_contacts_file(&read_file(&file)?)
                 .map_err(|errors| report_rows(&file, errors))?;
+            if dry_run {
+                crate::bc_import::preview_contacts(&file, &read);
+                return Ok(());
+            }
+            if let Some(note) = crate::bc_import::format_note(&read) {
+                println!("{}: {note}", file.display());
+            }
+            let rows = read.rows;
             let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
             let summary = store.import_contacts(&contacts).await?;
             let detail = format!(
@@ -444,7 +480,7 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
 /// key that opens what the database holds, whatever step is interrupted.
 async fn rotate_key(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
     let mailboxes = store.mailboxes().await?;
-    if mailboxes.is_empty() {
+    if mailboxes.is_empty() && store.sso_config().await?.is_none() {
         return Err(Failure::new(
             exit::DISABLED_OR_INCOMPLETE,
             anyhow!("there is no setup, so no stored secret"),
@@ -473,6 +509,7 @@ async fn rotate_key(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
         }
         store.save_mailbox_setup(&mailbox.name, &setup).await?;
     }
+    resealed += crate::sso::reseal(store, &ring).await?;
     let ring = ring.finish_rotation(url)?;
     crate::accounts::audit(
         store,
@@ -1367,6 +1404,9 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
     let state = mailscribe_web::AppState::new(store.clone(), args.secure_cookies)
         .with_message_source(source)
         .with_setup_backend(setup)
+        .with_sso_backend(std::sync::Arc::new(crate::sso::SsoSecrets {
+            url: url.clone(),
+        }))
         .with_metrics(crate::telemetry::install()?)
         .with_scheduler_pulse(pulse.clone());
     let operations = match args.metrics_listen {

@@ -42,6 +42,7 @@ struct InteractionRecord {
     run_id: Option<i64>,
     interaction_group: Option<String>,
     campaign_no: Option<String>,
+    bc_entry_no: Option<i64>,
 }
 
 impl InteractionRecord {
@@ -68,6 +69,7 @@ impl InteractionRecord {
             run_id: row.run_id,
             interaction_group: row.interaction_group,
             campaign_no: row.campaign_no,
+            bc_entry_no: row.bc_entry_no,
         }
     }
 }
@@ -211,6 +213,7 @@ const INTERACTION_COLUMNS: &[&str] = &[
     "run_id",
     "interaction_group",
     "campaign_no",
+    "bc_entry_no",
 ];
 
 const DECISION_COLUMNS: &[&str] = &[

@@ -4,10 +4,12 @@
 //! that scripts rely on (README.md lists them).
 
 mod accounts;
+mod bc_import;
 mod commands;
 mod export;
 mod logging;
 mod secrets;
+mod sso;
 mod telemetry;
 mod templates;
 mod wizard;
@@ -156,6 +158,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Single sign-on with an OpenID Connect provider: configure, show, disable.
+    Sso {
+        #[command(subcommand)]
+        command: sso::SsoCommand,
+    },
     /// A consistent copy of a SQLite database (VACUUM INTO). Back up the
     /// key file with it. On PostgreSQL, use pg_dump.
     Backup {
@@ -245,7 +252,14 @@ pub(crate) enum SecretsCommand {
 #[derive(Subcommand)]
 pub(crate) enum DirectoryCommand {
     /// Upsert from a CSV file; nothing is imported when a row is bad.
-    Import { file: PathBuf },
+    /// Business Central's own list exports (English captions, ',' or ';')
+    /// are read as well.
+    Import {
+        file: PathBuf,
+        /// Only show what would be imported.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print everyone, one per line.
     List,
 }
@@ -480,6 +494,23 @@ pub(crate) enum InteractionsCommand {
         #[arg(long = "entry", value_name = "NO", conflicts_with = "canceled")]
         entries: Vec<i64>,
         /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Import an export of Business Central's Interaction Log Entries.
+    /// Importing the same entries again adds nothing.
+    ImportBc {
+        file: PathBuf,
+        /// How the export writes dates, e.g. %d.%m.%Y (default %Y-%m-%d).
+        #[arg(long, value_name = "FORMAT")]
+        date_format: Option<String>,
+        /// Amounts are written like 1,50.
+        #[arg(long)]
+        decimal_comma: bool,
+        /// Create contacts and salespeople the directory lacks, instead of refusing the file.
+        #[arg(long)]
+        create_missing: bool,
+        /// Only say what would be imported.
         #[arg(long)]
         dry_run: bool,
     },

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod address;
+pub mod bc_interactions;
 pub mod check;
 pub mod decision;
 pub mod directory;
@@ -17,9 +18,11 @@ pub mod message_view;
 pub mod money;
 pub mod parse;
 pub mod setup;
+pub mod sso;
 
 pub use access::{Restriction, Role, RoleError, User};
 pub use address::{AddressError, EmailAddress};
+pub use bc_interactions::{BcInteraction, BcInteractionFile, BcReadOptions, read_bc_interactions};
 pub use check::{CheckLine, CheckStatus};
 pub use decision::{
     Decision, DecisionInput, Direction, ErrorClass, InitiatedBy, Outcome, PlannedEntry, Reason,
@@ -37,3 +40,4 @@ pub use setup::{
     AuthKind, Enablement, InteractionTemplate, MailboxSetup, OAuthSetup, SealedSecret, SecretRef,
     SecretRefError, Security, SettingError, Settings, StorageMode, TlsTrust, data_statement,
 };
+pub use sso::{RoleMapping, SsoConfig, SsoConfigError};

@@ -302,6 +302,12 @@ pub(crate) async fn open(
     Ok((session, certificate))
 }
 
+/// A user name that opens another mailbox the Exchange way, with `/` (as
+/// MS-OXIMAP4 specifies) or `\\` (as widely used) between the parts.
+fn is_delegate_access_name(username: &str) -> bool {
+    username.contains('/') || username.contains('\\')
+}
+
 /// Authenticates on a connection whose greeting (and TLS) is done.
 /// `capabilities` is `None` when they are not known yet.
 async fn log_in(
@@ -323,7 +329,14 @@ async fn log_in(
     };
     match &config.credentials {
         Credentials::Basic { username, password } => {
-            let offers_plain = offers("PLAIN");
+            // Exchange's delegate-access name ("domain/account/mailbox",
+            // MS-OXIMAP4) is specified for LOGIN only, and Exchange refuses
+            // it in PLAIN: such a name goes straight to LOGIN.
+            let offers_plain = if is_delegate_access_name(username) {
+                Some(false)
+            } else {
+                offers("PLAIN")
+            };
             if offers_plain != Some(false) {
                 let authenticator = SaslAuthenticator::new(
                     format!("\0{username}\0{}", password.expose_secret()).into_bytes(),
@@ -382,8 +395,10 @@ async fn log_in(
                     tokens.forget().await;
                     Err(match auth_error(&error) {
                         MailError::AuthFailed(text) => MailError::AuthFailed(format!(
-                            "{text}; the token was issued but not accepted for {username}: check that the app's \
-                             service principal has access to this mailbox (Add-MailboxPermission)"
+                            "{text}; the token was issued but not accepted for {username}: check that admin consent \
+                             to IMAP.AccessAsApp was granted, that the service principal was registered with the \
+                             enterprise application's object id (New-ServicePrincipal) and has access to this mailbox \
+                             (Add-MailboxPermission), and that IMAP is enabled on it (Get-CASMailbox)"
                         )),
                         other => other,
                     })

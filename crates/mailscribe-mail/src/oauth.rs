@@ -66,8 +66,11 @@ fn token_hint(error: &TokenError) -> &'static str {
         error.error_codes.contains(&code)
             || error.error_description.contains(&format!("AADSTS{code}"))
     };
-    if has(7_000_215) || has(7_000_222) {
-        "the client secret is wrong or has expired: create a new secret in the app registration and configure it again"
+    if has(7_000_222) {
+        "the client secret has expired (AADSTS7000222): create a new secret in the app registration and configure it again"
+    } else if has(7_000_215) {
+        "the client secret is wrong or has expired: create a new secret in the app registration and configure it again \
+         (use the secret's value, not its id)"
     } else if has(700_016) {
         "the client id is wrong, or the app is not registered in this tenant: check the application (client) id and the tenant"
     } else if has(90_002) || has(900_023) || has(90_013) {
@@ -202,6 +205,10 @@ mod tests {
         assert!(
             token_hint(&error(vec![7_000_215], "invalid_client"))
                 .contains("client secret is wrong")
+        );
+        assert!(
+            token_hint(&error(vec![7_000_222], "invalid_client"))
+                .contains("client secret has expired")
         );
         assert!(
             token_hint(&error(vec![700_016], "unauthorized_client")).contains("client id is wrong")

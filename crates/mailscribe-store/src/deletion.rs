@@ -66,8 +66,11 @@ impl Store {
             let mut records: Vec<i64> = Vec::new();
             for row in &rows {
                 entries.push(row.try_get("entry_no")?);
-                let record: i64 = row.try_get("message_record_id")?;
-                if !records.contains(&record) {
+                // Entries imported from Business Central have no record.
+                let record: Option<i64> = row.try_get("message_record_id")?;
+                if let Some(record) = record
+                    && !records.contains(&record)
+                {
                     records.push(record);
                 }
             }

@@ -18,7 +18,8 @@ pub struct EntryRow {
     pub description: String,
     /// As written in the header, angle brackets included.
     pub message_id: Option<String>,
-    pub message_record_id: i64,
+    /// `None` for an entry imported from Business Central.
+    pub message_record_id: Option<i64>,
     pub template_code: String,
     pub cost: Amount,
     pub duration_minutes: i64,
@@ -32,6 +33,8 @@ pub struct EntryRow {
     /// Copied from the template when the entry was made.
     pub interaction_group: Option<String>,
     pub campaign_no: Option<String>,
+    /// Business Central's entry number, for an imported entry.
+    pub bc_entry_no: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +72,7 @@ impl Store {
         with_pool!(self, |pool| {
             sqlx::query(
                 "SELECT e.*, m.message_id FROM interaction_entries e \
-                 JOIN messages m ON m.id = e.message_record_id \
+                 LEFT JOIN messages m ON m.id = e.message_record_id \
                  WHERE e.entry_no > $1 ORDER BY e.entry_no LIMIT $2",
             )
             .bind(after)
@@ -172,6 +175,7 @@ where
         run_id: r.try_get("run_id")?,
         interaction_group: r.try_get("interaction_group")?,
         campaign_no: r.try_get("campaign_no")?,
+        bc_entry_no: r.try_get("bc_entry_no")?,
     })
 }
 

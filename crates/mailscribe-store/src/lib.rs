@@ -7,6 +7,7 @@
 //! its own migrations. One conformance suite (`tests/it`) runs against both.
 
 mod audit;
+mod bc_import;
 mod deletion;
 mod directory;
 mod drafts;
@@ -17,6 +18,7 @@ mod log;
 mod opportunities;
 mod runs;
 mod setup;
+mod sso;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ use sqlx::sqlite::{
 };
 
 pub use audit::{AuditEvent, AuditRow};
+pub use bc_import::{BcImportSummary, IMPORT_MAILBOX_NAME};
 pub use deletion::{DeletionSummary, EntrySelection};
 pub use directory::{ContactRow, ImportSummary};
 pub use export::{DecisionRow, EntryRow};
@@ -38,6 +41,7 @@ pub use log::{EntryComment, EntryCursor, EntryFilter, MessageRecord};
 pub use opportunities::{NewOpportunity, OPPORTUNITY_STATUSES, Opportunity};
 pub use runs::{RunCounts, RunRecord};
 pub use setup::{Campaign, MailboxRow, MailboxStatus};
+pub use sso::{NO_PASSWORD, SsoIdentity, SsoPending, SsoRefusal, SsoSignIn};
 pub use users::{TokenRow, UserChange, UserRow};
 
 /// Where the data lives, as given to `--db`.

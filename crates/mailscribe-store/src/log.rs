@@ -72,9 +72,9 @@ impl Store {
             && filter.campaign_no.is_none();
         let from = if walk_by_date {
             "SELECT e.*, m.message_id FROM interaction_entries e INDEXED BY interaction_entries_occurred \
-             JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1"
+             LEFT JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1"
         } else {
-            "SELECT e.*, m.message_id FROM interaction_entries e JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1"
+            "SELECT e.*, m.message_id FROM interaction_entries e LEFT JOIN messages m ON m.id = e.message_record_id WHERE 1 = 1"
         };
         with_pool!(self, |pool| {
             let mut query = QueryBuilder::new(from);
@@ -168,7 +168,7 @@ impl Store {
     pub async fn entry(&self, entry_no: i64) -> Result<Option<EntryRow>> {
         with_pool!(self, |pool| {
             sqlx::query(
-                "SELECT e.*, m.message_id FROM interaction_entries e JOIN messages m ON m.id = e.message_record_id \
+                "SELECT e.*, m.message_id FROM interaction_entries e LEFT JOIN messages m ON m.id = e.message_record_id \
                  WHERE e.entry_no = $1",
             )
             .bind(entry_no)

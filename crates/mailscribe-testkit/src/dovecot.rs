@@ -3,14 +3,17 @@
 //! (the recipe in `shared/notes/rust-stack-and-dovecot.md`).
 //!
 //! The harness owns the master process (`dovecot -F`) and stops it on drop.
-//! With `DovecotOptions::lmtp` it also accepts LMTP, and a global Sieve
-//! script files mail for any `queue@...` recipient into the public Queue,
-//! as a mail server's delivery would (used by the Postfix fixture).
+//! With `DovecotOptions::lmtp_for_postfix` it runs the mail-server guide's
+//! own Dovecot configuration (`packaging/postfix-dovecot/`): LMTP on the
+//! socket in Postfix's queue directory, the user looked up without its
+//! domain, and a global Sieve script filing mail for `queue@...` into the
+//! public Queue (used by the Postfix fixture).
 //! With `DovecotOptions::acl` it enforces access control lists (RFC 4314,
 //! IMAP `ACL`/`MYRIGHTS`), as a server where an administrator granted the
 //! mailbox user only some rights on the public folders.
 
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +26,9 @@ pub const STORAGE: &str = "Public Folders/Email Logging/Storage";
 
 pub(crate) const USER: &str = "queue";
 pub(crate) const PASSWORD: &str = "queuepass";
+/// A user named the way Exchange opens a shared mailbox (with `PASSWORD`),
+/// to see which command a client logs in with.
+pub const DELEGATE_ACCESS_USER: &str = "contoso/svc-mailscribe/emaillogging";
 
 /// The server certificate the fixture presents, to test TLS failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,9 +53,14 @@ pub struct DovecotOptions {
     /// An RFC 7662 introspection URL: enables XOAUTH2 and OAUTHBEARER
     /// through Dovecot's oauth2 passdb (see `OAuthServer`).
     pub oauth2_introspection_url: Option<String>,
-    /// An LMTP listener on a free loopback port (`Dovecot::lmtp_port`),
-    /// delivering mail for `queue@...` into the public Queue.
-    pub lmtp: bool,
+    /// The queue directory of a Postfix that delivers over LMTP: the server
+    /// then runs the guide's `packaging/postfix-dovecot/90-email-logging.conf`
+    /// and `email-logging.sieve` (paths moved into the fixture's
+    /// directories, nothing else changed) with a passwd-file user database,
+    /// so that an LMTP recipient is only found as the guide's
+    /// configuration makes it. Needs root (the socket belongs to `postfix`)
+    /// and the separator `/`.
+    pub lmtp_for_postfix: Option<PathBuf>,
     /// Access control lists: `None` (the default) loads no ACL plugin, so
     /// the server has no `ACL` capability. `Some(rules)` enables Dovecot's
     /// `acl` and `imap_acl` plugins with a global ACL file: every
@@ -75,7 +86,7 @@ impl Default for DovecotOptions {
             public_format: "maildir",
             separator: '/',
             oauth2_introspection_url: None,
-            lmtp: false,
+            lmtp_for_postfix: None,
             acl: None,
         }
     }
@@ -86,8 +97,8 @@ pub struct Dovecot {
     child: Option<Child>,
     pub imap_port: u16,
     pub imaps_port: u16,
-    /// Set when started with `DovecotOptions::lmtp`.
-    pub lmtp_port: Option<u16>,
+    /// Set when started with `DovecotOptions::lmtp_for_postfix`.
+    pub lmtp_socket: Option<PathBuf>,
     pub options: DovecotOptions,
     mail_owner: Option<(u32, u32)>,
 }
@@ -139,7 +150,10 @@ impl Dovecot {
         let root = dir.path();
         let imap_port = free_port();
         let imaps_port = free_port();
-        let lmtp_port = options.lmtp.then(free_port);
+        let lmtp_socket = options
+            .lmtp_for_postfix
+            .as_ref()
+            .map(|queue_dir| queue_dir.join("private/dovecot-lmtp"));
         for sub in ["run", "state", "tls", "mail", "public"] {
             std::fs::create_dir_all(root.join(sub)).expect("fixture dirs");
         }
@@ -150,7 +164,10 @@ impl Dovecot {
         write_certificates(&root.join("tls"), options.certificate);
         std::fs::write(
             root.join("users"),
-            format!("test:{{PLAIN}}testpass::::::\n{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
+            format!(
+                "test:{{PLAIN}}testpass::::::\n{USER}:{{PLAIN}}{PASSWORD}::::::\n\
+                 {DELEGATE_ACCESS_USER}:{{PLAIN}}{PASSWORD}::::::\n"
+            ),
         )
         .expect("users");
 
@@ -191,10 +208,40 @@ impl Dovecot {
             }
             None => (String::new(), String::new()),
         };
-        let protocols = if lmtp_port.is_some() {
+        let protocols = if lmtp_socket.is_some() {
             "imap lmtp"
         } else {
             "imap"
+        };
+        let (userdb, public_namespace) = if lmtp_socket.is_some() {
+            assert!(
+                root_mode && sep == '/',
+                "LMTP for Postfix needs root (the socket belongs to postfix) and the separator '/'"
+            );
+            // A user database that knows only the users in the file, as a
+            // real server's does: `queue@logging.example` is found only
+            // because the guide's LMTP settings strip the domain. The
+            // guide's configuration brings the public namespace.
+            (
+                format!(
+                    "userdb {{\n  driver = passwd-file\n  args = {root}/users\n  \
+                     default_fields = uid={mail_user} gid={mail_group} home={root}/mail/%n\n}}\n",
+                    root = root.display()
+                ),
+                String::new(),
+            )
+        } else {
+            (
+                format!(
+                    "userdb {{\n  driver = static\n  \
+                     args = uid={mail_user} gid={mail_group} home={root}/mail/%n allow_all_users=yes\n}}\n",
+                    root = root.display()
+                ),
+                format!(
+                    "namespace public {{\n  type = public\n  separator = {sep}\n  prefix = Public Folders{sep}\n  \
+                     location = {public_location}\n  subscriptions = no\n  list = children\n}}\n"
+                ),
+            )
         };
         let mut conf = format!(
             r#"base_dir = {root}/run
@@ -208,6 +255,9 @@ ssl_cert = <{root}/tls/cert.pem
 ssl_key = <{root}/tls/key.pem
 disable_plaintext_auth = no
 auth_failure_delay = 0
+# Let user names hold `/` (DELEGATE_ACCESS_USER).
+auth_username_chars =
+auth_verbose = yes
 auth_mechanisms = plain login{oauth_mechanisms}
 mail_fsync = never
 first_valid_uid = 1
@@ -216,24 +266,12 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%n {root}/users
 }}
-{oauth_passdb}userdb {{
-  driver = static
-  args = uid={mail_user} gid={mail_group} home={root}/mail/%n allow_all_users=yes
-}}
-namespace inbox {{
+{oauth_passdb}{userdb}namespace inbox {{
   inbox = yes
   separator = {sep}
   prefix =
 }}
-namespace public {{
-  type = public
-  separator = {sep}
-  prefix = Public Folders{sep}
-  location = {public_location}
-  subscriptions = no
-  list = children
-}}
-service imap-login {{
+{public_namespace}service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
     port = {imap_port}
@@ -281,36 +319,36 @@ plugin {{
                 root = root.display(),
             ));
         }
-        if let Some(lmtp_port) = lmtp_port {
-            let queue = format!("Public Folders{sep}Email Logging{sep}Queue");
+        if let Some(socket) = &lmtp_socket {
+            let guide =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/postfix-dovecot");
+            let read = |name: &str| {
+                std::fs::read_to_string(guide.join(name))
+                    .unwrap_or_else(|err| panic!("the guide's {name}: {err}"))
+            };
             std::fs::write(
-                root.join("queue.sieve"),
-                format!(
-                    "require [\"fileinto\", \"envelope\"];\n\
-                     if envelope :localpart :is \"to\" \"{USER}\" {{\n  fileinto \"{queue}\";\n  stop;\n}}\n"
-                ),
+                root.join("email-logging.sieve"),
+                read("email-logging.sieve"),
             )
-            .expect("queue.sieve");
+            .expect("email-logging.sieve");
             // A global script must be compiled beforehand: the mail user
             // cannot write its binary next to it.
-            run(Command::new("sievec").arg(root.join("queue.sieve")));
-            conf.push_str(&format!(
-                r#"service lmtp {{
-  inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {lmtp_port}
-  }}
-}}
-protocol lmtp {{
-  mail_plugins = $mail_plugins sieve
-}}
-plugin {{
-  sieve_before = {root}/queue.sieve
-  sieve = file:~/sieve;active=~/.dovecot.sieve
-}}
-"#,
-                root = root.display(),
-            ));
+            run(Command::new("sievec").arg(root.join("email-logging.sieve")));
+            // The guide's file with its three paths moved into the fixture.
+            let guide_conf = read("90-email-logging.conf")
+                .replace(
+                    "/var/mail/public",
+                    &root.join("public").display().to_string(),
+                )
+                .replace(
+                    "/var/spool/postfix/private/dovecot-lmtp",
+                    &socket.display().to_string(),
+                )
+                .replace(
+                    "/etc/dovecot/sieve/email-logging.sieve",
+                    &root.join("email-logging.sieve").display().to_string(),
+                );
+            conf.push_str(&guide_conf);
         }
         if !root_mode {
             conf.push_str(&format!(
@@ -332,7 +370,7 @@ plugin {{
             child: None,
             imap_port,
             imaps_port,
-            lmtp_port,
+            lmtp_socket,
             options,
             mail_owner,
         };
@@ -356,13 +394,16 @@ plugin {{
             .expect("start dovecot");
         self.child = Some(child);
         let auth_socket = self.dir.path().join("run/auth-userdb");
-        let (imap_port, imaps_port, lmtp_port) = (self.imap_port, self.imaps_port, self.lmtp_port);
+        let (imap_port, imaps_port) = (self.imap_port, self.imaps_port);
+        let lmtp_socket = self.lmtp_socket.clone();
         // Generous: on a loaded 2-core machine a start can take a while.
         wait_until("Dovecot to listen", Duration::from_secs(90), || {
             auth_socket.exists()
                 && TcpStream::connect(("127.0.0.1", imap_port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", imaps_port)).is_ok()
-                && lmtp_port.is_none_or(|port| TcpStream::connect(("127.0.0.1", port)).is_ok())
+                && lmtp_socket
+                    .as_ref()
+                    .is_none_or(|socket| UnixStream::connect(socket).is_ok())
         });
     }
 

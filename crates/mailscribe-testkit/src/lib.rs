@@ -1,6 +1,6 @@
 //! Fixtures at the boundaries we do not own: a throwaway Dovecot, a
-//! private Postfix and throwaway databases. Only tests and benchmarks use
-//! this crate.
+//! private Postfix, a local OAuth2 server and OpenID Connect provider, and
+//! throwaway databases. Only tests and benchmarks use this crate.
 //!
 //! Everything here waits for readiness by polling with a deadline, and
 //! cleans up in `Drop`.
@@ -9,16 +9,20 @@ mod browser;
 mod database;
 mod dovecot;
 mod oauth;
+mod oidc;
 mod pg_server;
 mod postfix;
 mod proxy;
 
 pub use browser::Browser;
 pub use database::{TestDatabase, postgres_admin_url};
-pub use dovecot::{Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate};
+pub use dovecot::{
+    DELEGATE_ACCESS_USER, Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate,
+};
 pub use oauth::OAuthServer;
+pub use oidc::{Fault, OidcProvider, OidcUser};
 pub use pg_server::PgServer;
-pub use postfix::{Postfix, QUEUE_RECIPIENT};
+pub use postfix::{INSIDE_DOMAIN, Postfix, PostfixDirs, QUEUE_RECIPIENT};
 pub use proxy::TcpProxy;
 
 use std::time::{Duration, Instant};

@@ -1,10 +1,11 @@
 //! A private Postfix as the stand-in for a mail flow rule (an Exchange
-//! transport rule "Bcc the message to the logging mailbox"): mail sent by or
-//! to the inside domain is BCC'd to the queue recipient and handed over LMTP
-//! to the Dovecot fixture, whose Sieve script files it into the public
-//! Queue; every other delivery is discarded.
+//! transport rule "Bcc the message to the logging mailbox"), configured with
+//! the mail-server guide's own `packaging/postfix-dovecot/main.cf`: mail sent
+//! by or to the inside domain is BCC'd to the queue recipient and handed over
+//! the LMTP socket to the Dovecot fixture running the guide's Dovecot file,
+//! whose Sieve script files it into the public Queue; every other delivery is
+//! discarded. The guide and the test therefore cannot drift apart.
 //!
-//! The recipe is section (e) of `shared/notes/rust-stack-and-dovecot.md`.
 //! Postfix needs root to start (its master drops to the `postfix` user);
 //! there is no foreground mode that keeps its queue managers in our hands,
 //! so the fixture starts it with `postfix -c DIR/etc start` and waits for
@@ -18,15 +19,22 @@ use std::time::{Duration, Instant};
 
 use crate::dovecot::Dovecot;
 
-/// The address the mail flow rule copies mail to; the Dovecot fixture's
-/// Sieve script files mail for any `queue@...` into the public Queue.
-pub const QUEUE_RECIPIENT: &str = "queue@logging.fixture.test";
+/// The address the guide's `main.cf` copies mail to; its Sieve script
+/// files mail for `queue@...` into the public Queue.
+pub const QUEUE_RECIPIENT: &str = "queue@logging.ourco.example";
 
-const QUEUE_DOMAIN: &str = "logging.fixture.test";
+/// The domain whose mail the guide's `main.cf` copies.
+pub const INSIDE_DOMAIN: &str = "ourco.example";
 
 pub struct Postfix {
     dir: tempfile::TempDir,
     pub smtp_port: u16,
+}
+
+/// A Postfix's directories, made before the Dovecot it delivers to starts:
+/// Dovecot creates the LMTP socket in the queue directory's `private/`.
+pub struct PostfixDirs {
+    dir: tempfile::TempDir,
 }
 
 fn free_port() -> u16 {
@@ -44,19 +52,13 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-impl Postfix {
-    /// Starts a Postfix on a free loopback SMTP port that BCCs mail from or
-    /// to `inside_domain` to `QUEUE_RECIPIENT` at `dovecot`'s LMTP listener.
-    /// Returns once the SMTP port answers with its 220 greeting.
-    pub fn start(dovecot: &Dovecot, inside_domain: &str) -> Postfix {
+impl PostfixDirs {
+    pub fn new() -> PostfixDirs {
         assert!(
             Path::new("/usr/sbin/postfix").exists() && is_root(),
             "the Postfix test needs Postfix installed and root to start it: run `bash scripts/test.sh` as root \
              (it installs Postfix unconfigured and runs the tests)"
         );
-        let lmtp_port = dovecot
-            .lmtp_port
-            .expect("the Postfix fixture needs a Dovecot started with `lmtp: true`");
         let dir = tempfile::Builder::new()
             .prefix("mailscribe-postfix-")
             .tempdir()
@@ -64,10 +66,47 @@ impl Postfix {
         let root = dir.path();
         // The daemons run as `postfix` and must reach the queue below it.
         run(Command::new("chmod").arg("0755").arg(root));
-        for sub in ["etc", "spool", "data"] {
+        for sub in ["etc", "spool/private", "data"] {
             std::fs::create_dir_all(root.join(sub)).expect("fixture dirs");
         }
-        run(Command::new("chown").arg("postfix").arg(root.join("data")));
+        run(Command::new("chown")
+            .arg("postfix")
+            .arg(root.join("data"))
+            .arg(root.join("spool/private")));
+        run(Command::new("chmod")
+            .arg("0700")
+            .arg(root.join("spool/private")));
+        PostfixDirs { dir }
+    }
+
+    /// Postfix's `queue_directory`, the `/var/spool/postfix` of the guide.
+    pub fn queue_directory(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// Starts a Postfix on a free loopback SMTP port with the guide's
+    /// `packaging/postfix-dovecot/main.cf` unchanged (mail from or to
+    /// `INSIDE_DOMAIN` BCC'd to `QUEUE_RECIPIENT` over the LMTP socket of
+    /// `dovecot`, started with `lmtp_for_postfix` on this queue directory),
+    /// below settings that only make it a private loopback instance that
+    /// discards every other delivery. Returns once the SMTP port answers
+    /// with its 220 greeting.
+    pub fn start(self, dovecot: &Dovecot) -> Postfix {
+        assert_eq!(
+            dovecot.lmtp_socket.as_deref(),
+            Some(
+                self.queue_directory()
+                    .join("private/dovecot-lmtp")
+                    .as_path()
+            ),
+            "the Postfix fixture needs a Dovecot started with `lmtp_for_postfix: Some(dirs.queue_directory())`"
+        );
+        let PostfixDirs { dir } = self;
+        let root = dir.path();
+        let guide_main_cf = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/postfix-dovecot/main.cf"),
+        )
+        .expect("the guide's packaging/postfix-dovecot/main.cf");
         // Debian's pristine master.cf; /etc/postfix has none until configured.
         let master_cf = [
             "/usr/share/postfix/master.cf.dist",
@@ -102,12 +141,8 @@ alias_database =
 biff = no
 smtputf8_enable = no
 smtp_dns_support_level = disabled
-# The mail flow rule: a copy of everything sent by or to the inside domain.
-sender_bcc_maps = inline:{{ {{@{inside_domain}={QUEUE_RECIPIENT}}} }}
-recipient_bcc_maps = inline:{{ {{@{inside_domain}={QUEUE_RECIPIENT}}} }}
-transport_maps = inline:{{ {{{QUEUE_DOMAIN}=lmtp:inet:127.0.0.1:{lmtp_port}}} }}
 default_transport = discard:delivery outside the logging queue is not part of the fixture
-"#,
+{guide_main_cf}"#,
                 root = root.display(),
             ),
         )
@@ -170,7 +205,9 @@ default_transport = discard:delivery outside the logging queue is not part of th
         }
         postfix
     }
+}
 
+impl Postfix {
     fn etc(&self) -> PathBuf {
         self.dir.path().join("etc")
     }

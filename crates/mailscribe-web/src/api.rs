@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::ApiUser;
+use crate::contract;
 use crate::error::{ApiError, ErrorKind};
 use crate::pages::{LogQuery, log_page, visible_entry};
 use crate::people::field;
@@ -29,11 +30,12 @@ pub(crate) struct InteractionDto {
     duration_minutes: i64,
     canceled: bool,
     opportunity_no: Option<String>,
-    message_record_id: i64,
+    message_record_id: Option<i64>,
     mailbox_name: String,
     run_id: Option<i64>,
     interaction_group: Option<String>,
     campaign_no: Option<String>,
+    bc_entry_no: Option<i64>,
 }
 
 fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
@@ -60,6 +62,7 @@ fn dto(row: mailscribe_store::EntryRow, tz: chrono_tz::Tz) -> InteractionDto {
         run_id: row.run_id,
         interaction_group: row.interaction_group,
         campaign_no: row.campaign_no,
+        bc_entry_no: row.bc_entry_no,
     }
 }
 
@@ -72,10 +75,69 @@ pub(crate) struct Page {
     next_before_no: Option<i64>,
 }
 
+/// The log's filters as the API takes them: an absent parameter is no
+/// filter; a present one must be valid (an empty `direction` or `from` is
+/// refused, as the document says), unlike the page's form, which sends
+/// every field and means "any" by an empty one.
 #[derive(serde::Deserialize)]
-pub(crate) struct Limit {
-    #[serde(default)]
+pub(crate) struct InteractionsQuery {
+    contact: Option<String>,
+    company: Option<String>,
+    salesperson: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    direction: Option<String>,
+    q: Option<String>,
+    mailbox: Option<String>,
+    campaign: Option<String>,
+    before_at: Option<String>,
+    before_no: Option<i64>,
     limit: Option<i64>,
+}
+
+const DIRECTIONS: [&str; 2] = ["inbound", "outbound"];
+
+impl InteractionsQuery {
+    /// The page's query and the page size, or what is wrong.
+    fn checked(self) -> Result<(LogQuery, i64), ErrorKind> {
+        if let Some(direction) = &self.direction
+            && !DIRECTIONS.contains(&direction.as_str())
+        {
+            return Err(ErrorKind::BadRequest(
+                "direction is inbound or outbound".into(),
+            ));
+        }
+        for (field, day) in [("from", &self.from), ("to", &self.to)] {
+            if let Some(day) = day {
+                contract::check_date(field, day)?;
+            }
+        }
+        if let Some(mailbox) = &self.mailbox {
+            contract::check_mailbox("mailbox", mailbox)?;
+        }
+        if let Some(at) = &self.before_at {
+            chrono::DateTime::parse_from_rfc3339(at)
+                .map_err(|_| ErrorKind::BadRequest("before_at must be an RFC 3339 time".into()))?;
+        }
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(ErrorKind::BadRequest("limit is 1 to 500".into()));
+        }
+        let query = LogQuery {
+            contact: self.contact.unwrap_or_default(),
+            company: self.company.unwrap_or_default(),
+            salesperson: self.salesperson.unwrap_or_default(),
+            from: self.from.unwrap_or_default(),
+            to: self.to.unwrap_or_default(),
+            direction: self.direction.unwrap_or_default(),
+            q: self.q.unwrap_or_default(),
+            mailbox: self.mailbox.unwrap_or_default(),
+            campaign: self.campaign.unwrap_or_default(),
+            before_at: self.before_at.unwrap_or_default(),
+            before_no: self.before_no,
+        };
+        Ok((query, limit))
+    }
 }
 
 pub(crate) async fn me(ApiUser(user): ApiUser) -> Json<serde_json::Value> {
@@ -90,10 +152,9 @@ pub(crate) async fn me(ApiUser(user): ApiUser) -> Json<serde_json::Value> {
 pub(crate) async fn interactions(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
-    Query(query): Query<LogQuery>,
-    Query(limit): Query<Limit>,
+    Query(query): Query<InteractionsQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    let limit = limit.limit.unwrap_or(50).clamp(1, 500);
+    let (query, limit) = query.checked()?;
     let (rows, tz) = log_page(&state, &user, &query, limit).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| {
@@ -129,6 +190,7 @@ pub(crate) async fn interaction(
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewOpportunityBody {
     description: String,
     #[serde(default)]
@@ -146,10 +208,9 @@ fn non_blank(text: Option<String>) -> Option<String> {
 }
 
 fn amount(text: Option<String>) -> Result<Option<mailscribe_core::Amount>, ApiError> {
-    non_blank(text)
-        .map(|v| v.parse::<mailscribe_core::Amount>())
-        .transpose()
-        .map_err(|err| ApiError(ErrorKind::BadRequest(format!("estimated_value: {err}"))))
+    Ok(text
+        .map(|v| contract::check_amount("estimated_value", &v))
+        .transpose()?)
 }
 
 /// Creates an opportunity by hand. A salesperson's are always their own.
@@ -158,12 +219,8 @@ pub(crate) async fn create_opportunity(
     ApiWriter(user): ApiWriter,
     JsonBody(body): JsonBody<NewOpportunityBody>,
 ) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    contract::check_non_blank("description", &body.description, None)?;
     let description = body.description.trim();
-    if description.is_empty() {
-        return Err(ApiError(ErrorKind::BadRequest(
-            "an opportunity needs a description".into(),
-        )));
-    }
     let salesperson_code = match own_code(&user)? {
         Some(code) => Some(code),
         None => non_blank(body.salesperson_code),
@@ -191,6 +248,7 @@ pub(crate) async fn create_opportunity(
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct OpportunityChange {
     status: String,
     #[serde(default)]
@@ -211,19 +269,27 @@ pub(crate) async fn update_opportunity(
         Path(no.clone()),
     )
     .await?;
+    if !OPPORTUNITY_STATUSES.contains(&body.status.as_str()) {
+        return Err(ApiError(ErrorKind::BadRequest(format!(
+            "status is one of {}",
+            OPPORTUNITY_STATUSES.join(", ")
+        ))));
+    }
     match state
         .store
-        .update_opportunity(&no, body.status.trim(), amount(body.estimated_value)?)
+        .update_opportunity(&no, &body.status, amount(body.estimated_value)?)
         .await
     {
         Ok(()) => {}
         Err(mailscribe_store::StoreError::Conflict(why)) => {
-            return Err(ApiError(ErrorKind::BadRequest(why)));
+            return Err(ApiError(ErrorKind::Conflict(why)));
         }
         Err(err) => return Err(err.into()),
     }
     opportunity(State(state), ApiUser(user), Path(no)).await
 }
+
+const OPPORTUNITY_STATUSES: [&str; 4] = ["not_started", "in_progress", "won", "lost"];
 
 /// A JSON body, or a JSON error that says what is wrong with it.
 pub(crate) struct JsonBody<T>(pub(crate) T);
@@ -243,6 +309,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewComment {
     comment: String,
 }
@@ -255,12 +322,8 @@ pub(crate) async fn add_comment(
     JsonBody(body): JsonBody<NewComment>,
 ) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
     visible_entry(&state, &user, entry_no).await?;
+    contract::check_non_blank("comment", &body.comment, Some(MAX_COMMENT_CHARS))?;
     let comment = body.comment.trim();
-    if comment.is_empty() || comment.chars().count() > 500 {
-        return Err(ApiError(ErrorKind::BadRequest(
-            "a comment has 1 to 500 characters".into(),
-        )));
-    }
     state
         .store
         .add_entry_comment(entry_no, comment, chrono::Utc::now())
@@ -268,6 +331,8 @@ pub(crate) async fn add_comment(
     let Json(entry) = interaction(State(state), ApiUser(user), Path(entry_no)).await?;
     Ok((axum::http::StatusCode::CREATED, Json(entry)))
 }
+
+const MAX_COMMENT_CHARS: usize = 500;
 
 async fn set_canceled(
     state: AppState,
@@ -311,6 +376,7 @@ fn import_refused(errors: Vec<mailscribe_core::import::RowError>) -> ApiError {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ContactBody {
     name: String,
     #[serde(default)]
@@ -333,6 +399,11 @@ pub(crate) async fn put_contact(
     JsonBody(body): JsonBody<ContactBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     directory_admin(&user)?;
+    contract::check_code("no", &no)?;
+    contract::check_non_blank("name", &body.name, None)?;
+    for address in &body.addresses {
+        contract::check_address(address)?;
+    }
     let kind = body.kind.as_deref().unwrap_or("person");
     if kind != "person" && kind != "company" {
         return Err(ApiError(ErrorKind::BadRequest(
@@ -357,7 +428,13 @@ pub(crate) async fn put_contact(
     );
     let rows = mailscribe_core::import::read_contacts(csv.as_bytes()).map_err(import_refused)?;
     let contacts: Vec<_> = rows.into_iter().map(|(_, c)| c).collect();
-    state.store.import_contacts(&contacts).await?;
+    match state.store.import_contacts(&contacts).await {
+        Ok(_) => {}
+        Err(mailscribe_store::StoreError::Conflict(message)) => {
+            return Err(ApiError(ErrorKind::Conflict(message)));
+        }
+        Err(err) => return Err(err.into()),
+    }
     let saved = state
         .store
         .contact(no.trim())
@@ -372,11 +449,12 @@ pub(crate) async fn delete_contact(
     Path(no): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     directory_admin(&user)?;
+    contract::check_code("no", &no)?;
     match state.store.delete_contact(&no).await {
         Ok(true) => Ok(axum::http::StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError(ErrorKind::NotFound)),
         Err(mailscribe_store::StoreError::Conflict(message)) => {
-            Err(ApiError(ErrorKind::BadRequest(message)))
+            Err(ApiError(ErrorKind::Conflict(message)))
         }
         Err(err) => Err(err.into()),
     }
@@ -420,7 +498,7 @@ pub(crate) async fn import_contacts(
             Ok(summary_json(summary))
         }
         Err(mailscribe_store::StoreError::Conflict(message)) => {
-            Err(ApiError(ErrorKind::BadRequest(message)))
+            Err(ApiError(ErrorKind::Conflict(message)))
         }
         Err(err) => Err(err.into()),
     }
@@ -455,13 +533,14 @@ pub(crate) async fn import_salespeople(
             Ok(summary_json(summary))
         }
         Err(mailscribe_store::StoreError::Conflict(message)) => {
-            Err(ApiError(ErrorKind::BadRequest(message)))
+            Err(ApiError(ErrorKind::Conflict(message)))
         }
         Err(err) => Err(err.into()),
     }
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SalespersonBody {
     name: String,
     #[serde(default)]
@@ -476,6 +555,11 @@ pub(crate) async fn put_salesperson(
     JsonBody(body): JsonBody<SalespersonBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     directory_admin(&user)?;
+    contract::check_code("code", &code)?;
+    contract::check_non_blank("name", &body.name, None)?;
+    for address in &body.addresses {
+        contract::check_address(address)?;
+    }
     let csv = format!(
         "code,name,email\n{},{},{}\n",
         field(&code),
@@ -487,7 +571,7 @@ pub(crate) async fn put_salesperson(
     match state.store.import_salespeople(&people).await {
         Ok(_) => {}
         Err(mailscribe_store::StoreError::Conflict(message)) => {
-            return Err(ApiError(ErrorKind::BadRequest(message)));
+            return Err(ApiError(ErrorKind::Conflict(message)));
         }
         Err(err) => return Err(err.into()),
     }
@@ -509,6 +593,7 @@ pub(crate) async fn delete_salesperson(
     Path(code): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     directory_admin(&user)?;
+    contract::check_code("code", &code)?;
     match state.store.delete_salesperson(&code).await? {
         true => Ok(axum::http::StatusCode::NO_CONTENT),
         false => Err(ApiError(ErrorKind::NotFound)),
@@ -526,15 +611,59 @@ pub(crate) fn openapi_document() -> serde_json::Value {
     let nullable_string = serde_json::json!({ "type": "string", "nullable": true });
     let integer = serde_json::json!({ "type": "integer", "format": "int64" });
     let boolean = serde_json::json!({ "type": "boolean" });
+    let message_record_id = serde_json::json!({ "type": "integer", "format": "int64", "nullable": true,
+        "description": "The logged message; null for an entry imported from Business Central" });
+    let bc_entry_no = serde_json::json!({ "type": "integer", "format": "int64", "nullable": true,
+        "description": "Business Central's entry number, for an entry imported with `interactions import-bc`" });
     let error = serde_json::json!({ "$ref": "#/components/responses/Error" });
+    let unauthenticated = serde_json::json!({ "$ref": "#/components/responses/Unauthenticated" });
+    // Every status an operation can answer besides its successes, each
+    // with the JSON error shape (issue 10, item 10).
+    let errors = |statuses: &[u16]| -> serde_json::Map<String, serde_json::Value> {
+        statuses
+            .iter()
+            .map(|status| {
+                (
+                    status.to_string(),
+                    if *status == 401 {
+                        unauthenticated.clone()
+                    } else {
+                        error.clone()
+                    },
+                )
+            })
+            .collect()
+    };
+    let responses = |successes: serde_json::Value, statuses: &[u16]| {
+        let mut all = successes.as_object().cloned().unwrap_or_default();
+        all.extend(errors(statuses));
+        serde_json::Value::Object(all)
+    };
+    let json_of = |description: &str, schema: serde_json::Value| serde_json::json!({ "description": description, "content": { "application/json": { "schema": schema } } });
+    let schema = |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
     let list = |name: &str| serde_json::json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } } } });
     let filter = |name: &str, description: &str| serde_json::json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
+    let entry_no = serde_json::json!({ "name": "entry_no", "in": "path", "required": true, "schema": integer });
+    let path_code = |name: &str| serde_json::json!({ "name": name, "in": "path", "required": true, "schema": contract::code_schema() });
+    let opportunity_no =
+        serde_json::json!({ "name": "no", "in": "path", "required": true, "schema": string });
+    let json_body = |schema: serde_json::Value| serde_json::json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    let csv_body = |header: &str| {
+        serde_json::json!({ "required": true, "content": { "text/csv": { "schema": {
+            "type": "string", "minLength": 1, "description": format!("A CSV file with {header}; the rows are checked by the rules of the CLI's import, and a file that breaks one is refused with 400 and line numbers") } } } })
+    };
+    let bearer_only = serde_json::json!([{ "bearer": [] }]);
+    let addresses = serde_json::json!({ "type": "array", "items": contract::address_schema() });
+    let reasons: Vec<&str> = mailscribe_core::Reason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
     serde_json::json!({
         "openapi": "3.0.3",
         "info": {
             "title": "Mailscribe API",
             "version": "1",
-            "description": "The interaction log of Mailscribe. Authenticate with `Authorization: Bearer <token>` (`mailscribe token create`) or the session cookie. A salesperson sees only their own entries."
+            "description": "The interaction log of Mailscribe. Authenticate with `Authorization: Bearer <token>` (`mailscribe token create`); reads also take the session cookie, writes only the bearer token. A salesperson sees only their own entries. Every error, including a path, query or body that cannot be read, is the JSON `Error`; a 401 carries `WWW-Authenticate: Bearer`."
         },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }, { "session": [] }],
@@ -542,10 +671,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
             "/api/v1/me": {
                 "get": {
                     "summary": "Who the caller is",
-                    "responses": {
-                        "200": { "description": "The caller", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Me" } } } },
-                        "401": error
-                    }
+                    "responses": responses(serde_json::json!({ "200": json_of("The caller", schema("Me")) }), &[401])
                 }
             },
             "/api/v1/interactions": {
@@ -555,182 +681,166 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         filter("contact", "Contact number"),
                         filter("company", "Company contact number"),
                         filter("salesperson", "Salesperson code (ignored for salesperson accounts, which see only their own)"),
-                        filter("from", "First day, YYYY-MM-DD in the configured time zone"),
-                        filter("to", "Last day, YYYY-MM-DD in the configured time zone"),
-                        filter("direction", "inbound or outbound"),
+                        { "name": "from", "in": "query", "required": false, "schema": contract::date_schema("First day, in the configured time zone") },
+                        { "name": "to", "in": "query", "required": false, "schema": contract::date_schema("Last day, in the configured time zone") },
+                        { "name": "direction", "in": "query", "required": false, "schema": { "type": "string", "enum": DIRECTIONS } },
                         filter("q", "Words that must each start a word of the subject"),
-                        filter("mailbox", "The name of the mailbox the mail was logged through (any case)"),
+                        { "name": "mailbox", "in": "query", "required": false, "schema": contract::mailbox_schema(),
+                          "description": "The name of the mailbox the mail was logged through (any case)" },
                         filter("campaign", "The campaign number the entries count toward"),
-                        filter("before_at", "Cursor: next_before_at of the previous page"),
+                        { "name": "before_at", "in": "query", "required": false, "schema": { "type": "string", "format": "date-time" },
+                          "description": "Cursor: next_before_at of the previous page (used with before_no)" },
                         { "name": "before_no", "in": "query", "required": false, "schema": integer, "description": "Cursor: next_before_no of the previous page" },
-                        { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }
+                        { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64", "minimum": 1, "maximum": 500, "default": 50 } }
                     ],
-                    "responses": {
-                        "200": { "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionPage" } } } },
-                        "400": error,
-                        "401": error
-                    }
+                    "responses": responses(serde_json::json!({ "200": json_of("A page", schema("InteractionPage")) }), &[400, 401])
                 }
             },
             "/api/v1/interactions/{entry_no}": {
                 "get": {
                     "summary": "One entry with its comments",
-                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
-                    "responses": {
-                        "200": { "description": "The entry", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionWithComments" } } } },
-                        "401": error,
-                        "404": error
-                    }
+                    "parameters": [entry_no],
+                    "responses": responses(serde_json::json!({ "200": json_of("The entry", schema("InteractionWithComments")) }), &[400, 401, 404])
                 }
             },
             "/api/v1/interactions/{entry_no}/opportunity": {
                 "post": {
-                    "summary": "Create an opportunity from an entry that is not canceled and has none yet (bearer token only)",
-                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
-                    "security": [{ "bearer": [] }],
-                    "responses": {
-                        "201": { "description": "Created", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Opportunity" } } } },
-                        "400": error, "401": error, "403": error, "404": error
-                    }
+                    "summary": "Create an opportunity from an entry (bearer token only); 409 when the entry is canceled or has one already",
+                    "parameters": [entry_no],
+                    "security": bearer_only,
+                    "responses": responses(serde_json::json!({ "201": json_of("Created", schema("Opportunity")) }), &[400, 401, 404, 409])
                 }
             },
             "/api/v1/interactions/{entry_no}/comments": {
                 "post": {
                     "summary": "Add a comment to an entry (bearer token only)",
-                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
-                    "security": [{ "bearer": [] }],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                        "type": "object", "required": ["comment"], "properties": { "comment": { "type": "string", "minLength": 1, "maxLength": 500 } } } } } },
-                    "responses": {
-                        "201": { "description": "The entry with its comments", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionWithComments" } } } },
-                        "400": error, "401": error, "403": error, "404": error
-                    }
+                    "parameters": [entry_no],
+                    "security": bearer_only,
+                    "requestBody": json_body(serde_json::json!({
+                        "type": "object", "required": ["comment"], "additionalProperties": false,
+                        "properties": { "comment": contract::non_blank_schema(Some(MAX_COMMENT_CHARS)) } })),
+                    "responses": responses(serde_json::json!({ "201": json_of("The entry with its comments", schema("InteractionWithComments")) }), &[400, 401, 404])
                 }
             },
             "/api/v1/interactions/{entry_no}/cancel": {
                 "post": {
                     "summary": "Cancel an entry (bearer token only)",
-                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
-                    "security": [{ "bearer": [] }],
-                    "responses": {
-                        "200": { "description": "The entry", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionWithComments" } } } },
-                        "401": error, "403": error, "404": error
-                    }
+                    "parameters": [entry_no],
+                    "security": bearer_only,
+                    "responses": responses(serde_json::json!({ "200": json_of("The entry", schema("InteractionWithComments")) }), &[400, 401, 404])
                 }
             },
             "/api/v1/interactions/{entry_no}/restore": {
                 "post": {
                     "summary": "Undo the cancelation of an entry (bearer token only)",
-                    "parameters": [{ "name": "entry_no", "in": "path", "required": true, "schema": integer }],
-                    "security": [{ "bearer": [] }],
-                    "responses": {
-                        "200": { "description": "The entry", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/InteractionWithComments" } } } },
-                        "401": error, "403": error, "404": error
-                    }
+                    "parameters": [entry_no],
+                    "security": bearer_only,
+                    "responses": responses(serde_json::json!({ "200": json_of("The entry", schema("InteractionWithComments")) }), &[400, 401, 404])
                 }
             },
             "/api/v1/opportunities": {
-                "get": { "summary": "Opportunities, newest first", "responses": {
-                    "200": { "description": "A list", "content": { "application/json": { "schema": list("Opportunity") } } }, "401": error } },
-                "post": { "summary": "Create an opportunity by hand (bearer token only; a salesperson's are their own)",
-                    "security": [{ "bearer": [] }],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                        "type": "object", "required": ["description"], "properties": {
-                            "description": string, "contact_no": string, "contact_company_no": string, "salesperson_code": string,
-                            "estimated_value": { "type": "string", "description": "Decimal, e.g. 1200.50" } } } } } },
-                    "responses": { "201": { "description": "Created", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Opportunity" } } } },
-                                   "400": error, "401": error, "403": error } }
+                "get": { "summary": "Opportunities, newest first",
+                    "responses": responses(serde_json::json!({ "200": json_of("A list", list("Opportunity")) }), &[401, 404]) },
+                "post": { "summary": "Create an opportunity by hand (bearer token only; a salesperson's are their own); 409 for a privacy-blocked contact",
+                    "security": bearer_only,
+                    "requestBody": json_body(serde_json::json!({
+                        "type": "object", "required": ["description"], "additionalProperties": false,
+                        "properties": {
+                            "description": contract::non_blank_schema(None),
+                            "contact_no": nullable_string, "contact_company_no": nullable_string, "salesperson_code": nullable_string,
+                            "estimated_value": contract::amount_schema(true) } })),
+                    "responses": responses(serde_json::json!({ "201": json_of("Created", schema("Opportunity")) }), &[400, 401, 404, 409]) }
             },
             "/api/v1/opportunities/{no}": {
                 "get": { "summary": "One opportunity with its entries and comments",
-                    "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
-                    "responses": { "200": { "description": "The opportunity", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpportunityCard" } } } }, "401": error, "404": error } },
-                "patch": { "summary": "Change the status and estimated value (bearer token only)",
-                    "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
-                    "security": [{ "bearer": [] }],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                        "type": "object", "required": ["status"], "properties": {
-                            "status": { "type": "string", "enum": ["not_started", "in_progress", "won", "lost"] },
-                            "estimated_value": { "type": "string", "nullable": true } } } } } },
-                    "responses": { "200": { "description": "The opportunity", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OpportunityCard" } } } },
-                                   "400": error, "401": error, "403": error, "404": error } }
+                    "parameters": [opportunity_no],
+                    "responses": responses(serde_json::json!({ "200": json_of("The opportunity", schema("OpportunityCard")) }), &[401, 404]) },
+                "patch": { "summary": "Change the status and estimated value (bearer token only; a null or absent value clears it)",
+                    "parameters": [opportunity_no],
+                    "security": bearer_only,
+                    "requestBody": json_body(serde_json::json!({
+                        "type": "object", "required": ["status"], "additionalProperties": false,
+                        "properties": {
+                            "status": { "type": "string", "enum": OPPORTUNITY_STATUSES },
+                            "estimated_value": contract::amount_schema(true) } })),
+                    "responses": responses(serde_json::json!({ "200": json_of("The opportunity", schema("OpportunityCard")) }), &[400, 401, 404, 409]) }
             },
             "/api/v1/contacts": {
                 "get": { "summary": "Contacts whose number or name contains q", "parameters": [filter("q", "Part of the number or name")],
-                    "responses": { "200": { "description": "A list", "content": { "application/json": { "schema": list("Contact") } } }, "401": error } }
+                    "responses": responses(serde_json::json!({ "200": json_of("A list", list("Contact")) }), &[400, 401]) }
             },
             "/api/v1/contacts/{no}": {
-                "get": { "summary": "One contact", "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
-                    "responses": { "200": { "description": "The contact", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Contact" } } } }, "401": error, "404": error } },
+                "get": { "summary": "One contact", "parameters": [path_code("no")],
+                    "responses": responses(serde_json::json!({ "200": json_of("The contact", schema("Contact")) }), &[400, 401, 404]) },
                 "put": { "summary": "Add or change a contact, by the rules of the CSV import (admins, bearer token only)",
-                    "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
-                    "security": [{ "bearer": [] }],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ContactInput" } } } },
-                    "responses": { "200": { "description": "The contact", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Contact" } } } }, "400": error, "401": error, "403": error } },
-                "delete": { "summary": "Delete a contact without entries (admins, bearer token only)",
-                    "parameters": [{ "name": "no", "in": "path", "required": true, "schema": string }],
-                    "security": [{ "bearer": [] }],
-                    "responses": { "204": { "description": "Deleted" }, "400": error, "401": error, "403": error, "404": error } }
+                    "parameters": [path_code("no")],
+                    "security": bearer_only,
+                    "requestBody": json_body(schema("ContactInput")),
+                    "responses": responses(serde_json::json!({ "200": json_of("The contact", schema("Contact")) }), &[400, 401, 403, 409]) },
+                "delete": { "summary": "Delete a contact (admins, bearer token only); 409 while entries name it",
+                    "parameters": [path_code("no")],
+                    "security": bearer_only,
+                    "responses": responses(serde_json::json!({ "204": { "description": "Deleted" } }), &[400, 401, 403, 404, 409]) }
             },
             "/api/v1/contacts/import": {
                 "post": { "summary": "Import a CSV file, all or nothing, by the rules of `mailscribe contacts import` (admins, bearer token only; up to 2 MB, larger files with the CLI)",
-                    "security": [{ "bearer": [] }],
-                    "requestBody": { "required": true, "content": { "text/csv": { "schema": { "type": "string", "description": "Header `no,name,email,company` and optionally `type`" } } } },
-                    "responses": { "200": { "description": "What was imported", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ImportSummary" } } } },
-                                   "400": error, "401": error, "403": error } }
+                    "security": bearer_only,
+                    "requestBody": csv_body("the header `no,name,email,company` and optionally `type` and `privacy_blocked`, or a Business Central contact list export (`No.`, `Name`, `E-Mail`, optionally `Type`, `Company No.`, `Company Name`, `Privacy Blocked`, `E-Mail 2`; `,` or `;`)"),
+                    "responses": responses(serde_json::json!({ "200": json_of("What was imported", schema("ImportSummary")) }), &[400, 401, 403, 409, 413]) }
             },
             "/api/v1/salespeople/import": {
                 "post": { "summary": "Import a CSV file, all or nothing, by the rules of `mailscribe salespeople import` (admins, bearer token only; up to 2 MB, larger files with the CLI)",
-                    "security": [{ "bearer": [] }],
-                    "requestBody": { "required": true, "content": { "text/csv": { "schema": { "type": "string", "description": "Header `code,name,email`" } } } },
-                    "responses": { "200": { "description": "What was imported", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ImportSummary" } } } },
-                                   "400": error, "401": error, "403": error } }
+                    "security": bearer_only,
+                    "requestBody": csv_body("the header `code,name,email`, or a Business Central Salespeople/Purchasers export (`Code`, `Name`, `E-Mail`, optionally `E-Mail 2`; `,` or `;`)"),
+                    "responses": responses(serde_json::json!({ "200": json_of("What was imported", schema("ImportSummary")) }), &[400, 401, 403, 409, 413]) }
             },
             "/api/v1/salespeople/{code}": {
                 "put": { "summary": "Add or change a salesperson, by the rules of the CSV import (admins, bearer token only)",
-                    "parameters": [{ "name": "code", "in": "path", "required": true, "schema": string }],
-                    "security": [{ "bearer": [] }],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                        "type": "object", "required": ["name"], "properties": { "name": string, "addresses": { "type": "array", "items": string } } } } } },
-                    "responses": { "200": { "description": "The salesperson", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Salesperson" } } } }, "400": error, "401": error, "403": error } },
-                "delete": { "summary": "Delete a salesperson (admins, bearer token only)",
-                    "parameters": [{ "name": "code", "in": "path", "required": true, "schema": string }],
-                    "security": [{ "bearer": [] }],
-                    "responses": { "204": { "description": "Deleted" }, "401": error, "403": error, "404": error } }
+                    "parameters": [path_code("code")],
+                    "security": bearer_only,
+                    "requestBody": json_body(serde_json::json!({
+                        "type": "object", "required": ["name"], "additionalProperties": false,
+                        "properties": { "name": contract::non_blank_schema(None), "addresses": addresses } })),
+                    "responses": responses(serde_json::json!({ "200": json_of("The salesperson", schema("Salesperson")) }), &[400, 401, 403, 404, 409]) },
+                "delete": { "summary": "Delete a salesperson (admins, bearer token only); the accounts tied to the code are disabled",
+                    "parameters": [path_code("code")],
+                    "security": bearer_only,
+                    "responses": responses(serde_json::json!({ "204": { "description": "Deleted" } }), &[400, 401, 403, 404]) }
             },
             "/api/v1/salespeople": {
                 "get": { "summary": "Salespeople (a salesperson sees only themselves)",
-                    "responses": { "200": { "description": "A list", "content": { "application/json": { "schema": list("Salesperson") } } }, "401": error } }
+                    "responses": responses(serde_json::json!({ "200": json_of("A list", list("Salesperson")) }), &[401]) }
             },
             "/api/v1/runs": {
-                "get": { "summary": "The latest runs (admins and users)",
-                    "responses": { "200": { "description": "A list", "content": { "application/json": { "schema": list("Run") } } }, "401": error, "404": error } }
+                "get": { "summary": "The latest runs (admins and users; 404 for a salesperson)",
+                    "responses": responses(serde_json::json!({ "200": json_of("A list", list("Run")) }), &[401, 404]) }
             },
             "/api/v1/decisions": {
-                "get": { "summary": "The decision ledger, newest first (admins and users)",
-                    "parameters": [filter("reason", "A reason code"), filter("q", "Part of the Message-ID or sender"),
+                "get": { "summary": "The decision ledger, newest first (admins and users; 404 for a salesperson)",
+                    "parameters": [{ "name": "reason", "in": "query", "required": false, "schema": { "type": "string", "enum": reasons }, "description": "A reason code" },
+                                   filter("q", "Part of the Message-ID or sender"),
                                    { "name": "before", "in": "query", "required": false, "schema": integer, "description": "Cursor: next_before of the previous page" }],
-                    "responses": { "200": { "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DecisionPage" } } } }, "400": error, "401": error, "404": error } }
+                    "responses": responses(serde_json::json!({ "200": json_of("A page", schema("DecisionPage")) }), &[400, 401, 404]) }
             },
             "/api/v1/mailboxes/{name}/runs": {
-                "post": { "summary": "Run now: ask the instance that works the mailbox to run it (admins, bearer token); waits up to `wait` seconds",
+                "post": { "summary": "Run now: ask the instance that works the mailbox to run it (admins, bearer token); waits up to `wait` seconds. 409 while logging is disabled for the mailbox",
+                    "security": bearer_only,
                     "parameters": [
-                        { "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$" } },
-                        { "name": "wait", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": 60, "default": 30 } }
+                        { "name": "name", "in": "path", "required": true, "schema": contract::mailbox_schema() },
+                        { "name": "wait", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64", "minimum": 0, "maximum": 60, "default": 30 } }
                     ],
-                    "responses": {
-                        "200": { "description": "The run is done", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RunRequest" } } } },
-                        "202": { "description": "Asked; not done yet: ask status_url", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RunRequest" } } } },
-                        "400": error, "401": error, "403": error, "404": error
-                    } }
+                    "responses": responses(serde_json::json!({
+                        "200": json_of("The run is done", schema("RunRequest")),
+                        "202": json_of("Asked; not done yet: ask status_url", schema("RunRequest"))
+                    }), &[400, 401, 403, 404, 409]) }
             },
             "/api/v1/mailboxes/{name}/runs/{id}": {
                 "get": { "summary": "Where a run-now request stands (admins)",
                     "parameters": [
-                        { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } },
+                        { "name": "name", "in": "path", "required": true, "schema": contract::mailbox_schema() },
                         { "name": "id", "in": "path", "required": true, "schema": integer }
                     ],
-                    "responses": { "200": { "description": "The request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RunRequest" } } } }, "400": error, "401": error, "403": error, "404": error } }
+                    "responses": responses(serde_json::json!({ "200": json_of("The request", schema("RunRequest")) }), &[400, 401, 403, 404]) }
             },
             "/api/v1/openapi.json": {
                 "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3" } } }
@@ -744,6 +854,11 @@ pub(crate) fn openapi_document() -> serde_json::Value {
             "responses": {
                 "Error": {
                     "description": "An error with a stable code; a 500 carries a request id instead of details",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                },
+                "Unauthenticated": {
+                    "description": "No credential, or one that is not (or no longer) valid",
+                    "headers": { "WWW-Authenticate": { "required": true, "schema": { "type": "string", "enum": ["Bearer"] } } },
                     "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
                 }
             },
@@ -767,7 +882,8 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "type": "object",
                     "required": ["entry_no", "date", "time", "occurred_at", "direction", "initiated_by", "salesperson_code", "contact_no",
                                  "contact_company_no", "subject", "message_id", "template_code", "cost", "duration_minutes", "canceled",
-                                 "opportunity_no", "message_record_id", "mailbox_name", "run_id", "interaction_group", "campaign_no"],
+                                 "opportunity_no", "message_record_id", "mailbox_name", "run_id", "interaction_group", "campaign_no",
+                                 "bc_entry_no"],
                     "properties": {
                         "entry_no": integer, "date": string, "time": string, "occurred_at": { "type": "string", "format": "date-time" },
                         "direction": { "type": "string", "enum": ["inbound", "outbound"] },
@@ -775,10 +891,11 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                         "salesperson_code": string, "contact_no": string, "contact_company_no": nullable_string,
                         "subject": string, "message_id": nullable_string, "template_code": string,
                         "cost": { "type": "string", "description": "Decimal with two digits" },
-                        "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": integer,
+                        "duration_minutes": integer, "canceled": boolean, "opportunity_no": nullable_string, "message_record_id": message_record_id,
                         "mailbox_name": { "type": "string", "description": "The mailbox the message was logged through" },
                         "run_id": { "type": "integer", "format": "int64", "nullable": true, "description": "The run that wrote the entry" },
-                        "interaction_group": nullable_string, "campaign_no": nullable_string
+                        "interaction_group": nullable_string, "campaign_no": nullable_string,
+                        "bc_entry_no": bc_entry_no
                     }
                 },
                 "InteractionWithComments": {
@@ -831,10 +948,12 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                 "ContactInput": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": { "name": string, "kind": { "type": "string", "enum": ["person", "company"] },
-                                    "company": { "type": "string", "description": "The company's name, for a person" },
-                                    "addresses": { "type": "array", "items": string },
-                                    "privacy_blocked": { "type": "boolean", "description": "Absent: leave as it is" } }
+                    "additionalProperties": false,
+                    "properties": { "name": contract::non_blank_schema(None),
+                                    "kind": { "type": "string", "enum": ["person", "company", null], "nullable": true, "description": "Absent or null: person" },
+                                    "company": { "type": "string", "nullable": true, "description": "The company's name, for a person" },
+                                    "addresses": addresses,
+                                    "privacy_blocked": { "type": "boolean", "nullable": true, "description": "Absent or null: leave as it is" } }
                 },
                 "Salesperson": {
                     "type": "object",
@@ -870,7 +989,7 @@ pub(crate) fn openapi_document() -> serde_json::Value {
                     "type": "object",
                     "required": ["error"],
                     "properties": { "error": { "type": "object", "required": ["code", "message", "request_id"], "properties": {
-                        "code": { "type": "string", "enum": ["unauthenticated", "forbidden", "not_found", "gone", "bad_request", "too_many_attempts", "internal"] },
+                        "code": { "type": "string", "enum": ["unauthenticated", "forbidden", "not_found", "gone", "bad_request", "conflict", "method_not_allowed", "payload_too_large", "too_many_attempts", "internal"] },
                         "message": string, "request_id": nullable_string
                     } } }
                 }
@@ -890,14 +1009,14 @@ impl axum::extract::FromRequestParts<AppState> for ApiWriter {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<ApiWriter, ApiError> {
+        // Issue 10, item 10: a missing credential is a 401 (with
+        // `WWW-Authenticate: Bearer`, added by `ApiError`), not a 403.
         if parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .is_none()
         {
-            return Err(ApiError(ErrorKind::Forbidden(
-                "changes through the API need an Authorization: Bearer token",
-            )));
+            return Err(ApiError(ErrorKind::Unauthenticated));
         }
         let ApiUser(user) = ApiUser::from_request_parts(parts, state).await?;
         Ok(ApiWriter(user))
@@ -974,7 +1093,7 @@ pub(crate) async fn opportunity_from_entry(
     {
         Ok(no) => no,
         Err(mailscribe_store::StoreError::Conflict(why)) => {
-            return Err(ApiError(ErrorKind::BadRequest(why)));
+            return Err(ApiError(ErrorKind::Conflict(why)));
         }
         Err(err) => return Err(err.into()),
     };
@@ -993,8 +1112,8 @@ pub(crate) async fn opportunity_from_entry(
 pub(crate) struct TextQuery {
     #[serde(default)]
     q: String,
-    #[serde(default)]
-    reason: String,
+    /// Absent: any reason; present: a reason code.
+    reason: Option<String>,
     #[serde(default)]
     before: Option<i64>,
 }
@@ -1030,6 +1149,7 @@ pub(crate) async fn contact(
     ApiUser(_): ApiUser,
     Path(no): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    contract::check_code("no", &no)?;
     let found = state
         .store
         .contact(&no)
@@ -1103,11 +1223,15 @@ pub(crate) async fn decisions(
     Query(query): Query<TextQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     ledger_reader(&user)?;
-    let reason = query.reason.trim();
-    if !reason.is_empty() {
-        reason
-            .parse::<mailscribe_core::Reason>()
-            .map_err(|err| ApiError(ErrorKind::BadRequest(err.to_string())))?;
+    let reason = query.reason.as_deref().unwrap_or("");
+    if query.reason.is_some()
+        && !mailscribe_core::Reason::ALL
+            .iter()
+            .any(|r| r.as_str() == reason)
+    {
+        return Err(ApiError(ErrorKind::BadRequest(format!(
+            "reason: unknown reason code '{reason}'"
+        ))));
     }
     let text = query.q.trim();
     let rows = state

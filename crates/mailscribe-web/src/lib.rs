@@ -7,6 +7,7 @@
 mod api;
 mod audit;
 mod auth;
+mod contract;
 mod deletion;
 mod email_logging;
 mod error;
@@ -18,6 +19,7 @@ mod pages;
 mod people;
 mod run_now;
 mod sales;
+mod sso;
 mod users;
 
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub use auth::{generate_token, hash_password, hash_token};
 pub use email_logging::{BoxFuture, SecretField, SetupBackend};
 pub use message::MessageSource;
 pub use operations::{MetricsRenderer, SchedulerPulse, describe_metrics};
+pub use sso::SsoBackend;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -46,6 +49,8 @@ pub struct AppState {
     pub metrics: Option<operations::MetricsRenderer>,
     /// The scheduler's pulse, for `/readyz`.
     pub scheduler_pulse: Option<operations::SchedulerPulse>,
+    /// Opens the single sign-on client secret.
+    pub sso_backend: Option<Arc<dyn SsoBackend>>,
     throttle: Arc<auth::LoginThrottle>,
     password_checks: Arc<tokio::sync::Semaphore>,
 }
@@ -59,6 +64,7 @@ impl AppState {
             setup_backend: None,
             metrics: None,
             scheduler_pulse: None,
+            sso_backend: None,
             throttle: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(4)),
         }
@@ -79,6 +85,11 @@ impl AppState {
         self
     }
 
+    pub fn with_sso_backend(mut self, backend: Arc<dyn SsoBackend>) -> AppState {
+        self.sso_backend = Some(backend);
+        self
+    }
+
     pub fn with_scheduler_pulse(mut self, pulse: operations::SchedulerPulse) -> AppState {
         self.scheduler_pulse = Some(pulse);
         self
@@ -94,6 +105,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
+        .route("/sso/login", get(sso::start))
+        .route("/sso/callback", get(sso::callback))
+        .route("/admin/sso", get(sso::show).post(sso::save))
+        .route("/admin/sso/disable", post(sso::disable))
         .route(
             "/setup",
             get(pages::first_admin_form).post(pages::first_admin),
@@ -235,6 +250,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/mailboxes/{name}/runs/{id}",
             get(run_now::api_status),
         )
+        .layer(axum::middleware::from_fn(error::json_rejections))
         .layer(axum::middleware::from_fn(operations::track))
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)

@@ -119,9 +119,13 @@ async fn load(
     entry_no: i64,
 ) -> Result<(Vec<u8>, &'static str), PageError> {
     let entry = visible_entry(state, &signed_in.user, entry_no).await?;
+    // An entry imported from Business Central has no message.
+    let record_id = entry
+        .message_record_id
+        .ok_or(PageError(ErrorKind::NotFound))?;
     let record = state
         .store
-        .message_record(entry.message_record_id)
+        .message_record(record_id)
         .await?
         .ok_or(PageError(ErrorKind::NotFound))?;
     match raw_message(state, &record).await? {

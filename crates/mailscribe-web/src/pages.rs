@@ -42,6 +42,10 @@ pub(crate) struct EntryView {
     /// The run that wrote the entry, when known.
     pub(crate) run: String,
     pub(crate) mailbox: String,
+    /// Business Central's entry number, for an imported entry (which has
+    /// no message to show).
+    pub(crate) bc_entry_no: String,
+    pub(crate) has_message: bool,
 }
 
 pub(crate) fn view(row: &EntryRow, tz: Tz) -> EntryView {
@@ -64,6 +68,8 @@ pub(crate) fn view(row: &EntryRow, tz: Tz) -> EntryView {
         message_id: row.message_id.clone().unwrap_or_default(),
         run: row.run_id.map(|id| id.to_string()).unwrap_or_default(),
         mailbox: row.mailbox_name.clone(),
+        bc_entry_no: row.bc_entry_no.map(|no| no.to_string()).unwrap_or_default(),
+        has_message: row.message_record_id.is_some(),
     }
 }
 
@@ -108,7 +114,7 @@ fn non_empty(text: &str) -> Option<String> {
 fn local_midnight(date: &str, tz: Tz, field: &str) -> Result<DateTime<Utc>, ErrorKind> {
     let day = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
         .ok()
-        .filter(|d| (1900..=9999).contains(&chrono::Datelike::year(d)))
+        .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
         .ok_or_else(|| ErrorKind::BadRequest(format!("{field} must be a date like 2026-03-31")))?;
     let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
     tz.from_local_datetime(&midnight)
@@ -245,9 +251,12 @@ struct LoginPage {
     csrf: String,
     problem: Option<String>,
     no_users: bool,
+    /// "Sign in with <provider>", when single sign-on is configured.
+    sso: Option<String>,
+    local_passwords: bool,
 }
 
-async fn login_page(
+pub(crate) async fn login_page(
     state: &AppState,
     status: axum::http::StatusCode,
     problem: Option<String>,
@@ -257,6 +266,8 @@ async fn login_page(
         csrf: csrf.clone(),
         problem,
         no_users: state.store.count_users().await? == 0,
+        sso: crate::sso::provider_label(state).await?,
+        local_passwords: state.store.settings().await?.local_passwords,
     };
     Ok((
         status,
@@ -293,7 +304,7 @@ async fn dummy_hash() -> String {
         .clone()
 }
 
-async fn start_session(state: &AppState, user_id: i64) -> Result<Response, PageError> {
+pub(crate) async fn start_session(state: &AppState, user_id: i64) -> Result<Response, PageError> {
     let token = generate_token();
     let now = Utc::now();
     state
@@ -321,6 +332,11 @@ pub(crate) async fn login(
     if expected.is_empty() || form.csrf != expected {
         return Err(PageError(ErrorKind::Forbidden(
             "the sign-in form has expired; reload the page and try again",
+        )));
+    }
+    if !state.store.settings().await?.local_passwords {
+        return Err(PageError(ErrorKind::Forbidden(
+            "sign-in with a password is turned off: use single sign-on",
         )));
     }
     let name = form.name.trim();

@@ -376,9 +376,10 @@ pub(crate) struct OneForm {
     company: String,
     #[serde(default)]
     kind: String,
-    /// The contact form's checkbox: present when checked.
+    /// The contact form's choice: `true`, `false`, or empty to leave the
+    /// flag as it is (a form that changes a name must not unblock anyone).
     #[serde(default)]
-    privacy_blocked: Option<String>,
+    privacy_blocked: String,
 }
 
 /// One CSV field, quoted (RFC 4180), so that a form goes through exactly
@@ -399,7 +400,9 @@ pub(crate) async fn save_contact(
     } else {
         "person"
     };
-    let blocked = form.privacy_blocked.is_some();
+    // Through the import rules: an empty cell leaves the flag as it is,
+    // anything but true or false is refused with its reason.
+    let blocked = field(&form.privacy_blocked);
     let csv = format!(
         "no,name,email,company,type,privacy_blocked\n{},{},{},{},{kind},{blocked}\n",
         field(&form.key),

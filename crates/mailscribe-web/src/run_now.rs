@@ -169,15 +169,28 @@ pub(crate) async fn api_request(
             "only an admin can run a mailbox",
         )));
     }
-    let name = MailboxName::parse(&name)
-        .map_err(|err| ApiError(ErrorKind::BadRequest(format!("mailbox: {err}"))))?;
-    enabled_mailbox(&state, &name).await.map_err(ApiError)?;
+    crate::contract::check_mailbox("name", &name)?;
+    let wait = query.wait.unwrap_or(30);
+    if wait > 60 {
+        return Err(ApiError(ErrorKind::BadRequest(
+            "wait is 0 to 60 seconds".into(),
+        )));
+    }
+    // The characters are right; a reserved name is a mailbox that cannot exist.
+    let name = MailboxName::parse(&name).map_err(|_| ApiError(ErrorKind::NotFound))?;
+    // To an API client a well-formed request for a disabled mailbox is a
+    // conflict with its state (409), not a malformed one.
+    enabled_mailbox(&state, &name)
+        .await
+        .map_err(|err| match err {
+            ErrorKind::BadRequest(why) => ApiError(ErrorKind::Conflict(why)),
+            other => ApiError(other),
+        })?;
     let id = state
         .store
         .request_run(name.as_str(), &user.name, chrono::Utc::now())
         .await?;
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(query.wait.unwrap_or(30).min(60));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
         let request = state.store.run_request(id).await?;
         if request.finished_at.is_some() {
@@ -209,8 +222,8 @@ pub(crate) async fn api_status(
             "only an admin can run a mailbox",
         )));
     }
-    let name = MailboxName::parse(&name)
-        .map_err(|err| ApiError(ErrorKind::BadRequest(format!("mailbox: {err}"))))?;
+    crate::contract::check_mailbox("name", &name)?;
+    let name = MailboxName::parse(&name).map_err(|_| ApiError(ErrorKind::NotFound))?;
     let request = request_of(&state, &name, id).await.map_err(ApiError)?;
     Ok(Json(status_json(&name, &request)))
 }

@@ -231,10 +231,9 @@ async fn two_mailboxes_log_overlapping_mail_once() {
     // The exports end with the new column.
     let csv = env.ok(&["interactions", "export", "--format", "csv"]);
     assert!(
-        csv.lines()
-            .next()
-            .unwrap()
-            .ends_with(",date_fallback,mailbox_name,run_id,interaction_group,campaign_no"),
+        csv.lines().next().unwrap().ends_with(
+            ",date_fallback,mailbox_name,run_id,interaction_group,campaign_no,bc_entry_no"
+        ),
         "{csv}"
     );
     assert!(csv.lines().skip(1).any(|l| l.contains(",eu,")));
@@ -1038,7 +1037,7 @@ async fn run_now_through_the_api_is_answered_by_the_instance_holding_the_mailbox
     env.ok(&["disable"]);
     assert_eq!(
         http_post(port, "/api/v1/mailboxes/default/runs?wait=0", &token).0,
-        400
+        409
     );
     assert_eq!(
         http_post(port, "/api/v1/mailboxes/nope/runs?wait=0", &token).0,

@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use mailscribe_testkit::{Dovecot, DovecotOptions, Postfix, QUEUE, STORAGE};
+use mailscribe_testkit::{Dovecot, DovecotOptions, INSIDE_DOMAIN, PostfixDirs, QUEUE, STORAGE};
 
 use crate::harness::{Backend, Env, entry_keys, message};
-
-const INSIDE_DOMAIN: &str = "ourco.example";
 
 fn mail(from: &str, to: &str, subject: &str, message_id: &str) -> Vec<u8> {
     message(
@@ -27,15 +25,20 @@ fn mail(from: &str, to: &str, subject: &str, message_id: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn mail_bccd_by_postfix_into_the_queue_is_logged() {
+    assert_eq!(
+        INSIDE_DOMAIN, "ourco.example",
+        "the addresses below are the guide's"
+    );
+    let postfix_dirs = PostfixDirs::new();
     let dovecot = Dovecot::start_with(DovecotOptions {
-        lmtp: true,
+        lmtp_for_postfix: Some(postfix_dirs.queue_directory()),
         ..Default::default()
     });
-    let postfix = Postfix::start(&dovecot, INSIDE_DOMAIN);
+    let postfix = postfix_dirs.start(&dovecot);
     let env = Env::with_dovecot(Backend::Sqlite, dovecot).await;
     env.write(
         "salespeople.csv",
-        "code,name,email\nREP,Rita Rep,rep@ourco.example\n",
+        "code,name,email\nREP,Rita Rep,rep@ourco.example\nREP2,Ron Rep,ron@ourco.example\n",
     );
     env.write(
         "contacts.csv",
@@ -59,6 +62,14 @@ async fn mail_bccd_by_postfix_into_the_queue_is_logged() {
             "answer",
             "<out@ourco.example>",
         ),
+        // Internal only: copied as well (Postfix's BCC maps cannot tell),
+        // and decided `no_counterpart`.
+        (
+            "rep@ourco.example",
+            "ron@ourco.example",
+            "internal",
+            "<internal@ourco.example>",
+        ),
         // Neither side inside: the rule does not apply.
         (
             "stranger@elsewhere.example",
@@ -80,7 +91,11 @@ async fn mail_bccd_by_postfix_into_the_queue_is_logged() {
     queued.sort();
     assert_eq!(
         queued,
-        ["<in@client.example>", "<out@ourco.example>"],
+        [
+            "<in@client.example>",
+            "<internal@ourco.example>",
+            "<out@ourco.example>"
+        ],
         "one copy of each message that touches the inside domain, none of the unrelated one; maillog:\n{}",
         postfix.maillog()
     );
@@ -90,7 +105,7 @@ async fn mail_bccd_by_postfix_into_the_queue_is_logged() {
             .expect("json summary");
     assert_eq!(
         (summary["seen"].as_u64(), summary["logged"].as_u64()),
-        (Some(2), Some(2)),
+        (Some(3), Some(2)),
         "{summary}"
     );
     assert_eq!(
@@ -129,4 +144,28 @@ async fn mail_bccd_by_postfix_into_the_queue_is_logged() {
         "the queue is empty after the run"
     );
     assert_eq!(env.dovecot.count(STORAGE), 2);
+    let decisions: Vec<serde_json::Value> =
+        serde_json::from_str(&env.ok(&["decisions", "export", "--format", "json"]))
+            .expect("json decisions");
+    let internal = decisions
+        .iter()
+        .find(|row| row["message_id"] == "<internal@ourco.example>")
+        .expect("internal decided");
+    assert_eq!(internal["reason"], "no_counterpart", "{internal}");
+}
+
+/// The guide shows the shipped configuration files verbatim, so that what
+/// an administrator copies from it is what the test above runs.
+#[test]
+fn the_mail_server_guide_shows_the_tested_postfix_and_dovecot_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let guide = std::fs::read_to_string(root.join("docs/mail-server-setup.md")).expect("the guide");
+    for name in ["main.cf", "90-email-logging.conf", "email-logging.sieve"] {
+        let file = std::fs::read_to_string(root.join("packaging/postfix-dovecot").join(name))
+            .expect("shipped file");
+        assert!(
+            guide.contains(&format!("\n{file}```\n")),
+            "docs/mail-server-setup.md must show packaging/postfix-dovecot/{name} verbatim in a code block"
+        );
+    }
 }

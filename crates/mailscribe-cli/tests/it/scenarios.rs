@@ -1523,7 +1523,7 @@ async fn templates_with_groups_and_campaigns_as_in_business_central() {
         csv.lines()
             .next()
             .unwrap()
-            .ends_with(",mailbox_name,run_id,interaction_group,campaign_no"),
+            .ends_with(",mailbox_name,run_id,interaction_group,campaign_no,bc_entry_no"),
         "{csv}"
     );
     let rows: Vec<serde_json::Value> =

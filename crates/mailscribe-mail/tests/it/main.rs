@@ -9,7 +9,8 @@ use mailscribe_mail::{
     TokenProvider,
 };
 use mailscribe_testkit::{
-    Dovecot, DovecotOptions, OAuthServer, QUEUE, STORAGE, ServerCertificate, TcpProxy,
+    DELEGATE_ACCESS_USER, Dovecot, DovecotOptions, OAuthServer, QUEUE, STORAGE, ServerCertificate,
+    TcpProxy,
 };
 use secrecy::SecretString;
 
@@ -71,6 +72,75 @@ async fn login_is_used_where_authenticate_plain_is_not_offered() {
     };
     let err = Session::connect(&config).await.unwrap_err();
     assert!(matches!(err, MailError::AuthFailed(_)), "{err}");
+}
+
+/// What a client sends, recorded by a forwarding proxy in front of the
+/// server (plaintext on loopback, so the commands can be read).
+async fn client_commands_of_one_login(dovecot: &Dovecot, username: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let server_port = dovecot.imap_port;
+    let recorder = tokio::spawn(async move {
+        let (mut client, _) = listener.accept().await.expect("accept");
+        let mut server = tokio::net::TcpStream::connect(("127.0.0.1", server_port))
+            .await
+            .expect("connect to Dovecot");
+        let (mut from_server, mut to_client) = (vec![0; 65536], Vec::new());
+        let (mut from_client, mut recorded) = (vec![0; 65536], Vec::new());
+        loop {
+            tokio::select! {
+                read = client.read(&mut from_client) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        recorded.extend_from_slice(&from_client[..n]);
+                        if server.write_all(&from_client[..n]).await.is_err() { break }
+                    }
+                },
+                read = server.read(&mut from_server) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        to_client.clear();
+                        to_client.extend_from_slice(&from_server[..n]);
+                        if client.write_all(&to_client).await.is_err() { break }
+                    }
+                },
+            }
+        }
+        String::from_utf8_lossy(&recorded).into_owned()
+    });
+    let mut config = config(dovecot, Security::None);
+    config.port = port;
+    config.credentials = Credentials::Basic {
+        username: username.into(),
+        password: SecretString::from(dovecot.password()),
+    };
+    let session = Session::connect(&config).await;
+    let session =
+        session.unwrap_or_else(|err| panic!("log in as {username}: {err}; {}", dovecot.log()));
+    session.logout().await;
+    recorder.await.expect("recorder")
+}
+
+/// Exchange specifies its "domain/account/mailbox" user names for LOGIN
+/// only, and refuses them in PLAIN: such a name never goes through
+/// AUTHENTICATE PLAIN, even where the server offers it (Dovecot does).
+#[tokio::test]
+async fn exchange_delegate_access_names_log_in_with_login_not_plain() {
+    let dovecot = Dovecot::start();
+    let usual = client_commands_of_one_login(&dovecot, dovecot.user()).await;
+    assert!(
+        usual.contains("AUTHENTICATE PLAIN") && !usual.contains(" LOGIN "),
+        "{usual}"
+    );
+    let delegate = client_commands_of_one_login(&dovecot, DELEGATE_ACCESS_USER).await;
+    assert!(!delegate.contains("AUTHENTICATE"), "{delegate}");
+    assert!(
+        delegate.contains(&format!(" LOGIN \"{DELEGATE_ACCESS_USER}\"")),
+        "{delegate}"
+    );
 }
 
 #[tokio::test]

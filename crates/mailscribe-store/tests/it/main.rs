@@ -1,6 +1,8 @@
 //! The store conformance suite: every case runs against SQLite and against
 //! PostgreSQL, on a fresh database each.
 
+mod migration_0011;
+
 use chrono::{DateTime, TimeZone, Utc};
 use mailscribe_core::decision::ErrorClass;
 use mailscribe_core::{
@@ -1211,7 +1213,7 @@ async fn full_mode_keeps_the_raw_bytes(store: &Store) {
         .unwrap();
     let entries = store.entries_after(0, 1).await.unwrap();
     let stored = store
-        .stored_raw_message(entries[0].message_record_id)
+        .stored_raw_message(entries[0].message_record_id.unwrap())
         .await
         .unwrap();
     assert_eq!(stored.as_deref(), Some(raw.as_slice()));
@@ -1967,7 +1969,7 @@ async fn deleting_entries_keeps_the_ledger(store: &Store) {
     );
     assert!(
         store
-            .message_record(entries[0].message_record_id)
+            .message_record(entries[0].message_record_id.unwrap())
             .await
             .unwrap()
             .is_some()
@@ -1983,14 +1985,14 @@ async fn deleting_entries_keeps_the_ledger(store: &Store) {
     );
     assert!(
         store
-            .message_record(entries[0].message_record_id)
+            .message_record(entries[0].message_record_id.unwrap())
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .stored_raw_message(entries[2].message_record_id)
+            .stored_raw_message(entries[2].message_record_id.unwrap())
             .await
             .unwrap()
             .is_none()
@@ -2121,3 +2123,5 @@ async fn privacy_blocked_contacts_are_kept_apart(store: &Store) {
         Err(StoreError::Conflict(_))
     ));
 }
+
+mod sso;

@@ -1,9 +1,12 @@
 //! The router without sockets (`oneshot`), on a real SQLite store: every
 //! page and endpoint, and the rules of who sees what.
 
+mod api_contract;
 mod browser;
+mod business_central;
 mod message;
 mod setup;
+mod sso;
 
 use axum::Router;
 use axum::body::Body;
@@ -43,7 +46,7 @@ impl Reply {
             })
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let start = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -62,7 +65,11 @@ impl Reply {
 
 impl App {
     pub(crate) async fn new() -> App {
-        let db = TestDatabase::sqlite();
+        App::on(TestDatabase::sqlite()).await
+    }
+
+    /// The app on a given database (SQLite or PostgreSQL).
+    pub(crate) async fn on(db: TestDatabase) -> App {
         let store = Store::open(&db.url().parse().unwrap()).await.unwrap();
         let router = router(AppState::new(store.clone(), false));
         App {
@@ -910,7 +917,7 @@ async fn the_openapi_document_describes_what_the_api_answers() {
         post(format!("/api/v1/interactions/{}/opportunity", numbers[1]))
             .await
             .status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::CONFLICT,
         "only once"
     );
     let by_cookie = app
@@ -924,9 +931,10 @@ async fn the_openapi_document_describes_what_the_api_answers() {
         .await;
     assert_eq!(
         by_cookie.status,
-        StatusCode::FORBIDDEN,
+        StatusCode::UNAUTHORIZED,
         "a browser session cannot write through the API"
     );
+    assert_eq!(by_cookie.headers[header::WWW_AUTHENTICATE], "Bearer");
     let no = json(&created)["no"].as_str().unwrap().to_owned();
     let list = |name: &str| serde_json::json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } } } });
     check_against(
@@ -1432,7 +1440,7 @@ async fn contacts_and_salespeople_with_their_history_and_csv_import() {
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
 
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
@@ -1506,6 +1514,56 @@ async fn admins_add_change_and_delete_single_contacts_and_salespeople() {
             && card.body.contains("ann.b@acme.example")
             && !card.body.contains("ann@acme.example")
     );
+    // Privacy blocking: set explicitly, kept by a change that leaves the
+    // choice empty, cleared explicitly.
+    let contact_form = |name: &str, blocked: &str| {
+        format!(
+            "csrf={csrf}&key=7&name={name}&email=ann.b%40acme.example&company=Acme&kind=person&privacy_blocked={blocked}"
+        )
+    };
+    let is_blocked = |body: &str| body.contains("id=\"privacy-blocked\"");
+    app.send(
+        "POST",
+        "/contacts",
+        &session,
+        Some(&contact_form("Ann+B", "true")),
+        None,
+    )
+    .await;
+    assert!(is_blocked(&app.get("/contacts/7", Some(&root)).await.body));
+    app.send(
+        "POST",
+        "/contacts",
+        &session,
+        Some(&contact_form("Ann+C", "")),
+        None,
+    )
+    .await;
+    let card = app.get("/contacts/7", Some(&root)).await;
+    assert!(
+        card.body.contains("Ann C") && is_blocked(&card.body),
+        "a name change keeps the block: {}",
+        card.body
+    );
+    let bad_flag = app
+        .send(
+            "POST",
+            "/contacts",
+            &session,
+            Some(&contact_form("Ann+C", "maybe")),
+            None,
+        )
+        .await;
+    assert_eq!(bad_flag.status, StatusCode::BAD_REQUEST);
+    app.send(
+        "POST",
+        "/contacts",
+        &session,
+        Some(&contact_form("Ann+B", "false")),
+        None,
+    )
+    .await;
+    assert!(!is_blocked(&app.get("/contacts/7", Some(&root)).await.body));
     // A company with people cannot go; the person can, then the company.
     let refused = app
         .send(
