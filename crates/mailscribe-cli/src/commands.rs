@@ -121,6 +121,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Token {
             command: TokenCommand::Revoke { id },
         } => revoke_token(&store, id).await,
+        Command::Sso { command } => crate::sso::sso(&store, &url, command).await,
         Command::Backup { output } => backup(&store, &url, &output).await,
         // Answered in `main` without a database.
         Command::Completions { .. } | Command::Man => Ok(()),
@@ -481,7 +482,7 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
 /// key that opens what the database holds, whatever step is interrupted.
 async fn rotate_key(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
     let mailboxes = store.mailboxes().await?;
-    if mailboxes.is_empty() {
+    if mailboxes.is_empty() && store.sso_config().await?.is_none() {
         return Err(Failure::new(
             exit::DISABLED_OR_INCOMPLETE,
             anyhow!("there is no setup, so no stored secret"),
@@ -510,6 +511,7 @@ async fn rotate_key(store: &Store, url: &DatabaseUrl) -> Result<(), Failure> {
         }
         store.save_mailbox_setup(&mailbox.name, &setup).await?;
     }
+    resealed += crate::sso::reseal(store, &ring).await?;
     let ring = ring.finish_rotation(url)?;
     crate::accounts::audit(
         store,
@@ -1421,6 +1423,9 @@ async fn serve(store: &Store, url: &DatabaseUrl, args: ServeArgs) -> Result<(), 
         .with_trusted_proxies(args.trusted_proxies.clone())
         .with_message_source(source)
         .with_setup_backend(setup)
+        .with_sso_backend(std::sync::Arc::new(crate::sso::SsoSecrets {
+            url: url.clone(),
+        }))
         .with_metrics(crate::telemetry::install()?)
         .with_scheduler_pulse(pulse.clone());
     let operations = match args.metrics_listen {

@@ -9,6 +9,7 @@ mod commands;
 mod export;
 mod logging;
 mod secrets;
+mod sso;
 mod telemetry;
 mod templates;
 mod wizard;
@@ -156,6 +157,11 @@ pub(crate) enum Command {
     Secrets {
         #[command(subcommand)]
         command: SecretsCommand,
+    },
+    /// Single sign-on with an OpenID Connect provider: configure, show, disable.
+    Sso {
+        #[command(subcommand)]
+        command: sso::SsoCommand,
     },
     /// A consistent copy of a SQLite database (VACUUM INTO). Back up the
     /// key file with it. On PostgreSQL, use pg_dump.

@@ -20,6 +20,7 @@ pub mod parse;
 pub mod password;
 pub mod setup;
 pub mod signin_throttle;
+pub mod sso;
 
 pub use access::{Restriction, Role, RoleError, User};
 pub use address::{AddressError, EmailAddress};
@@ -43,3 +44,4 @@ pub use setup::{
     SecretRefError, Security, SettingError, Settings, StorageMode, TargetChanged, TlsTrust,
     TokenUrlError, WebSecretPolicy, check_token_url, data_statement, may_reuse_kept_secrets,
 };
+pub use sso::{RoleMapping, SsoConfig, SsoConfigError};

@@ -568,6 +568,9 @@ pub struct Settings {
     pub session_idle_minutes: u32,
     /// The template logged mail uses.
     pub email_template: String,
+    /// Password sign-in on the web. Off: only single sign-on signs in; the
+    /// CLI, which needs no sign-in, can always turn it on again.
+    pub local_passwords: bool,
 }
 
 impl Default for Settings {
@@ -581,12 +584,13 @@ impl Default for Settings {
             not_logged_retention_days: 90,
             session_idle_minutes: 30,
             email_template: InteractionTemplate::EMAIL.to_owned(),
+            local_passwords: true,
         }
     }
 }
 
 impl Settings {
-    pub const KEYS: [&'static str; 8] = [
+    pub const KEYS: [&'static str; 9] = [
         "interval",
         "time_zone",
         "storage_mode",
@@ -595,6 +599,7 @@ impl Settings {
         "not_logged_retention_days",
         "session_idle_minutes",
         "email_template",
+        "local_passwords",
     ];
 
     /// Applies one `key = value` pair, validating the value.
@@ -677,6 +682,13 @@ impl Settings {
                 }
                 self.email_template = code;
             }
+            "local_passwords" => {
+                self.local_passwords = match value {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    _ => return Err(invalid("local_passwords", "on or off")),
+                };
+            }
             other => return Err(SettingError::UnknownKey(other.to_owned())),
         }
         Ok(())
@@ -702,6 +714,10 @@ impl Settings {
                 self.session_idle_minutes.to_string(),
             ),
             ("email_template", self.email_template.clone()),
+            (
+                "local_passwords",
+                if self.local_passwords { "on" } else { "off" }.to_owned(),
+            ),
         ]
     }
 }

@@ -18,6 +18,7 @@ mod log;
 mod opportunities;
 mod runs;
 mod setup;
+mod sso;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ pub use log::{EntryComment, EntryCursor, EntryFilter, MessageRecord};
 pub use opportunities::{NewOpportunity, OPPORTUNITY_STATUSES, Opportunity};
 pub use runs::{RunCounts, RunRecord};
 pub use setup::{Campaign, MailboxRow, MailboxStatus};
+pub use sso::{NO_PASSWORD, SsoIdentity, SsoPending, SsoRefusal, SsoSignIn};
 pub use users::{TokenRow, UserChange, UserRow};
 
 /// Where the data lives, as given to `--db`.

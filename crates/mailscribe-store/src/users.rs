@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use crate::{Result, Store, StoreError, with_pool};
 
-fn user_from(id: i64, name: String, role: &str, code: Option<String>) -> Result<User> {
+pub(crate) fn user_from(id: i64, name: String, role: &str, code: Option<String>) -> Result<User> {
     Ok(User {
         id,
         name,

@@ -1,7 +1,7 @@
 //! Fixtures at the boundaries we do not own: a throwaway Dovecot, a
-//! private Postfix, throwaway databases, and servers that capture what a
-//! client sends them. Only tests and benchmarks use
-//! this crate.
+//! private Postfix, a local OAuth2 server and OpenID Connect provider,
+//! throwaway databases, and servers that capture what a client sends them.
+//! Only tests and benchmarks use this crate.
 //!
 //! Everything here waits for readiness by polling with a deadline, and
 //! cleans up in `Drop`.
@@ -11,6 +11,7 @@ mod capture;
 mod database;
 mod dovecot;
 mod oauth;
+mod oidc;
 mod pg_server;
 mod postfix;
 mod proxy;
@@ -22,6 +23,7 @@ pub use dovecot::{
     DELEGATE_ACCESS_USER, Dovecot, DovecotOptions, QUEUE, STORAGE, ServerCertificate,
 };
 pub use oauth::OAuthServer;
+pub use oidc::{Fault, OidcProvider, OidcUser};
 pub use pg_server::PgServer;
 pub use postfix::{INSIDE_DOMAIN, Postfix, PostfixDirs, QUEUE_RECIPIENT};
 pub use proxy::TcpProxy;

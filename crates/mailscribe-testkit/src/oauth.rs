@@ -23,14 +23,14 @@ pub struct OAuthServer {
     state: Arc<Mutex<State>>,
 }
 
-fn form(body: &str) -> HashMap<String, String> {
+pub(crate) fn form(body: &str) -> HashMap<String, String> {
     body.split('&')
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| (decode(k), decode(v)))
         .collect()
 }
 
-fn decode(text: &str) -> String {
+pub(crate) fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -679,7 +679,13 @@ async fn save_options(
     settings: &Settings,
     template: &InteractionTemplate,
 ) -> Result<(), PageError> {
-    for (key, value) in settings.pairs() {
+    // `local_passwords` is the CLI's alone: the web never writes it, not
+    // even back as it read it.
+    for (key, value) in settings
+        .pairs()
+        .into_iter()
+        .filter(|(key, _)| *key != "local_passwords")
+    {
         state.store.save_setting(key, &value).await?;
     }
     state.store.save_template(template).await?;

@@ -20,6 +20,7 @@ mod pages;
 mod people;
 mod run_now;
 mod sales;
+mod sso;
 mod users;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use client::{Cidr, CidrError, Clock, SystemClock};
 pub use email_logging::{BoxFuture, SecretField, SetupBackend};
 pub use message::MessageSource;
 pub use operations::{MetricsRenderer, SchedulerPulse, describe_metrics};
+pub use sso::SsoBackend;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -51,6 +53,8 @@ pub struct AppState {
     pub metrics: Option<operations::MetricsRenderer>,
     /// The scheduler's pulse, for `/readyz`.
     pub scheduler_pulse: Option<operations::SchedulerPulse>,
+    /// Opens the single sign-on client secret.
+    pub sso_backend: Option<Arc<dyn SsoBackend>>,
     throttle: Arc<auth::LoginThrottle>,
     password_checks: Arc<tokio::sync::Semaphore>,
 }
@@ -65,6 +69,7 @@ impl AppState {
             setup_backend: None,
             metrics: None,
             scheduler_pulse: None,
+            sso_backend: None,
             throttle: Arc::new(auth::LoginThrottle::new(Arc::new(SystemClock))),
             password_checks: Arc::new(tokio::sync::Semaphore::new(4)),
         }
@@ -98,6 +103,11 @@ impl AppState {
         self
     }
 
+    pub fn with_sso_backend(mut self, backend: Arc<dyn SsoBackend>) -> AppState {
+        self.sso_backend = Some(backend);
+        self
+    }
+
     pub fn with_scheduler_pulse(mut self, pulse: operations::SchedulerPulse) -> AppState {
         self.scheduler_pulse = Some(pulse);
         self
@@ -113,6 +123,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
+        .route("/sso/login", get(sso::start))
+        .route("/sso/callback", get(sso::callback))
+        .route("/admin/sso", get(sso::show).post(sso::save))
+        .route("/admin/sso/disable", post(sso::disable))
         .route(
             "/setup",
             get(pages::first_admin_form).post(pages::first_admin),

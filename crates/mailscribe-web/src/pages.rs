@@ -252,9 +252,12 @@ struct LoginPage {
     csrf: String,
     problem: Option<String>,
     no_users: bool,
+    /// "Sign in with <provider>", when single sign-on is configured.
+    sso: Option<String>,
+    local_passwords: bool,
 }
 
-async fn login_page(
+pub(crate) async fn login_page(
     state: &AppState,
     status: axum::http::StatusCode,
     problem: Option<String>,
@@ -264,6 +267,8 @@ async fn login_page(
         csrf: csrf.clone(),
         problem,
         no_users: state.store.count_users().await? == 0,
+        sso: crate::sso::provider_label(state).await?,
+        local_passwords: state.store.settings().await?.local_passwords,
     };
     Ok((
         status,
@@ -309,7 +314,7 @@ async fn dummy_hash() -> String {
         .clone()
 }
 
-async fn start_session(state: &AppState, user_id: i64) -> Result<Response, PageError> {
+pub(crate) async fn start_session(state: &AppState, user_id: i64) -> Result<Response, PageError> {
     let token = generate_token();
     let now = Utc::now();
     state
@@ -344,6 +349,11 @@ pub(crate) async fn login(
     if expected.is_empty() || form.csrf != expected {
         return Err(PageError(ErrorKind::Forbidden(
             "the sign-in form has expired; reload the page and try again",
+        )));
+    }
+    if !state.store.settings().await?.local_passwords {
+        return Err(PageError(ErrorKind::Forbidden(
+            "sign-in with a password is turned off: use single sign-on",
         )));
     }
     let name = form.name.trim();

@@ -14,5 +14,6 @@ mod postfix;
 mod scenarios;
 mod secret_binding;
 mod secrets;
+mod sso;
 mod tidy;
 mod web_setup;

@@ -2125,3 +2125,5 @@ async fn privacy_blocked_contacts_are_kept_apart(store: &Store) {
         Err(StoreError::Conflict(_))
     ));
 }
+
+mod sso;

@@ -7,6 +7,7 @@ mod business_central;
 mod message;
 mod setup;
 mod signin;
+mod sso;
 
 use axum::Router;
 use axum::body::Body;
