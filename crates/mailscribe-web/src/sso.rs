@@ -154,11 +154,12 @@ fn redirect_url(
     Ok(format!("{scheme}://{host}/sso/callback"))
 }
 
+/// Lax, unlike the session cookie: it must come back with the provider's
+/// redirect to the callback. Named like the others (`cookie_name`).
 fn sso_cookie(state: &AppState, value: &str, max_age_seconds: i64) -> String {
+    let name = crate::auth::cookie_name(state, SSO_COOKIE);
     let secure = if state.secure_cookies { "; Secure" } else { "" };
-    format!(
-        "{SSO_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
-    )
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}")
 }
 
 /// `GET /sso/login`: redirects to the provider's authorization endpoint.
@@ -297,7 +298,7 @@ async fn verify_callback(
         .await
         .map_err(|err| SsoError::Config(err.to_string()))?
         .ok_or(SsoError::UnknownState)?;
-    let browser = cookie(headers, SSO_COOKIE).unwrap_or_default();
+    let browser = cookie(state, headers, SSO_COOKIE).unwrap_or_default();
     if browser.is_empty() || hash_token(&browser) != pending.browser_hash {
         return Err(SsoError::OtherBrowser);
     }
