@@ -130,12 +130,9 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// The redirect URL: configured, or this server's `/sso/callback` as the
-/// browser reached it.
-fn redirect_url(
-    state: &AppState,
-    config: &SsoConfig,
-    headers: &HeaderMap,
-) -> Result<String, SsoError> {
+/// browser reached it (`https` when the request came over TLS, directly or
+/// per a trusted proxy's `X-Forwarded-Proto`).
+fn redirect_url(config: &SsoConfig, headers: &HeaderMap, https: bool) -> Result<String, SsoError> {
     if let Some(url) = &config.redirect_url {
         return Ok(url.clone());
     }
@@ -146,11 +143,7 @@ fn redirect_url(
         .ok_or_else(|| {
             SsoError::Config("the request names no host: configure --redirect-url".into())
         })?;
-    let scheme = if state.secure_cookies {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if https { "https" } else { "http" };
     Ok(format!("{scheme}://{host}/sso/callback"))
 }
 
@@ -166,11 +159,12 @@ fn sso_cookie(state: &AppState, value: &str, max_age_seconds: i64) -> String {
 pub(crate) async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
 ) -> Result<Response, PageError> {
     let Some(config) = state.store.sso_config().await? else {
         return Err(PageError(ErrorKind::NotFound));
     };
-    match authorization_redirect(&state, &config, &headers).await {
+    match authorization_redirect(&state, &config, &headers, came_over_tls(&extensions)).await {
         Ok(response) => Ok(response),
         Err(err) => {
             tracing::warn!(error = %err, "single sign-on could not start");
@@ -183,10 +177,11 @@ async fn authorization_redirect(
     state: &AppState,
     config: &SsoConfig,
     headers: &HeaderMap,
+    https: bool,
 ) -> Result<Response, SsoError> {
     let http = http_client()?;
     let metadata = discover(config, &http).await?;
-    let redirect = redirect_url(state, config, headers)?;
+    let redirect = redirect_url(config, headers, https)?;
     let client =
         CoreClient::from_provider_metadata(metadata, ClientId::new(config.client_id.clone()), None)
             .set_redirect_uri(
@@ -578,13 +573,14 @@ async fn admin_page(
     state: &AppState,
     signed_in: &SignedIn,
     headers: &HeaderMap,
+    https: bool,
     form: Option<SsoForm>,
     notice: String,
     problem: String,
 ) -> Result<Response, PageError> {
     let stored = state.store.sso_config().await?;
     let callback_hint = match &stored {
-        Some(config) => redirect_url(state, config, headers).unwrap_or_default(),
+        Some(config) => redirect_url(config, headers, https).unwrap_or_default(),
         None => {
             let blank = SsoConfig {
                 issuer: String::new(),
@@ -594,7 +590,7 @@ async fn admin_page(
                 name_claim: String::new(),
                 roles: None,
             };
-            redirect_url(state, &blank, headers).unwrap_or_default()
+            redirect_url(&blank, headers, https).unwrap_or_default()
         }
     };
     let page = AdminPage {
@@ -626,6 +622,7 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     signed_in: SignedIn,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     admin(&signed_in)?;
@@ -633,6 +630,7 @@ pub(crate) async fn show(
         &state,
         &signed_in,
         &headers,
+        came_over_tls(&extensions),
         None,
         query.notice,
         String::new(),
@@ -708,6 +706,7 @@ pub(crate) async fn save(
     State(state): State<AppState>,
     signed_in: SignedIn,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Form(form): Form<SsoForm>,
 ) -> Result<Response, PageError> {
     admin_form(&signed_in, &form.csrf)?;
@@ -726,6 +725,7 @@ pub(crate) async fn save(
                 &state,
                 &signed_in,
                 &headers,
+                came_over_tls(&extensions),
                 Some(shown),
                 String::new(),
                 problem,
@@ -770,4 +770,11 @@ mod tests {
         assert!(claim_values(&claims, "o").is_empty());
         assert!(claim_values(&claims, "missing").is_empty());
     }
+}
+
+/// Whether the request came over TLS, as the client layer decided.
+fn came_over_tls(extensions: &axum::http::Extensions) -> bool {
+    extensions
+        .get::<crate::client::ClientInfo>()
+        .is_some_and(|client| client.https)
 }

@@ -238,3 +238,86 @@ async fn leaving_the_assisted_setup_with_unsaved_answers_asks_first() {
     assert_eq!(registered().await, true);
     server.abort();
 }
+
+/// Signs `name` in through the form in `browser` and waits for the log.
+async fn sign_in(browser: &Browser, base: &str, name: &str, password: &str) {
+    browser.goto(&format!("{base}/login")).await;
+    browser.type_into("input[name=name]", name).await;
+    browser.type_into("input[name=password]", password).await;
+    browser.click("button[type=submit]").await;
+    browser
+        .wait_for_url("the log after signing in", |url| {
+            url.ends_with("/interactions")
+        })
+        .await;
+}
+
+/// The Users page and the account page in Chromium: an admin disables a
+/// signed-in user, whose very next page is the sign-in page; the admin
+/// changes their own password, which ends their own session too, and
+/// signs in again with the new one only.
+#[tokio::test(flavor = "multi_thread")]
+async fn disabling_a_user_and_changing_ones_password_in_chromium() {
+    let app = App::new().await;
+    app.add_user("root", Role::Admin, None).await;
+    app.add_user("uma", Role::User, None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(
+        axum::serve(listener, router(AppState::new(app.store.clone(), false))).into_future(),
+    );
+
+    let uma = Browser::start().await;
+    sign_in(&uma, &base, "uma", "uma-password").await;
+    let root = Browser::start().await;
+    sign_in(&root, &base, "root", "root-password").await;
+
+    root.goto(&format!("{base}/admin/users")).await;
+    assert_eq!(root.text("#user-uma td:nth-child(4)").await, "active");
+    shot(&root, "users").await;
+    root.click("#user-uma form[action$='/disable'] button")
+        .await;
+    root.wait_for_url("the Users page again", |url| url.contains("/admin/users"))
+        .await;
+    assert_eq!(root.text("#user-uma td:nth-child(4)").await, "disabled");
+
+    uma.goto(&format!("{base}/interactions")).await;
+    assert!(
+        uma.url().await.ends_with("/login"),
+        "a disabled user's session ends at once"
+    );
+
+    root.goto(&format!("{base}/account")).await;
+    root.type_into("#password input[name=current]", "root-password")
+        .await;
+    root.type_into("#password input[name=new]", "quiet-harbor-lantern")
+        .await;
+    root.type_into("#password input[name=repeat]", "quiet-harbor-lantern")
+        .await;
+    root.click("#password button[type=submit]").await;
+    root.wait_for_url("the sign-in page after the change", |url| {
+        url.ends_with("/login")
+    })
+    .await;
+    root.goto(&format!("{base}/admin/users")).await;
+    assert!(
+        root.url().await.ends_with("/login"),
+        "changing one's password ends one's own session too"
+    );
+    // The old password no longer signs in; the new one does.
+    root.type_into("input[name=name]", "root").await;
+    root.type_into("input[name=password]", "root-password")
+        .await;
+    root.click("button[type=submit]").await;
+    root.wait_for_url("the sign-in page again", |url| url.ends_with("/login"))
+        .await;
+    assert!(
+        root.text("#problem")
+            .await
+            .contains("Wrong user name or password"),
+        "the old password is refused: {}",
+        root.source().await
+    );
+    sign_in(&root, &base, "root", "quiet-harbor-lantern").await;
+    server.abort();
+}
