@@ -178,7 +178,7 @@ fn flood_source(attempt: usize) -> Ipv4Addr {
 }
 
 fn flood_name(attempt: usize) -> String {
-    if attempt % 10 == 0 {
+    if attempt.is_multiple_of(10) {
         USER.to_owned()
     } else {
         format!("guess{}", attempt % 97)
