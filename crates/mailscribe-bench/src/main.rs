@@ -21,6 +21,8 @@
 //!   other instance commits, with the production lease timings (PostgreSQL).
 //! - `multi-instance`: three instances on six mailboxes against one
 //!   instance on one mailbox, same messages (PostgreSQL).
+//! - `signin-flood`: a real user's sign-in time while 2,000 failed sign-ins
+//!   come from many loopback addresses; the server's peak CPU and memory.
 //!
 //! `idle-latency` and `takeover` wait out real time by design (a steady
 //! delivery rate, the lease's time to live), about nine and five minutes
@@ -29,6 +31,7 @@
 //! Build with `cargo build --release -p mailscribe-cli -p mailscribe-bench`;
 //! the benchmark runs `target/release/mailscribe` from beside itself.
 
+mod flood;
 mod idle;
 mod install;
 mod instances;
@@ -61,8 +64,8 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
         bail!(
-            "usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory|idle-latency|soak|takeover|multi-instance \
-             [--messages N] [--rounds N] [--minutes N] [--rate R] [--setup maildir-tls|sdbox-plain]"
+            "usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory|idle-latency|soak|takeover|multi-instance|signin-flood \
+             [--messages N] [--rounds N] [--minutes N] [--rate R] [--setup maildir-tls|sdbox-plain] [--attempts N]"
         );
     };
     if command == "measure" {
@@ -81,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         Some(Some(name)) => vec![queue::Setup::parse(name)?],
         Some(None) => bail!("--setup needs maildir-tls or sdbox-plain"),
     };
+    let attempts: Option<usize> = number(&args, "--attempts")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -103,6 +107,9 @@ fn main() -> anyhow::Result<()> {
             "takeover" => takeover::takeover(rounds.unwrap_or(takeover::DEFAULT_ROUNDS)).await,
             "multi-instance" => {
                 instances::multi_instance(messages.unwrap_or(instances::DEFAULT_MESSAGES)).await
+            }
+            "signin-flood" => {
+                flood::signin_flood(attempts.unwrap_or(flood::DEFAULT_ATTEMPTS)).await
             }
             "all" => {
                 queue::queue(messages.unwrap_or(10_000), &setups).await?;
