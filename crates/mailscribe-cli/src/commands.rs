@@ -1598,17 +1598,6 @@ impl mailscribe_web::SetupBackend for SetupService {
     }
 
     fn refuse_source(&self, source: &SecretRef) -> Option<String> {
-        if let SecretRef::File(path) = source {
-            let canonical =
-                |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-            let key_file = canonical(&crate::secrets::SecretKey::key_file_for(&self.url));
-            if canonical(std::path::Path::new(path)) == key_file {
-                return Some(
-                    "that file is Mailscribe's secret key; name the file that holds the password"
-                        .to_owned(),
-                );
-            }
-        }
-        crate::secrets::refuse_web_source(&crate::secrets::web_secret_policy(), source)
+        crate::secrets::refuse_source_from_web(&self.url, source, "password")
     }
 }

@@ -442,6 +442,25 @@ fn run_secret_command(command: &str) -> Result<String, SourceError> {
     Ok(String::from_utf8_lossy(&stdout).trim_end().to_owned())
 }
 
+/// Why a source typed into the web may not be used on this server: the
+/// key file itself (never a secret's home), or a source outside the
+/// operator's allow-list. `what` names the secret in the message.
+pub(crate) fn refuse_source_from_web(
+    url: &DatabaseUrl,
+    source: &SecretRef,
+    what: &str,
+) -> Option<String> {
+    if let SecretRef::File(path) = source {
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        if canonical(Path::new(path)) == canonical(&SecretKey::key_file_for(url)) {
+            return Some(format!(
+                "that file is Mailscribe's secret key; name the file that holds the {what}"
+            ));
+        }
+    }
+    refuse_web_source(&web_secret_policy(), source)
+}
+
 /// Which secret sources a web session may set on this server:
 /// `MAILSCRIBE_SECRET_DIRS` and `MAILSCRIBE_SECRET_ENV`, the directories
 /// with their symlinks resolved.

@@ -116,8 +116,16 @@ mod tests {
         assert_eq!(check("short-pw-1"), Err(WeakPassword::TooShort));
         assert_eq!(check("elevenchars"), Err(WeakPassword::TooShort));
         assert_eq!(check(&"x y z w v ".repeat(13)), Err(WeakPassword::TooLong));
-        assert_eq!(check(&"x y z w v ".repeat(12)), Ok(()), "120 characters are allowed");
-        assert_eq!(check("abcde       "), Err(WeakPassword::TooShort), "runs of spaces count as one");
+        assert_eq!(
+            check(&"x y z w v ".repeat(12)),
+            Ok(()),
+            "120 characters are allowed"
+        );
+        assert_eq!(
+            check("abcde       "),
+            Err(WeakPassword::TooShort),
+            "runs of spaces count as one"
+        );
         assert_eq!(check("tulip  garden"), Ok(()));
         assert_eq!(check("twelve chars"), Ok(()));
         // Characters, not bytes: twelve accented letters pass.
