@@ -1,6 +1,6 @@
 //! A throwaway Dovecot 2.3 on free loopback ports, with a public namespace
 //! `Public Folders/` holding `Email Logging/Queue` and `Email Logging/Storage`
-//! (the recipe in `shared/notes/rust-stack-and-dovecot.md`).
+//! (a public namespace, TLS, a passwd-file user and optionally the oauth2 passdb).
 //!
 //! The harness owns the master process (`dovecot -F`) and stops it on drop.
 //! With `DovecotOptions::lmtp_for_postfix` it runs the mail-server guide's
