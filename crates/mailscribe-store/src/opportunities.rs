@@ -66,6 +66,11 @@ impl Store {
     ) -> Result<String> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // The write first (see `create_opportunity`).
+            let next: i64 = sqlx::query("UPDATE sequences SET value = value + 1 WHERE name = 'opportunity_no' RETURNING value")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("value")?;
             let blocked = sqlx::query(
                 "SELECT 1 AS one FROM interaction_entries e JOIN contacts c ON c.no = e.contact_no \
                  WHERE e.entry_no = $1 AND c.privacy_blocked = TRUE",
@@ -76,10 +81,6 @@ impl Store {
             if blocked.is_some() {
                 return Err(StoreError::Conflict(PRIVACY_BLOCKED.into()));
             }
-            let next: i64 = sqlx::query("UPDATE sequences SET value = value + 1 WHERE name = 'opportunity_no' RETURNING value")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("value")?;
             let no = format!("OP-{next}");
             // The condition and the link in one statement: two clicks at
             // once make one opportunity.
@@ -127,6 +128,15 @@ impl Store {
     ) -> Result<String> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // The write first: on SQLite a transaction that reads and then
+            // writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when
+            // another connection wrote in between, such as the scheduler's
+            // heartbeat; one that starts with its write waits its turn.
+            // Refusing below rolls the number back.
+            let next: i64 = sqlx::query("UPDATE sequences SET value = value + 1 WHERE name = 'opportunity_no' RETURNING value")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("value")?;
             let blocked = sqlx::query(
                 "SELECT 1 AS one FROM contacts WHERE no = $1 AND privacy_blocked = TRUE",
             )
@@ -136,10 +146,6 @@ impl Store {
             if blocked.is_some() {
                 return Err(StoreError::Conflict(PRIVACY_BLOCKED.into()));
             }
-            let next: i64 = sqlx::query("UPDATE sequences SET value = value + 1 WHERE name = 'opportunity_no' RETURNING value")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("value")?;
             let no = format!("OP-{next}");
             sqlx::query(
                 "INSERT INTO opportunities (no, description, contact_no, contact_company_no, salesperson_code, status, \
