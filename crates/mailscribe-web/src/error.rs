@@ -76,7 +76,13 @@ impl ErrorKind {
 
 impl From<mailscribe_store::StoreError> for ErrorKind {
     fn from(err: mailscribe_store::StoreError) -> ErrorKind {
-        ErrorKind::Internal(format!("{err:#}"))
+        match err {
+            // The state refuses the change (a privacy-blocked contact, a
+            // name in use): the reason is written for people, and it is
+            // the client's to act on, not a server fault.
+            mailscribe_store::StoreError::Conflict(why) => ErrorKind::Conflict(why),
+            err => ErrorKind::Internal(format!("{err:#}")),
+        }
     }
 }
 
