@@ -14,6 +14,8 @@ use nix::sys::resource::{UsageWho, getrusage};
 pub(crate) struct Measured {
     pub(crate) seconds: f64,
     pub(crate) max_rss_mb: f64,
+    /// CPU time the child spent in user space and in the kernel.
+    pub(crate) cpu_seconds: f64,
 }
 
 pub(crate) fn measure_child(args: &[String]) -> anyhow::Result<()> {
@@ -27,11 +29,27 @@ pub(crate) fn measure_child(args: &[String]) -> anyhow::Result<()> {
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
     // Linux reports ru_maxrss in kilobytes.
     let max_rss_kb = usage.max_rss();
+    let cpu_seconds = timeval_seconds(usage.user_time()) + timeval_seconds(usage.system_time());
     println!(
         "{}",
-        serde_json::json!({ "seconds": seconds, "max_rss_kb": max_rss_kb, "success": status.success() })
+        serde_json::json!({
+            "seconds": seconds,
+            "max_rss_kb": max_rss_kb,
+            "cpu_seconds": cpu_seconds,
+            "success": status.success(),
+        })
     );
     Ok(())
+}
+
+/// CPU time (user and kernel) this process has used so far.
+pub(crate) fn own_cpu_seconds() -> anyhow::Result<f64> {
+    let usage = getrusage(UsageWho::RUSAGE_SELF)?;
+    Ok(timeval_seconds(usage.user_time()) + timeval_seconds(usage.system_time()))
+}
+
+fn timeval_seconds(t: nix::sys::time::TimeVal) -> f64 {
+    t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6
 }
 
 pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
@@ -82,6 +100,7 @@ pub(crate) fn measure_mailscribe(
     Ok(Measured {
         seconds: value["seconds"].as_f64().unwrap_or(f64::NAN),
         max_rss_mb: value["max_rss_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+        cpu_seconds: value["cpu_seconds"].as_f64().unwrap_or(f64::NAN),
     })
 }
 

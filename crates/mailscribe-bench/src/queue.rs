@@ -101,8 +101,11 @@ async fn filled_dovecot(setup: Setup, messages: &[Vec<u8>]) -> anyhow::Result<Do
 }
 
 /// The protocol alone: what any client must do to empty the queue.
-async fn baseline(setup: Setup, messages: &[Vec<u8>]) -> anyhow::Result<f64> {
+/// Returns its wall time and the CPU time this process spent meanwhile
+/// (nothing else runs in it then).
+async fn baseline(setup: Setup, messages: &[Vec<u8>]) -> anyhow::Result<(f64, f64)> {
     let dovecot = filled_dovecot(setup, messages).await?;
+    let cpu_before = crate::measure::own_cpu_seconds()?;
     let started = Instant::now();
     let mut session = Session::connect(&connection(&dovecot, setup.transport())).await?;
     let queue = session.resolve_folder(QUEUE).await?;
@@ -126,10 +129,11 @@ async fn baseline(setup: Setup, messages: &[Vec<u8>]) -> anyhow::Result<f64> {
     }
     session.logout().await;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = crate::measure::own_cpu_seconds()? - cpu_before;
     if dovecot.count(QUEUE) != 0 {
         bail!("the baseline left messages in the queue");
     }
-    Ok(seconds)
+    Ok((seconds, cpu_seconds))
 }
 
 /// A configured, enabled installation in `dir` on SQLite, pointing at
@@ -173,7 +177,7 @@ async fn queue_on(setup: Setup, mix: &[Vec<u8>]) -> anyhow::Result<()> {
     println!("   mix: {}", messages::MIX);
     let (mut baseline_times, mut run_times, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
     for repetition in 1..=3 {
-        let baseline_seconds = baseline(setup, mix).await?;
+        let (baseline_seconds, baseline_cpu) = baseline(setup, mix).await?;
         let dovecot = filled_dovecot(setup, mix).await?;
         let dir = tempfile::tempdir()?;
         let env = install_sqlite(dir.path(), &dovecot, setup.transport(), &[])?;
@@ -182,10 +186,11 @@ async fn queue_on(setup: Setup, mix: &[Vec<u8>]) -> anyhow::Result<()> {
             bail!("mailscribe left messages in the queue");
         }
         println!(
-            "   run {repetition}: baseline {baseline_seconds:.2} s ({:.0} msg/s); mailscribe run --once {:.2} s ({:.0} msg/s), peak RSS {:.1} MB",
+            "   run {repetition}: baseline {baseline_seconds:.2} s ({:.0} msg/s, CPU {baseline_cpu:.2} s); mailscribe run --once {:.2} s ({:.0} msg/s, CPU {:.2} s), peak RSS {:.1} MB",
             f64::from(count) / baseline_seconds,
             run.seconds,
             f64::from(count) / run.seconds,
+            run.cpu_seconds,
             run.max_rss_mb
         );
         baseline_times.push(baseline_seconds);

@@ -197,7 +197,7 @@ impl Store {
                         .push_bind(IMPORT_MAILBOX_NAME)
                         .push_bind(row.bc_entry_no);
                 });
-                insert.push(" ON CONFLICT (bc_entry_no) DO NOTHING");
+                insert.push(" ON CONFLICT (bc_entry_no) WHERE bc_entry_no IS NOT NULL DO NOTHING");
                 let added = insert.build().execute(&mut *tx).await?.rows_affected();
                 summary.added += usize::try_from(added).unwrap_or(usize::MAX);
             }

@@ -168,6 +168,78 @@ macro_rules! insert_entries {
     }};
 }
 
+/// Records where copies went (`Store::record_dispositions`) on a
+/// connection inside a transaction the caller commits.
+macro_rules! record_dispositions_in {
+    ($connection:expr, $updates:expr) => {{
+        let updates: &[DispositionUpdate] = $updates;
+        let mut by_disposition: HashMap<&str, Vec<i64>> = HashMap::new();
+        for update in updates {
+            by_disposition
+                .entry(update.disposition.as_str())
+                .or_default()
+                .push(update.ledger_id);
+        }
+        let stored: Vec<(i64, &str, i64, i64)> = updates
+            .iter()
+            .filter_map(|u| {
+                let (folder, uid_validity, uid) = u.storage.as_ref()?;
+                Some((
+                    u.ledger_id,
+                    folder.as_str(),
+                    i64::from(*uid_validity),
+                    i64::from(*uid),
+                ))
+            })
+            .collect();
+        for (disposition, ids) in &by_disposition {
+            for chunk in ids.chunks(500) {
+                let mut update = QueryBuilder::new("UPDATE decisions SET disposition = ");
+                update.push_bind(*disposition).push(" WHERE id IN (");
+                push_padded_list!(update, chunk, |id| *id);
+                update.push(")");
+                update.build().execute($connection).await?;
+            }
+        }
+        // Refused moves: counted, with the server's words, so that the
+        // copy goes to quarantine after the maximum attempts.
+        for update in updates.iter().filter(|u| u.move_error.is_some()) {
+            sqlx::query("UPDATE decisions SET move_attempts = move_attempts + 1, move_error = $1 WHERE id = $2")
+                .bind(&update.move_error)
+                .bind(update.ledger_id)
+                .execute($connection)
+                .await?;
+        }
+        // Where each logged message now lies. VALUES columns are named
+        // column1, column2... in both dialects.
+        for chunk in stored.chunks(200) {
+            let mut update = QueryBuilder::new(
+                "UPDATE messages SET storage_folder = v.column2, storage_uid_validity = v.column3, \
+                 storage_uid = v.column4 FROM (",
+            );
+            // Padded with copies of the last row (which set the same
+            // values again), so that the statement text repeats.
+            let padding =
+                std::iter::repeat_n(chunk.last(), padded_len(chunk.len()) - chunk.len())
+                    .flatten();
+            update.push_values(
+                chunk.iter().chain(padding),
+                |mut b, (ledger_id, folder, uid_validity, uid)| {
+                    b.push_bind(*ledger_id)
+                        .push_bind(*folder)
+                        .push_bind(*uid_validity)
+                        .push_bind(*uid);
+                },
+            );
+            update.push(
+                ") AS v WHERE messages.id = \
+                 (SELECT d.message_record_id FROM decisions d WHERE d.id = v.column1 AND d.outcome = 'logged')",
+            );
+            update.build().execute($connection).await?;
+        }
+    }};
+}
+
 /// The fencing check: the first statement of a commit under a lease. An
 /// UPDATE rather than a SELECT, so that it takes the row lock (PostgreSQL)
 /// or the write lock (SQLite) at once: a takeover cannot slip in between
@@ -309,6 +381,22 @@ impl Store {
         now: DateTime<Utc>,
         fence: Option<&Fence>,
     ) -> Result<Vec<CommittedCopy>> {
+        self.commit_batch_recording(copies, &[], template, now, fence)
+            .await
+    }
+
+    /// `commit_batch`, recording in the same transaction where the copies
+    /// of an earlier batch went (`record_dispositions`): one write
+    /// transaction per batch instead of two, which on SQLite writes the
+    /// pages both touch once. Nothing is recorded when nothing commits.
+    pub async fn commit_batch_recording(
+        &self,
+        copies: &[DecidedCopy],
+        dispositions: &[DispositionUpdate],
+        template: &InteractionTemplate,
+        now: DateTime<Utc>,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<CommittedCopy>> {
         // Compression is CPU work: keep it off the async executor. In
         // `reference` mode there is nothing to compress, and no thread to
         // wake.
@@ -328,12 +416,12 @@ impl Store {
         };
 
         match self
-            .commit_batch_whole(copies, &raws, template, now, fence)
+            .commit_batch_whole(copies, dispositions, &raws, template, now, fence)
             .await
         {
             Err(StoreError::Refused(_) | StoreError::Conflict(_)) => {
                 tracing::info!("a copy in the batch was refused; committing copy by copy");
-                self.commit_batch_copy_by_copy(copies, &raws, template, now, fence)
+                self.commit_batch_copy_by_copy(copies, dispositions, &raws, template, now, fence)
                     .await
             }
             other => other,
@@ -345,12 +433,16 @@ impl Store {
     async fn commit_batch_whole(
         &self,
         copies: &[DecidedCopy],
+        dispositions: &[DispositionUpdate],
         raws: &[Option<Vec<u8>>],
         template: &InteractionTemplate,
         now: DateTime<Utc>,
         fence: Option<&Fence>,
     ) -> Result<Vec<CommittedCopy>> {
         if copies.is_empty() {
+            if !dispositions.is_empty() {
+                self.record_dispositions(dispositions).await?;
+            }
             return Ok(Vec::new());
         }
         let outcome_of = |copy: &DecidedCopy| copy.reason.outcome();
@@ -367,6 +459,7 @@ impl Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             check_fence!(&mut *tx, fence);
+            record_dispositions_in!(&mut *tx, dispositions);
             // 1. Message records of logged copies, by key (one logged copy
             //    per key: the unique index refuses a second).
             let mut record_of_key: HashMap<String, i64> = HashMap::new();
@@ -542,6 +635,7 @@ impl Store {
     async fn commit_batch_copy_by_copy(
         &self,
         copies: &[DecidedCopy],
+        dispositions: &[DispositionUpdate],
         raws: &[Option<Vec<u8>>],
         template: &InteractionTemplate,
         now: DateTime<Utc>,
@@ -550,6 +644,7 @@ impl Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             check_fence!(&mut *tx, fence);
+            record_dispositions_in!(&mut *tx, dispositions);
             let mut committed = Vec::with_capacity(copies.len());
             for (copy, raw) in copies.iter().zip(raws) {
                 // Another mailbox may log this key at the same moment
@@ -766,72 +861,9 @@ impl Store {
         if updates.is_empty() {
             return Ok(());
         }
-        let mut by_disposition: HashMap<&str, Vec<i64>> = HashMap::new();
-        for update in updates {
-            by_disposition
-                .entry(update.disposition.as_str())
-                .or_default()
-                .push(update.ledger_id);
-        }
-        let stored: Vec<(i64, &str, i64, i64)> = updates
-            .iter()
-            .filter_map(|u| {
-                let (folder, uid_validity, uid) = u.storage.as_ref()?;
-                Some((
-                    u.ledger_id,
-                    folder.as_str(),
-                    i64::from(*uid_validity),
-                    i64::from(*uid),
-                ))
-            })
-            .collect();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            for (disposition, ids) in &by_disposition {
-                for chunk in ids.chunks(500) {
-                    let mut update = QueryBuilder::new("UPDATE decisions SET disposition = ");
-                    update.push_bind(*disposition).push(" WHERE id IN (");
-                    push_padded_list!(update, chunk, |id| *id);
-                    update.push(")");
-                    update.build().execute(&mut *tx).await?;
-                }
-            }
-            // Refused moves: counted, with the server's words, so that the
-            // copy goes to quarantine after the maximum attempts.
-            for update in updates.iter().filter(|u| u.move_error.is_some()) {
-                sqlx::query("UPDATE decisions SET move_attempts = move_attempts + 1, move_error = $1 WHERE id = $2")
-                    .bind(&update.move_error)
-                    .bind(update.ledger_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // Where each logged message now lies. VALUES columns are named
-            // column1, column2... in both dialects.
-            for chunk in stored.chunks(200) {
-                let mut update = QueryBuilder::new(
-                    "UPDATE messages SET storage_folder = v.column2, storage_uid_validity = v.column3, \
-                     storage_uid = v.column4 FROM (",
-                );
-                // Padded with copies of the last row (which set the same
-                // values again), so that the statement text repeats.
-                let padding =
-                    std::iter::repeat_n(chunk.last(), padded_len(chunk.len()) - chunk.len())
-                        .flatten();
-                update.push_values(
-                    chunk.iter().chain(padding),
-                    |mut b, (ledger_id, folder, uid_validity, uid)| {
-                        b.push_bind(*ledger_id)
-                            .push_bind(*folder)
-                            .push_bind(*uid_validity)
-                            .push_bind(*uid);
-                    },
-                );
-                update.push(
-                    ") AS v WHERE messages.id = \
-                     (SELECT d.message_record_id FROM decisions d WHERE d.id = v.column1 AND d.outcome = 'logged')",
-                );
-                update.build().execute(&mut *tx).await?;
-            }
+            record_dispositions_in!(&mut *tx, updates);
             tx.commit().await?;
             Ok(())
         })

@@ -361,7 +361,11 @@ impl Store {
                     // loss can drop the last commits.
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(30));
+                    .busy_timeout(Duration::from_secs(30))
+                    // A multi-row statement that may fail a constraint keeps
+                    // a statement journal; in memory rather than a temporary
+                    // file it costs no system calls.
+                    .pragma("temp_store", "memory");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     .connect_with(options)

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use mailscribe_core::decision::ErrorClass;
+use mailscribe_core::directory::DirectoryView;
 use mailscribe_core::parse::sha256_hex;
 use mailscribe_core::{
     DecisionInput, Direction, EmailAddress, InteractionTemplate, MailboxName, MailboxSetup,
@@ -227,7 +228,10 @@ async fn process_queue(
     // step i-1) and prefetches batch i+1. Nothing is moved before its commit;
     // a prefetch is a PEEK and harmless.
     let shared_options = std::sync::Arc::new(options.clone());
-    let mut prefetched: Option<FetchedBatch> = None;
+    let mut prefetched: Option<ReadyBatch> = None;
+    // Keys the previous step's commit logged: the lookups of the batch
+    // committed next may have read the ledger before that commit.
+    let mut logged_by_previous: HashSet<String> = HashSet::new();
     let mut to_move: Option<CommittedBatch> = None;
     let mut unrecorded: Vec<DispositionUpdate> = Vec::new();
     let mut to_delete: Vec<(u32, i64)> = Vec::new();
@@ -240,11 +244,14 @@ async fn process_queue(
             break;
         }
         let current = match prefetched.take() {
-            Some(fetched) => fetched,
+            Some(ready) => ready,
             None => {
                 let fetched = fetch_batch(&ledger, &mut session, batch).await?;
+                let phase = std::time::Instant::now();
+                let lookups = look_up(store, &fetched).await?;
+                summary.phases.decide += phase.elapsed();
                 summary.phases.add(&fetched.phases);
-                fetched
+                ReadyBatch { fetched, lookups }
             }
         };
         let following = batches.get(index + 1).filter(|_| !*stop.borrow());
@@ -264,6 +271,7 @@ async fn process_queue(
                 to_record,
                 index > 0,
                 current,
+                std::mem::take(&mut logged_by_previous),
             ),
             tracing::Span::current(),
         )));
@@ -276,16 +284,36 @@ async fn process_queue(
                 })?
             },
             async {
-                let moved = match &previous {
-                    Some(previous) => {
-                        Some(apply_dispositions(&mut session, &folders, &previous.plan).await?)
-                    }
-                    None => None,
-                };
+                // The next batch is fetched first, so that its lookups in
+                // the database run while the previous batch is moved.
                 let next = match following {
                     Some(batch) => Some(fetch_batch(&ledger, &mut session, batch).await?),
                     None => None,
                 };
+                let moving = async {
+                    match &previous {
+                        Some(previous) => Ok::<_, WorkerError>(Some(
+                            apply_dispositions(&mut session, &folders, &previous.plan).await?,
+                        )),
+                        None => Ok(None),
+                    }
+                };
+                let looking = async {
+                    match &next {
+                        Some(fetched) => {
+                            let phase = std::time::Instant::now();
+                            let lookups = look_up(store, fetched).await?;
+                            Ok::<_, WorkerError>(Some((lookups, phase.elapsed())))
+                        }
+                        None => Ok(None),
+                    }
+                };
+                let (moved, lookups) = tokio::try_join!(moving, looking)?;
+                let next = next.zip(lookups).map(|(fetched, (lookups, took))| {
+                    let mut ready = ReadyBatch { fetched, lookups };
+                    ready.fetched.phases.decide += took;
+                    ready
+                });
                 Ok::<_, WorkerError>((moved, next))
             }
         );
@@ -306,9 +334,16 @@ async fn process_queue(
             break;
         };
         summary.phases.add(&committed.phases);
-        if let Some(fetched) = &prefetched {
-            summary.phases.add(&fetched.phases);
+        if let Some(ready) = &prefetched {
+            summary.phases.add(&ready.fetched.phases);
         }
+        logged_by_previous = committed
+            .copies
+            .iter()
+            .zip(&committed.results)
+            .filter(|(_, result)| result.reason.outcome() == Outcome::Logged)
+            .map(|(copy, _)| copy.message_key.clone())
+            .collect();
         metrics::committed(
             options.mailbox_name.as_str(),
             &committed.copies,
@@ -334,7 +369,10 @@ async fn process_queue(
         unrecorded.extend(updates);
         to_delete.extend(deletions);
     }
+    // The last batch's dispositions have no next commit to ride with.
+    let phase = std::time::Instant::now();
     record(store, &unrecorded).await?;
+    summary.phases.record += phase.elapsed();
     // Not-logged copies go in one expunge at the end: on some servers
     // (Dovecot's maildir) every expunge costs in proportion to the folder.
     // Until then they sit in the queue, decided, and a crash only means the
@@ -432,6 +470,20 @@ struct FetchedBatch {
     phases: PhaseTimes,
 }
 
+/// What the database knew of a fetched batch's addresses and keys when it
+/// was looked up (`look_up`).
+struct Lookups {
+    directory: DirectoryView,
+    /// Keys among the batch's that a copy was logged under.
+    logged_before: HashSet<String>,
+}
+
+/// A fetched batch with its lookups: ready to decide.
+struct ReadyBatch {
+    fetched: FetchedBatch,
+    lookups: Lookups,
+}
+
 /// A batch decided and committed: what to do with each copy in the mailbox.
 struct CommittedBatch {
     copies: Vec<DecidedCopy>,
@@ -512,13 +564,13 @@ async fn fetch_batch(
     })
 }
 
-/// The database's half of one step of the pipeline: records where the
-/// copies of an earlier batch went (`to_record`), checks that logging is
-/// still enabled (`check_enabled`), decides `batch`, and commits it. The
-/// first three are independent (a write of dispositions, reads of the
-/// setup, the directory and the logged keys) and run side by side on
-/// connections of the pool; the commit starts once all three are done.
-/// `None` when logging was disabled meanwhile: nothing is decided.
+/// The database's half of one step of the pipeline: checks that logging
+/// is still enabled (`check_enabled`), decides `batch`, and commits it
+/// together with where the copies of an earlier batch went (`to_record`),
+/// in one write transaction. The reads (the setup, the directory and the
+/// logged keys) run side by side on connections of the pool; the commit
+/// starts once they are done. `None` when logging was disabled meanwhile:
+/// nothing is decided, and `to_record` is recorded on its own.
 ///
 /// Owns its arguments, so that it can run as a task of its own, on another
 /// thread than the IMAP half.
@@ -532,45 +584,44 @@ async fn record_decide_and_commit(
     run_id: i64,
     to_record: Vec<DispositionUpdate>,
     check_enabled: bool,
-    batch: FetchedBatch,
+    ready: ReadyBatch,
+    logged_meanwhile: HashSet<String>,
 ) -> Result<Option<CommittedBatch>, WorkerError> {
+    let ReadyBatch {
+        fetched: batch,
+        lookups,
+    } = ready;
     let (store, options, fence, mailbox) = (&store, options.as_ref(), &fence, mailbox.as_str());
     let mut phases = PhaseTimes::default();
     let phase = std::time::Instant::now();
     let now = Utc::now();
-    let enabled = async {
-        Ok::<_, WorkerError>(
-            !check_enabled || store.enablement(&options.mailbox_name).await?.enabled,
-        )
-    };
-    let recorded = async {
-        let started = std::time::Instant::now();
+    let enabled = !check_enabled || store.enablement(&options.mailbox_name).await?.enabled;
+    if !enabled {
         record(store, &to_record).await?;
-        Ok::<_, WorkerError>(started.elapsed())
-    };
-    let decided = decide_batch(
-        store,
+        return Ok(None);
+    }
+    let copies = decide_batch(
         options,
         mailbox,
         uid_validity,
         run_id,
         &batch.parsed,
+        &lookups,
+        &logged_meanwhile,
         now,
     );
-    let (enabled, record_time, copies) = tokio::try_join!(enabled, recorded, decided)?;
-    phases.record = record_time;
-    if !enabled {
-        return Ok(None);
-    }
     drop(batch.parsed);
     phases.decide = phase.elapsed();
     failpoint::hit("before_commit");
     let phase = std::time::Instant::now();
     let results = store
-        .commit_batch(&copies, &options.template, now, Some(fence))
+        .commit_batch_recording(&copies, &to_record, &options.template, now, Some(fence))
         .await?;
     phases.commit = phase.elapsed();
     failpoint::hit("after_commit");
+    if !to_record.is_empty() {
+        failpoint::hit("after_dispositions");
+    }
 
     let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(batch.resumed.len() + results.len());
     for uid in &batch.resumed {
@@ -643,29 +694,42 @@ async fn fetch_tolerating_refusals(
     }
 }
 
-async fn decide_batch(
-    store: &Store,
+/// Reads what deciding `batch` needs from the database: the directory
+/// entries of its addresses and which of its keys were logged before. Two
+/// reads on two connections of the pool, side by side.
+async fn look_up(store: &Store, batch: &FetchedBatch) -> Result<Lookups, WorkerError> {
+    let parsed = || batch.parsed.iter().filter_map(|(_, p)| p.as_ref());
+    let addresses: Vec<EmailAddress> = parsed()
+        .flat_map(|p| p.sender().into_iter().chain(&p.to).chain(&p.cc))
+        .cloned()
+        .collect();
+    let keys: Vec<String> = parsed().map(|p| p.key().to_storage()).collect();
+    let (directory, logged_before) =
+        tokio::try_join!(store.lookup_addresses(&addresses), store.logged_keys(&keys))?;
+    Ok(Lookups {
+        directory,
+        logged_before,
+    })
+}
+
+/// Decides a batch from its lookups. `logged_meanwhile` holds the keys a
+/// commit may have logged after the lookups read the ledger (the previous
+/// batch's, committed while this one was being fetched).
+#[allow(clippy::too_many_arguments)]
+fn decide_batch(
     options: &RunOptions,
     mailbox: &str,
     uid_validity: u32,
     run_id: i64,
     parsed: &[(FetchedMessage, Option<ParsedMessage>)],
+    lookups: &Lookups,
+    logged_meanwhile: &HashSet<String>,
     now: DateTime<Utc>,
-) -> Result<Vec<DecidedCopy>, WorkerError> {
-    let addresses: Vec<EmailAddress> = parsed
-        .iter()
-        .filter_map(|(_, p)| p.as_ref())
-        .flat_map(|p| p.sender().into_iter().chain(&p.to).chain(&p.cc))
-        .cloned()
-        .collect();
-    let keys: Vec<String> = parsed
-        .iter()
-        .filter_map(|(_, p)| p.as_ref())
-        .map(|p| p.key().to_storage())
-        .collect();
-    // Two reads on two connections of the pool, side by side.
-    let (directory, logged_before) =
-        tokio::try_join!(store.lookup_addresses(&addresses), store.logged_keys(&keys))?;
+) -> Vec<DecidedCopy> {
+    let Lookups {
+        directory,
+        logged_before,
+    } = lookups;
     let mut logged_in_batch: HashSet<String> = HashSet::new();
 
     let mut copies = Vec::with_capacity(parsed.len());
@@ -699,13 +763,15 @@ async fn decide_batch(
             continue;
         };
         let key = parsed.key().to_storage();
-        let already_logged = logged_before.contains(&key) || logged_in_batch.contains(&key);
+        let already_logged = logged_before.contains(&key)
+            || logged_meanwhile.contains(&key)
+            || logged_in_batch.contains(&key);
         let decision = decide(&DecisionInput {
             message: parsed,
             is_draft: message.draft,
             skip_sensitive: options.settings.skip_sensitive,
             already_logged,
-            directory: &directory,
+            directory,
         });
         let outcome = decision.outcome();
         // Debug only: a Message-ID may hold an address.
@@ -755,7 +821,7 @@ async fn decide_batch(
             raw: if keep_raw { message.raw.clone() } else { None },
         });
     }
-    Ok(copies)
+    copies
 }
 
 fn count(summary: &mut RunSummary, copy: &DecidedCopy, result: &CommittedCopy, quarantined: bool) {

@@ -567,6 +567,32 @@ async fn a_broken_message_is_retried_then_quarantined_and_never_blocks_the_other
     assert!(text.starts_with("run 3: seen 0"), "{text}");
 }
 
+/// Copies of one message in consecutive batches: the next batch is looked
+/// up while the previous one commits, and must still see its logged key.
+#[tokio::test]
+async fn copies_in_consecutive_batches_are_duplicates() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(1);
+    for n in [1, 1, 2, 1, 2, 3] {
+        env.deliver(&crate::harness::numbered_message(n));
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&env.ok(&["run", "--once", "--format", "json"])).unwrap();
+    assert_eq!(
+        (
+            summary["seen"].as_u64(),
+            summary["logged"].as_u64(),
+            summary["duplicate"].as_u64(),
+            summary["failed"].as_u64(),
+            summary["entries"].as_u64()
+        ),
+        (Some(6), Some(3), Some(3), Some(0), Some(3)),
+        "{summary}"
+    );
+    assert_eq!(entry_keys(&env).len(), 3);
+    assert_eq!(env.dovecot.count(QUEUE), 0);
+}
+
 #[tokio::test]
 async fn max_per_run_leaves_the_rest_for_the_next_run() {
     let env = Env::new(Backend::Sqlite).await;

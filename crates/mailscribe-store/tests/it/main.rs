@@ -60,6 +60,7 @@ conformance!(
     final_decisions_are_never_overwritten,
     failed_copies_count_attempts_then_succeed,
     a_refused_copy_fails_alone,
+    dispositions_ride_with_the_next_commit,
     a_value_the_database_cannot_hold_fails_that_copy_alone,
     not_logged_rows_are_purged,
     runs_are_recorded,
@@ -1139,6 +1140,123 @@ async fn a_refused_copy_fails_alone(store: &Store) {
             .unwrap_or("")
             .contains("refused")
     );
+}
+
+/// Where an earlier batch's copies went is recorded in the next batch's
+/// commit: with it, never without it, and once on the careful path.
+async fn dispositions_ride_with_the_next_commit(store: &Store) {
+    let fence = acquired(
+        store
+            .try_acquire_lease("mailbox:m", "worker", 60_000)
+            .await
+            .unwrap(),
+    );
+    let first = store
+        .commit_batch(
+            &[
+                copy(
+                    1,
+                    "m1@x",
+                    Reason::Logged,
+                    vec![entry(Direction::Inbound, "SP1", "C1", None)],
+                ),
+                copy(2, "m2@x", Reason::UnknownSender, vec![]),
+            ],
+            &email_template(),
+            at(12),
+            Some(&fence),
+        )
+        .await
+        .unwrap();
+    let stored = DispositionUpdate {
+        ledger_id: first[0].ledger_id,
+        disposition: "stored".into(),
+        storage: Some(("Storage".into(), 99, 5)),
+        move_error: None,
+    };
+    let refused_move = DispositionUpdate {
+        ledger_id: first[1].ledger_id,
+        disposition: "kept".into(),
+        storage: None,
+        move_error: Some("NO [OVERQUOTA] Quota exceeded".into()),
+    };
+    let dispositions = [stored, refused_move];
+    let disposition_of = async |index: usize| {
+        let row = &store.decisions_after(0, 100).await.unwrap()[index];
+        (row.disposition.clone(), row.move_attempts)
+    };
+
+    // A commit refused for a lost lease records nothing either.
+    let stale = Fence {
+        generation: fence.generation + 1,
+        ..fence.clone()
+    };
+    let refused = store
+        .commit_batch_recording(
+            &[copy(3, "m3@x", Reason::UnknownSender, vec![])],
+            &dispositions,
+            &email_template(),
+            at(12),
+            Some(&stale),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost(_))),
+        "{refused:?}"
+    );
+    assert_eq!(disposition_of(0).await, (None, 0));
+    assert_eq!(disposition_of(1).await, (None, 0));
+
+    // The careful path (a copy the database refuses) records them once.
+    let doubled = vec![
+        entry(Direction::Outbound, "SP1", "C1", None),
+        entry(Direction::Outbound, "SP1", "C1", None),
+    ];
+    let second = store
+        .commit_batch_recording(
+            &[
+                copy(3, "bad@x", Reason::Logged, doubled),
+                copy(
+                    4,
+                    "m4@x",
+                    Reason::Logged,
+                    vec![entry(Direction::Inbound, "SP1", "C2", None)],
+                ),
+            ],
+            &dispositions,
+            &email_template(),
+            at(12),
+            Some(&fence),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second[0].reason, Reason::Error(ErrorClass::Store));
+    assert_eq!(second[1].reason, Reason::Logged);
+    assert_eq!(disposition_of(0).await, (Some("stored".into()), 0));
+    assert_eq!(
+        disposition_of(1).await,
+        (Some("kept".into()), 1),
+        "a refused move counted once"
+    );
+    let record_id = store.entries_after(0, 100).await.unwrap()[0]
+        .message_record_id
+        .unwrap();
+    let record = store.message_record(record_id).await.unwrap().unwrap();
+    assert_eq!(record.storage_folder.as_deref(), Some("Storage"));
+
+    // With nothing to commit, they are still recorded.
+    let last = DispositionUpdate {
+        ledger_id: second[1].ledger_id,
+        disposition: "stored".into(),
+        storage: None,
+        move_error: None,
+    };
+    let nothing = store
+        .commit_batch_recording(&[], &[last], &email_template(), at(12), Some(&fence))
+        .await
+        .unwrap();
+    assert!(nothing.is_empty());
+    assert_eq!(disposition_of(3).await, (Some("stored".into()), 0));
 }
 
 async fn not_logged_rows_are_purged(store: &Store) {
