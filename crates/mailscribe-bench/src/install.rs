@@ -14,6 +14,18 @@ use crate::messages;
 /// UIDs per FETCH and MOVE, as in the queue benchmark.
 pub(crate) const BATCH_SIZE: u32 = 100;
 
+/// The batch size of this benchmark run: `BENCH_BATCH_SIZE` (1 to 1000),
+/// else `BATCH_SIZE`.
+pub(crate) fn batch_size() -> anyhow::Result<u32> {
+    match std::env::var("BENCH_BATCH_SIZE") {
+        Err(_) => Ok(BATCH_SIZE),
+        Ok(text) => match text.parse::<u32>() {
+            Ok(size @ 1..=1000) => Ok(size),
+            _ => anyhow::bail!("BENCH_BATCH_SIZE={text:?}: give a whole number from 1 to 1000"),
+        },
+    }
+}
+
 /// One mailbox to set up: its name and its folders (written with `/`).
 pub(crate) struct MailboxFolders {
     pub(crate) name: String,
@@ -111,7 +123,7 @@ pub(crate) fn install_with(
         Transport::Plain => (dovecot.imap_port.to_string(), "none"),
     };
     let ca = dovecot.ca_file().display().to_string();
-    let batch = BATCH_SIZE.to_string();
+    let batch = batch_size()?.to_string();
     for mailbox in mailboxes {
         let configure = [
             "mailbox",

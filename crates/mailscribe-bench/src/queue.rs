@@ -14,7 +14,7 @@ use mailscribe_mail::{ConnectionConfig, Credentials, Security, Session, plan_bat
 use mailscribe_testkit::{Dovecot, DovecotOptions, QUEUE, STORAGE};
 use secrecy::SecretString;
 
-use crate::install::{self, BATCH_SIZE, Env, MailboxFolders, Transport};
+use crate::install::{self, Env, MailboxFolders, Transport};
 use crate::measure::{measure_mailscribe, median};
 use crate::messages::{self, Lcg};
 
@@ -112,7 +112,7 @@ async fn baseline(setup: Setup, messages: &[Vec<u8>]) -> anyhow::Result<(f64, f6
     let storage = session.resolve_folder(STORAGE).await?;
     let selected = session.select(&queue).await?;
     let listing = session.list_messages(selected).await?;
-    for batch in plan_batches(&listing, BATCH_SIZE as usize, 16 * 1024 * 1024) {
+    for batch in plan_batches(&listing, install::batch_size()? as usize, 16 * 1024 * 1024) {
         let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
         let fetched = session.fetch(&uids).await?;
         let parsed = tokio::task::spawn_blocking(move || {
@@ -170,8 +170,9 @@ async fn queue_on(setup: Setup, mix: &[Vec<u8>]) -> anyhow::Result<()> {
     let count = u32::try_from(mix.len())?;
     let bytes: usize = mix.iter().map(Vec::len).sum();
     println!(
-        "== queue: {count} messages, {:.1} MB, batch size {BATCH_SIZE}, {}, SQLite",
+        "== queue: {count} messages, {:.1} MB, batch size {}, {}, SQLite",
         bytes as f64 / 1e6,
+        install::batch_size()?,
         setup.describe()
     );
     println!("   mix: {}", messages::MIX);

@@ -4,6 +4,7 @@
 //! that scripts rely on (README.md lists them).
 
 mod accounts;
+mod allocator;
 mod bc_import;
 mod commands;
 mod export;
@@ -567,6 +568,7 @@ fn init_logging(verbose: u8, default: &str, format: logging::LogFormat) {
 }
 
 fn main() -> ExitCode {
+    allocator::give_large_blocks_back();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
