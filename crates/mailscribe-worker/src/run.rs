@@ -224,9 +224,10 @@ async fn process_queue(
         .max(1);
     let batches = plan_batches(&listing, batch_size, options.max_batch_bytes);
     // A pipeline on two resources. In step i the database decides and
-    // commits batch i while the IMAP connection moves batch i-1 (committed in
-    // step i-1) and prefetches batch i+1. Nothing is moved before its commit;
-    // a prefetch is a PEEK and harmless.
+    // commits batch i while the IMAP connection prefetches batch i+1, then
+    // moves batch i-1 (committed in step i-1) as batch i+1's directory and
+    // logged-key reads run. Nothing is moved before its commit; a prefetch
+    // is a PEEK and harmless.
     let shared_options = std::sync::Arc::new(options.clone());
     let mut prefetched: Option<ReadyBatch> = None;
     // Keys the previous step's commit logged: the lookups of the batch
