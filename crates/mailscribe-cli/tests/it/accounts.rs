@@ -2,10 +2,7 @@
 //! the last admin kept, and tokens listed, expiring and revoked; checked
 //! against a real `serve` over HTTP.
 
-use std::process::Stdio;
 use std::time::Duration;
-
-use mailscribe_testkit::wait_until;
 
 use crate::harness::{Backend, Env};
 
@@ -107,21 +104,8 @@ async fn accounts_are_managed_and_a_disabled_user_is_out_on_the_next_call() {
         "tokens are never shown again"
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut serve = env
-        .command()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("serve", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let serve = crate::harness::serve(env.command(), Duration::from_secs(30));
+    let port = serve.port;
     assert_eq!(http_status(port, "/api/v1/me", &token), 200);
     // Revoking one token leaves the other.
     let first_id = lines[1].split('\t').next().unwrap();
@@ -157,8 +141,7 @@ async fn accounts_are_managed_and_a_disabled_user_is_out_on_the_next_call() {
     env.ok(&["user", "set-role", "sally", "--role", "user"]);
     env.ok(&["user", "remove", "sally"]);
     assert!(!env.ok(&["user", "list"]).contains("sally"));
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use mailscribe_core::{
     ContactNo, ContactRef, Direction, InteractionTemplate, PlannedEntry, Reason, SalespersonCode,
 };
 use mailscribe_store::DecidedCopy;
-use mailscribe_testkit::{TestDatabase, wait_until};
+use mailscribe_testkit::TestDatabase;
 
 /// The number of entries the server holds while it is tested.
 const N_ENTRIES: u32 = 300;
@@ -234,21 +234,8 @@ async fn the_api_keeps_its_published_contract_under_schemathesis() {
         .trim()
         .to_owned();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut serve = installation
-        .command()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("serve", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let serve = crate::harness::serve(installation.command(), Duration::from_secs(30));
+    let port = serve.port;
 
     // The salesperson first: the admin's run may change the directory
     // (deleting a salesperson disables the accounts tied to it).
@@ -260,8 +247,7 @@ async fn the_api_keeps_its_published_contract_under_schemathesis() {
             failures.push(format!("as {who}:\n{printed}"));
         }
     }
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     assert!(
         failures.is_empty(),
         "Schemathesis reported failures:\n{}",

@@ -1,7 +1,8 @@
 //! Running the binary against a throwaway Dovecot and database.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use mailscribe_testkit::{Dovecot, QUEUE, STORAGE, TestDatabase};
 
@@ -201,4 +202,39 @@ pub(crate) fn entry_keys(env: &Env) -> Vec<(String, String, String, String)> {
 pub(crate) fn decisions(env: &Env) -> Vec<serde_json::Value> {
     let json = env.ok(&["decisions", "export", "--format", "json"]);
     serde_json::from_str(&json).expect("json export")
+}
+
+/// A `mailscribe serve` on a free loopback port, started by `serve`;
+/// stopped (killed and reaped) when dropped.
+pub(crate) struct Serving {
+    pub(crate) port: u16,
+    child: Child,
+}
+
+/// Starts `command` (a `mailscribe` command of an installation) as
+/// `serve --listen 127.0.0.1:PORT` on a free port, its output discarded,
+/// and waits until the port accepts connections.
+pub(crate) fn serve(mut command: Command, timeout: Duration) -> Serving {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    mailscribe_testkit::wait_until("serve", timeout, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Serving { port, child }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -10,10 +10,9 @@
 //! which shows they would have noticed.
 
 use std::net::Ipv4Addr;
-use std::process::Stdio;
 use std::time::Duration;
 
-use mailscribe_testkit::{Capture, OAuthServer, QUEUE, STORAGE, wait_until};
+use mailscribe_testkit::{Capture, OAuthServer, QUEUE, STORAGE};
 
 use crate::harness::{Backend, Env};
 
@@ -191,21 +190,8 @@ async fn a_kept_secret_never_reaches_a_changed_host_or_token_url() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut serve = env
-        .command()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("serve", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let serve = crate::harness::serve(env.command(), Duration::from_secs(60));
+    let port = serve.port;
 
     let mut web = Web::new(port);
     let csrf = web.get("/login").await.csrf();
@@ -445,8 +431,7 @@ async fn a_kept_secret_never_reaches_a_changed_host_or_token_url() {
     );
     assert!(!audit.contains(env.dovecot.password()) && !audit.contains(CLIENT_SECRET));
 
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
 }
 
 async fn post_owned(web: &mut Web, path: &str, fields: &[(&'static str, String)]) -> Page {
