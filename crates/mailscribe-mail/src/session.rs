@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_imap::imap_proto::rfc4315::UidSetMember;
 use async_imap::imap_proto::{
-    AttributeValue, MailboxDatum, NameAttribute, RequestId, Response, ResponseCode, Status,
+    AttributeValue, MailboxDatum, NameAttribute, Outcome, RequestId, Response, ResponseCode, Status,
 };
 use chrono::{DateTime, Utc};
 use tokio::time::error::Elapsed;
@@ -195,6 +195,7 @@ impl Session {
         loop {
             let completion = self
                 .next_answer(label, |response| {
+                    log_notice(label, response);
                     on_response(response);
                     tagged_completion(response, &tag, label)
                 })
@@ -757,6 +758,24 @@ impl Session {
         if !self.broken {
             let _ = self.command("LOGOUT", "LOGOUT", |_| {}).await;
         }
+    }
+}
+
+/// Logs a plain untagged `OK` (no response code) that arrives during a
+/// command: servers use it to say why a command takes long, such as
+/// Dovecot's "Stale mailbox lock file detected, will override in 90
+/// seconds" after a crash, which holds a mailbox for two minutes. Each one
+/// also restarts the command timeout, so the log is where a stall shows.
+fn log_notice(label: &str, response: &Response<'_>) {
+    if let Response::Data {
+        status: Status::Ok,
+        outcome: Outcome {
+            code: None,
+            information: Some(text),
+        },
+    } = response
+    {
+        tracing::info!(command = label, notice = %text, "the mail server says");
     }
 }
 

@@ -32,15 +32,24 @@ use std::time::{Duration, Instant};
 
 /// Polls `ready` until it returns true, or panics with `what` after
 /// `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, timeout: Duration, ready: impl FnMut() -> bool) {
+    assert!(
+        reached(timeout, ready),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+/// Polls `ready` until it returns true (then true) or `timeout` passes
+/// (then false), for a test that shows more than the timeout when it fails.
+pub fn reached(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
 }
 
 /// The shared real-world corpus, when present (it lives outside the
