@@ -338,8 +338,8 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
         .trust
         .parse()
         .map_err(|err| usage(anyhow!("--trust: {err}")))?;
-    if args.batch_size == 0 {
-        return Err(usage(anyhow!("--batch-size must be at least 1")));
+    if !(1..=10_000).contains(&args.batch_size) {
+        return Err(usage(anyhow!("--batch-size is a number from 1 to 10000")));
     }
     // `None`: leave as it is; `Some(None)`: back to the global interval.
     let interval: Option<Option<u32>> = match args.interval.as_deref().map(str::trim) {

@@ -95,6 +95,11 @@ pub struct DispositionUpdate {
     pub move_error: Option<String>,
 }
 
+/// Rows in one multi-row statement of a commit: a batch of any size (up to
+/// the 10,000 a mailbox may set) stays below SQLite's 32,766 bound
+/// parameters and PostgreSQL's 65,535 (the ledger upsert binds 20 a row).
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// Inserts `(copy, entry, message record id)` rows into the interaction
 /// log, the template's cost and duration copied to each. A macro, not a
 /// function, so that it expands for each backend's connection type.
@@ -463,7 +468,7 @@ impl Store {
             // 1. Message records of logged copies, by key (one logged copy
             //    per key: the unique index refuses a second).
             let mut record_of_key: HashMap<String, i64> = HashMap::new();
-            if !logged.is_empty() {
+            for logged in logged.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = QueryBuilder::new(
                     "INSERT INTO messages (message_id, message_key, subject, sender, sent_at, received_at, \
                      date_fallback, size, raw_compressed, created_at, mailbox_name) ",
@@ -523,11 +528,11 @@ impl Store {
                 .copied()
                 .filter(|k| !record_of_key.contains_key(*k))
                 .collect();
-            if !earlier.is_empty() {
+            for earlier in earlier.chunks(ROWS_PER_STATEMENT) {
                 let mut query = QueryBuilder::new(
                     "SELECT message_key, message_record_id FROM decisions WHERE outcome = 'logged' AND message_key IN (",
                 );
-                push_padded_list!(query, &earlier, |key| *key);
+                push_padded_list!(query, earlier, |key| *key);
                 query.push(")");
                 for row in query.build().fetch_all(&mut *tx).await? {
                     if let Some(id) = row.try_get::<Option<i64>, _>("message_record_id")? {
@@ -545,40 +550,42 @@ impl Store {
             }
             // 3. The ledger rows. A row that is already final is left alone
             //    and does not come back from RETURNING.
-            let mut upsert = QueryBuilder::new(
-                "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, sender, \
+            let mut written: HashMap<u32, (i64, u32)> = HashMap::new();
+            for chunk in copies.chunks(ROWS_PER_STATEMENT) {
+                let mut upsert = QueryBuilder::new(
+                    "INSERT INTO decisions (mailbox, uid_validity, uid, message_id, message_key, sha256, sender, \
                  subject, outcome, reason, entries, ambiguous, date_fallback, attempts, error, first_seen_at, \
                  decided_at, run_id, message_record_id, mailbox_name) ",
-            );
-            upsert.push_values(copies, |mut b, copy| {
-                let outcome = outcome_of(copy);
-                let record = if outcome.goes_to_storage() {
-                    record_of_key.get(&copy.message_key).copied()
-                } else {
-                    None
-                };
-                b.push_bind(copy.mailbox.as_str())
-                    .push_bind(i64::from(copy.uid_validity))
-                    .push_bind(i64::from(copy.uid))
-                    .push_bind(copy.message_id.as_deref())
-                    .push_bind(copy.message_key.as_str())
-                    .push_bind(copy.sha256.as_str())
-                    .push_bind(copy.sender.as_deref())
-                    .push_bind(outcome.goes_to_storage().then_some(copy.subject.as_str()))
-                    .push_bind(outcome.as_str())
-                    .push_bind(copy.reason.as_str())
-                    .push_bind(copy.entries.len() as i64)
-                    .push_bind(copy.ambiguous)
-                    .push_bind(copy.date_fallback)
-                    .push_bind(1i64)
-                    .push_bind(copy.error.as_deref())
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(copy.run_id)
-                    .push_bind(record)
-                    .push_bind(copy.mailbox_name.as_str());
-            });
-            upsert.push(
+                );
+                upsert.push_values(chunk, |mut b, copy| {
+                    let outcome = outcome_of(copy);
+                    let record = if outcome.goes_to_storage() {
+                        record_of_key.get(&copy.message_key).copied()
+                    } else {
+                        None
+                    };
+                    b.push_bind(copy.mailbox.as_str())
+                        .push_bind(i64::from(copy.uid_validity))
+                        .push_bind(i64::from(copy.uid))
+                        .push_bind(copy.message_id.as_deref())
+                        .push_bind(copy.message_key.as_str())
+                        .push_bind(copy.sha256.as_str())
+                        .push_bind(copy.sender.as_deref())
+                        .push_bind(outcome.goes_to_storage().then_some(copy.subject.as_str()))
+                        .push_bind(outcome.as_str())
+                        .push_bind(copy.reason.as_str())
+                        .push_bind(copy.entries.len() as i64)
+                        .push_bind(copy.ambiguous)
+                        .push_bind(copy.date_fallback)
+                        .push_bind(1i64)
+                        .push_bind(copy.error.as_deref())
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(copy.run_id)
+                        .push_bind(record)
+                        .push_bind(copy.mailbox_name.as_str());
+                });
+                upsert.push(
                 " ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET message_id = excluded.message_id, \
                  message_key = excluded.message_key, sha256 = excluded.sha256, sender = excluded.sender, \
                  subject = excluded.subject, outcome = excluded.outcome, reason = excluded.reason, \
@@ -588,12 +595,12 @@ impl Store {
                  message_record_id = excluded.message_record_id, mailbox_name = excluded.mailbox_name \
                  WHERE decisions.outcome = 'failed' RETURNING id, uid, attempts",
             );
-            let mut written: HashMap<u32, (i64, u32)> = HashMap::new();
-            for row in upsert.build().fetch_all(&mut *tx).await? {
-                let uid = u32::try_from(row.try_get::<i64, _>("uid")?).unwrap_or(0);
-                let attempts =
-                    u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
-                written.insert(uid, (row.try_get("id")?, attempts));
+                for row in upsert.build().fetch_all(&mut *tx).await? {
+                    let uid = u32::try_from(row.try_get::<i64, _>("uid")?).unwrap_or(0);
+                    let attempts =
+                        u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
+                    written.insert(uid, (row.try_get("id")?, attempts));
+                }
             }
             if written.len() != copies.len() {
                 // Some copy was already final (a worker deciding twice):

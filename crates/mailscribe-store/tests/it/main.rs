@@ -60,6 +60,7 @@ conformance!(
     final_decisions_are_never_overwritten,
     failed_copies_count_attempts_then_succeed,
     a_refused_copy_fails_alone,
+    a_batch_of_thousands_commits_in_one_transaction,
     dispositions_ride_with_the_next_commit,
     a_value_the_database_cannot_hold_fails_that_copy_alone,
     not_logged_rows_are_purged,
@@ -1081,6 +1082,47 @@ async fn failed_copies_count_attempts_then_succeed(store: &Store) {
         (decisions[0].outcome.as_str(), decisions[0].error.as_deref()),
         ("logged", None)
     );
+}
+
+/// A batch far larger than one statement may bind (3,000 copies: the
+/// ledger upsert alone would bind 60,000 values) commits whole, on the
+/// fast path: every copy decided once, every entry written once.
+async fn a_batch_of_thousands_commits_in_one_transaction(store: &Store) {
+    let copies: Vec<DecidedCopy> = (1..=3000u32)
+        .map(|uid| match uid % 3 {
+            0 => copy(uid, &format!("m{}@x", uid - 1), Reason::Duplicate, vec![]),
+            1 => copy(uid, &format!("u{uid}@x"), Reason::UnknownSender, vec![]),
+            _ => copy(
+                uid,
+                &format!("m{uid}@x"),
+                Reason::Logged,
+                vec![entry(Direction::Inbound, "SP1", "C1", None)],
+            ),
+        })
+        .collect();
+    let committed = store
+        .commit_batch(&copies, &email_template(), at(12), None)
+        .await
+        .unwrap();
+    assert_eq!(committed.len(), 3000);
+    assert!(
+        committed
+            .iter()
+            .zip(&copies)
+            .all(|(c, copy)| c.uid == copy.uid && c.reason == copy.reason && c.attempts == 1)
+    );
+    let decisions = store.decisions_after(0, 5000).await.unwrap();
+    let outcomes = |outcome: &str| decisions.iter().filter(|d| d.outcome == outcome).count();
+    assert_eq!(
+        (
+            outcomes("logged"),
+            outcomes("duplicate"),
+            outcomes("not_logged")
+        ),
+        (1000, 1000, 1000)
+    );
+    let entries = store.entries_after(0, 5000).await.unwrap();
+    assert_eq!(entries.len(), 1000);
 }
 
 async fn a_refused_copy_fails_alone(store: &Store) {
