@@ -45,6 +45,11 @@ impl RunOptions {
     pub const DEFAULT_MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
 }
 
+/// The most copies one commit takes when batches are grouped (a larger
+/// mailbox batch size is kept as it is): past a few hundred copies, a
+/// larger transaction saves little and holds the write lock longer.
+const GROUP_MAX_COPIES: usize = 1000;
+
 /// A message that failed in this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedMessage {
@@ -223,23 +228,29 @@ async fn process_queue(
         .unwrap_or(usize::MAX)
         .max(1);
     let batches = plan_batches(&listing, batch_size, options.max_batch_bytes);
-    // A pipeline on two resources. In step i the database decides and
-    // commits batch i while the IMAP connection prefetches batch i+1, then
-    // moves batch i-1 (committed in step i-1) as batch i+1's directory and
-    // logged-key reads run. Nothing is moved before its commit; a prefetch
-    // is a PEEK and harmless.
+    // A pipeline on two resources. In each step the database decides and
+    // commits one group of batches while the IMAP connection moves the
+    // group committed in the step before and fetches the next group. A
+    // group is one batch, and more while the database is still busy (group
+    // commit): when the database is the slower side, its fixed cost per
+    // transaction is shared by up to `GROUP_MAX_COPIES` copies, and the
+    // IMAP commands keep the mailbox's batch size. Nothing is moved before
+    // its commit; a prefetch is a PEEK and harmless.
+    let group_max_copies = batch_size.max(GROUP_MAX_COPIES);
     let shared_options = std::sync::Arc::new(options.clone());
+    let mut next_batch = 0usize;
     let mut prefetched: Option<ReadyBatch> = None;
-    // Keys the previous step's commit logged: the lookups of the batch
+    // Keys the previous step's commit logged: the lookups of the group
     // committed next may have read the ledger before that commit.
     let mut logged_by_previous: HashSet<String> = HashSet::new();
     let mut to_move: Option<CommittedBatch> = None;
     let mut unrecorded: Vec<DispositionUpdate> = Vec::new();
     let mut to_delete: Vec<(u32, i64)> = Vec::new();
-    for (index, batch) in batches.iter().enumerate() {
-        // A stop request ends the run at a batch boundary; the rest waits
+    let mut steps = 0usize;
+    while prefetched.is_some() || next_batch < batches.len() {
+        // A stop request ends the run at a group boundary; the rest waits
         // for the next run. So does logging disabled meanwhile, which the
-        // database side checks below before deciding the batch.
+        // database side checks below before deciding the group.
         if *stop.borrow() {
             summary.stopped_early = true;
             break;
@@ -247,7 +258,8 @@ async fn process_queue(
         let current = match prefetched.take() {
             Some(ready) => ready,
             None => {
-                let fetched = fetch_batch(&ledger, &mut session, batch).await?;
+                let fetched = fetch_batch(&ledger, &mut session, &batches[next_batch]).await?;
+                next_batch += 1;
                 let phase = std::time::Instant::now();
                 let lookups = look_up(store, &fetched).await?;
                 summary.phases.decide += phase.elapsed();
@@ -255,25 +267,34 @@ async fn process_queue(
                 ReadyBatch { fetched, lookups }
             }
         };
-        let following = batches.get(index + 1).filter(|_| !*stop.borrow());
         let to_record = std::mem::take(&mut unrecorded);
         let previous = to_move.take();
+        let check_enabled = steps > 0;
+        steps += 1;
         // The database half runs as a task of its own, so that building
         // its statements and deciding use another thread than reading the
-        // IMAP responses.
+        // IMAP responses. `database_busy` tells the IMAP half whether to
+        // fetch one more batch into the next group.
+        let database_busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let work = record_decide_and_commit(
+            store.clone(),
+            std::sync::Arc::clone(&shared_options),
+            fence.clone(),
+            mailbox.to_owned(),
+            uid_validity,
+            summary.run_id,
+            to_record,
+            check_enabled,
+            current,
+            std::mem::take(&mut logged_by_previous),
+        );
+        let busy = std::sync::Arc::clone(&database_busy);
         let mut database_half = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
-            record_decide_and_commit(
-                store.clone(),
-                std::sync::Arc::clone(&shared_options),
-                fence.clone(),
-                mailbox.to_owned(),
-                uid_validity,
-                summary.run_id,
-                to_record,
-                index > 0,
-                current,
-                std::mem::take(&mut logged_by_previous),
-            ),
+            async move {
+                let result = work.await;
+                busy.store(false, std::sync::atomic::Ordering::Release);
+                result
+            },
             tracing::Span::current(),
         )));
         let (committed, imap) = tokio::join!(
@@ -285,10 +306,15 @@ async fn process_queue(
                 })?
             },
             async {
-                // The next batch is fetched first, so that its lookups in
-                // the database run while the previous batch is moved.
-                let next = match following {
-                    Some(batch) => Some(fetch_batch(&ledger, &mut session, batch).await?),
+                // The next group's first batch is fetched first, so that
+                // its lookups in the database run while the previous group
+                // is moved.
+                let first = match batches.get(next_batch).filter(|_| !*stop.borrow()) {
+                    Some(batch) => {
+                        let fetched = fetch_batch(&ledger, &mut session, batch).await?;
+                        next_batch += 1;
+                        Some(fetched)
+                    }
                     None => None,
                 };
                 let moving = async {
@@ -300,7 +326,7 @@ async fn process_queue(
                     }
                 };
                 let looking = async {
-                    match &next {
+                    match &first {
                         Some(fetched) => {
                             let phase = std::time::Instant::now();
                             let lookups = look_up(store, fetched).await?;
@@ -310,11 +336,47 @@ async fn process_queue(
                     }
                 };
                 let (moved, lookups) = tokio::try_join!(moving, looking)?;
-                let next = next.zip(lookups).map(|(fetched, (lookups, took))| {
+                let mut next = first.zip(lookups).map(|(fetched, (lookups, took))| {
                     let mut ready = ReadyBatch { fetched, lookups };
                     ready.fetched.phases.decide += took;
                     ready
                 });
+                // While the database is still busy, the group grows: a
+                // batch at a time, within the copies and bytes one group
+                // may hold (`max_batch_bytes` bounds memory as it bounds a
+                // batch).
+                if let Some(group) = &mut next {
+                    let fetched_last = &batches[next_batch - 1];
+                    let mut copies = fetched_last.len();
+                    let mut bytes = fetched_last.iter().map(|m| m.size).sum::<u64>();
+                    let mut more: Option<FetchedBatch> = None;
+                    while let Some(batch) = batches.get(next_batch) {
+                        let batch_bytes = batch.iter().map(|m| m.size).sum::<u64>();
+                        if !database_busy.load(std::sync::atomic::Ordering::Acquire)
+                            || *stop.borrow()
+                            || copies + batch.len() > group_max_copies
+                            || bytes.saturating_add(batch_bytes) > options.max_batch_bytes
+                        {
+                            break;
+                        }
+                        let fetched = fetch_batch(&ledger, &mut session, batch).await?;
+                        next_batch += 1;
+                        match &mut more {
+                            Some(more) => more.absorb(fetched),
+                            None => more = Some(fetched),
+                        }
+                        copies += batch.len();
+                        bytes = bytes.saturating_add(batch_bytes);
+                    }
+                    // One lookup for all the batches added: the reads cost
+                    // per statement more than per key.
+                    if let Some(mut fetched) = more {
+                        let phase = std::time::Instant::now();
+                        let lookups = look_up(store, &fetched).await?;
+                        fetched.phases.decide += phase.elapsed();
+                        group.absorb(ReadyBatch { fetched, lookups });
+                    }
+                }
                 Ok::<_, WorkerError>((moved, next))
             }
         );
@@ -329,7 +391,7 @@ async fn process_queue(
         }
         prefetched = next;
         let Some(committed) = committed else {
-            // Logging was disabled: the batch stays in the queue, undecided
+            // Logging was disabled: the group stays in the queue, undecided
             // (its prefetch was a PEEK).
             summary.stopped_early = true;
             break;
@@ -423,6 +485,8 @@ async fn process_queue(
         commit_ms = phases.commit.as_millis() as u64,
         mailbox_ms = phases.mailbox.as_millis() as u64,
         record_ms = phases.record.as_millis() as u64,
+        batches = batches.len(),
+        commits = steps,
         "run phases"
     );
     Ok(())
@@ -483,6 +547,31 @@ struct Lookups {
 struct ReadyBatch {
     fetched: FetchedBatch,
     lookups: Lookups,
+}
+
+impl FetchedBatch {
+    /// Adds a batch fetched after this one: copies keep their order (UID
+    /// order within the run), so a group decides as its batches would one
+    /// after another.
+    fn absorb(&mut self, later: FetchedBatch) {
+        self.known.extend(later.known);
+        self.resumed.extend(later.resumed);
+        self.parsed.extend(later.parsed);
+        self.vanished += later.vanished;
+        self.phases.add(&later.phases);
+    }
+}
+
+impl ReadyBatch {
+    /// Adds batches fetched after this one, with their lookups, to its
+    /// group.
+    fn absorb(&mut self, later: ReadyBatch) {
+        self.fetched.absorb(later.fetched);
+        self.lookups.directory.absorb(later.lookups.directory);
+        self.lookups
+            .logged_before
+            .extend(later.lookups.logged_before);
+    }
 }
 
 /// A batch decided and committed: what to do with each copy in the mailbox.
