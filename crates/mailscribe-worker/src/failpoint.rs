@@ -60,3 +60,16 @@ pub(crate) fn refused_moves() -> Vec<u32> {
         })
         .clone()
 }
+
+/// `MAILSCRIBE_FAILPOINT_SLOW_COMMIT_MS=<n>`: every commit first waits n
+/// milliseconds, as a slow database would, so that a test sees the IMAP
+/// side group batches while the database is busy.
+pub(crate) fn slow_commit() -> Option<std::time::Duration> {
+    static DELAY: OnceLock<Option<std::time::Duration>> = OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("MAILSCRIBE_FAILPOINT_SLOW_COMMIT_MS")
+            .ok()
+            .and_then(|ms| ms.trim().parse().ok())
+            .map(std::time::Duration::from_millis)
+    })
+}

@@ -36,6 +36,12 @@ pub struct SummaryReport {
     /// the queue and only their move is tried again.
     #[serde(default)]
     pub moves_failed: u64,
+    /// IMAP batches fetched and the transactions that committed them
+    /// (several batches commit together while the database is busy).
+    #[serde(default)]
+    pub batches: u64,
+    #[serde(default)]
+    pub commits: u64,
     /// The mailbox's name; only in the JSON of `run --once --all`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox: Option<String>,
@@ -77,6 +83,8 @@ impl SummaryReport {
             vanished: summary.vanished,
             stopped_early: summary.stopped_early,
             moves_failed: summary.moves_failed,
+            batches: summary.batches,
+            commits: summary.commits,
             mailbox: None,
         }
     }

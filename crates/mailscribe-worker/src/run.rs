@@ -87,6 +87,10 @@ pub struct RunSummary {
     pub stopped_early: bool,
     /// Logged or duplicate copies whose move the storage folder refused.
     pub moves_failed: u64,
+    /// IMAP batches fetched, and the write transactions that committed
+    /// them: fewer commits than batches when batches were grouped.
+    pub batches: u64,
+    pub commits: u64,
 }
 
 /// Performs one run. Takes the mailbox lease first and gives it back at
@@ -424,6 +428,8 @@ async fn process_queue(
         }
         to_move = Some(committed);
     }
+    summary.batches = next_batch as u64;
+    summary.commits = steps as u64;
     if let Some(last) = to_move.take() {
         let (updates, deletions, took) =
             apply_dispositions(&mut session, &folders, &last.plan).await?;
@@ -485,8 +491,8 @@ async fn process_queue(
         commit_ms = phases.commit.as_millis() as u64,
         mailbox_ms = phases.mailbox.as_millis() as u64,
         record_ms = phases.record.as_millis() as u64,
-        batches = batches.len(),
-        commits = steps,
+        batches = summary.batches,
+        commits = summary.commits,
         "run phases"
     );
     Ok(())
@@ -703,6 +709,9 @@ async fn record_decide_and_commit(
     drop(batch.parsed);
     phases.decide = phase.elapsed();
     failpoint::hit("before_commit");
+    if let Some(delay) = failpoint::slow_commit() {
+        tokio::time::sleep(delay).await;
+    }
     let phase = std::time::Instant::now();
     let results = store
         .commit_batch_recording(&copies, &to_record, &options.template, now, Some(fence))

@@ -593,6 +593,61 @@ async fn copies_in_consecutive_batches_are_duplicates() {
     assert_eq!(env.dovecot.count(QUEUE), 0);
 }
 
+/// While the database is slow, batches are grouped into one commit; the
+/// group decides as the batches would one by one: copies of one message in
+/// different batches of a group are duplicates, every entry once.
+#[tokio::test]
+async fn batches_grouped_while_the_database_is_busy_decide_as_one_by_one() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.set_up(2);
+    // 20 messages, then a second copy of each of the first ten.
+    let numbers: Vec<u32> = (1..=20).chain(1..=10).collect();
+    for n in &numbers {
+        env.deliver(&crate::harness::numbered_message(*n));
+    }
+    let output = env
+        .command()
+        .env("MAILSCRIBE_FAILPOINT_SLOW_COMMIT_MS", "300")
+        .args(["run", "--once", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let expected_logged = (1..=20).filter(|n| n % 5 != 0).count() as u64;
+    let expected_duplicates = (1..=10).filter(|n| n % 5 != 0).count() as u64;
+    assert_eq!(
+        (
+            summary["seen"].as_u64(),
+            summary["logged"].as_u64(),
+            summary["duplicate"].as_u64(),
+            summary["failed"].as_u64(),
+            summary["batches"].as_u64(),
+        ),
+        (
+            Some(30),
+            Some(expected_logged),
+            Some(expected_duplicates),
+            Some(0),
+            Some(15)
+        ),
+        "{summary}"
+    );
+    let commits = summary["commits"].as_u64().unwrap();
+    assert!(
+        commits <= 7,
+        "with each commit taking 300 ms, batches are grouped (two or more a commit): {summary}"
+    );
+    let keys = entry_keys(&env);
+    let mut unique = keys.clone();
+    unique.dedup();
+    assert_eq!((keys.len(), unique.len()), (16, 16));
+    assert_eq!(env.dovecot.count(QUEUE), 0);
+    assert_eq!(
+        env.dovecot.count(STORAGE),
+        (expected_logged + expected_duplicates) as usize
+    );
+}
+
 #[tokio::test]
 async fn max_per_run_leaves_the_rest_for_the_next_run() {
     let env = Env::new(Backend::Sqlite).await;
