@@ -251,6 +251,8 @@ async fn process_queue(
     let mut unrecorded: Vec<DispositionUpdate> = Vec::new();
     let mut to_delete: Vec<(u32, i64)> = Vec::new();
     let mut steps = 0usize;
+    // Batches in the group fetched last, which the next group grows to.
+    let mut previous_group = 1usize;
     while prefetched.is_some() || next_batch < batches.len() {
         // A stop request ends the run at a group boundary; the rest waits
         // for the next run. So does logging disabled meanwhile, which the
@@ -301,6 +303,7 @@ async fn process_queue(
             },
             tracing::Span::current(),
         )));
+        let mut next_group = 1usize;
         let (committed, imap) = tokio::join!(
             async {
                 (&mut database_half.0).await.map_err(|err| {
@@ -354,9 +357,15 @@ async fn process_queue(
                     let mut copies = fetched_last.len();
                     let mut bytes = fetched_last.iter().map(|m| m.size).sum::<u64>();
                     let mut more: Option<FetchedBatch> = None;
+                    let mut grouped = 1usize;
                     while let Some(batch) = batches.get(next_batch) {
                         let batch_bytes = batch.iter().map(|m| m.size).sum::<u64>();
-                        if !database_busy.load(std::sync::atomic::Ordering::Acquire)
+                        // A group also grows to the size of the one before:
+                        // once the database has fallen behind, larger
+                        // transactions spend less of the CPU it shares with
+                        // the IMAP side.
+                        let busy = database_busy.load(std::sync::atomic::Ordering::Acquire);
+                        if !(busy || grouped < previous_group)
                             || *stop.borrow()
                             || copies + batch.len() > group_max_copies
                             || bytes.saturating_add(batch_bytes) > options.max_batch_bytes
@@ -371,7 +380,9 @@ async fn process_queue(
                         }
                         copies += batch.len();
                         bytes = bytes.saturating_add(batch_bytes);
+                        grouped += 1;
                     }
+                    next_group = grouped;
                     // One lookup for all the batches added: the reads cost
                     // per statement more than per key.
                     if let Some(mut fetched) = more {
@@ -386,6 +397,7 @@ async fn process_queue(
         );
         let committed = committed?;
         let (moved, next) = imap?;
+        previous_group = next_group;
         if let Some((updates, deletions, took)) = moved {
             summary.moves_failed +=
                 updates.iter().filter(|u| u.move_error.is_some()).count() as u64;
