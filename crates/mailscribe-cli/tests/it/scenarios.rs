@@ -607,7 +607,7 @@ async fn batches_grouped_while_the_database_is_busy_decide_as_one_by_one() {
     }
     let output = env
         .command()
-        .env("MAILSCRIBE_FAILPOINT_SLOW_COMMIT_MS", "300")
+        .env("MAILSCRIBE_FAILPOINT_SLOW_COMMIT_MS", "500")
         .args(["run", "--once", "--format", "json"])
         .output()
         .unwrap();
@@ -635,7 +635,7 @@ async fn batches_grouped_while_the_database_is_busy_decide_as_one_by_one() {
     let commits = summary["commits"].as_u64().unwrap();
     assert!(
         commits <= 7,
-        "with each commit taking 300 ms, batches are grouped (two or more a commit): {summary}"
+        "with each commit taking 500 ms, batches are grouped (two or more a commit): {summary}"
     );
     let keys = entry_keys(&env);
     let mut unique = keys.clone();
