@@ -177,6 +177,37 @@ pub(crate) fn numbered_message(n: u32) -> Vec<u8> {
     )
 }
 
+/// Checks that the storage folder holds the logged ones of
+/// `numbered_message(1..=messages)` and nothing else, each once, or twice
+/// where a crash cut a move between its copy and its expunge (Dovecot's
+/// maildir MOVE is both inside; without MOVE the client does both): the
+/// next run moves that copy again, and PRODUCT.md tolerates the second copy
+/// in storage, never a second entry. Returns how many are there twice.
+pub(crate) fn assert_stored_once_or_twice(env: &Env, messages: u32, context: &str) -> usize {
+    let mut copies: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for id in env.dovecot.message_ids(STORAGE) {
+        *copies.entry(id).or_default() += 1;
+    }
+    let expected: Vec<String> = (1..=messages)
+        .filter(|n| n % 5 != 0)
+        .map(|n| format!("<n{n}@test.example>"))
+        .collect();
+    assert_eq!(
+        copies.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut sorted = expected.clone();
+            sorted.sort();
+            sorted
+        },
+        "{context}: storage holds every logged message and nothing else"
+    );
+    assert!(
+        copies.values().all(|n| (1..=2).contains(n)),
+        "{context}: each stored once, or twice after a cut copy and expunge: {copies:?}"
+    );
+    copies.values().filter(|n| **n == 2).count()
+}
+
 /// The entries as comparable rows: (message_id, salesperson, contact, direction).
 pub(crate) fn entry_keys(env: &Env) -> Vec<(String, String, String, String)> {
     let json = env.ok(&["interactions", "export", "--format", "json"]);
