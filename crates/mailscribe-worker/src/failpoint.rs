@@ -73,3 +73,15 @@ pub(crate) fn slow_commit() -> Option<std::time::Duration> {
             .map(std::time::Duration::from_millis)
     })
 }
+
+/// `MAILSCRIBE_FAILPOINT_GROUP_MAX_COPIES=<n>`: groups hold at most n
+/// copies (the batch size turns grouping off), so that a crash test's
+/// "the n-th commit" means the same batch whatever the timing.
+pub(crate) fn group_max_copies() -> Option<usize> {
+    static CAP: OnceLock<Option<usize>> = OnceLock::new();
+    *CAP.get_or_init(|| {
+        std::env::var("MAILSCRIBE_FAILPOINT_GROUP_MAX_COPIES")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+    })
+}

@@ -240,7 +240,8 @@ async fn process_queue(
     // transaction is shared by up to `GROUP_MAX_COPIES` copies, and the
     // IMAP commands keep the mailbox's batch size. Nothing is moved before
     // its commit; a prefetch is a PEEK and harmless.
-    let group_max_copies = batch_size.max(GROUP_MAX_COPIES);
+    let group_max_copies =
+        failpoint::group_max_copies().unwrap_or_else(|| batch_size.max(GROUP_MAX_COPIES));
     let shared_options = std::sync::Arc::new(options.clone());
     let mut next_batch = 0usize;
     let mut prefetched: Option<ReadyBatch> = None;

@@ -34,16 +34,24 @@ fn expected_entries(n: u32) -> Vec<(String, String, String, String)> {
     keys
 }
 
-async fn crash_then_recover(failpoint: &str, disable_move: bool) {
+async fn crash_then_recover(failpoint: &str, disable_move: bool, grouped: bool) {
     let env = Env::new(Backend::Sqlite).await;
     env.set_up(4);
     for n in 1..=MESSAGES {
         env.deliver(&numbered_message(n));
     }
     let mut crashing = env.command();
-    crashing
-        .env("MAILSCRIBE_FAILPOINT", failpoint)
-        .args(["run", "--once"]);
+    crashing.env("MAILSCRIBE_FAILPOINT", failpoint);
+    if grouped {
+        // Every commit slow: the first batch commits alone, and the IMAP
+        // side fetches the other five into one group meanwhile.
+        crashing.env("MAILSCRIBE_FAILPOINT_SLOW_COMMIT_MS", "500");
+    } else {
+        // One batch a commit, so that "the n-th commit" is the same batch
+        // whatever the timing.
+        crashing.env("MAILSCRIBE_FAILPOINT_GROUP_MAX_COPIES", "4");
+    }
+    crashing.args(["run", "--once"]);
     if disable_move {
         crashing.env("MAILSCRIBE_IGNORE_CAPABILITIES", "MOVE");
     }
@@ -53,6 +61,14 @@ async fn crash_then_recover(failpoint: &str, disable_move: bool) {
         Some(6),
         "{failpoint}: the run should abort: {output:?}"
     );
+
+    if grouped {
+        // Two commits, the second of a group: more than two batches decided.
+        assert!(
+            decisions(&env).len() > 8,
+            "{failpoint}: the second commit held a group"
+        );
+    }
 
     let mut recovering = env.command();
     recovering.args(["run", "--once"]);
@@ -95,27 +111,34 @@ async fn crash_then_recover(failpoint: &str, disable_move: bool) {
 
 #[tokio::test]
 async fn crash_before_the_commit() {
-    crash_then_recover("before_commit:2", false).await;
+    crash_then_recover("before_commit:2", false, false).await;
 }
 
 #[tokio::test]
 async fn crash_after_the_commit_before_the_move() {
-    crash_then_recover("after_commit:2", false).await;
+    crash_then_recover("after_commit:2", false, false).await;
 }
 
 #[tokio::test]
 async fn crash_after_the_move_before_recording_it() {
-    crash_then_recover("after_move:2", false).await;
+    crash_then_recover("after_move:2", false, false).await;
 }
 
 #[tokio::test]
 async fn crash_after_a_whole_batch() {
-    crash_then_recover("after_dispositions:3", false).await;
+    crash_then_recover("after_dispositions:3", false, false).await;
 }
 
 #[tokio::test]
 async fn crash_after_the_commit_with_the_copy_expunge_fallback() {
-    crash_then_recover("after_commit:3", true).await;
+    crash_then_recover("after_commit:3", true, false).await;
+}
+
+/// A crash right after a group of five batches committed, before any of
+/// it moved, with the COPY + EXPUNGE fallback.
+#[tokio::test]
+async fn crash_after_a_group_commit() {
+    crash_then_recover("after_commit:2", true, true).await;
 }
 
 /// A real `kill -9` at an arbitrary moment in the middle of a long run.
