@@ -356,11 +356,11 @@ async fn process_queue(
                 if let Some(group) = &mut next {
                     let fetched_last = &batches[next_batch - 1];
                     let mut copies = fetched_last.len();
-                    let mut bytes = fetched_last.iter().map(|m| m.size).sum::<u64>();
+                    let mut bytes = batch_bytes(fetched_last);
                     let mut more: Option<FetchedBatch> = None;
                     let mut grouped = 1usize;
                     while let Some(batch) = batches.get(next_batch) {
-                        let batch_bytes = batch.iter().map(|m| m.size).sum::<u64>();
+                        let size = batch_bytes(batch);
                         // A group also grows to the size of the one before:
                         // once the database has fallen behind, larger
                         // transactions spend less of the CPU it shares with
@@ -369,7 +369,7 @@ async fn process_queue(
                         if !(busy || grouped < previous_group)
                             || *stop.borrow()
                             || copies + batch.len() > group_max_copies
-                            || bytes.saturating_add(batch_bytes) > options.max_batch_bytes
+                            || bytes.saturating_add(size) > options.max_batch_bytes
                         {
                             break;
                         }
@@ -380,7 +380,7 @@ async fn process_queue(
                             None => more = Some(fetched),
                         }
                         copies += batch.len();
-                        bytes = bytes.saturating_add(batch_bytes);
+                        bytes = bytes.saturating_add(size);
                         grouped += 1;
                     }
                     next_group = grouped;
@@ -413,6 +413,7 @@ async fn process_queue(
             summary.stopped_early = true;
             break;
         };
+        summary.commits += 1;
         summary.phases.add(&committed.phases);
         if let Some(ready) = &prefetched {
             summary.phases.add(&ready.fetched.phases);
@@ -442,7 +443,6 @@ async fn process_queue(
         to_move = Some(committed);
     }
     summary.batches = next_batch as u64;
-    summary.commits = steps as u64;
     if let Some(last) = to_move.take() {
         let (updates, deletions, took) =
             apply_dispositions(&mut session, &folders, &last.plan).await?;
@@ -566,6 +566,11 @@ struct Lookups {
 struct ReadyBatch {
     fetched: FetchedBatch,
     lookups: Lookups,
+}
+
+/// A planned batch's size by RFC822.SIZE, as `plan_batches` counts it.
+fn batch_bytes(batch: &[MessageSummary]) -> u64 {
+    batch.iter().map(|m| m.size).sum()
 }
 
 impl FetchedBatch {
