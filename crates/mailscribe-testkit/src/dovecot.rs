@@ -101,6 +101,9 @@ pub struct Dovecot {
     pub lmtp_socket: Option<PathBuf>,
     pub options: DovecotOptions,
     mail_owner: Option<(u32, u32)>,
+    /// Whether it has listened once: from then on its ports are known to
+    /// clients and stay.
+    started: bool,
 }
 
 fn run(command: &mut Command) {
@@ -373,6 +376,7 @@ plugin {{
             lmtp_socket,
             options,
             mail_owner,
+            started: false,
         };
         dovecot.launch();
         dovecot.create_folder(QUEUE);
@@ -381,9 +385,34 @@ plugin {{
     }
 
     /// Starts the server process on the written configuration and waits
-    /// until it listens.
+    /// until it listens. A port found free a moment before may be taken by
+    /// another test process by the time Dovecot binds it, and Dovecot then
+    /// exits at once: a first start moves to fresh ports and tries again; a
+    /// restart, whose clients know its ports, fails with Dovecot's log.
     fn launch(&mut self) {
-        let child = Command::new("/usr/sbin/dovecot")
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            match self.launch_once() {
+                Ok(()) => return,
+                Err(status) if attempt < ATTEMPTS && !self.started => {
+                    eprintln!(
+                        "Dovecot exited at start ({status}), likely a port taken meanwhile; \
+                         moving to fresh ports"
+                    );
+                    self.move_to_fresh_ports();
+                }
+                Err(status) => panic!(
+                    "Dovecot exited at start ({status}); the end of its log:\n{}",
+                    self.log_tail()
+                ),
+            }
+        }
+    }
+
+    /// One start: `Err` with the exit status when the process ended before
+    /// it listened.
+    fn launch_once(&mut self) -> Result<(), std::process::ExitStatus> {
+        let mut child = Command::new("/usr/sbin/dovecot")
             .arg("-F")
             .arg("-c")
             .arg(self.conf())
@@ -392,12 +421,16 @@ plugin {{
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start dovecot");
-        self.child = Some(child);
         let auth_socket = self.dir.path().join("run/auth-userdb");
         let (imap_port, imaps_port) = (self.imap_port, self.imaps_port);
         let lmtp_socket = self.lmtp_socket.clone();
+        let mut exited = None;
         // Generous: on a loaded 2-core machine a start can take a while.
         wait_until("Dovecot to listen", Duration::from_secs(90), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                exited = Some(status);
+                return true;
+            }
             auth_socket.exists()
                 && TcpStream::connect(("127.0.0.1", imap_port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", imaps_port)).is_ok()
@@ -405,6 +438,38 @@ plugin {{
                     .as_ref()
                     .is_none_or(|socket| UnixStream::connect(socket).is_ok())
         });
+        match exited {
+            Some(status) => Err(status),
+            None => {
+                self.child = Some(child);
+                self.started = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Rewrites the configuration to listen on two new free ports.
+    fn move_to_fresh_ports(&mut self) {
+        let (imap_port, imaps_port) = (free_port(), free_port());
+        let conf = std::fs::read_to_string(self.conf()).expect("read dovecot.conf");
+        let conf = conf
+            .replace(
+                &format!("port = {}\n", self.imap_port),
+                &format!("port = {imap_port}\n"),
+            )
+            .replace(
+                &format!("port = {}\n", self.imaps_port),
+                &format!("port = {imaps_port}\n"),
+            );
+        std::fs::write(self.conf(), conf).expect("write dovecot.conf");
+        (self.imap_port, self.imaps_port) = (imap_port, imaps_port);
+    }
+
+    /// The last lines of Dovecot's log, for a failure message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// Kills the server and every process it started, at once, as a crash
