@@ -136,14 +136,6 @@ impl DirectoryView {
         self.owners.insert(address, owners);
     }
 
-    /// Adds what a later lookup found. An address read twice keeps the
-    /// later reading; a contact privacy-blocked in either stays blocked
-    /// (privacy errs on the side of not logging).
-    pub fn absorb(&mut self, later: DirectoryView) {
-        self.owners.extend(later.owners);
-        self.privacy_blocked.extend(later.privacy_blocked);
-    }
-
     pub fn add_salesperson(&mut self, address: EmailAddress, code: SalespersonCode) {
         self.owners
             .entry(address)

@@ -232,22 +232,22 @@ async fn process_queue(
         .unwrap_or(usize::MAX)
         .max(1);
     let batches = plan_batches(&listing, batch_size, options.max_batch_bytes);
-    // A pipeline on two resources. In each step the database decides and
-    // commits one group of batches while the IMAP connection moves the
-    // group committed in the step before and fetches the next group. A
-    // group is one batch, and more while the database is still busy (group
+    // A pipeline on two resources. In each step the database half parses,
+    // looks up, decides and commits one group of batches while the IMAP
+    // connection moves the group committed in the step before and fetches
+    // the next group. The IMAP half does nothing but IMAP, so that the
+    // server is kept busy: on a fast server it is the longer half. A group
+    // is one batch, and more while the database is still busy (group
     // commit): when the database is the slower side, its fixed cost per
-    // transaction is shared by up to `GROUP_MAX_COPIES` copies, and the
-    // IMAP commands keep the mailbox's batch size. Nothing is moved before
-    // its commit; a prefetch is a PEEK and harmless.
+    // transaction is shared by up to `GROUP_MAX_COPIES` copies. FETCH
+    // keeps the mailbox's batch size; a group is moved with one UID MOVE.
+    // Nothing is moved before its commit; a prefetch is a PEEK and
+    // harmless.
     let group_max_copies =
         failpoint::group_max_copies().unwrap_or_else(|| batch_size.max(GROUP_MAX_COPIES));
     let shared_options = std::sync::Arc::new(options.clone());
     let mut next_batch = 0usize;
-    let mut prefetched: Option<ReadyBatch> = None;
-    // Keys the previous step's commit logged: the lookups of the group
-    // committed next may have read the ledger before that commit.
-    let mut logged_by_previous: HashSet<String> = HashSet::new();
+    let mut prefetched: Option<FetchedBatch> = None;
     let mut to_move: Option<CommittedBatch> = None;
     let mut unrecorded: Vec<DispositionUpdate> = Vec::new();
     let mut to_delete: Vec<(u32, i64)> = Vec::new();
@@ -263,25 +263,21 @@ async fn process_queue(
             break;
         }
         let current = match prefetched.take() {
-            Some(ready) => ready,
+            Some(fetched) => fetched,
             None => {
                 let fetched = fetch_batch(&ledger, &mut session, &batches[next_batch]).await?;
                 next_batch += 1;
-                let phase = std::time::Instant::now();
-                let lookups = look_up(store, &fetched).await?;
-                summary.phases.decide += phase.elapsed();
                 summary.phases.add(&fetched.phases);
-                ReadyBatch { fetched, lookups }
+                fetched
             }
         };
         let to_record = std::mem::take(&mut unrecorded);
         let previous = to_move.take();
         let check_enabled = steps > 0;
         steps += 1;
-        // The database half runs as a task of its own, so that building
-        // its statements and deciding use another thread than reading the
-        // IMAP responses. `database_busy` tells the IMAP half whether to
-        // fetch one more batch into the next group.
+        // The database half runs as a task of its own, on another thread
+        // than the IMAP half. `database_busy` tells the IMAP half whether
+        // to fetch one more batch into the next group.
         let database_busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let work = record_decide_and_commit(
             store.clone(),
@@ -293,7 +289,6 @@ async fn process_queue(
             to_record,
             check_enabled,
             current,
-            std::mem::take(&mut logged_by_previous),
         );
         let busy = std::sync::Arc::clone(&database_busy);
         let mut database_half = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
@@ -304,7 +299,7 @@ async fn process_queue(
             },
             tracing::Span::current(),
         )));
-        let mut next_group = 1usize;
+        let mut next_group = 0usize;
         let (committed, imap) = tokio::join!(
             async {
                 (&mut database_half.0).await.map_err(|err| {
@@ -314,91 +309,55 @@ async fn process_queue(
                 })?
             },
             async {
-                // The next group's first batch is fetched first, so that
-                // its lookups in the database run while the previous group
-                // is moved.
-                let first = match batches.get(next_batch).filter(|_| !*stop.borrow()) {
-                    Some(batch) => {
-                        let fetched = fetch_batch(&ledger, &mut session, batch).await?;
-                        next_batch += 1;
-                        Some(fetched)
+                let moved = match &previous {
+                    Some(previous) => {
+                        Some(apply_dispositions(&mut session, &folders, &previous.plan).await?)
                     }
                     None => None,
                 };
-                let moving = async {
-                    match &previous {
-                        Some(previous) => Ok::<_, WorkerError>(Some(
-                            apply_dispositions(&mut session, &folders, &previous.plan).await?,
-                        )),
-                        None => Ok(None),
+                // The next group: its first batch, and more while the
+                // database is still busy, a batch at a time, within the
+                // copies and bytes one group may hold (`max_batch_bytes`
+                // bounds memory as it bounds a batch).
+                let mut next: Option<FetchedBatch> = None;
+                let (mut copies, mut bytes) = (0usize, 0u64);
+                while let Some(batch) = batches.get(next_batch) {
+                    let size = batch_bytes(batch);
+                    // A group also grows to the size of the one before:
+                    // once the database has fallen behind, larger
+                    // transactions spend less of the CPU it shares with
+                    // the IMAP side.
+                    let busy = database_busy.load(std::sync::atomic::Ordering::Acquire);
+                    // Near the end groups shrink, at most as many batches
+                    // as remain after them, so that the last commit and the
+                    // last move, which nothing overlaps, are short.
+                    let remaining = batches.len() - next_batch;
+                    let grows = next.is_none()
+                        || ((busy || next_group < previous_group) && next_group < remaining);
+                    if !grows
+                        || *stop.borrow()
+                        || (next.is_some()
+                            && (copies + batch.len() > group_max_copies
+                                || bytes.saturating_add(size) > options.max_batch_bytes))
+                    {
+                        break;
                     }
-                };
-                let looking = async {
-                    match &first {
-                        Some(fetched) => {
-                            let phase = std::time::Instant::now();
-                            let lookups = look_up(store, fetched).await?;
-                            Ok::<_, WorkerError>(Some((lookups, phase.elapsed())))
-                        }
-                        None => Ok(None),
+                    let fetched = fetch_batch(&ledger, &mut session, batch).await?;
+                    next_batch += 1;
+                    match &mut next {
+                        Some(group) => group.absorb(fetched),
+                        None => next = Some(fetched),
                     }
-                };
-                let (moved, lookups) = tokio::try_join!(moving, looking)?;
-                let mut next = first.zip(lookups).map(|(fetched, (lookups, took))| {
-                    let mut ready = ReadyBatch { fetched, lookups };
-                    ready.fetched.phases.decide += took;
-                    ready
-                });
-                // While the database is still busy, the group grows: a
-                // batch at a time, within the copies and bytes one group
-                // may hold (`max_batch_bytes` bounds memory as it bounds a
-                // batch).
-                if let Some(group) = &mut next {
-                    let fetched_last = &batches[next_batch - 1];
-                    let mut copies = fetched_last.len();
-                    let mut bytes = batch_bytes(fetched_last);
-                    let mut more: Option<FetchedBatch> = None;
-                    let mut grouped = 1usize;
-                    while let Some(batch) = batches.get(next_batch) {
-                        let size = batch_bytes(batch);
-                        // A group also grows to the size of the one before:
-                        // once the database has fallen behind, larger
-                        // transactions spend less of the CPU it shares with
-                        // the IMAP side.
-                        let busy = database_busy.load(std::sync::atomic::Ordering::Acquire);
-                        if !(busy || grouped < previous_group)
-                            || *stop.borrow()
-                            || copies + batch.len() > group_max_copies
-                            || bytes.saturating_add(size) > options.max_batch_bytes
-                        {
-                            break;
-                        }
-                        let fetched = fetch_batch(&ledger, &mut session, batch).await?;
-                        next_batch += 1;
-                        match &mut more {
-                            Some(more) => more.absorb(fetched),
-                            None => more = Some(fetched),
-                        }
-                        copies += batch.len();
-                        bytes = bytes.saturating_add(size);
-                        grouped += 1;
-                    }
-                    next_group = grouped;
-                    // One lookup for all the batches added: the reads cost
-                    // per statement more than per key.
-                    if let Some(mut fetched) = more {
-                        let phase = std::time::Instant::now();
-                        let lookups = look_up(store, &fetched).await?;
-                        fetched.phases.decide += phase.elapsed();
-                        group.absorb(ReadyBatch { fetched, lookups });
-                    }
+                    copies += batch.len();
+                    bytes = bytes.saturating_add(size);
+                    next_group += 1;
                 }
                 Ok::<_, WorkerError>((moved, next))
             }
         );
         let committed = committed?;
         let (moved, next) = imap?;
-        previous_group = next_group;
+        previous_group = next_group.max(1);
         if let Some((updates, deletions, took)) = moved {
             summary.moves_failed +=
                 updates.iter().filter(|u| u.move_error.is_some()).count() as u64;
@@ -415,16 +374,9 @@ async fn process_queue(
         };
         summary.commits += 1;
         summary.phases.add(&committed.phases);
-        if let Some(ready) = &prefetched {
-            summary.phases.add(&ready.fetched.phases);
+        if let Some(fetched) = &prefetched {
+            summary.phases.add(&fetched.phases);
         }
-        logged_by_previous = committed
-            .copies
-            .iter()
-            .zip(&committed.results)
-            .filter(|(_, result)| result.reason.outcome() == Outcome::Logged)
-            .map(|(copy, _)| copy.message_key.clone())
-            .collect();
         metrics::committed(
             options.mailbox_name.as_str(),
             &committed.copies,
@@ -544,12 +496,12 @@ fn target_for(reason: Reason, attempts: u32, move_attempts: u32, options: &RunOp
     }
 }
 
-/// A batch fetched and parsed, with what the ledger already knew of it.
+/// A batch fetched, with what the ledger already knew of it.
 struct FetchedBatch {
     known: HashMap<u32, LedgerState>,
     /// Copies an interrupted run decided: only their move is left.
     resumed: Vec<u32>,
-    parsed: Vec<(FetchedMessage, Option<ParsedMessage>)>,
+    fetched: Vec<FetchedMessage>,
     vanished: u64,
     phases: PhaseTimes,
 }
@@ -560,12 +512,6 @@ struct Lookups {
     directory: DirectoryView,
     /// Keys among the batch's that a copy was logged under.
     logged_before: HashSet<String>,
-}
-
-/// A fetched batch with its lookups: ready to decide.
-struct ReadyBatch {
-    fetched: FetchedBatch,
-    lookups: Lookups,
 }
 
 /// A planned batch's size by RFC822.SIZE, as `plan_batches` counts it.
@@ -580,21 +526,9 @@ impl FetchedBatch {
     fn absorb(&mut self, later: FetchedBatch) {
         self.known.extend(later.known);
         self.resumed.extend(later.resumed);
-        self.parsed.extend(later.parsed);
+        self.fetched.extend(later.fetched);
         self.vanished += later.vanished;
         self.phases.add(&later.phases);
-    }
-}
-
-impl ReadyBatch {
-    /// Adds batches fetched after this one, with their lookups, to its
-    /// group.
-    fn absorb(&mut self, later: ReadyBatch) {
-        self.fetched.absorb(later.fetched);
-        self.lookups.directory.absorb(later.lookups.directory);
-        self.lookups
-            .logged_before
-            .extend(later.lookups.logged_before);
     }
 }
 
@@ -652,39 +586,25 @@ async fn fetch_batch(
     let fetched = fetch_tolerating_refusals(session, &to_decide).await?;
     phases.fetch = phase.elapsed();
     let vanished = to_decide.len().saturating_sub(fetched.len()) as u64;
-    let phase = std::time::Instant::now();
-    let parsed = tokio::task::spawn_blocking(move || {
-        fetched
-            .into_iter()
-            .map(|message| {
-                let parsed = message.raw.as_deref().map(parse_message);
-                (message, parsed)
-            })
-            .collect::<Vec<(FetchedMessage, Option<ParsedMessage>)>>()
-    })
-    .await
-    .map_err(|err| {
-        WorkerError::Store(mailscribe_store::StoreError::Corrupt(format!(
-            "parse task: {err}"
-        )))
-    })?;
-    phases.parse = phase.elapsed();
     Ok(FetchedBatch {
         known,
         resumed,
-        parsed,
+        fetched,
         vanished,
         phases,
     })
 }
 
 /// The database's half of one step of the pipeline: checks that logging
-/// is still enabled (`check_enabled`), decides `batch`, and commits it
-/// together with where the copies of an earlier batch went (`to_record`),
-/// in one write transaction. The reads (the setup, the directory and the
-/// logged keys) run side by side on connections of the pool; the commit
-/// starts once they are done. `None` when logging was disabled meanwhile:
-/// nothing is decided, and `to_record` is recorded on its own.
+/// is still enabled (`check_enabled`), parses `batch`, looks up what
+/// deciding it needs, decides it, and commits it together with where the
+/// copies of an earlier batch went (`to_record`), in one write
+/// transaction. The parse runs on a blocking thread beside the enablement
+/// read; the two lookups run side by side on connections of the pool; the
+/// commit starts once they are done. It starts after the previous step's
+/// commit, so its lookups see every copy logged before. `None` when
+/// logging was disabled meanwhile: nothing is decided, and `to_record` is
+/// recorded on its own.
 ///
 /// Owns its arguments, so that it can run as a task of its own, on another
 /// thread than the IMAP half.
@@ -698,33 +618,42 @@ async fn record_decide_and_commit(
     run_id: i64,
     to_record: Vec<DispositionUpdate>,
     check_enabled: bool,
-    ready: ReadyBatch,
-    logged_meanwhile: HashSet<String>,
+    batch: FetchedBatch,
 ) -> Result<Option<CommittedBatch>, WorkerError> {
-    let ReadyBatch {
-        fetched: batch,
-        lookups,
-    } = ready;
+    let FetchedBatch {
+        known,
+        resumed,
+        fetched,
+        vanished,
+        phases: _,
+    } = batch;
     let (store, options, fence, mailbox) = (&store, options.as_ref(), &fence, mailbox.as_str());
     let mut phases = PhaseTimes::default();
     let phase = std::time::Instant::now();
-    let now = Utc::now();
-    let enabled = !check_enabled || store.enablement(&options.mailbox_name).await?.enabled;
+    let enablement = async {
+        Ok::<_, WorkerError>(
+            !check_enabled || store.enablement(&options.mailbox_name).await?.enabled,
+        )
+    };
+    let (enabled, parsed) = tokio::try_join!(enablement, parse_batch(fetched))?;
+    phases.parse = phase.elapsed();
     if !enabled {
         record(store, &to_record).await?;
         return Ok(None);
     }
+    let phase = std::time::Instant::now();
+    let now = Utc::now();
+    let lookups = look_up(store, &parsed).await?;
     let copies = decide_batch(
         options,
         mailbox,
         uid_validity,
         run_id,
-        &batch.parsed,
+        &parsed,
         &lookups,
-        &logged_meanwhile,
         now,
     );
-    drop(batch.parsed);
+    drop(parsed);
     phases.decide = phase.elapsed();
     failpoint::hit("before_commit");
     if let Some(delay) = failpoint::slow_commit() {
@@ -740,9 +669,9 @@ async fn record_decide_and_commit(
         failpoint::hit("after_dispositions");
     }
 
-    let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(batch.resumed.len() + results.len());
-    for uid in &batch.resumed {
-        let state = &batch.known[uid];
+    let mut plan: Vec<(u32, i64, Target)> = Vec::with_capacity(resumed.len() + results.len());
+    for uid in &resumed {
+        let state = &known[uid];
         plan.push((
             *uid,
             state.id,
@@ -760,8 +689,8 @@ async fn record_decide_and_commit(
         copies,
         results,
         plan,
-        resumed: batch.resumed.len() as u64,
-        vanished: batch.vanished,
+        resumed: resumed.len() as u64,
+        vanished,
         phases,
     }))
 }
@@ -811,11 +740,35 @@ async fn fetch_tolerating_refusals(
     }
 }
 
-/// Reads what deciding `batch` needs from the database: the directory
-/// entries of its addresses and which of its keys were logged before. Two
-/// reads on two connections of the pool, side by side.
-async fn look_up(store: &Store, batch: &FetchedBatch) -> Result<Lookups, WorkerError> {
-    let parsed = || batch.parsed.iter().filter_map(|(_, p)| p.as_ref());
+/// Parses a fetched batch on a blocking thread: parsing is CPU work.
+async fn parse_batch(
+    fetched: Vec<FetchedMessage>,
+) -> Result<Vec<(FetchedMessage, Option<ParsedMessage>)>, WorkerError> {
+    tokio::task::spawn_blocking(move || {
+        fetched
+            .into_iter()
+            .map(|message| {
+                let parsed = message.raw.as_deref().map(parse_message);
+                (message, parsed)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|err| {
+        WorkerError::Store(mailscribe_store::StoreError::Corrupt(format!(
+            "parse task: {err}"
+        )))
+    })
+}
+
+/// Reads what deciding a parsed batch needs from the database: the
+/// directory entries of its addresses and which of its keys were logged
+/// before. Two reads on two connections of the pool, side by side.
+async fn look_up(
+    store: &Store,
+    batch: &[(FetchedMessage, Option<ParsedMessage>)],
+) -> Result<Lookups, WorkerError> {
+    let parsed = || batch.iter().filter_map(|(_, p)| p.as_ref());
     let addresses: Vec<EmailAddress> = parsed()
         .flat_map(|p| p.sender().into_iter().chain(&p.to).chain(&p.cc))
         .cloned()
@@ -829,10 +782,7 @@ async fn look_up(store: &Store, batch: &FetchedBatch) -> Result<Lookups, WorkerE
     })
 }
 
-/// Decides a batch from its lookups. `logged_meanwhile` holds the keys a
-/// commit may have logged after the lookups read the ledger (the previous
-/// batch's, committed while this one was being fetched).
-#[allow(clippy::too_many_arguments)]
+/// Decides a batch from its lookups.
 fn decide_batch(
     options: &RunOptions,
     mailbox: &str,
@@ -840,7 +790,6 @@ fn decide_batch(
     run_id: i64,
     parsed: &[(FetchedMessage, Option<ParsedMessage>)],
     lookups: &Lookups,
-    logged_meanwhile: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> Vec<DecidedCopy> {
     let Lookups {
@@ -880,9 +829,7 @@ fn decide_batch(
             continue;
         };
         let key = parsed.key().to_storage();
-        let already_logged = logged_before.contains(&key)
-            || logged_meanwhile.contains(&key)
-            || logged_in_batch.contains(&key);
+        let already_logged = logged_before.contains(&key) || logged_in_batch.contains(&key);
         let decision = decide(&DecisionInput {
             message: parsed,
             is_draft: message.draft,
