@@ -3,7 +3,8 @@
 //!
 //! - `queue`: 10,000 messages in a Dovecot queue; `mailscribe run --once`
 //!   on SQLite against a bare-protocol baseline (UID FETCH, parse, UID MOVE,
-//!   same batch size, no database); median of three; peak memory. On two
+//!   same batch size, no database); median of three (`BENCH_REPEAT=N` for
+//!   more); peak memory. On two
 //!   setups: maildir over TLS, and sdbox without TLS over loopback
 //!   (`--setup maildir-tls|sdbox-plain` picks one).
 //! - `large-message`: the peak memory one 30 MB message adds to a run.
@@ -60,14 +61,18 @@ where
     }
 }
 
+const USAGE: &str = "usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory|idle-latency|soak|takeover|multi-instance|signin-flood \
+     [--messages N] [--rounds N] [--minutes N] [--rate R] [--setup maildir-tls|sdbox-plain] [--attempts N]";
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
-        bail!(
-            "usage: mailscribe-bench all|queue|large-message|lookups|log|serve-memory|idle-latency|soak|takeover|multi-instance|signin-flood \
-             [--messages N] [--rounds N] [--minutes N] [--rate R] [--setup maildir-tls|sdbox-plain] [--attempts N]"
-        );
+        bail!(USAGE);
     };
+    if command == "--help" || command == "-h" {
+        println!("{USAGE}");
+        return Ok(());
+    }
     if command == "measure" {
         return measure::measure_child(&args[1..]);
     }
