@@ -121,11 +121,11 @@ async fn wait_for_working_holder(pool: &PgPool, timeout: Duration) -> anyhow::Re
     let deadline = Instant::now() + timeout;
     let since = last_run_id(pool).await?;
     loop {
-        if let Some((text, left_ms)) = holder(pool).await? {
-            if left_ms > 0 && committed_after_run(pool, since).await? {
-                return instance_index(&text)
-                    .with_context(|| format!("unknown lease holder {text}"));
-            }
+        if let Some((text, left_ms)) = holder(pool).await?
+            && left_ms > 0
+            && committed_after_run(pool, since).await?
+        {
+            return instance_index(&text).with_context(|| format!("unknown lease holder {text}"));
         }
         if Instant::now() > deadline {
             bail!("no instance held the mailbox and committed within {timeout:?}");
@@ -176,12 +176,11 @@ pub(crate) async fn takeover(rounds: usize) -> anyhow::Result<()> {
         let last_run = last_run_id(&pool).await?;
         let (mut lease_taken, mut committed) = (None, None);
         while committed.is_none() {
-            if lease_taken.is_none() {
-                if let Some((text, _)) = holder(&pool).await? {
-                    if instance_index(&text) == Some(survivor) {
-                        lease_taken = Some(killed_at.elapsed());
-                    }
-                }
+            if lease_taken.is_none()
+                && let Some((text, _)) = holder(&pool).await?
+                && instance_index(&text) == Some(survivor)
+            {
+                lease_taken = Some(killed_at.elapsed());
             }
             if committed_after_run(&pool, last_run).await? {
                 committed = Some(killed_at.elapsed());

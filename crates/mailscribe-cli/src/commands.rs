@@ -353,13 +353,13 @@ async fn configure(store: &Store, url: &DatabaseUrl, args: ConfigureArgs) -> Res
             Some(Some(parsed.interval_seconds))
         }
     };
-    if let Some(ca_file) = &args.ca_file {
-        if !ca_file.is_file() {
-            return Err(usage(anyhow!(
-                "--ca-file {} does not exist",
-                ca_file.display()
-            )));
-        }
+    if let Some(ca_file) = &args.ca_file
+        && !ca_file.is_file()
+    {
+        return Err(usage(anyhow!(
+            "--ca-file {} does not exist",
+            ca_file.display()
+        )));
     }
     let mut keys: Option<KeyRing> = None;
     let (password, oauth) = match auth {
@@ -1520,9 +1520,7 @@ impl mailscribe_web::MessageSource for StorageReader {
     fn fetch<'a>(
         &'a self,
         record: &'a mailscribe_store::MessageRecord,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>,
-    > {
+    ) -> mailscribe_web::FetchedRaw<'a> {
         Box::pin(async move {
             // The mailbox the message was stored through holds it.
             let name = MailboxName::parse(&record.mailbox_name).map_err(|e| e.to_string())?;

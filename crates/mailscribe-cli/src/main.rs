@@ -85,7 +85,9 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+// Parsed once per process: the size of its largest variant does not matter.
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     /// Salespeople: import from CSV (code,name,email), list.
     Salespeople {
@@ -274,6 +276,7 @@ pub(crate) struct MailboxArg {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum MailboxCommand {
     /// Store the connection and folders (the password is stored encrypted).
     Configure(ConfigureArgs),

@@ -79,7 +79,9 @@ mod tests {
             size,
             internal_date: None,
         };
-        let cases: Vec<(Vec<MessageSummary>, usize, u64, Vec<Vec<u32>>)> = vec![
+        // (listing, batch size, byte limit, expected batches as UIDs)
+        type Case = (Vec<MessageSummary>, usize, u64, Vec<Vec<u32>>);
+        let cases: Vec<Case> = vec![
             (vec![], 100, 1000, vec![]),
             (
                 vec![m(1, 10), m(2, 10), m(3, 10)],

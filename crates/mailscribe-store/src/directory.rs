@@ -37,6 +37,11 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
+/// One row of a contact joined with one of its addresses: number, name,
+/// kind, company number, address (none for a contact without one),
+/// privacy-blocked.
+type ContactAddressRow = (String, String, String, Option<String>, Option<String>, bool);
+
 impl Store {
     /// Upserts salespeople by code and replaces their address lists, all in
     /// one transaction: on any error nothing is imported.
@@ -447,10 +452,8 @@ impl Store {
     }
 
     pub async fn list_contacts(&self) -> Result<Vec<ContactRow>> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>, bool)> = with_pool!(
-            self,
-            |pool| {
-                sqlx::query(
+        let rows: Vec<ContactAddressRow> = with_pool!(self, |pool| {
+            sqlx::query(
                 "SELECT c.no, c.name, c.kind, c.company_no, a.address, c.privacy_blocked FROM contacts c \
                  LEFT JOIN contact_addresses a ON a.contact_no = c.no ORDER BY c.no, a.position",
             )
@@ -468,8 +471,7 @@ impl Store {
                 ))
             })
             .collect::<Result<Vec<_>>>()?
-            }
-        );
+        });
         let mut contacts: Vec<ContactRow> = Vec::new();
         for (no, name, kind, company_no, address, privacy_blocked) in rows {
             if contacts.last().is_none_or(|c| c.no.as_str() != no) {
@@ -534,10 +536,8 @@ impl Store {
     }
 
     pub async fn contact(&self, no: &str) -> Result<Option<ContactRow>> {
-        let rows: Vec<(String, String, String, Option<String>, Option<String>, bool)> = with_pool!(
-            self,
-            |pool| {
-                sqlx::query(
+        let rows: Vec<ContactAddressRow> = with_pool!(self, |pool| {
+            sqlx::query(
                 "SELECT c.no, c.name, c.kind, c.company_no, a.address, c.privacy_blocked FROM contacts c \
                  LEFT JOIN contact_addresses a ON a.contact_no = c.no WHERE c.no = $1 ORDER BY a.position",
             )
@@ -556,8 +556,7 @@ impl Store {
                 ))
             })
             .collect::<Result<Vec<_>>>()?
-            }
-        );
+        });
         let Some((no, name, kind, company_no, _, privacy_blocked)) = rows.first().cloned() else {
             return Ok(None);
         };

@@ -271,16 +271,15 @@ impl Drop for Browser {
             .base
             .strip_prefix("http://")
             .and_then(|rest| rest.split_once('/'))
+            && let Ok(mut stream) = std::net::TcpStream::connect(host)
         {
-            if let Ok(mut stream) = std::net::TcpStream::connect(host) {
-                use std::io::{Read, Write};
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let _ = write!(
-                    stream,
-                    "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                );
-                let _ = stream.read(&mut [0u8; 1024]);
-            }
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.read(&mut [0u8; 1024]);
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

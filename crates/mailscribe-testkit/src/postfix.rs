@@ -52,6 +52,12 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+impl Default for PostfixDirs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl PostfixDirs {
     pub fn new() -> PostfixDirs {
         assert!(

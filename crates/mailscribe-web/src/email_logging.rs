@@ -616,15 +616,15 @@ fn options_from_form(
             settings.set(key, &value).map_err(|err| err.to_string())?;
         }
     }
-    if let Some(mode) = trimmed(&form.storage_mode) {
-        if mode != settings.storage_mode.as_str() {
-            if let Some(why) = mode_lock {
-                return Err(why.to_owned());
-            }
-            settings
-                .set("storage_mode", &mode)
-                .map_err(|err| err.to_string())?;
+    if let Some(mode) = trimmed(&form.storage_mode)
+        && mode != settings.storage_mode.as_str()
+    {
+        if let Some(why) = mode_lock {
+            return Err(why.to_owned());
         }
+        settings
+            .set("storage_mode", &mode)
+            .map_err(|err| err.to_string())?;
     }
     if let Some(cost) = trimmed(&form.cost) {
         template.cost = cost

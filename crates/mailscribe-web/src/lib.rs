@@ -32,7 +32,7 @@ use mailscribe_store::Store;
 pub use auth::{generate_token, hash_password, hash_token};
 pub use client::{Cidr, CidrError, Clock, SystemClock};
 pub use email_logging::{BoxFuture, SecretField, SetupBackend};
-pub use message::MessageSource;
+pub use message::{FetchedRaw, MessageSource};
 pub use operations::{MetricsRenderer, SchedulerPulse, describe_metrics};
 pub use sso::SsoBackend;
 

@@ -26,11 +26,13 @@ use crate::pages::visible_entry;
 /// Where `reference`-mode messages are read from: the mail server. The
 /// binary provides it (the web crate knows no IMAP).
 pub trait MessageSource: Send + Sync {
-    fn fetch<'a>(
-        &'a self,
-        record: &'a MessageRecord,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>>;
+    fn fetch<'a>(&'a self, record: &'a MessageRecord) -> FetchedRaw<'a>;
 }
+
+/// The raw message a `MessageSource` reads (`None` when the server no
+/// longer has it), or why it could not.
+pub type FetchedRaw<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>>;
 
 /// What the page's CSP allows: nothing remote, no scripts at all.
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; \

@@ -134,12 +134,13 @@ impl LogQuery {
         tz: Tz,
     ) -> Result<Option<(EntryFilter, Option<EntryCursor>)>, ErrorKind> {
         let direction = non_empty(&self.direction);
-        if let Some(direction) = &direction {
-            if direction != "inbound" && direction != "outbound" {
-                return Err(ErrorKind::BadRequest(
-                    "direction is inbound or outbound".into(),
-                ));
-            }
+        if let Some(direction) = &direction
+            && direction != "inbound"
+            && direction != "outbound"
+        {
+            return Err(ErrorKind::BadRequest(
+                "direction is inbound or outbound".into(),
+            ));
         }
         let mut filter = EntryFilter {
             contact_no: non_empty(&self.contact),

@@ -754,6 +754,13 @@ pub(crate) async fn disable(
     Ok(Redirect::to("/admin/sso?notice=Single%20sign-on%20is%20off").into_response())
 }
 
+/// Whether the request came over TLS, as the client layer decided.
+fn came_over_tls(extensions: &axum::http::Extensions) -> bool {
+    extensions
+        .get::<crate::client::ClientInfo>()
+        .is_some_and(|client| client.https)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,11 +777,4 @@ mod tests {
         assert!(claim_values(&claims, "o").is_empty());
         assert!(claim_values(&claims, "missing").is_empty());
     }
-}
-
-/// Whether the request came over TLS, as the client layer decided.
-fn came_over_tls(extensions: &axum::http::Extensions) -> bool {
-    extensions
-        .get::<crate::client::ClientInfo>()
-        .is_some_and(|client| client.https)
 }

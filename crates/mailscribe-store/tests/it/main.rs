@@ -594,7 +594,12 @@ async fn a_stale_fence_commits_nothing(store: &Store) {
         vec![entry(Direction::Inbound, "SP1", "C1", None)],
     );
     let refused = store
-        .commit_batch(&[logged.clone()], &email_template(), at(12), Some(&old))
+        .commit_batch(
+            std::slice::from_ref(&logged),
+            &email_template(),
+            at(12),
+            Some(&old),
+        )
         .await;
     assert!(
         matches!(refused, Err(StoreError::LeaseLost(_))),
@@ -939,7 +944,10 @@ async fn a_batch_commits_decisions_and_entries(store: &Store) {
         storage: None,
         move_error: Some("NO [OVERQUOTA] Quota exceeded".into()),
     };
-    store.record_dispositions(&[refused.clone()]).await.unwrap();
+    store
+        .record_dispositions(std::slice::from_ref(&refused))
+        .await
+        .unwrap();
     store.record_dispositions(&[refused]).await.unwrap();
     let uid = u32::try_from(store.decisions_after(0, 100).await.unwrap()[1].uid).unwrap();
     let state = &store
@@ -1019,7 +1027,12 @@ async fn final_decisions_are_never_overwritten(store: &Store) {
         vec![entry(Direction::Inbound, "SP1", "C1", None)],
     );
     store
-        .commit_batch(&[logged.clone()], &email_template(), at(12), None)
+        .commit_batch(
+            std::slice::from_ref(&logged),
+            &email_template(),
+            at(12),
+            None,
+        )
         .await
         .unwrap();
     // The same copy again (a run that crashed before the move, then a
@@ -1044,7 +1057,12 @@ async fn failed_copies_count_attempts_then_succeed(store: &Store) {
         ..copy(5, "m5@x", Reason::Error(ErrorClass::Fetch), vec![])
     };
     let first = store
-        .commit_batch(&[failed.clone()], &email_template(), at(12), None)
+        .commit_batch(
+            std::slice::from_ref(&failed),
+            &email_template(),
+            at(12),
+            None,
+        )
         .await
         .unwrap();
     let second = store

@@ -127,12 +127,7 @@ async fn a_hostile_message_shows_without_running_or_loading_anything() {
 struct Storage(ConnectionConfig);
 
 impl MessageSource for Storage {
-    fn fetch<'a>(
-        &'a self,
-        record: &'a MessageRecord,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>,
-    > {
+    fn fetch<'a>(&'a self, record: &'a MessageRecord) -> mailscribe_web::FetchedRaw<'a> {
         Box::pin(async move {
             mailscribe_worker::fetch_stored_message(&self.0, STORAGE, record)
                 .await
