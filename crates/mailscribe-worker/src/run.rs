@@ -315,30 +315,24 @@ async fn process_queue(
                     }
                     None => None,
                 };
-                // The next group: its first batch, and more while the
-                // database is still busy, a batch at a time, within the
-                // copies and bytes one group may hold (`max_batch_bytes`
-                // bounds memory as it bounds a batch).
+                // The next group, fetched a batch at a time as long as
+                // `group_takes` allows.
                 let mut next: Option<FetchedBatch> = None;
-                let (mut copies, mut bytes) = (0usize, 0u64);
+                let mut so_far = GroupSoFar::default();
+                let limits = GroupLimits {
+                    max_copies: group_max_copies,
+                    max_bytes: options.max_batch_bytes,
+                };
                 while let Some(batch) = batches.get(next_batch) {
-                    let size = batch_bytes(batch);
-                    // A group also grows to the size of the one before:
-                    // once the database has fallen behind, larger
-                    // transactions spend less of the CPU it shares with
-                    // the IMAP side.
+                    let candidate = GroupSoFar {
+                        batches: 1,
+                        copies: batch.len(),
+                        bytes: batch_bytes(batch),
+                    };
                     let busy = database_busy.load(std::sync::atomic::Ordering::Acquire);
-                    // Near the end groups shrink, at most as many batches
-                    // as remain after them, so that the last commit and the
-                    // last move, which nothing overlaps, are short.
                     let remaining = batches.len() - next_batch;
-                    let grows = next.is_none()
-                        || ((busy || next_group < previous_group) && next_group < remaining);
-                    if !grows
-                        || *stop.borrow()
-                        || (next.is_some()
-                            && (copies + batch.len() > group_max_copies
-                                || bytes.saturating_add(size) > options.max_batch_bytes))
+                    if *stop.borrow()
+                        || !group_takes(so_far, candidate, remaining, busy, previous_group, limits)
                     {
                         break;
                     }
@@ -348,10 +342,9 @@ async fn process_queue(
                         Some(group) => group.absorb(fetched),
                         None => next = Some(fetched),
                     }
-                    copies += batch.len();
-                    bytes = bytes.saturating_add(size);
-                    next_group += 1;
+                    so_far = so_far.plus(candidate);
                 }
+                next_group = so_far.batches;
                 Ok::<_, WorkerError>((moved, next))
             }
         );
@@ -512,6 +505,60 @@ struct Lookups {
     directory: DirectoryView,
     /// Keys among the batch's that a copy was logged under.
     logged_before: HashSet<String>,
+}
+
+/// A group being fetched, or a batch that may join it, as the IMAP half
+/// counts them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct GroupSoFar {
+    batches: usize,
+    copies: usize,
+    bytes: u64,
+}
+
+impl GroupSoFar {
+    fn plus(self, other: GroupSoFar) -> GroupSoFar {
+        GroupSoFar {
+            batches: self.batches + other.batches,
+            copies: self.copies + other.copies,
+            bytes: self.bytes.saturating_add(other.bytes),
+        }
+    }
+}
+
+/// What one group may hold: copies, and bytes by RFC822.SIZE (memory is
+/// bounded by a group as by a batch).
+#[derive(Debug, Clone, Copy)]
+struct GroupLimits {
+    max_copies: usize,
+    max_bytes: u64,
+}
+
+/// Whether the group being fetched takes the next planned batch
+/// (`candidate`), with `remaining` batches left in the plan counting it.
+/// A group always has its first batch. It grows while the database is
+/// still busy with the group before (group commit), and to the size of
+/// the group before: once the database has fallen behind, larger
+/// transactions spend less of the CPU it shares with the IMAP side. Near
+/// the end of the plan it holds at most as many batches as remain after
+/// it, so that the last commit and the last move, which nothing overlaps,
+/// are short. Never past `limits`.
+fn group_takes(
+    so_far: GroupSoFar,
+    candidate: GroupSoFar,
+    remaining: usize,
+    database_busy: bool,
+    previous_group: usize,
+    limits: GroupLimits,
+) -> bool {
+    if so_far.batches == 0 {
+        return true;
+    }
+    let grown = so_far.plus(candidate);
+    (database_busy || so_far.batches < previous_group)
+        && so_far.batches < remaining
+        && grown.copies <= limits.max_copies
+        && grown.bytes <= limits.max_bytes
 }
 
 /// A planned batch's size by RFC822.SIZE, as `plan_batches` counts it.
@@ -1061,4 +1108,151 @@ async fn move_isolating_refusals(
         }
     }
     Ok((moved, refused))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: GroupLimits = GroupLimits {
+        max_copies: 1000,
+        max_bytes: 16 * 1024 * 1024,
+    };
+
+    fn batches(batches: usize, copies: usize, bytes: u64) -> GroupSoFar {
+        GroupSoFar {
+            batches,
+            copies,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn when_a_group_takes_another_batch() {
+        let batch = batches(1, 100, 100_000);
+        // (so far, remaining counting the candidate, database busy,
+        // previous group, takes it, why)
+        let cases = [
+            (
+                batches(0, 0, 0),
+                1,
+                false,
+                1,
+                true,
+                "the first batch always",
+            ),
+            (
+                batches(0, 0, 0),
+                5,
+                false,
+                1,
+                true,
+                "the first batch even when the database is idle",
+            ),
+            (
+                batches(1, 100, 100_000),
+                20,
+                true,
+                1,
+                true,
+                "the database is busy",
+            ),
+            (
+                batches(1, 100, 100_000),
+                20,
+                false,
+                1,
+                false,
+                "idle, as large as the one before",
+            ),
+            (
+                batches(2, 200, 200_000),
+                20,
+                false,
+                4,
+                true,
+                "idle, smaller than the one before",
+            ),
+            (
+                batches(4, 400, 400_000),
+                20,
+                false,
+                4,
+                false,
+                "idle, reached the one before",
+            ),
+            (
+                batches(3, 300, 300_000),
+                3,
+                true,
+                1,
+                false,
+                "as many as remain after it",
+            ),
+            (
+                batches(2, 200, 200_000),
+                3,
+                true,
+                1,
+                true,
+                "fewer than remain after it",
+            ),
+            (
+                batches(10, 1000, 1_000_000),
+                50,
+                true,
+                1,
+                false,
+                "the copies would pass the cap",
+            ),
+            (
+                batches(9, 900, 900_000),
+                50,
+                true,
+                1,
+                true,
+                "the copies reach the cap exactly",
+            ),
+            (
+                batches(2, 200, 16 * 1024 * 1024 - 50_000),
+                50,
+                true,
+                1,
+                false,
+                "the bytes would pass the cap",
+            ),
+        ];
+        for (so_far, remaining, busy, previous, expected, why) in cases {
+            assert_eq!(
+                group_takes(so_far, batch, remaining, busy, previous, LIMITS),
+                expected,
+                "{why}: {so_far:?}, {remaining} remaining, busy {busy}, previous {previous}"
+            );
+        }
+    }
+
+    /// With the database always busy, the groups of a plan: they grow to
+    /// the cap and shrink towards the end of the plan.
+    fn groups_while_busy(plan: usize, copies_per_batch: usize) -> Vec<usize> {
+        let candidate = batches(1, copies_per_batch, 1_000);
+        let (mut next, mut groups) = (0, Vec::new());
+        while next < plan {
+            let mut so_far = GroupSoFar::default();
+            while next < plan && group_takes(so_far, candidate, plan - next, true, 1, LIMITS) {
+                so_far = so_far.plus(candidate);
+                next += 1;
+            }
+            groups.push(so_far.batches);
+        }
+        groups
+    }
+
+    #[test]
+    fn groups_shrink_towards_the_end_of_the_queue() {
+        assert_eq!(groups_while_busy(14, 100), vec![7, 4, 2, 1]);
+        assert_eq!(groups_while_busy(1, 100), vec![1]);
+        // The cap of 1,000 copies holds groups to ten batches of 100
+        // until the end draws near.
+        assert_eq!(groups_while_busy(40, 100), vec![10, 10, 10, 5, 3, 1, 1]);
+    }
 }
